@@ -1,0 +1,155 @@
+//! The raw serde mirror of the checklist TOML. Every table denies unknown keys, so a typo
+//! (`p99_ms` for `p99`) is an error instead of a silently missing threshold. The JSON Schema
+//! published in `schema/checklist.schema.json` is generated from these types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::model::Severity;
+use crate::probe;
+
+/// A whole checklist file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "prodready checklist")]
+pub struct RawChecklist {
+    /// Metadata: name, system, environment, sign-off roles.
+    pub checklist: RawMeta,
+    /// Processes started before the items and stopped after them.
+    #[serde(default)]
+    pub service: Vec<RawService>,
+    /// The checklist items, each backed by one probe.
+    #[serde(default)]
+    pub item: Vec<RawItem>,
+    /// Accepted, justified, expiring exceptions for failing items.
+    #[serde(default)]
+    pub waiver: Vec<RawWaiver>,
+}
+
+/// `[checklist]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeta {
+    /// Name of the checklist; also names the report folder.
+    pub name: String,
+    /// The system under test, e.g. `order-router`.
+    pub system: Option<String>,
+    /// The environment, e.g. `staging`.
+    pub environment: Option<String>,
+    /// Free text shown at the top of the report.
+    pub description: Option<String>,
+    /// Roles that must sign the report off, e.g. `["Technical lead", "Security review"]`.
+    #[serde(default)]
+    pub signoff: Vec<String>,
+    /// Default per-item timeout (humantime). Default `"10m"`.
+    pub timeout: Option<String>,
+}
+
+/// `[[service]]`: a process the run starts before the items and stops after them.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// Name, unique among services.
+    pub name: String,
+    /// argv; a leading `prodready` runs this binary. `${VAR}` is interpolated.
+    pub command: Vec<String>,
+    /// Working directory, relative to the checklist.
+    pub cwd: Option<String>,
+    /// Extra environment variables; values may use `${VAR}`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// How to know it is ready. Without it, the service only has to stay up for 1 s.
+    pub ready: Option<RawReady>,
+    /// Grace between SIGTERM and SIGKILL when stopping. Default `"10s"`.
+    pub stop_timeout: Option<String>,
+}
+
+/// `ready = { http = "http://127.0.0.1:18080/healthz", timeout = "10s" }` or `{ tcp = "127.0.0.1:5432" }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReady {
+    /// Ready when a GET returns 200.
+    pub http: Option<String>,
+    /// Ready when a TCP connect succeeds (`host:port`).
+    pub tcp: Option<String>,
+    /// Give up after this long (humantime). Default `"30s"`.
+    pub timeout: Option<String>,
+}
+
+/// `[[item]]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawItem {
+    /// Unique id: letters, digits, `-`, `_`, `.`.
+    pub id: String,
+    /// Section heading, e.g. `Performance`.
+    pub section: String,
+    /// One line, as on the paper checklist.
+    pub title: String,
+    /// `blocker`, `major`, `minor` or `info`.
+    pub severity: Severity,
+    /// Free-form tags for `--tag`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Longer description.
+    pub description: Option<String>,
+    /// Per-item timeout (humantime), overriding `[checklist] timeout`.
+    pub timeout: Option<String>,
+    /// Extra attempts after a `fail` or `error`. Default 0.
+    pub retries: Option<u32>,
+    /// The probe behind the item.
+    pub probe: RawProbe,
+}
+
+/// `[item.probe]`, tagged by `kind`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RawProbe {
+    /// Run a command.
+    Command(probe::command::RawCommandProbe),
+    /// Request a URL.
+    Http(probe::http::RawHttpProbe),
+    /// Check a file.
+    File(probe::file::RawFileProbe),
+    /// Check environment variables.
+    Env(probe::env::RawEnvProbe),
+    /// Check the host.
+    Host(probe::host::RawHostProbe),
+    /// Order-latency benchmark (not supported yet).
+    Latency(NotYetSupported),
+    /// Memory-leak sampling (not supported yet).
+    Memory(NotYetSupported),
+    /// Soak availability (not supported yet).
+    Uptime(NotYetSupported),
+    /// Test coverage (not supported yet).
+    Coverage(NotYetSupported),
+    /// Security audit (not supported yet).
+    Audit(NotYetSupported),
+    /// Signed human statement (not supported yet).
+    Attestation(NotYetSupported),
+}
+
+/// Placeholder for probe kinds the design names but this version does not run yet.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NotYetSupported {
+    /// Any keys; the kind is rejected at validation.
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
+}
+
+/// `[[waiver]]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWaiver {
+    /// The id of the waived item.
+    pub item: String,
+    /// Why the failure is accepted.
+    pub reason: String,
+    /// Who accepted it (a role or a person).
+    pub approved_by: String,
+    /// Last day the waiver applies (a TOML date, e.g. `2027-01-31`).
+    #[schemars(with = "String")]
+    pub expires: toml::value::Datetime,
+}

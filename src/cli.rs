@@ -1,0 +1,110 @@
+//! The command line (clap derive): `run`, `report`, `schema`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::model::Severity;
+
+/// Production-readiness validation for trading systems: run a TOML checklist of automated
+/// probes and write readiness reports (Markdown, JSON, JUnit).
+#[derive(Debug, Parser)]
+#[command(name = "prodready", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a checklist and write report.json, report.md and junit.xml. Exit 0 ready, 1 not ready,
+    /// 2 invalid checklist or arguments, 3 internal error.
+    Run(RunArgs),
+    /// Re-render a saved report.json as Markdown or JUnit XML.
+    Report(ReportArgs),
+    /// Print the JSON Schema of the checklist format or of report.json.
+    Schema(SchemaArgs),
+    /// Check a checklist without running it (exit 0 valid, 2 invalid).
+    Check(CheckArgs),
+}
+
+/// `prodready run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The checklist TOML file.
+    pub checklist: PathBuf,
+    /// Report folder. Default: reports/<checklist name>/<UTC timestamp>/.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Items to run at once.
+    #[arg(long, short, default_value_t = 4)]
+    pub jobs: usize,
+    /// Per-item timeout for every item, overriding the checklist (humantime, e.g. "2m").
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Run only this item (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub only: Vec<String>,
+    /// Run only items of this section (repeatable, case-insensitive).
+    #[arg(long, value_name = "SECTION")]
+    pub section: Vec<String>,
+    /// Run only items with this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Lowest severity whose fail/error/pending makes the run not ready.
+    #[arg(long, value_enum, default_value_t = Severity::Major)]
+    pub fail_on: Severity,
+    /// Do not append the summary to $GITHUB_STEP_SUMMARY even when it is set.
+    #[arg(long)]
+    pub no_step_summary: bool,
+}
+
+/// Output formats of `prodready report`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// Markdown (report.md).
+    Md,
+    /// JUnit XML.
+    Junit,
+    /// Pretty JSON, re-serialized (checks that it parses).
+    Json,
+}
+
+/// `prodready report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A report.json written by `prodready run`.
+    pub report: PathBuf,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Md)]
+    pub format: Format,
+    /// Write here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Which schema to print.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    /// The checklist TOML format.
+    Checklist,
+    /// report.json.
+    Report,
+}
+
+/// `prodready schema`.
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// Which schema.
+    #[arg(value_enum)]
+    pub kind: SchemaKind,
+}
+
+/// `prodready check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The checklist TOML file.
+    pub checklist: PathBuf,
+}

@@ -1,0 +1,228 @@
+//! The `file` probe: a document or config file exists, is large enough, has the Markdown
+//! headings a runbook needs (CommonMark headings, parsed with pulldown-cmark), and is not more
+//! permissive than allowed (`.env` at `0600`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{FieldError, ProbeContext, Validator};
+use crate::model::{Check, ProbeOutput};
+use crate::units::format_bytes;
+
+/// `kind = "file"`: check a file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileProbe {
+    /// Path, relative to the checklist's folder.
+    pub path: String,
+    /// Whether the file must exist (default true). `false` asserts it is absent.
+    pub exists: Option<bool>,
+    /// Minimum size with a unit, e.g. `"1KiB"`.
+    pub min_size: Option<String>,
+    /// Markdown headings that must be present (any level, case-insensitive, exact text).
+    #[serde(default)]
+    pub headings: Vec<String>,
+    /// The most permissive mode allowed, as an octal string, e.g. `"0600"`.
+    pub max_mode: Option<String>,
+}
+
+/// A validated `file` probe.
+#[derive(Debug, Clone)]
+pub struct FileProbe {
+    path: PathBuf,
+    exists: bool,
+    min_size: Option<u64>,
+    headings: Vec<String>,
+    max_mode: Option<u32>,
+}
+
+impl RawFileProbe {
+    /// Validate.
+    ///
+    /// # Errors
+    /// A [`FieldError`] naming the key.
+    pub fn validate(self, v: &mut Validator) -> Result<FileProbe, FieldError> {
+        let path = v.interpolate("path", &self.path)?.value;
+        let exists = self.exists.unwrap_or(true);
+        if !exists
+            && (self.min_size.is_some() || !self.headings.is_empty() || self.max_mode.is_some())
+        {
+            return Err(FieldError::new(
+                "exists",
+                "exists = false cannot be combined with min_size, headings or max_mode",
+            ));
+        }
+        let max_mode = match &self.max_mode {
+            None => None,
+            Some(m) => Some(
+                u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            "max_mode",
+                            format!(
+                                "invalid mode \"{m}\": expected an octal string such as \"0600\""
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        Ok(FileProbe {
+            path: PathBuf::from(path),
+            exists,
+            min_size: self
+                .min_size
+                .as_deref()
+                .map(|s| v.bytes("min_size", s))
+                .transpose()?,
+            headings: self.headings,
+            max_mode,
+        })
+    }
+}
+
+/// The text of every heading in a Markdown document.
+pub fn markdown_headings(text: &str) -> Vec<String> {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for ev in Parser::new(text) {
+        match ev {
+            Event::Start(Tag::Heading { .. }) => current = Some(String::new()),
+            Event::End(TagEnd::Heading(_)) => {
+                if let Some(h) = current.take() {
+                    out.push(h.trim().to_string());
+                }
+            }
+            Event::Text(t) | Event::Code(t) => {
+                if let Some(h) = current.as_mut() {
+                    h.push_str(&t);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl FileProbe {
+    /// Check the file.
+    pub fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
+        let path = ctx.resolve(&self.path);
+        let shown = self.path.display().to_string();
+        let mut o = ProbeOutput::default();
+        let meta = std::fs::metadata(&path);
+        if !self.exists {
+            let absent = meta.is_err();
+            o.checks.push(Check::new(
+                "exists",
+                "no",
+                if absent { "no" } else { "yes" },
+                absent,
+            ));
+            o.summary = if absent {
+                format!("{shown} is absent")
+            } else {
+                format!("{shown} exists")
+            };
+            return o;
+        }
+        let meta = match meta {
+            Ok(m) => m,
+            Err(e) => {
+                o.checks
+                    .push(Check::new("exists", "yes", format!("no ({e})"), false));
+                o.summary = format!("{shown} is missing");
+                return o;
+            }
+        };
+        o.checks.push(Check::new("exists", "yes", "yes", true));
+        o.measure("size_bytes", meta.len());
+        if let Some(min) = self.min_size {
+            o.checks.push(Check::new(
+                "size",
+                format!("≥ {}", format_bytes(min)),
+                format_bytes(meta.len()),
+                meta.len() >= min,
+            ));
+        }
+        if let Some(max) = self.max_mode {
+            let mode = meta.permissions().mode() & 0o7777;
+            o.measure("mode", format!("{mode:04o}"));
+            o.checks.push(Check::new(
+                "mode",
+                format!("no more than {max:04o}"),
+                format!("{mode:04o}"),
+                mode & !max == 0,
+            ));
+        }
+        if !self.headings.is_empty() {
+            match std::fs::read_to_string(&path) {
+                Err(e) => {
+                    o.forced = Some(crate::model::Status::Error);
+                    o.summary = format!("{shown}: cannot read as text: {e}");
+                    return o;
+                }
+                Ok(text) => {
+                    let found: Vec<String> = markdown_headings(&text)
+                        .into_iter()
+                        .map(|h| h.to_lowercase())
+                        .collect();
+                    let missing: Vec<&String> = self
+                        .headings
+                        .iter()
+                        .filter(|h| !found.contains(&h.trim().to_lowercase()))
+                        .collect();
+                    o.checks.push(Check::new(
+                        "headings",
+                        format!("has {}", self.headings.join(", ")),
+                        if missing.is_empty() {
+                            format!("all {} present", self.headings.len())
+                        } else {
+                            format!(
+                                "missing {}",
+                                missing
+                                    .iter()
+                                    .map(|s| s.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        },
+                        missing.is_empty(),
+                    ));
+                }
+            }
+        }
+        let failed: Vec<&str> = o
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect();
+        o.summary = if failed.is_empty() {
+            format!("{shown} ({})", format_bytes(meta.len()))
+        } else {
+            format!("{shown}: failed {}", failed.join(", "))
+        };
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown_headings;
+
+    #[test]
+    fn headings_ignore_code_blocks() {
+        let md =
+            "# Runbook\n\n```\n# not a heading\n```\n\n## Rollback procedure\nSetext\n------\n";
+        assert_eq!(
+            markdown_headings(md),
+            vec!["Runbook", "Rollback procedure", "Setext"]
+        );
+    }
+}

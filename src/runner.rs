@@ -1,0 +1,335 @@
+//! The runner: starts services, runs the selected items with bounded concurrency, per-item
+//! timeouts and retries, applies waivers, decides the verdict and assembles the [`Report`].
+//!
+//! It emits [`RunEvent`]s instead of printing (style rule 7); the terminal UI is one listener.
+//! Cancellation (ctrl-c / SIGTERM) cancels one token: running probes stop, services are
+//! stopped, and a partial report marked `interrupted` is still produced.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::checklist::{Checklist, Item};
+use crate::model::{Outcome, Severity, Status};
+use crate::probe::ProbeContext;
+use crate::report::{self, ItemReport, Report, RunMeta, WaiverReport, WaiverState};
+
+/// What the runner tells its listeners.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// The run starts with this many selected items.
+    Started {
+        /// Items that will run.
+        selected: usize,
+    },
+    /// A service is starting.
+    ServiceStarting {
+        /// Its name.
+        name: String,
+    },
+    /// A service finished starting.
+    ServiceStarted {
+        /// Its name.
+        name: String,
+        /// Whether it became ready.
+        ready: bool,
+        /// Message (why not, or "ready").
+        message: String,
+    },
+    /// An item started.
+    ItemStarted {
+        /// Id.
+        id: String,
+        /// Title.
+        title: String,
+        /// Its timeout.
+        timeout: Duration,
+    },
+    /// An item finished.
+    ItemFinished {
+        /// Id.
+        id: String,
+        /// Final outcome (after waivers).
+        outcome: Box<Outcome>,
+    },
+    /// The run was interrupted.
+    Interrupted,
+    /// Services are being stopped.
+    Stopping,
+}
+
+/// Receives [`RunEvent`]s.
+pub trait EventSink: Send + Sync {
+    /// Handle one event.
+    fn event(&self, e: &RunEvent);
+}
+
+/// A sink that ignores everything.
+#[derive(Debug, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn event(&self, _e: &RunEvent) {}
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Items run at once.
+    pub jobs: usize,
+    /// Overrides every item's timeout when set.
+    pub timeout: Option<Duration>,
+    /// Only these item ids.
+    pub only: Vec<String>,
+    /// Only these sections (case-insensitive).
+    pub sections: Vec<String>,
+    /// Only items with one of these tags.
+    pub tags: Vec<String>,
+    /// Lowest severity whose failures block.
+    pub fail_on: Severity,
+    /// Where the report and evidence are written.
+    pub report_dir: PathBuf,
+    /// The checklist path as given on the command line.
+    pub checklist_arg: String,
+    /// Today's date for waiver expiry (UTC).
+    pub today: jiff::civil::Date,
+}
+
+impl RunOptions {
+    fn selects(&self, item: &Item) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|o| o == &item.id))
+            && (self.sections.is_empty()
+                || self
+                    .sections
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&item.section)))
+            && (self.tags.is_empty() || self.tags.iter().any(|t| item.tags.contains(t)))
+    }
+
+    fn filters(&self) -> Vec<String> {
+        let mut f = Vec::new();
+        f.extend(self.only.iter().map(|o| format!("--only {o}")));
+        f.extend(self.sections.iter().map(|s| format!("--section {s}")));
+        f.extend(self.tags.iter().map(|t| format!("--tag {t}")));
+        f
+    }
+}
+
+/// Run the checklist and build the report. Never fails: problems become outcomes.
+pub async fn run(
+    checklist: &Checklist,
+    opts: &RunOptions,
+    events: &dyn EventSink,
+    cancel: CancellationToken,
+) -> Report {
+    let started_at = jiff::Timestamp::now();
+    let clock = Instant::now();
+    let selected: Vec<&Item> = checklist.items.iter().filter(|i| opts.selects(i)).collect();
+    events.event(&RunEvent::Started {
+        selected: selected.len(),
+    });
+
+    // Services.
+    let mut running = Vec::new();
+    let mut service_failed = None;
+    for svc in &checklist.services {
+        events.event(&RunEvent::ServiceStarting {
+            name: svc.name.clone(),
+        });
+        let r = crate::service::start(svc, &checklist.dir, &checklist.redactor, &cancel).await;
+        events.event(&RunEvent::ServiceStarted {
+            name: svc.name.clone(),
+            ready: r.report.ready,
+            message: r.report.message.clone(),
+        });
+        let ok = r.report.ready;
+        running.push(r);
+        if !ok {
+            service_failed = Some(svc.name.clone());
+            break;
+        }
+    }
+    let pids: BTreeMap<String, u32> = running
+        .iter()
+        .filter_map(|r| r.pid().map(|p| (r.report.name.clone(), p)))
+        .collect();
+
+    // Items.
+    let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
+    if let Some(name) = &service_failed {
+        for it in &selected {
+            outcomes.insert(
+                it.id.clone(),
+                Outcome::not_run(
+                    Status::Error,
+                    format!("not run: service \"{name}\" did not become ready"),
+                ),
+            );
+        }
+    } else {
+        let base = ProbeContext {
+            item_id: String::new(),
+            checklist_dir: checklist.dir.clone(),
+            report_dir: opts.report_dir.clone(),
+            redactor: Arc::new(checklist.redactor.clone()),
+            cancel: cancel.clone(),
+            services: Arc::new(pids),
+        };
+        let results: Vec<(String, Outcome)> = futures::stream::iter(selected.iter().map(|item| {
+            let ctx = ProbeContext {
+                item_id: item.id.clone(),
+                ..base.clone()
+            };
+            let timeout = opts.timeout.unwrap_or(item.timeout);
+            let cancel = cancel.clone();
+            async move {
+                if cancel.is_cancelled() {
+                    return (
+                        item.id.clone(),
+                        Outcome::not_run(Status::Skipped, "not run: the run was interrupted"),
+                    );
+                }
+                events.event(&RunEvent::ItemStarted {
+                    id: item.id.clone(),
+                    title: item.title.clone(),
+                    timeout,
+                });
+                let outcome = run_item(item, &ctx, timeout).await;
+                events.event(&RunEvent::ItemFinished {
+                    id: item.id.clone(),
+                    outcome: Box::new(outcome.clone()),
+                });
+                (item.id.clone(), outcome)
+            }
+        }))
+        .buffered(opts.jobs.max(1))
+        .collect()
+        .await;
+        outcomes.extend(results);
+    }
+    let interrupted = cancel.is_cancelled();
+    if interrupted {
+        events.event(&RunEvent::Interrupted);
+    }
+
+    events.event(&RunEvent::Stopping);
+    let mut services = Vec::new();
+    for r in running {
+        services.push(crate::service::stop(r, &checklist.redactor).await);
+    }
+
+    // Waivers, then the item reports in file order.
+    let mut waivers = Vec::new();
+    let mut items = Vec::new();
+    for it in &checklist.items {
+        let mut outcome = outcomes
+            .remove(&it.id)
+            .unwrap_or_else(|| Outcome::not_run(Status::Skipped, "not selected by the filters"));
+        let probe_status = outcome.status;
+        for w in checklist.waivers.iter().filter(|w| w.item == it.id) {
+            let state = if !w.applies_on(opts.today) {
+                WaiverState::Expired
+            } else if matches!(probe_status, Status::Fail | Status::Error) {
+                outcome.status = Status::Waived;
+                WaiverState::Applied
+            } else if probe_status == Status::Skipped {
+                WaiverState::NotRun
+            } else {
+                WaiverState::NotNeeded
+            };
+            waivers.push(WaiverReport {
+                item: w.item.clone(),
+                reason: w.reason.clone(),
+                approved_by: w.approved_by.clone(),
+                expires: w.expires.to_string(),
+                state,
+            });
+        }
+        items.push(ItemReport {
+            id: it.id.clone(),
+            section: it.section.clone(),
+            title: it.title.clone(),
+            severity: it.severity,
+            tags: it.tags.clone(),
+            kind: it.probe.kind().to_string(),
+            description: it.description.clone(),
+            probe_status,
+            outcome,
+        });
+    }
+
+    let (verdict, reasons) = report::verdict(&items, &services, interrupted, opts.fail_on);
+    let finished_at = jiff::Timestamp::now();
+    Report {
+        schema_version: report::SCHEMA_VERSION,
+        run: RunMeta {
+            checklist: report::ChecklistInfo {
+                name: checklist.meta.name.clone(),
+                path: opts.checklist_arg.clone(),
+                sha256: checklist.sha256.clone(),
+                system: checklist.meta.system.clone(),
+                environment: checklist.meta.environment.clone(),
+                description: checklist.meta.description.clone(),
+            },
+            git: crate::facts::git_info(&checklist.dir),
+            host: crate::facts::host_facts(),
+            prodready_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: started_at
+                .round(jiff::Unit::Millisecond)
+                .unwrap_or(started_at)
+                .to_string(),
+            finished_at: finished_at
+                .round(jiff::Unit::Millisecond)
+                .unwrap_or(finished_at)
+                .to_string(),
+            duration_ms: clock.elapsed().as_millis() as u64,
+            interrupted,
+            fail_on: opts.fail_on,
+            filters: opts.filters(),
+        },
+        verdict,
+        counts: report::count(&items),
+        reasons,
+        items,
+        services,
+        waivers,
+        signoff: report::Signoff {
+            required_roles: checklist.meta.signoff.clone(),
+            signatures: Vec::new(),
+        },
+    }
+}
+
+/// Run one item: attempts up to `1 + retries`, each bounded by `timeout`.
+async fn run_item(item: &Item, ctx: &ProbeContext, timeout: Duration) -> Outcome {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let started = Instant::now();
+        let out = tokio::select! {
+            r = tokio::time::timeout(timeout, item.probe.run(ctx)) => match r {
+                Ok(out) => out,
+                Err(_) => crate::model::ProbeOutput::error(format!(
+                    "timed out after {} (item timeout)",
+                    crate::units::format_duration(timeout)
+                )),
+            },
+            _ = ctx.cancel.cancelled() => crate::model::ProbeOutput::error("interrupted before the probe finished"),
+        };
+        let outcome = Outcome::from_probe(out, attempts, started.elapsed().as_millis() as u64);
+        let retry = matches!(outcome.status, Status::Fail | Status::Error)
+            && attempts <= item.retries
+            && !ctx.cancel.is_cancelled();
+        if !retry {
+            return outcome;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = ctx.cancel.cancelled() => return outcome,
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `[[service]]` supervision: start the processes a checklist needs (the system under test in
+//! CI, the paper broker), wait until they are ready, keep their output tail as evidence, and
+//! stop them afterwards with SIGTERM, then SIGKILL after the grace period.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::process::Child;
+use tokio_util::sync::CancellationToken;
+
+use crate::checklist::{Ready, Service};
+use crate::process::{GroupGuard, Tail, group_command, last_lines, terminate_group};
+use crate::report::ServiceReport;
+use crate::units::Redactor;
+
+/// Output bytes kept per service.
+const TAIL_BYTES: usize = 64 * 1024;
+
+/// A started service.
+#[derive(Debug)]
+pub struct Running {
+    /// Its report entry, completed at stop.
+    pub report: ServiceReport,
+    child: Option<Child>,
+    pgid: Option<u32>,
+    guard: GroupGuard,
+    tail: Tail,
+    stop_timeout: Duration,
+}
+
+impl Running {
+    /// The process id of the service's main process.
+    pub fn pid(&self) -> Option<u32> {
+        self.pgid
+    }
+}
+
+/// Start a service and wait for it to be ready. The returned value always carries a report;
+/// `report.ready` says whether it came up.
+pub async fn start(
+    svc: &Service,
+    dir: &Path,
+    redactor: &Redactor,
+    cancel: &CancellationToken,
+) -> Running {
+    let argv: Vec<String> = svc.argv.iter().map(|a| a.value.clone()).collect();
+    let shown = svc
+        .argv
+        .iter()
+        .map(|a| a.display.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = group_command(&argv);
+    // Services log on stderr and stdout alike; keep both in one tail.
+    let cwd = svc
+        .cwd
+        .as_ref()
+        .map(|c| dir.join(c))
+        .unwrap_or_else(|| dir.to_path_buf());
+    cmd.current_dir(&cwd);
+    for (k, v) in &svc.env {
+        cmd.env(k, &v.value);
+    }
+    let mut report = ServiceReport {
+        name: svc.name.clone(),
+        command: shown.clone(),
+        ready: false,
+        ready_ms: None,
+        message: String::new(),
+        exit: None,
+        log_tail: String::new(),
+    };
+    let tail = Tail::new(TAIL_BYTES);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            report.message = format!("could not start `{shown}`: {e}");
+            return Running {
+                report,
+                child: None,
+                pgid: None,
+                guard: GroupGuard::new(None),
+                tail,
+                stop_timeout: svc.stop_timeout,
+            };
+        }
+    };
+    let pgid = child.id();
+    if let Some(s) = child.stdout.take() {
+        tail.collect_from(s);
+    }
+    if let Some(s) = child.stderr.take() {
+        tail.collect_from(s);
+    }
+    let started = Instant::now();
+    let outcome = wait_ready(&svc.ready, &mut child, cancel).await;
+    match outcome {
+        Ok(()) => {
+            report.ready = true;
+            report.ready_ms = Some(started.elapsed().as_millis() as u64);
+            report.message = "ready".into();
+        }
+        Err(why) => report.message = redactor.redact(&why),
+    }
+    Running {
+        report,
+        child: Some(child),
+        pgid,
+        guard: GroupGuard::new(pgid),
+        tail,
+        stop_timeout: svc.stop_timeout,
+    }
+}
+
+async fn wait_ready(
+    ready: &Ready,
+    child: &mut Child,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    let deadline = match ready {
+        Ready::Http { timeout, .. } | Ready::Tcp { timeout, .. } => *timeout,
+        Ready::Alive(d) => *d,
+    };
+    let start = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut last = String::from("no attempt yet");
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(format!("exited before it was ready ({st})"));
+        }
+        if cancel.is_cancelled() {
+            return Err("interrupted while waiting for readiness".into());
+        }
+        match ready {
+            Ready::Alive(d) => {
+                if start.elapsed() >= *d {
+                    return Ok(());
+                }
+            }
+            Ready::Http { url, .. } => match client.get(&url.value).send().await {
+                Ok(r) if r.status().as_u16() == 200 => return Ok(()),
+                Ok(r) => last = format!("GET {} returned {}", url.display, r.status()),
+                Err(e) => last = format!("GET {} failed: {}", url.display, root_cause(&e)),
+            },
+            Ready::Tcp { addr, .. } => match tokio::net::TcpStream::connect(addr.as_str()).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = format!("connect {addr} failed: {e}"),
+            },
+        }
+        if start.elapsed() >= deadline {
+            return Err(format!(
+                "not ready after {}; last attempt: {last}",
+                crate::units::format_duration(deadline)
+            ));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = cancel.cancelled() => {}
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s = format!("{s}: {x}");
+        src = x.source();
+    }
+    s
+}
+
+/// Stop a service (SIGTERM to its process group, SIGKILL after the grace period) and finish its
+/// report with the exit status and output tail.
+pub async fn stop(mut run: Running, redactor: &Redactor) -> ServiceReport {
+    if let (Some(child), Some(pgid)) = (run.child.as_mut(), run.pgid) {
+        let already = child.try_wait().ok().flatten();
+        let (status, killed) = match already {
+            Some(st) => {
+                crate::process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                if run.report.ready {
+                    run.report.message = format!("exited during the run ({st})");
+                    run.report.ready = false;
+                }
+                (Some(st), false)
+            }
+            None => terminate_group(child, pgid, run.stop_timeout).await,
+        };
+        run.guard.disarm();
+        use std::os::unix::process::ExitStatusExt;
+        run.report.exit = status.map(|s| match s.code() {
+            Some(c) => format!("exit {c}"),
+            None => format!("signal {}", s.signal().unwrap_or(0)),
+        });
+        if killed {
+            run.report.exit = Some(format!(
+                "{} (SIGKILL after {} grace)",
+                run.report.exit.clone().unwrap_or_default(),
+                crate::units::format_duration(run.stop_timeout)
+            ));
+        }
+    }
+    // Let the readers drain what the process wrote last.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (text, _) = run.tail.text();
+    run.report.log_tail = redactor.redact(&last_lines(&text, 60));
+    run.report
+}

@@ -1,0 +1,276 @@
+//! Units and values from the checklist: durations, byte sizes, `${VAR}` interpolation and the
+//! redactor that keeps interpolated secrets out of every report and log.
+//!
+//! Parsing here returns plain `String` messages; the checklist loader attaches the file, line,
+//! column and key path (see [`crate::checklist`]).
+
+use std::time::Duration;
+
+/// Parse a humantime duration such as `"250ms"`, `"30s"`, `"5m"` or `"30d"`.
+///
+/// A bare number is rejected: a unit must always be written, so `timeout = "10"` cannot be read
+/// as ten milliseconds by one person and ten seconds by another.
+///
+/// # Errors
+/// A message naming the text and the expected form.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!(
+            "invalid duration \"{text}\": a unit is required (expected e.g. \"250ms\", \"30s\", \"5m\", \"30d\")"
+        ));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!(
+            "invalid duration \"{text}\": {e} (expected e.g. \"250ms\", \"30s\", \"5m\", \"30d\")"
+        )
+    })
+}
+
+/// Format a duration for people: `7.3 ms`, `1.20 s`, `412 µs`, `2h 5m`.
+pub fn format_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else if ns < 120_000_000_000 {
+        format!("{:.2} s", ns as f64 / 1e9)
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}
+
+/// Parse a byte size with an explicit unit: `"512MiB"`, `"2 GiB"`, `"100kB"`, `"4096B"`.
+///
+/// IEC units (KiB, MiB, GiB, TiB) are powers of 1024; SI units (kB, MB, GB, TB) powers of 1000.
+///
+/// # Errors
+/// A message naming the text and the expected form.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let expected = "expected a size with a unit, e.g. \"512MiB\", \"2GiB\", \"100kB\"";
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size \"{text}\": {expected}"))?;
+    let mult: f64 = match unit.trim() {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0f64.powi(4),
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "" => {
+            return Err(format!(
+                "invalid size \"{text}\": a unit is required; {expected}"
+            ));
+        }
+        other => {
+            return Err(format!(
+                "invalid size \"{text}\": unknown unit \"{other}\"; {expected}"
+            ));
+        }
+    };
+    Ok((value * mult).round() as u64)
+}
+
+/// Format bytes with IEC units: `512.0 MiB`.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// Check that a percentage lies in 0–100.
+///
+/// # Errors
+/// A message when it does not.
+pub fn check_percent(value: f64) -> Result<f64, String> {
+    if (0.0..=100.0).contains(&value) && value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!(
+            "invalid percentage {value}: expected a number from 0 to 100"
+        ))
+    }
+}
+
+/// A string from the checklist after `${VAR}` interpolation.
+///
+/// `value` is what probes use; `display` is the text as written (with `${VAR}` left in), which
+/// is what reports show. `$${` writes a literal `${`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpolated {
+    /// The resolved text, for use.
+    pub value: String,
+    /// The text as written, safe to show.
+    pub display: String,
+}
+
+impl Interpolated {
+    /// A literal without variables.
+    pub fn literal(s: impl Into<String>) -> Self {
+        let s = s.into();
+        Interpolated {
+            value: s.clone(),
+            display: s,
+        }
+    }
+}
+
+/// Collects the values of interpolated variables and scrubs them from any text shown to people.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<(String, String)>,
+}
+
+impl Redactor {
+    /// Resolve `${VAR}` references in `text` from the process environment, remembering each
+    /// value as a secret.
+    ///
+    /// # Errors
+    /// A message naming the first variable that is unset, or a malformed reference.
+    pub fn interpolate(&mut self, text: &str) -> Result<Interpolated, String> {
+        self.interpolate_with(text, |name| std::env::var(name).ok())
+    }
+
+    /// [`Redactor::interpolate`] with an explicit lookup (for tests and `soak` reloads).
+    ///
+    /// # Errors
+    /// As [`Redactor::interpolate`].
+    pub fn interpolate_with(
+        &mut self,
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Interpolated, String> {
+        let mut value = String::with_capacity(text.len());
+        let mut display = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(pos) = rest.find('$') {
+            value.push_str(&rest[..pos]);
+            display.push_str(&rest[..pos]);
+            let after = &rest[pos..];
+            if let Some(stripped) = after.strip_prefix("$${") {
+                value.push_str("${");
+                display.push_str("$${");
+                rest = stripped;
+            } else if let Some(stripped) = after.strip_prefix("${") {
+                let end = stripped.find('}').ok_or_else(|| {
+                    format!("unterminated variable reference in \"{text}\": expected ${{NAME}}")
+                })?;
+                let name = &stripped[..end];
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!(
+                        "invalid variable name \"{name}\" in \"{text}\": expected letters, digits and _"
+                    ));
+                }
+                let resolved = lookup(name).ok_or_else(|| {
+                    format!("environment variable {name} is not set (referenced as ${{{name}}})")
+                })?;
+                if !resolved.is_empty() {
+                    self.add_secret(name, &resolved);
+                }
+                value.push_str(&resolved);
+                display.push_str("${");
+                display.push_str(name);
+                display.push('}');
+                rest = &stripped[end + 1..];
+            } else {
+                value.push('$');
+                display.push('$');
+                rest = &after[1..];
+            }
+        }
+        value.push_str(rest);
+        display.push_str(rest);
+        Ok(Interpolated { value, display })
+    }
+
+    /// Remember `value` (of variable `name`) as a secret to scrub.
+    pub fn add_secret(&mut self, name: &str, value: &str) {
+        if !self.secrets.iter().any(|(_, v)| v == value) {
+            self.secrets.push((name.to_string(), value.to_string()));
+            // Longest first, so a secret that contains another is scrubbed whole.
+            self.secrets
+                .sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        }
+    }
+
+    /// Replace every known secret value in `text` with `${NAME}`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (name, value) in &self.secrets {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), &format!("${{{name}}}"));
+            }
+        }
+        out
+    }
+
+    /// True when no secrets were collected.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert!(
+            parse_duration("10")
+                .unwrap_err()
+                .contains("unit is required")
+        );
+        assert!(parse_duration("10 parsecs").is_err());
+    }
+
+    #[test]
+    fn sizes_take_iec_and_si_units() {
+        assert_eq!(parse_bytes("512MiB").unwrap(), 512 * 1024 * 1024);
+        assert_eq!(parse_bytes("2 GiB").unwrap(), 2 * 1024 * 1024 * 1024);
+        assert_eq!(parse_bytes("100kB").unwrap(), 100_000);
+        assert!(parse_bytes("512").unwrap_err().contains("unit is required"));
+        assert!(parse_bytes("5 furlongs").is_err());
+    }
+
+    #[test]
+    fn interpolation_resolves_and_redacts() {
+        let mut r = Redactor::default();
+        let got = r
+            .interpolate_with("Bearer ${KEY} $${LIT} $5", |n| {
+                (n == "KEY").then(|| "s3cr3t-token".to_string())
+            })
+            .unwrap();
+        assert_eq!(got.value, "Bearer s3cr3t-token ${LIT} $5");
+        assert_eq!(got.display, "Bearer ${KEY} $${LIT} $5");
+        assert_eq!(r.redact("echo s3cr3t-token!"), "echo ${KEY}!");
+        let err = r.interpolate_with("${MISSING}", |_| None).unwrap_err();
+        assert!(err.contains("MISSING is not set"), "{err}");
+    }
+}
