@@ -1,0 +1,73 @@
+//! Helpers shared by the integration tests: run the real binary in a temp folder.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_prodready"))
+}
+
+/// The common head of a test checklist.
+pub const HEAD: &str =
+    "[checklist]\nname = \"test run\"\nsystem = \"unit\"\nenvironment = \"test\"\n\n";
+
+/// Write `text` to `dir/name` and return the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A `[[item]]` with an inline probe table.
+pub fn item(id: &str, severity: &str, probe: &str) -> String {
+    format!(
+        "[[item]]\nid = \"{id}\"\nsection = \"Tests\"\ntitle = \"Item {id}\"\nseverity = \"{severity}\"\nprobe = {probe}\n\n"
+    )
+}
+
+/// Run `prodready ARGS` in `cwd` with CI set (no progress bars) and extra env.
+pub fn run_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(bin());
+    c.args(args)
+        .current_dir(cwd)
+        .env("CI", "true")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run prodready")
+}
+
+/// Exit code, stdout and stderr as text, for assertion messages.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Parse `dir/report.json`.
+pub fn report_json(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
+    serde_json::from_str(&text).expect("report.json parses")
+}
+
+/// The outcome status of item `id` in a parsed report.
+pub fn status_of(report: &serde_json::Value, id: &str) -> String {
+    report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("item {id} in report"))["outcome"]["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
