@@ -35,7 +35,7 @@ pub enum Command {
 pub struct RunArgs {
     /// The checklist TOML file.
     pub checklist: PathBuf,
-    /// Report folder. Default: reports/<checklist name>/<UTC timestamp>/.
+    /// Report folder. Default: `reports/<checklist name>/<UTC timestamp>/`.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Items to run at once.

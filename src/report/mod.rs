@@ -1,4 +1,4 @@
-//! The report model (design §7): one [`Report`] feeds every renderer — JSON ([`json`]),
+//! The report model (design §7): one [`Report`] feeds every renderer — JSON ([`Report::to_json`]),
 //! Markdown ([`markdown`]) and JUnit XML ([`junit`]). Renderers never re-measure and hold no
 //! pass/fail logic; the verdict is computed here, in [`verdict`], and nowhere else.
 
