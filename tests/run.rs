@@ -109,6 +109,14 @@ fn malformed_checklist_exits_2_with_file_line_column() {
 }
 
 #[test]
+fn missing_checklist_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["run", "nowhere.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere.toml: no such checklist file"));
+}
+
+#[test]
 fn misspelled_threshold_key_is_rejected_not_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(

@@ -320,7 +320,12 @@ fn humanize_serde(message: &str) -> (String, Option<String>) {
 /// [`Error::Io`] when unreadable; [`Error::Checklist`] (exit 2) naming file:line:col, the key
 /// path and what was expected for any malformed, unknown, duplicate or unresolvable value.
 pub fn load(path: &Path) -> Result<Checklist> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Usage(format!("{}: no such checklist file", path.display()))
+        }
+        _ => Error::io("reading", path, e),
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| Error::Checklist {
         location: Location {
             file: path.to_path_buf(),
