@@ -370,7 +370,11 @@ async fn worker(id: u64, ctl: Arc<Ctl>, mut conn: Option<Conn>) {
     // Independent streams: SplitMix64 states that differ by a multiple of its increment would
     // replay each other, so each connection starts from a mixed (effectively random) state.
     let mut rng = Rng::new(
-        Rng::new(plan.seed.wrapping_add(id.wrapping_mul(0xd1b5_4a32_d192_ed03))).next_u64(),
+        Rng::new(
+            plan.seed
+                .wrapping_add(id.wrapping_mul(0xd1b5_4a32_d192_ed03)),
+        )
+        .next_u64(),
     );
     let mut path = String::new();
     let mut body = String::new();
