@@ -1,4 +1,4 @@
-//! The command line (clap derive): `run`, `report`, `schema`.
+//! The command line (clap derive): `run`, `report`, `schema`, `check`, `paper-broker`.
 
 use std::path::PathBuf;
 
@@ -28,6 +28,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Check a checklist without running it (exit 0 valid, 2 invalid).
     Check(CheckArgs),
+    /// Run the built-in paper-trading venue (HTTP/JSON) until SIGTERM.
+    PaperBroker(crate::paper_broker::PaperBrokerArgs),
 }
 
 /// `prodready run`.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod error;
 pub mod facts;
 pub mod model;
+pub mod paper_broker;
 pub mod probe;
 pub mod process;
 pub mod report;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             );
             Ok(Exit::Ready)
         }
+        Command::PaperBroker(args) => paper_broker::run(args),
         Command::Check(args) => {
             let c = checklist::load(&args.checklist)?;
             println!(

@@ -559,9 +559,9 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             RawProbe::File(p) => Probe::File(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Env(p) => Probe::Env(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Host(p) => Probe::Host(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Latency(p) => Probe::Latency((*p).validate(&mut v).map_err(probe_at)?),
             other => {
                 let kind = match other {
-                    RawProbe::Latency(_) => "latency",
                     RawProbe::Memory(_) => "memory",
                     RawProbe::Uptime(_) => "uptime",
                     RawProbe::Coverage(_) => "coverage",

@@ -117,8 +117,8 @@ pub enum RawProbe {
     Env(probe::env::RawEnvProbe),
     /// Check the host.
     Host(probe::host::RawHostProbe),
-    /// Order-latency benchmark (not supported yet).
-    Latency(NotYetSupported),
+    /// Order round-trip latency under an open-model load.
+    Latency(Box<probe::latency::RawLatencyProbe>),
     /// Memory-leak sampling (not supported yet).
     Memory(NotYetSupported),
     /// Soak availability (not supported yet).

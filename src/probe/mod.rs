@@ -10,6 +10,7 @@ pub mod env;
 pub mod file;
 pub mod host;
 pub mod http;
+pub mod latency;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub enum Probe {
     Env(env::EnvProbe),
     /// Check the host's CPU count, memory and free disk.
     Host(host::HostProbe),
+    /// Order round-trip latency under an open-model load.
+    Latency(latency::LatencyProbe),
 }
 
 impl Probe {
@@ -45,6 +48,7 @@ impl Probe {
             Probe::File(_) => "file",
             Probe::Env(_) => "env",
             Probe::Host(_) => "host",
+            Probe::Latency(_) => "latency",
         }
     }
 
@@ -56,6 +60,7 @@ impl Probe {
             Probe::File(p) => p.run(ctx),
             Probe::Env(p) => p.run(ctx),
             Probe::Host(p) => p.run(ctx),
+            Probe::Latency(p) => p.run(ctx).await,
         }
     }
 }

@@ -1,0 +1,438 @@
+//! `prodready paper-broker`: the built-in paper-trading venue (design §1).
+//!
+//! A small but real HTTP/JSON venue on tokio + axum, so the example checklist runs end to end
+//! on a fresh machine and the integration tests have a real system under test:
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /api/v1/orders` | place an order; the acknowledgement is `{"order_id", "client_order_id", "status": "accepted"\|"filled"\|"rejected", "reason", "filled_price"}` |
+//! | `GET /api/v1/orders/{id}` | the order and its state |
+//! | `DELETE /api/v1/orders/{id}` | cancel a resting order |
+//! | `GET /api/v1/positions` | net positions |
+//! | `GET /api/v1/quotes/{symbol}` | the simulated mid price |
+//! | `GET /healthz` | 200 `ok`, or 503 when turned unhealthy |
+//! | `GET /metrics` | Prometheus text format: orders by status, latency histogram, open orders |
+//! | `POST /admin/unhealthy`, `POST /admin/healthy` | turn health off and on (SIGUSR1 toggles too) |
+//!
+//! Fault injection ([`faults`]) is off by default: added latency with jitter, periodic stalls,
+//! an error rate and memory retained per order (a real leak). SIGTERM or ctrl-c stop accepting,
+//! let in-flight requests finish (cutting injected waits short), log a summary and exit within
+//! 10 s.
+
+pub mod book;
+pub mod faults;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State as AxState};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Exit, Result};
+use book::{Book, Market, NewOrder};
+use faults::Faults;
+
+/// Command-line options of `prodready paper-broker`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PaperBrokerArgs {
+    /// Address to listen on (loopback by default). Port 0 picks a free port; the bound address
+    /// is printed as the first stdout line: `listening on 127.0.0.1:NNNNN`.
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    pub listen: SocketAddr,
+    /// Require `Authorization: Bearer KEY` on /api and /admin routes.
+    #[arg(long, env = "PAPER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Added latency per API request (e.g. "2ms").
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub latency: Option<Duration>,
+    /// Uniform random extra latency from 0 to this, on top of --latency (e.g. "1ms").
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub jitter: Option<Duration>,
+    /// Time after start of the first stall (e.g. "20s"). Needs --stall-for.
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub stall_after: Option<Duration>,
+    /// Length of each stall: every request arriving during it is held until it ends.
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub stall_for: Option<Duration>,
+    /// Repeat the stall with this period (the first one at --stall-after, default one period).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub stall_every: Option<Duration>,
+    /// Fraction of order requests answered with HTTP 503 (0 to 1).
+    #[arg(long, value_parser = parse_fraction_arg)]
+    pub error_rate: Option<f64>,
+    /// Memory retained per accepted order, really allocated and written (e.g. "64KiB").
+    #[arg(long, value_parser = parse_bytes_arg)]
+    pub leak_per_order: Option<u64>,
+    /// Seed of the simulated prices, jitter and error draws.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Period of one full oscillation of the simulated mid price (±0.5 %).
+    #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+    pub price_period: Duration,
+}
+
+fn parse_duration_arg(s: &str) -> std::result::Result<Duration, String> {
+    crate::units::parse_duration(s)
+}
+
+fn parse_bytes_arg(s: &str) -> std::result::Result<u64, String> {
+    crate::units::parse_bytes(s)
+}
+
+fn parse_fraction_arg(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("invalid fraction \"{s}\": expected a number from 0 to 1"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "invalid fraction {v}: expected a number from 0 to 1"
+        ))
+    }
+}
+
+/// Shared state of a running broker.
+#[derive(Debug)]
+pub struct State {
+    started: Instant,
+    book: Mutex<Book>,
+    faults: Faults,
+    api_key: Option<String>,
+    healthy: AtomicBool,
+    metrics: metrics::Metrics,
+    shutdown: CancellationToken,
+}
+
+impl State {
+    fn since_start(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Flip health; returns the new value.
+    fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::SeqCst);
+        eprintln!(
+            "paper broker: health set to {}",
+            if healthy { "healthy" } else { "unhealthy" }
+        );
+    }
+}
+
+/// Run the broker until SIGTERM / ctrl-c.
+///
+/// # Errors
+/// [`Error::Usage`] for inconsistent fault options, [`Error::Internal`] when the address
+/// cannot be bound.
+pub fn run(args: PaperBrokerArgs) -> Result<Exit> {
+    let faults = Faults::from_args(&args).map_err(Error::Usage)?;
+    let rt = crate::runtime()?;
+    rt.block_on(serve(args, faults))?;
+    Ok(Exit::Ready)
+}
+
+async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Error::Internal(format!("binding {}: {e}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("reading the bound address: {e}")))?;
+    println!("listening on {addr}");
+    eprintln!(
+        "paper broker: listening on {addr}; auth {}; faults: {}",
+        if args.api_key.is_some() { "on" } else { "off" },
+        faults.describe()
+    );
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(State {
+        started: Instant::now(),
+        book: Mutex::new(Book::new(Market::new(args.seed, args.price_period))),
+        faults,
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        healthy: AtomicBool::new(true),
+        metrics: metrics::Metrics::default(),
+        shutdown: shutdown.clone(),
+    });
+    spawn_signal_handlers(state.clone());
+    spawn_matcher(state.clone());
+
+    let api = Router::new()
+        .route("/api/v1/orders", post(place_order))
+        .route("/api/v1/orders/{id}", get(get_order).delete(cancel_order))
+        .route("/api/v1/positions", get(positions))
+        .route("/api/v1/quotes/{symbol}", get(quote))
+        .route("/admin/unhealthy", post(admin_unhealthy))
+        .route("/admin/healthy", post(admin_healthy))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), stall))
+        .route("/metrics", get(metrics_text))
+        .with_state(state.clone());
+
+    let stop = shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stop.cancelled().await;
+    });
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+    };
+    let stopped_at;
+    tokio::select! {
+        r = server => {
+            stopped_at = Instant::now();
+            r.map_err(|e| Error::Internal(format!("serving: {e}")))?;
+        }
+        _ = deadline => {
+            stopped_at = Instant::now();
+            eprintln!("paper broker: in-flight requests did not finish within 8 s; closing them");
+        }
+    }
+    let c = state.book().counts;
+    let open = state.book().open_orders();
+    eprintln!(
+        "paper broker: stopped after {}: {} orders (filled {}, accepted {}, rejected {}, cancelled {}), {} open, {} injected errors, shutdown took {}",
+        crate::units::format_duration(state.since_start()),
+        c.filled + c.accepted + c.rejected,
+        c.filled,
+        c.accepted,
+        c.rejected,
+        c.cancelled,
+        open,
+        state.metrics.injected_errors(),
+        crate::units::format_duration(
+            stopped_at
+                .saturating_duration_since(state.metrics.shutdown_started().unwrap_or(stopped_at))
+        ),
+    );
+    Ok(())
+}
+
+fn spawn_signal_handlers(state: Arc<State>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let s = state.clone();
+    tokio::spawn(async move {
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => eprintln!("paper broker: SIGTERM; stopping"),
+            _ = tokio::signal::ctrl_c() => eprintln!("paper broker: interrupted; stopping"),
+        }
+        s.metrics.mark_shutdown();
+        s.shutdown.cancel();
+    });
+    tokio::spawn(async move {
+        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            return;
+        };
+        while usr1.recv().await.is_some() {
+            let now = state.healthy.load(Ordering::SeqCst);
+            state.set_healthy(!now);
+        }
+    });
+}
+
+/// Fill resting limit orders as the simulated price moves (every 50 ms).
+fn spawn_matcher(state: Arc<State>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = state.shutdown.cancelled() => return,
+            }
+            let t = state.since_start();
+            state.book().match_resting(t);
+        }
+    });
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// Bearer-token check on /api and /admin routes when an API key is configured.
+async fn auth(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
+    if let Some(key) = &state.api_key {
+        let ok = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), key.as_bytes()));
+        if !ok {
+            let mut r = json_error(StatusCode::UNAUTHORIZED, "missing or invalid API key");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Hold every request (except /admin and /metrics) that arrives during a stall until the stall
+/// ends, or until shutdown starts.
+async fn stall(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/admin/")
+        && let Some(wait) = state.faults.stall_remaining(state.since_start())
+    {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.shutdown.cancelled() => {}
+        }
+    }
+    next.run(req).await
+}
+
+async fn healthz(AxState(state): AxState<Arc<State>>) -> Response {
+    if state.healthy.load(Ordering::SeqCst) && !state.shutdown.is_cancelled() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n").into_response()
+    }
+}
+
+async fn admin_unhealthy(AxState(state): AxState<Arc<State>>) -> Response {
+    state.set_healthy(false);
+    (StatusCode::OK, axum::Json(json!({ "healthy": false }))).into_response()
+}
+
+async fn admin_healthy(AxState(state): AxState<Arc<State>>) -> Response {
+    state.set_healthy(true);
+    (StatusCode::OK, axum::Json(json!({ "healthy": true }))).into_response()
+}
+
+async fn metrics_text(AxState(state): AxState<Arc<State>>) -> Response {
+    let (counts, open) = {
+        let b = state.book();
+        (b.counts, b.open_orders())
+    };
+    let body = state.metrics.render(
+        counts,
+        open,
+        state.faults.retained_bytes(),
+        state.healthy.load(Ordering::SeqCst),
+    );
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+async fn place_order(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let r = place_order_inner(&state, &body).await;
+    state.metrics.observe_order(started.elapsed());
+    r
+}
+
+async fn place_order_inner(state: &State, body: &[u8]) -> Response {
+    if let Some(wait) = state.faults.added_latency() {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.shutdown.cancelled() => {}
+        }
+    }
+    if state.faults.draw_error() {
+        state.metrics.count_injected_error();
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "injected fault");
+    }
+    let order: NewOrder = match serde_json::from_slice(body) {
+        Ok(o) => o,
+        Err(e) => {
+            state.metrics.count_invalid();
+            return json_error(StatusCode::BAD_REQUEST, &format!("invalid order: {e}"));
+        }
+    };
+    let t = state.since_start();
+    let placed = state.book().place(order, t);
+    match placed {
+        Err(book::Invalid(m)) => {
+            state.metrics.count_invalid();
+            json_error(StatusCode::BAD_REQUEST, &format!("invalid order: {m}"))
+        }
+        Ok((ack, duplicate)) => {
+            if duplicate {
+                return (StatusCode::CONFLICT, axum::Json(ack)).into_response();
+            }
+            if ack.status != book::OrderStatus::Rejected {
+                state.faults.retain_for_order();
+            }
+            (StatusCode::OK, axum::Json(ack)).into_response()
+        }
+    }
+}
+
+async fn get_order(AxState(state): AxState<Arc<State>>, Path(id): Path<String>) -> Response {
+    let t = state.since_start();
+    let mut b = state.book();
+    b.match_resting(t);
+    match b.get(&id) {
+        Some(o) => (StatusCode::OK, axum::Json(o.clone())).into_response(),
+        None => json_error(StatusCode::NOT_FOUND, "no such order"),
+    }
+}
+
+async fn cancel_order(AxState(state): AxState<Arc<State>>, Path(id): Path<String>) -> Response {
+    let t = state.since_start();
+    let mut b = state.book();
+    b.match_resting(t);
+    match b.cancel(&id) {
+        Ok(o) => (StatusCode::OK, axum::Json(o)).into_response(),
+        Err(None) => json_error(StatusCode::NOT_FOUND, "no such order"),
+        Err(Some(status)) => json_error(
+            StatusCode::CONFLICT,
+            &format!("order is {}, not open", status.as_str()),
+        ),
+    }
+}
+
+async fn positions(AxState(state): AxState<Arc<State>>) -> Response {
+    let t = state.since_start();
+    let mut b = state.book();
+    b.match_resting(t);
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "positions": b.positions(t) })),
+    )
+        .into_response()
+}
+
+async fn quote(AxState(state): AxState<Arc<State>>, Path(symbol): Path<String>) -> Response {
+    let t = state.since_start();
+    let mid = state.book().mid(&symbol, t);
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "symbol": symbol, "mid": mid, "t_ms": t.as_millis() as u64 })),
+    )
+        .into_response()
+}

@@ -1,0 +1,773 @@
+//! The `latency` probe: order round-trip latency under a constant-rate open-model load
+//! (design §6 Latency).
+//!
+//! Closed-loop load generators wait for a response before sending the next request, so a
+//! stalled server also stalls the measurement and the tail disappears (coordinated omission,
+//! Gil Tene). This probe sends on a fixed schedule (`start + i / rate`, [`load`]) and measures
+//! each latency from the *intended* send time into an HdrHistogram ([`record`]); an uncorrected
+//! twin, measured from the actual send, shows how much the correction mattered. It reports
+//! count, achieved rate, errors by kind, mean, p50, p90, p99, p99.9, p99.99 and max, the
+//! schedule lag, and exports `.hlog` / `.hgrm` files and an SVG percentile chart ([`chart`]).
+//!
+//! Fail closed: fewer than `min_samples` measured responses, a target that never answered,
+//! or a rate that was not sustained are `error`, never `pass`.
+
+pub mod chart;
+pub mod load;
+pub mod record;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::http::StatusSpec;
+use super::{FieldError, ProbeContext, Validator};
+use crate::model::{Check, ProbeOutput, Status, Table};
+use crate::units::format_duration;
+use load::{ErrorKind, JsonCheck, Plan, StatusMatch};
+use template::Template;
+
+/// Share of the requested rate that must be achieved for the run to count as sustained.
+pub const SUSTAINED_SHARE: f64 = 0.95;
+
+/// `kind = "latency"`: order round-trip latency under an open-model load.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLatencyProbe {
+    /// Target URL (`http://` only). `${VAR}` is interpolated; the path and query may use the
+    /// request placeholders (`{{seq}}`, `{{uuid}}`, `{{now_ms}}`, `{{rand_int LO HI}}`,
+    /// `{{choice A B ...}}`).
+    pub url: String,
+    /// HTTP method. Default `POST` when a body is given, else `GET`.
+    pub method: Option<String>,
+    /// Request headers; values may use `${VAR}` (never shown in reports).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body template; placeholders are rendered per request, `${VAR}` once.
+    /// `Content-Type: application/json` is sent unless a header says otherwise.
+    pub body: Option<String>,
+    /// Arrival rate in requests per second (open model: requests leave on schedule whatever
+    /// the responses do).
+    pub rate: f64,
+    /// How long to send after warm-up (humantime, e.g. `"30s"`). Exactly one of `duration`
+    /// and `count`.
+    pub duration: Option<String>,
+    /// How many requests to measure after warm-up. Exactly one of `duration` and `count`.
+    pub count: Option<u64>,
+    /// Warm-up sent at the same rate before measuring starts, excluded from every result
+    /// (humantime). Default `"0s"`.
+    pub warmup: Option<String>,
+    /// Keep-alive connections in the pool. Default: rate / 500, between 4 and 64.
+    pub connections: Option<usize>,
+    /// Per-request timeout, connection set-up included (humantime). Default `"10s"`.
+    pub timeout: Option<String>,
+    /// Expected status code(s). Default: any 2xx.
+    pub status: Option<StatusSpec>,
+    /// A JSON pointer (RFC 6901) that must exist in every acknowledgement, e.g. `/status`.
+    /// A body that is not JSON is then a `body` error.
+    pub json_pointer: Option<String>,
+    /// Values accepted at `json_pointer` (any of them); absent = the pointer must only exist.
+    pub json_one_of: Option<Vec<serde_json::Value>>,
+    /// Largest accepted mean latency (humantime).
+    pub mean: Option<String>,
+    /// Largest accepted p50 (median) latency (humantime, e.g. `"20ms"`).
+    pub p50: Option<String>,
+    /// Largest accepted p90 latency (humantime).
+    pub p90: Option<String>,
+    /// Largest accepted p99 latency (humantime, e.g. `"100ms"`).
+    pub p99: Option<String>,
+    /// Largest accepted p99.9 latency (humantime).
+    pub p999: Option<String>,
+    /// Largest accepted p99.99 latency (humantime).
+    pub p9999: Option<String>,
+    /// Largest accepted maximum latency (humantime).
+    pub max: Option<String>,
+    /// Largest accepted share of failed requests, a fraction from 0 to 1 (`0.001` = 0.1 %).
+    /// Default 0: any error fails.
+    pub max_error_rate: Option<f64>,
+    /// Fewest measured responses for a verdict; fewer is an `error`. Default: 100, or
+    /// 10 / (1 − q) for the highest percentile threshold q (p99.9 → 10 000).
+    pub min_samples: Option<u64>,
+    /// Seed of the template's random values. Default 1.
+    pub seed: Option<u64>,
+}
+
+/// One latency threshold.
+#[derive(Debug, Clone)]
+struct Threshold {
+    key: &'static str,
+    /// Quantile, or `None` for the mean.
+    quantile: Option<f64>,
+    max: Duration,
+}
+
+/// A validated `latency` probe.
+#[derive(Debug, Clone)]
+pub struct LatencyProbe {
+    url_display: String,
+    host: String,
+    port: u16,
+    plan: Plan,
+    thresholds: Vec<Threshold>,
+    max_error_rate: f64,
+    min_samples: u64,
+}
+
+impl RawLatencyProbe {
+    /// Validate every value once.
+    ///
+    /// # Errors
+    /// A [`FieldError`] naming the key.
+    pub fn validate(self, v: &mut Validator) -> Result<LatencyProbe, FieldError> {
+        let url = v.interpolate("url", &self.url)?;
+        let (host, port, path_text) =
+            split_url(&url.value).map_err(|m| FieldError::new("url", m))?;
+        let path = Template::parse(&path_text).map_err(|m| FieldError::new("url", m))?;
+        let body = self
+            .body
+            .as_deref()
+            .map(|b| {
+                let b = v.interpolate("body", b)?;
+                Template::parse(&b.value).map_err(|m| FieldError::new("body", m))
+            })
+            .transpose()?;
+        let method_text = self
+            .method
+            .clone()
+            .unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.into());
+        let method = hyper::Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
+            .map_err(|_| {
+                FieldError::new("method", format!("invalid HTTP method \"{method_text}\""))
+            })?;
+        let mut headers = Vec::new();
+        let mut has_content_type = false;
+        for (k, val) in &self.headers {
+            let key = format!("headers.{k}");
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| FieldError::new(&key, "invalid header name"))?;
+            if name == hyper::header::HOST {
+                return Err(FieldError::new(&key, "Host is set from the URL"));
+            }
+            has_content_type |= name == hyper::header::CONTENT_TYPE;
+            let value = v.interpolate(&key, val)?;
+            let hv = hyper::header::HeaderValue::from_str(&value.value)
+                .map_err(|_| FieldError::new(&key, "invalid header value"))?;
+            headers.push((name, hv));
+        }
+        if body.is_some() && !has_content_type {
+            headers.push((
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            ));
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 10_000_000.0) {
+            return Err(FieldError::new(
+                "rate",
+                "expected requests per second, more than 0 and at most 10 000 000",
+            ));
+        }
+        let rate = self.rate;
+        let measured_requests = match (&self.duration, self.count) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "count",
+                    "give either duration or count, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(FieldError::new(
+                    "duration",
+                    "expected duration (e.g. \"30s\") or count",
+                ));
+            }
+            (Some(d), None) => {
+                let d = v.duration("duration", d)?;
+                (d.as_secs_f64() * rate).round() as u64
+            }
+            (None, Some(c)) => c,
+        };
+        let warmup = self
+            .warmup
+            .as_deref()
+            .map(|w| v.duration("warmup", w))
+            .transpose()?
+            .unwrap_or_default();
+        let warmup_requests = (warmup.as_secs_f64() * rate).round() as u64;
+        let connections = match self.connections {
+            Some(0) => return Err(FieldError::new("connections", "expected at least 1")),
+            Some(c) if c > 10_000 => {
+                return Err(FieldError::new("connections", "expected at most 10 000"));
+            }
+            Some(c) => c,
+            None => ((rate / 500.0).ceil() as usize).clamp(4, 64),
+        };
+        let timeout = self
+            .timeout
+            .as_deref()
+            .map(|t| v.duration("timeout", t))
+            .transpose()?
+            .unwrap_or(Duration::from_secs(10));
+        if timeout.is_zero() {
+            return Err(FieldError::new("timeout", "expected more than 0"));
+        }
+        let status = match self.status {
+            None => StatusMatch::Success,
+            Some(StatusSpec::One(s)) => StatusMatch::Any(vec![s]),
+            Some(StatusSpec::Any(list)) => StatusMatch::Any(list),
+        };
+        if let StatusMatch::Any(list) = &status
+            && (list.is_empty() || list.iter().any(|s| !(100..=599).contains(s)))
+        {
+            return Err(FieldError::new(
+                "status",
+                "expected HTTP status codes from 100 to 599",
+            ));
+        }
+        let json = match (self.json_pointer, self.json_one_of) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(FieldError::new(
+                    "json_pointer",
+                    "json_one_of needs json_pointer beside it",
+                ));
+            }
+            (Some(p), one_of) => {
+                if !(p.is_empty() || p.starts_with('/')) {
+                    return Err(FieldError::new(
+                        "json_pointer",
+                        "expected a JSON pointer (RFC 6901) starting with '/', e.g. \"/status\"",
+                    ));
+                }
+                let one_of = one_of.unwrap_or_default();
+                Some(JsonCheck { pointer: p, one_of })
+            }
+        };
+        let mut thresholds = Vec::new();
+        for (key, quantile, text) in [
+            ("mean", None, &self.mean),
+            ("p50", Some(0.5), &self.p50),
+            ("p90", Some(0.9), &self.p90),
+            ("p99", Some(0.99), &self.p99),
+            ("p999", Some(0.999), &self.p999),
+            ("p9999", Some(0.9999), &self.p9999),
+            ("max", Some(1.0), &self.max),
+        ] {
+            if let Some(t) = text {
+                thresholds.push(Threshold {
+                    key,
+                    quantile,
+                    max: v.duration(key, t)?,
+                });
+            }
+        }
+        let max_error_rate = self.max_error_rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&max_error_rate) {
+            return Err(FieldError::new(
+                "max_error_rate",
+                "expected a fraction from 0 to 1 (0.001 = 0.1 %)",
+            ));
+        }
+        let highest_q = thresholds
+            .iter()
+            .filter_map(|t| t.quantile)
+            .filter(|q| *q < 1.0)
+            .fold(0.0f64, f64::max);
+        let default_min = if highest_q > 0.0 {
+            ((10.0 / (1.0 - highest_q)).round() as u64).max(100)
+        } else {
+            100
+        };
+        let min_samples = self.min_samples.unwrap_or(default_min);
+        if min_samples == 0 {
+            return Err(FieldError::new("min_samples", "expected at least 1"));
+        }
+        if measured_requests < min_samples {
+            let key = if self.count.is_some() {
+                "count"
+            } else {
+                "duration"
+            };
+            return Err(FieldError::new(
+                key,
+                format!(
+                    "the run measures {measured_requests} requests, fewer than min_samples = {min_samples}{}; measure longer or lower min_samples",
+                    if self.min_samples.is_none() {
+                        " (the default for the highest percentile threshold)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        Ok(LatencyProbe {
+            url_display: url.display.clone(),
+            host: host.clone(),
+            port,
+            plan: Plan {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                host: if port == 80 {
+                    host
+                } else {
+                    format!("{host}:{port}")
+                },
+                method,
+                path,
+                body,
+                headers,
+                rate_per_s: rate,
+                warmup_requests,
+                measured_requests,
+                connections,
+                timeout,
+                status,
+                json,
+                seed: self.seed.unwrap_or(1),
+            },
+            thresholds,
+            max_error_rate,
+            min_samples,
+        })
+    }
+}
+
+/// Split an `http://` URL into host, port and the raw path-and-query text (placeholders
+/// intact; `url::Url` would percent-encode the braces).
+fn split_url(url: &str) -> Result<(String, u16, String), String> {
+    let rest = if let Some(r) = url.strip_prefix("http://") {
+        r
+    } else if url.starts_with("https://") {
+        return Err("https:// is not supported by the latency probe yet; measure over http:// (e.g. on loopback behind the TLS terminator)".into());
+    } else {
+        return Err("expected an http:// URL".into());
+    };
+    let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..cut];
+    let mut path = rest[cut..].to_string();
+    if path.is_empty() {
+        path = "/".into();
+    } else if path.starts_with('?') {
+        path = format!("/{path}");
+    }
+    if path.contains('#') {
+        return Err("a URL fragment (#…) is never sent; remove it".into());
+    }
+    let parsed = reqwest::Url::parse(&format!("http://{authority}/"))
+        .map_err(|e| format!("invalid URL: {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| "expected a host in the URL".to_string())?
+        .to_string();
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("credentials in the URL are not supported; use headers".into());
+    }
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    Ok((host, port, path))
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn fmt_us(us: f64) -> String {
+    format_duration(Duration::from_nanos((us * 1000.0) as u64))
+}
+
+fn value_us(h: &Histogram<u64>, quantile: Option<f64>) -> f64 {
+    match quantile {
+        None => h.mean(),
+        Some(q) if q >= 1.0 => h.max() as f64,
+        Some(q) => h.value_at_quantile(q) as f64,
+    }
+}
+
+const ROWS: [(&str, &str, Option<f64>); 7] = [
+    ("mean", "mean", None),
+    ("p50", "p50", Some(0.5)),
+    ("p90", "p90", Some(0.9)),
+    ("p99", "p99", Some(0.99)),
+    ("p99.9", "p999", Some(0.999)),
+    ("p99.99", "p9999", Some(0.9999)),
+    ("max", "max", Some(1.0)),
+];
+
+impl LatencyProbe {
+    /// Run the load and judge it.
+    pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
+        let shown = format!("{} {}", self.plan.method, self.url_display);
+        let addr = match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
+            Ok(mut addrs) => match addrs.next() {
+                Some(a) => a,
+                None => {
+                    return ProbeOutput::error(format!("{shown}: {} has no address", self.host));
+                }
+            },
+            Err(e) => {
+                return ProbeOutput::error(format!("{shown}: cannot resolve {}: {e}", self.host));
+            }
+        };
+        let mut plan = self.plan.clone();
+        plan.addr = addr;
+        let r = load::run(plan, ctx.cancel.clone()).await;
+        self.judge(ctx, &shown, r)
+    }
+
+    fn judge(&self, ctx: &ProbeContext, shown: &str, r: load::LoadResult) -> ProbeOutput {
+        let p = &self.plan;
+        let mut o = ProbeOutput::default();
+        let h = &r.recorder.corrected;
+        let u = &r.recorder.uncorrected;
+        let errors: u64 = r.errors.values().sum();
+        let attempted = r.attempted.max(1);
+        let error_rate = errors as f64 / attempted as f64;
+        let achieved = if r.send_span.is_zero() {
+            0.0
+        } else {
+            // Requests sent over the time from the first intended send to the last real one:
+            // (n − 1) intervals between n sends.
+            (r.attempted.saturating_sub(1)) as f64 / r.send_span.as_secs_f64()
+        };
+        let planned_span = (p.measured_requests.saturating_sub(1)) as f64 / p.rate_per_s;
+        let sustained = r.attempted >= p.measured_requests
+            && (planned_span <= 0.0
+                || r.send_span.as_secs_f64() <= planned_span / SUSTAINED_SHARE + 0.05);
+
+        o.measure("requests", r.attempted);
+        o.measure("responses", r.responded);
+        o.measure("ok", r.ok);
+        o.measure("errors", errors);
+        for k in ErrorKind::ALL {
+            o.measure(
+                &format!("errors_{}", k.as_str()),
+                r.errors.get(&k).copied().unwrap_or(0),
+            );
+        }
+        o.measure("error_rate", error_rate);
+        o.measure("rate_requested_per_s", p.rate_per_s);
+        o.measure("rate_achieved_per_s", achieved);
+        o.measure("connections", p.connections as u64);
+        o.measure("warmup_requests", p.warmup_requests);
+        o.measure("sustained", sustained);
+        for (_, key, q) in ROWS {
+            if !h.is_empty() {
+                o.measure(&format!("{key}_ms"), value_us(h, q) / 1000.0);
+                o.measure(&format!("uncorrected_{key}_ms"), value_us(u, q) / 1000.0);
+            }
+        }
+        if !r.recorder.lag.is_empty() {
+            let lag = &r.recorder.lag;
+            o.measure("schedule_lag_p50_ms", ms(lag.value_at_quantile(0.5)));
+            o.measure("schedule_lag_p99_ms", ms(lag.value_at_quantile(0.99)));
+            o.measure("schedule_lag_max_ms", ms(lag.max()));
+        }
+        o.measure(
+            "scheduler_max_late_ms",
+            r.scheduler_max_late.as_secs_f64() * 1e3,
+        );
+
+        // Evidence first, so even an error outcome carries what was measured.
+        self.evidence(ctx, &r, &mut o);
+        o.tables.push(percentile_table(&r));
+        if errors > 0 {
+            o.tables.push(Table {
+                title: "Errors by kind".into(),
+                columns: vec!["kind".into(), "count".into(), "first example".into()],
+                rows: ErrorKind::ALL
+                    .iter()
+                    .filter_map(|k| {
+                        let n = r.errors.get(k).copied().unwrap_or(0);
+                        (n > 0).then(|| {
+                            vec![
+                                k.as_str().to_string(),
+                                n.to_string(),
+                                ctx.redactor
+                                    .redact(r.first_error.get(k).map(String::as_str).unwrap_or("")),
+                            ]
+                        })
+                    })
+                    .collect(),
+            });
+        }
+
+        // Checks.
+        for t in &self.thresholds {
+            let (measured, ok) = if h.is_empty() {
+                ("no samples".to_string(), false)
+            } else {
+                let us = value_us(h, t.quantile);
+                (fmt_us(us), us <= t.max.as_micros() as f64)
+            };
+            o.checks.push(Check::new(
+                t.key,
+                format!("≤ {}", format_duration(t.max)),
+                measured,
+                ok,
+            ));
+        }
+        o.checks.push(Check::new(
+            "error rate",
+            format!("≤ {}", percent(self.max_error_rate)),
+            format!(
+                "{} ({errors} of {}{})",
+                percent(error_rate),
+                r.attempted,
+                error_breakdown(&r)
+            ),
+            r.attempted > 0 && error_rate <= self.max_error_rate,
+        ));
+        let samples = h.len();
+        o.checks.push(Check::new(
+            "samples",
+            format!("≥ {}", self.min_samples),
+            samples.to_string(),
+            samples >= self.min_samples,
+        ));
+        o.checks.push(Check::new(
+            "rate sustained",
+            format!("≥ {:.0} % of {}/s", SUSTAINED_SHARE * 100.0, p.rate_per_s),
+            format!(
+                "{achieved:.1}/s; schedule lag p99 {}",
+                if r.recorder.lag.is_empty() {
+                    "n/a".into()
+                } else {
+                    fmt_us(r.recorder.lag.value_at_quantile(0.99) as f64)
+                }
+            ),
+            sustained,
+        ));
+
+        let p99 = if h.is_empty() {
+            "no samples".into()
+        } else {
+            fmt_us(h.value_at_quantile(0.99) as f64)
+        };
+        o.summary = format!(
+            "{shown}: p99 {p99} (uncorrected {}) at {achieved:.1}/s of {}/s requested, {} requests, {errors} errors",
+            if u.is_empty() {
+                "n/a".into()
+            } else {
+                fmt_us(u.value_at_quantile(0.99) as f64)
+            },
+            p.rate_per_s,
+            r.attempted
+        );
+
+        if let Some(reason) = &r.aborted {
+            o.forced = Some(Status::Error);
+            o.summary = format!("{shown}: {} ({})", reason, o.summary);
+        } else if r.responded == 0 {
+            o.forced = Some(Status::Error);
+            let first = r
+                .first_error
+                .values()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| "no response".into());
+            o.summary = format!("{shown}: no request got a response: {first}");
+        } else if samples < self.min_samples {
+            o.forced = Some(Status::Error);
+            o.summary = format!(
+                "{shown}: only {samples} samples, fewer than min_samples = {} ({})",
+                self.min_samples, o.summary
+            );
+        } else if !sustained {
+            o.forced = Some(Status::Error);
+            o.summary = format!(
+                "{shown}: the requested rate was not sustained: {achieved:.1}/s achieved of {}/s requested (schedule lag p99 {}, scheduler late by up to {}); the load generator (connections = {}) or the target is saturated, so the latencies do not describe the requested load",
+                p.rate_per_s,
+                fmt_us(r.recorder.lag.value_at_quantile(0.99) as f64),
+                format_duration(r.scheduler_max_late),
+                p.connections
+            );
+        }
+        o.summary = ctx.redactor.redact(&o.summary);
+        o
+    }
+
+    fn evidence(&self, ctx: &ProbeContext, r: &load::LoadResult, o: &mut ProbeOutput) {
+        let h = &r.recorder.corrected;
+        if h.is_empty() {
+            return;
+        }
+        let comments = [
+            format!(
+                "prodready latency probe: {} {} at {}/s, {} connections; values in microseconds",
+                self.plan.method, self.url_display, self.plan.rate_per_s, self.plan.connections
+            ),
+            "untagged intervals: latency from the intended send time (coordinated omission corrected); Tag=uncorrected: from the actual send time".to_string(),
+        ];
+        let comments: Vec<String> = comments.iter().map(|c| ctx.redactor.redact(c)).collect();
+        let mut files: Vec<(String, Vec<u8>, &str, &str)> = Vec::new();
+        match r.recorder.interval_log(r.base_wall, &comments) {
+            Ok(bytes) => files.push((
+                "latency.hlog".into(),
+                bytes,
+                "latency interval log (HdrHistogram, V2+DEFLATE)",
+                "text/plain",
+            )),
+            Err(e) => o.log_tail = Some(e),
+        }
+        files.push((
+            "latency.hgrm".into(),
+            record::percentile_text(h).into_bytes(),
+            "latency percentiles, corrected (HdrHistogram .hgrm, ms)",
+            "text/plain",
+        ));
+        files.push((
+            "latency-uncorrected.hgrm".into(),
+            record::percentile_text(&r.recorder.uncorrected).into_bytes(),
+            "latency percentiles, uncorrected (HdrHistogram .hgrm, ms)",
+            "text/plain",
+        ));
+        match chart::render(
+            &format!("Latency by percentile at {}/s", self.plan.rate_per_s),
+            h,
+            &r.recorder.uncorrected,
+        ) {
+            Ok(svg) => files.push((
+                "latency-percentiles.svg".into(),
+                svg.into_bytes(),
+                "latency by percentile (corrected vs uncorrected)",
+                "image/svg+xml",
+            )),
+            Err(e) => o.log_tail = Some(format!("chart: {e}")),
+        }
+        for (name, bytes, label, media) in files {
+            match ctx.write_evidence(&name, &bytes, label, media) {
+                Ok(ev) => o.evidence.push(ev),
+                Err(e) => o.log_tail = Some(e),
+            }
+        }
+    }
+}
+
+fn percent(fraction: f64) -> String {
+    format!("{:.3} %", fraction * 100.0)
+}
+
+fn error_breakdown(r: &load::LoadResult) -> String {
+    let parts: Vec<String> = ErrorKind::ALL
+        .iter()
+        .filter_map(|k| {
+            r.errors
+                .get(k)
+                .filter(|n| **n > 0)
+                .map(|n| format!("{} {n}", k.as_str()))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    }
+}
+
+fn percentile_table(r: &load::LoadResult) -> Table {
+    let h = &r.recorder.corrected;
+    let u = &r.recorder.uncorrected;
+    let lag = &r.recorder.lag;
+    let cell = |hist: &Histogram<u64>, q: Option<f64>| {
+        if hist.is_empty() {
+            "—".to_string()
+        } else {
+            fmt_us(value_us(hist, q))
+        }
+    };
+    Table {
+        title: "Latency percentiles".into(),
+        columns: vec![
+            "".into(),
+            "corrected (from intended send)".into(),
+            "uncorrected (from actual send)".into(),
+            "schedule lag".into(),
+        ],
+        rows: ROWS
+            .iter()
+            .map(|(label, _, q)| vec![label.to_string(), cell(h, *q), cell(u, *q), cell(lag, *q)])
+            .chain(std::iter::once(vec![
+                "count".into(),
+                h.len().to_string(),
+                u.len().to_string(),
+                lag.len().to_string(),
+            ]))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(extra: &str) -> RawLatencyProbe {
+        toml::from_str(&format!(
+            "url = \"http://127.0.0.1:9/api/v1/orders?x={{{{seq}}}}\"\nrate = 100.0\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn url_path_keeps_placeholders_and_host_port() {
+        let (h, port, path) = split_url("http://localhost:8080/a/{{seq}}?q={{uuid}}").unwrap();
+        assert_eq!(
+            (h.as_str(), port, path.as_str()),
+            ("localhost", 8080, "/a/{{seq}}?q={{uuid}}")
+        );
+        assert_eq!(split_url("http://h").unwrap().2, "/");
+        assert!(
+            split_url("https://h/")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(split_url("ftp://h/").is_err());
+    }
+
+    #[test]
+    fn too_few_samples_for_the_threshold_is_rejected_up_front() {
+        let e = raw("duration = \"5s\"\np999 = \"10ms\"")
+            .validate(&mut Validator::default())
+            .unwrap_err();
+        assert_eq!(e.key, "duration");
+        assert!(e.message.contains("min_samples = 10000"), "{}", e.message);
+        let ok = raw("duration = \"5s\"\np99 = \"10ms\"\nmin_samples = 500")
+            .validate(&mut Validator::default())
+            .unwrap();
+        assert_eq!(ok.plan.measured_requests, 500);
+    }
+
+    #[test]
+    fn duration_and_count_are_exclusive_and_one_is_required() {
+        assert_eq!(
+            raw("count = 500\nduration = \"5s\"")
+                .validate(&mut Validator::default())
+                .unwrap_err()
+                .key,
+            "count"
+        );
+        assert_eq!(
+            raw("").validate(&mut Validator::default()).unwrap_err().key,
+            "duration"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (extra, key) in [
+            ("count = 500\nrate_typo = 1", ""),
+            ("count = 500\nmax_error_rate = 2.0", "max_error_rate"),
+            ("count = 500\np99 = \"100\"", "p99"),
+            ("count = 500\nconnections = 0", "connections"),
+            ("count = 500\nbody = \"{{nope}}\"", "body"),
+        ] {
+            let r: Result<RawLatencyProbe, _> = toml::from_str(&format!(
+                "url = \"http://127.0.0.1:9/\"\nrate = 100.0\n{extra}"
+            ));
+            match r {
+                Err(e) => assert!(key.is_empty(), "{extra}: {e}"),
+                Ok(r) => assert_eq!(r.validate(&mut Validator::default()).unwrap_err().key, key),
+            }
+        }
+    }
+}

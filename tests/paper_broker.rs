@@ -1,0 +1,403 @@
+//! The paper broker as a real process on an ephemeral loopback port: order lifecycle,
+//! duplicate client order ids, API-key auth, fault injection, health toggles, metrics and
+//! graceful SIGTERM shutdown.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A running broker; killed when dropped.
+struct Broker {
+    child: Child,
+    base: String,
+}
+
+impl Broker {
+    fn start(args: &[&str]) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_prodready"))
+            .args(["paper-broker", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the broker");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Broker {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn post(c: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    let r = c.post(url).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+fn market(cid: &str) -> Value {
+    json!({"symbol": "NIFTY", "side": "buy", "qty": 3, "type": "market", "client_order_id": cid})
+}
+
+#[tokio::test]
+async fn order_lifecycle_market_fill_limit_rest_cancel_and_positions() {
+    let b = Broker::start(&[]);
+    let c = client();
+    let orders = b.url("/api/v1/orders");
+
+    let (s, ack) = post(&c, &orders, market("m-1")).await;
+    assert_eq!(s, 200);
+    assert_eq!(ack["status"], "filled");
+    assert_eq!(ack["client_order_id"], "m-1");
+    let fill = ack["filled_price"].as_f64().unwrap();
+    assert!((100.0..201.0).contains(&fill), "{fill}");
+    assert!(ack["reason"].is_null());
+
+    // A buy limit far below the ±0.5 % band rests.
+    let (s, ack) = post(
+        &c,
+        &orders,
+        json!({"symbol": "NIFTY", "side": "buy", "qty": 1, "type": "limit", "limit_price": 1.0,
+               "client_order_id": "l-1", "time_in_force": "gtc"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(ack["status"], "accepted");
+    let id = ack["order_id"].as_str().unwrap().to_string();
+    let got = get_json(&c, &b.url(&format!("/api/v1/orders/{id}"))).await;
+    assert_eq!(got["status"], "accepted");
+    assert_eq!(got["limit_price"], 1.0);
+
+    let r = c
+        .delete(b.url(&format!("/api/v1/orders/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "cancelled");
+    let r = c
+        .delete(b.url(&format!("/api/v1/orders/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let err = r.json::<Value>().await.unwrap();
+    assert!(
+        err["error"].as_str().unwrap().contains("cancelled"),
+        "{err}"
+    );
+    let r = c
+        .get(b.url("/api/v1/orders/ord-99999999"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+
+    let pos = get_json(&c, &b.url("/api/v1/positions")).await;
+    let p = &pos["positions"][0];
+    assert_eq!(p["symbol"], "NIFTY");
+    assert_eq!(p["qty"], 3.0);
+    assert!((p["cash"].as_f64().unwrap() + 3.0 * fill).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn resting_limit_order_fills_when_the_simulated_price_crosses_it() {
+    // A 2 s price period makes the ±0.5 % oscillation cross a limit 0.2 % below the current
+    // mid within about one period.
+    let b = Broker::start(&["--price-period", "2s"]);
+    let c = client();
+    let q = get_json(&c, &b.url("/api/v1/quotes/NIFTY")).await;
+    let mid = q["mid"].as_f64().unwrap();
+    let limit = (mid * 0.998 * 100.0).round() / 100.0;
+    let (_, ack) = post(
+        &c,
+        &b.url("/api/v1/orders"),
+        json!({"symbol": "NIFTY", "side": "buy", "qty": 1, "type": "limit", "limit_price": limit}),
+    )
+    .await;
+    let id = ack["order_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        last = get_json(&c, &b.url(&format!("/api/v1/orders/{id}"))).await;
+        if last["status"] == "filled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["status"], "filled", "{last}");
+    assert!(last["filled_price"].as_f64().unwrap() <= limit);
+}
+
+#[tokio::test]
+async fn duplicate_client_order_id_is_rejected_with_409() {
+    let b = Broker::start(&[]);
+    let c = client();
+    let (s1, a1) = post(&c, &b.url("/api/v1/orders"), market("dup-1")).await;
+    let (s2, a2) = post(&c, &b.url("/api/v1/orders"), market("dup-1")).await;
+    assert_eq!((s1, a1["status"].as_str()), (200, Some("filled")));
+    assert_eq!(s2, 409);
+    assert_eq!(a2["status"], "rejected");
+    assert_eq!(a2["reason"], "duplicate client_order_id");
+    assert!(a2["order_id"].is_null());
+}
+
+#[tokio::test]
+async fn invalid_orders_get_a_4xx_json_error() {
+    let b = Broker::start(&[]);
+    let c = client();
+    let url = b.url("/api/v1/orders");
+    for body in [
+        json!({"symbol": "NIFTY", "side": "buy", "qty": 1, "type": "limit"}),
+        json!({"symbol": "NIFTY", "side": "hold", "qty": 1, "type": "market"}),
+        json!({"symbol": "NIFTY", "side": "buy", "qty": -1, "type": "market"}),
+        json!({"symbol": "NIFTY", "side": "buy", "qty": 1, "type": "market", "colour": "red"}),
+    ] {
+        let (s, v) = post(&c, &url, body.clone()).await;
+        assert_eq!(s, 400, "{body}");
+        assert!(
+            v["error"].as_str().unwrap().starts_with("invalid order"),
+            "{v}"
+        );
+    }
+    let r = c.post(&url).body("not json").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.json::<Value>().await.unwrap()["error"].is_string());
+}
+
+#[tokio::test]
+async fn api_key_is_required_when_configured_but_not_for_health() {
+    let b = Broker::start(&["--api-key", "s3cret"]);
+    let c = client();
+    let url = b.url("/api/v1/orders");
+    let r = c.post(&url).json(&market("a-1")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let r = c
+        .post(&url)
+        .bearer_auth("wrong")
+        .json(&market("a-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = c
+        .post(&url)
+        .bearer_auth("s3cret")
+        .json(&market("a-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = c.post(b.url("/admin/unhealthy")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = c.get(b.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn health_toggles_by_admin_endpoint_and_sigusr1() {
+    let b = Broker::start(&[]);
+    let c = client();
+    let health = || async {
+        c.get(b.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(health().await, 200);
+    c.post(b.url("/admin/unhealthy")).send().await.unwrap();
+    assert_eq!(health().await, 503);
+    c.post(b.url("/admin/healthy")).send().await.unwrap();
+    assert_eq!(health().await, 200);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(b.pid()),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while health().await != 503 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(health().await, 503);
+}
+
+#[tokio::test]
+async fn injected_errors_latency_and_metrics() {
+    let b = Broker::start(&["--error-rate", "1", "--latency", "150ms"]);
+    let c = client();
+    let started = Instant::now();
+    let (s, v) = post(&c, &b.url("/api/v1/orders"), market("e-1")).await;
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(s, 503);
+    assert_eq!(v["error"], "injected fault");
+    let m = c
+        .get(b.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "prodready_paper_orders_total{status=\"error\"} 1",
+        "prodready_paper_order_latency_seconds_count 1",
+        "prodready_paper_order_latency_seconds_bucket{le=\"0.1\"} 0",
+        "prodready_paper_order_latency_seconds_bucket{le=\"0.5\"} 1",
+        "prodready_paper_open_orders 0",
+    ] {
+        assert!(m.contains(line), "{line} missing in\n{m}");
+    }
+}
+
+#[tokio::test]
+async fn a_stall_holds_requests_until_it_ends() {
+    let b = Broker::start(&["--stall-after", "1s", "--stall-for", "1500ms"]);
+    let c = client();
+    // The broker's clock started before its first stdout line, so 1.3 s from here is inside
+    // the stall window (1.0 s .. 2.5 s broker time).
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let t = Instant::now();
+    let (s, _) = post(&c, &b.url("/api/v1/orders"), market("s-1")).await;
+    let held = t.elapsed();
+    assert_eq!(s, 200);
+    assert!(
+        held >= Duration::from_millis(600) && held <= Duration::from_millis(1600),
+        "held {held:?}"
+    );
+    // After the stall, requests flow again.
+    let t = Instant::now();
+    post(&c, &b.url("/api/v1/orders"), market("s-2")).await;
+    assert!(t.elapsed() < Duration::from_millis(500));
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn leak_per_order_really_grows_resident_memory() {
+    let b = Broker::start(&["--leak-per-order", "1MiB"]);
+    let c = client();
+    post(&c, &b.url("/api/v1/orders"), market("warm")).await;
+    let before = rss_kib(b.pid());
+    for i in 0..64 {
+        post(&c, &b.url("/api/v1/orders"), market(&format!("leak-{i}"))).await;
+    }
+    let after = rss_kib(b.pid());
+    assert!(
+        after >= before + 60 * 1024,
+        "RSS grew only from {before} KiB to {after} KiB"
+    );
+    let m = c
+        .get(b.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains(&format!(
+        "prodready_paper_retained_bytes {}",
+        65 * 1024 * 1024
+    )));
+}
+
+#[test]
+fn sigterm_stops_within_10_s_finishing_in_flight_requests_and_logs_a_summary() {
+    // A 30 s stall from 0.5 s holds the in-flight request; shutdown must cut it short.
+    let mut b = Broker::start(&["--stall-after", "500ms", "--stall-for", "30s"]);
+    let addr = b.base.trim_start_matches("http://").to_string();
+    std::thread::sleep(Duration::from_millis(700));
+    let in_flight = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let body =
+            r#"{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"t-1"}"#;
+        write!(
+            s,
+            "POST /api/v1/orders HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(b.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = loop {
+        if let Some(s) = b.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still running after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let resp = in_flight.join().unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 200"),
+        "in-flight request: {resp:?}"
+    );
+    assert!(resp.contains("\"status\":\"filled\""), "{resp}");
+    let mut err = String::new();
+    b.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("SIGTERM"), "{err}");
+    assert!(err.contains("stopped after"), "{err}");
+    assert!(err.contains("1 orders (filled 1"), "{err}");
+}
