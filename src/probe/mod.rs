@@ -5,6 +5,7 @@
 //! probes; [`ProbeContext`] is what the runner hands every probe (paths, evidence folder,
 //! redactor, cancellation).
 
+pub mod attestation;
 pub mod command;
 pub mod env;
 pub mod file;
@@ -34,6 +35,8 @@ pub enum Probe {
     Env(env::EnvProbe),
     /// Check the host's CPU count, memory and free disk.
     Host(host::HostProbe),
+    /// Check for a signed, unexpired attestation of the item by an allowed signer.
+    Attestation(attestation::AttestationProbe),
 }
 
 impl Probe {
@@ -45,6 +48,7 @@ impl Probe {
             Probe::File(_) => "file",
             Probe::Env(_) => "env",
             Probe::Host(_) => "host",
+            Probe::Attestation(_) => "attestation",
         }
     }
 
@@ -56,6 +60,7 @@ impl Probe {
             Probe::File(p) => p.run(ctx),
             Probe::Env(p) => p.run(ctx),
             Probe::Host(p) => p.run(ctx),
+            Probe::Attestation(p) => p.run(ctx),
         }
     }
 }
