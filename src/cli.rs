@@ -38,7 +38,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Sign an attestation for a manual item and append it to an attestations file.
     Attest(AttestArgs),
-    /// Sign a [[waiver]] of a checklist as its approver; writes the signature file.
+    /// Sign a `[[waiver]]` of a checklist as its approver; writes the signature file.
     SignWaiver(SignWaiverArgs),
 }
 
@@ -122,7 +122,7 @@ pub struct AttestArgs {
 /// `prodready sign-waiver`.
 #[derive(Debug, clap::Args)]
 pub struct SignWaiverArgs {
-    /// The checklist TOML file with the [[waiver]].
+    /// The checklist TOML file with the `[[waiver]]`.
     pub checklist: PathBuf,
     /// The waived item id.
     pub item: String,
@@ -133,7 +133,7 @@ pub struct SignWaiverArgs {
     #[arg(long)]
     pub signer: Option<String>,
     /// Where to write the signature, relative to the current directory.
-    /// Default: waivers/<item>.sig beside the checklist.
+    /// Default: `waivers/ITEM.sig` beside the checklist.
     #[arg(long)]
     pub output: Option<PathBuf>,
 }

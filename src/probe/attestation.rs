@@ -72,6 +72,15 @@ impl AttestationProbe {
     /// Look for a valid attestation of `ctx.item_id`.
     pub fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
         let file = ctx.resolve(&self.file);
+        if !file.exists() {
+            return ProbeOutput::error(format!(
+                "attestations file {} does not exist; record an attestation with \
+                 `prodready attest {} --key KEY --evidence URL --expires DATE --file {}`",
+                file.display(),
+                ctx.item_id,
+                self.file.display()
+            ));
+        }
         let records = match attestations::load_file(&file) {
             Ok(r) => r,
             Err(m) => return ProbeOutput::error(m),

@@ -1108,9 +1108,7 @@ pub fn render_verification(v: &Verification, report: &Path) -> String {
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
         .set_header(vec!["Check", "Result", "Detail"]);
-    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        t.set_width(140);
-    }
+    // On a terminal, cells wrap to its width; in logs and pipes lines stay whole (greppable).
     for row in &v.rows {
         t.add_row(vec![
             row.check.as_str(),
