@@ -78,7 +78,7 @@ impl AttestationProbe {
                  `prodready attest {} --key KEY --evidence URL --expires DATE --file {}`",
                 file.display(),
                 ctx.item_id,
-                self.file.display()
+                file.display()
             ));
         }
         let records = match attestations::load_file(&file) {
@@ -191,7 +191,7 @@ impl AttestationProbe {
                         ctx.item_id,
                         self.file.display(),
                         ctx.item_id,
-                        self.file.display()
+                        file.display()
                     )
                 } else {
                     format!(

@@ -359,7 +359,10 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
                 "| `{}` | {} | {} | {} | {} |",
                 wv.item,
                 cell(&wv.reason),
-                cell(&wv.approved_by),
+                match &wv.signer {
+                    Some(signer) => cell(&format!("{} (signed by {signer})", wv.approved_by)),
+                    None => cell(&wv.approved_by),
+                },
                 wv.expires,
                 state
             )?;
