@@ -782,3 +782,101 @@ fn malformed_inputs_exit_2_naming_the_place() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("truncated.json: 3:"), "{}", text(&o));
 }
+
+#[test]
+fn json_attestations_file_works_and_signed_report_matches_the_published_schema() {
+    let lab = Lab::new();
+    let (alice, bob, signers) = lab.team();
+    let checklist = lab.checklist(true);
+    let text = std::fs::read_to_string(&checklist)
+        .unwrap()
+        .replace("attestations.toml", "attestations.json");
+    std::fs::write(&checklist, text).unwrap();
+    for expires in ["2099-01-01", "2098-06-30"] {
+        let o = prodready(&[
+            "attest".as_ref(),
+            "team-trained".as_ref(),
+            "--checklist".as_ref(),
+            checklist.as_os_str(),
+            "--key".as_ref(),
+            bob.as_os_str(),
+            "--evidence".as_ref(),
+            "https://tickets.example.com/OPS-17".as_ref(),
+            "--expires".as_ref(),
+            expires.as_ref(),
+        ]);
+        assert_ok(&o);
+    }
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path("attestations.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["attestation"].as_array().unwrap().len(), 2);
+
+    let report = lab.run(&checklist, "r");
+    assert_ok(&sign(&report, "Technical lead", &alice));
+    assert_ok(&sign(&report, "Security review", &bob));
+    let r = load(&report);
+    // The attestation that lasts longest is the one the item rests on.
+    assert_eq!(
+        r["items"][3]["outcome"]["measured"]["expires"],
+        "2099-01-01"
+    );
+    assert_eq!(
+        r["items"][3]["outcome"]["tables"][0]["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_ok(&verify(&report, &signers, &[]));
+
+    let schema: Value =
+        serde_json::from_slice(&prodready(&["schema", "report"]).stdout).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator.iter_errors(&r).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// OpenSSH stores some ECDSA scalars shorter than the field size (fixtures made by
+/// tests/fixtures/signoff/make-short-scalar-keys.sh); they must sign like any other key.
+#[test]
+fn ecdsa_p521_key_with_a_short_scalar_signs_plain_and_encrypted() {
+    let lab = Lab::new();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signoff");
+    let public = std::fs::read_to_string(fixtures.join("p521-short.pub")).unwrap();
+    let public: Vec<&str> = public.split_whitespace().take(2).collect();
+    let signers = lab.write(
+        "allowed_signers",
+        &format!("short@example.com {}\n", public.join(" ")),
+    );
+    let report = lab.run(&lab.checklist(false), "r");
+    for (i, (name, pass, role)) in [
+        ("p521-short", None, "Technical lead"),
+        (
+            "p521-short-enc",
+            Some("fixture passphrase"),
+            "Security review",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = lab.path(name);
+        std::fs::copy(fixtures.join(name), &key).unwrap();
+        let o = prodready_env(
+            &[
+                "sign".as_ref(),
+                report.as_os_str(),
+                "--role".as_ref(),
+                role.as_ref(),
+                "--key".as_ref(),
+                key.as_os_str(),
+            ],
+            pass,
+        );
+        assert_ok(&o);
+        let o = ssh_keygen_verify(&lab, &report, &signers, i);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+    }
+    assert_ok(&verify(&report, &signers, &[]));
+}

@@ -137,8 +137,12 @@ impl AttestationProbe {
         let expected = "signed by an allowed signer, not expired";
         match best {
             Some(rec) => {
-                o.checks
-                    .push(Check::new("attestation", expected, "valid", true));
+                o.checks.push(Check::new(
+                    "attestation",
+                    expected,
+                    format!("valid, by {} until {}", rec.signer, rec.expires),
+                    true,
+                ));
                 o.measure("signer", rec.signer.clone());
                 o.measure("attested_at", rec.attested_at.clone());
                 o.measure("expires", rec.expires.clone());

@@ -20,6 +20,7 @@
 pub mod allowed_signers;
 pub mod attestations;
 pub mod canonical;
+mod openssh;
 
 use std::path::{Path, PathBuf};
 
@@ -308,8 +309,13 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey> {
                 .into(),
         ));
     }
-    let key = PrivateKey::from_openssh(&text)
-        .map_err(|e| invalid(format!("not an OpenSSH private key: {e}")))?;
+    let key = match PrivateKey::from_openssh(&text) {
+        Ok(k) => k,
+        Err(e) => {
+            return openssh::read_unencrypted(&text)
+                .ok_or_else(|| invalid(format!("not an OpenSSH private key: {e}")));
+        }
+    };
     if !key.is_encrypted() {
         return Ok(key);
     }
@@ -325,8 +331,19 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey> {
             )));
         }
     };
-    key.decrypt(passphrase.as_bytes())
-        .map_err(|e| invalid(format!("cannot decrypt the key (wrong passphrase?): {e}")))
+    let wrong = || invalid("cannot decrypt the key: wrong passphrase".into());
+    match key.decrypt(passphrase.as_bytes()) {
+        Ok(k) => Ok(k),
+        Err(ssh_key::Error::Crypto) => Err(wrong()),
+        Err(e) => match openssh::decrypt(&key, passphrase.as_bytes()) {
+            Ok(k) => Ok(k),
+            Err(openssh::DecryptError::WrongPassphrase) => Err(wrong()),
+            Err(openssh::DecryptError::Unsupported(m)) => Err(invalid(format!(
+                "cannot decrypt the key: {e} ({m}); sign with `ssh-keygen -Y sign` instead \
+                 (prodready sign --print-statement)"
+            ))),
+        },
+    }
 }
 
 /// Sign `message` with `key` as an armored SSHSIG in the [`NAMESPACE`] namespace (SHA-512,
