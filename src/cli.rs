@@ -48,12 +48,12 @@ pub struct SignArgs {
     /// The report.json to sign (signed in place).
     pub report: PathBuf,
     /// The sign-off role signed for, e.g. "Technical lead" (required unless --statement).
-    #[arg(long, required_unless_present = "statement")]
+    #[arg(long, required_unless_present_any = ["statement", "merge_from"])]
     pub role: Option<String>,
     /// OpenSSH private key (ed25519, RSA, ECDSA). Passphrase from $PRODREADY_KEY_PASSPHRASE or
     /// a prompt.
     #[arg(long, conflicts_with_all = ["statement", "print_statement"],
-          required_unless_present_any = ["statement", "print_statement"])]
+          required_unless_present_any = ["statement", "print_statement", "merge_from"])]
     pub key: Option<PathBuf>,
     /// The decision.
     #[arg(long, value_enum, default_value_t = crate::signoff::Decision::Approve)]
@@ -74,6 +74,11 @@ pub struct SignArgs {
     /// Import: the armored signature ssh-keygen wrote (STATEMENT.sig).
     #[arg(long, requires = "statement")]
     pub signature: Option<PathBuf>,
+    /// Merge: copy the signatures of this copy of the same report (signed elsewhere) into
+    /// REPORT.
+    #[arg(long, value_name = "OTHER_REPORT_JSON",
+          conflicts_with_all = ["key", "statement", "print_statement", "role"])]
+    pub merge_from: Option<PathBuf>,
 }
 
 /// `prodready verify`.

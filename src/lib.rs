@@ -246,6 +246,15 @@ fn cmd_report(args: cli::ReportArgs) -> Result<Exit> {
 }
 
 fn cmd_sign(args: cli::SignArgs) -> Result<Exit> {
+    if let Some(other) = &args.merge_from {
+        let added = signoff::merge_signatures(&args.report, other)?;
+        println!(
+            "{}: {added} signature(s) merged from {}",
+            args.report.display(),
+            other.display()
+        );
+        return Ok(Exit::Ready);
+    }
     let record = match (&args.statement, &args.signature) {
         (Some(statement), Some(sig)) => {
             let r = signoff::import_signature(&args.report, statement, sig)?;

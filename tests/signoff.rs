@@ -880,3 +880,37 @@ fn ecdsa_p521_key_with_a_short_scalar_signs_plain_and_encrypted() {
     }
     assert_ok(&verify(&report, &signers, &[]));
 }
+
+#[test]
+fn copies_signed_on_different_machines_merge_and_a_foreign_copy_is_refused() {
+    let lab = Lab::new();
+    let (alice, bob, signers) = lab.team();
+    let report = lab.run(&lab.checklist(false), "r");
+    let copy = lab.path("copy-for-bob.json");
+    std::fs::copy(&report, &copy).unwrap();
+    assert_ok(&sign(&report, "Technical lead", &alice));
+    assert_ok(&sign(&copy, "Security review", &bob));
+    let merge = |into: &Path, from: &Path| {
+        prodready(&[
+            "sign".as_ref(),
+            into.as_os_str(),
+            "--merge-from".as_ref(),
+            from.as_os_str(),
+        ])
+    };
+    let o = merge(&report, &copy);
+    assert_ok(&o);
+    assert!(text(&o).contains("1 signature(s) merged"), "{}", text(&o));
+    assert_ok(&verify(&report, &signers, &[]));
+    // Merging again adds nothing.
+    assert!(text(&merge(&report, &copy)).contains("0 signature(s) merged"));
+
+    let other = lab.run(&lab.checklist(false), "other");
+    let o = merge(&other, &copy);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("not a copy of the same report"),
+        "{}",
+        text(&o)
+    );
+}

@@ -533,7 +533,12 @@ fn check_signable(loaded: &LoadedReport, role: &str) -> Result<()> {
             r.signoff.required_roles.join(", ")
         )));
     }
-    for (i, s) in r.signoff.signatures.iter().enumerate() {
+    check_unchanged(loaded)
+}
+
+/// Refuse to add to a report whose body no longer matches the signatures already on it.
+fn check_unchanged(loaded: &LoadedReport) -> Result<()> {
+    for (i, s) in loaded.report.signoff.signatures.iter().enumerate() {
         if s.body_sha256 != loaded.body_sha256 {
             return Err(Error::InvalidInput {
                 path: loaded.path.clone(),
@@ -686,6 +691,54 @@ pub fn import_signature(report: &Path, statement: &Path, signature: &Path) -> Re
     loaded.report.signoff.signatures.push(record.clone());
     save_report(&loaded)?;
     Ok(record)
+}
+
+/// Copy into `report` the signatures of `other`, a copy of the same report signed elsewhere
+/// (same body digest), skipping those already present. Each copied signature must be valid over
+/// its statement; whether its signer is allowed is for [`verify`] to say. Returns how many were
+/// added; re-renders report.md.
+///
+/// # Errors
+/// [`Error::InvalidInput`] (exit 2) when `other` has another body or holds an invalid signature.
+pub fn merge_signatures(report: &Path, other: &Path) -> Result<usize> {
+    let mut loaded = load_report(report)?;
+    check_unchanged(&loaded)?;
+    let theirs = load_report(other)?;
+    if theirs.body_sha256 != loaded.body_sha256 {
+        return Err(Error::InvalidInput {
+            path: other.to_path_buf(),
+            message: format!(
+                "body sha256 {} differs from {} ({}): not a copy of the same report",
+                theirs.body_sha256,
+                report.display(),
+                loaded.body_sha256
+            ),
+        });
+    }
+    let mut added = 0;
+    for (i, s) in theirs.report.signoff.signatures.iter().enumerate() {
+        if loaded
+            .report
+            .signoff
+            .signatures
+            .iter()
+            .any(|x| x.signature == s.signature)
+        {
+            continue;
+        }
+        let finding = check_signature(s, &theirs, None);
+        let signed_body = finding.statement.as_ref().map(|st| st.body_sha256.as_str());
+        if !finding.same_run || signed_body != Some(loaded.body_sha256.as_str()) {
+            return Err(Error::InvalidInput {
+                path: other.to_path_buf(),
+                message: format!("signature {}: {}", i + 1, finding.detail),
+            });
+        }
+        loaded.report.signoff.signatures.push(s.clone());
+        added += 1;
+    }
+    save_report(&loaded)?;
+    Ok(added)
 }
 
 // ---------------------------------------------------------------------------------------------
