@@ -31,22 +31,32 @@ pub fn canonical_json(value: &Value) -> Vec<u8> {
 }
 
 fn write_value(value: &Value, out: &mut Vec<u8>) {
+    write_value_skipping(value, out, &[]);
+}
+
+/// Write `value`, leaving out the member at the object path `skip` (e.g. `["signoff",
+/// "signatures"]`) — the same bytes as removing it first, without copying the value.
+fn write_value_skipping(value: &Value, out: &mut Vec<u8>, skip: &[&str]) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
+            if let [last] = skip {
+                keys.retain(|k| k.as_str() != *last);
+            }
             keys.sort();
             out.push(b'{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(
-                    serde_json::to_string(k)
-                        .expect("strings serialize")
-                        .as_bytes(),
-                );
+                serde_json::to_writer(&mut *out, k).expect("strings serialize");
                 out.push(b':');
-                write_value(&map[k], out);
+                match skip {
+                    [first, rest @ ..] if !rest.is_empty() && k.as_str() == *first => {
+                        write_value_skipping(&map[k], out, rest);
+                    }
+                    _ => write_value(&map[k], out),
+                }
             }
             out.push(b'}');
         }
@@ -60,11 +70,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        scalar => out.extend_from_slice(
-            serde_json::to_string(scalar)
-                .expect("scalars serialize")
-                .as_bytes(),
-        ),
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("scalars serialize"),
     }
 }
 
@@ -77,9 +83,12 @@ pub fn body(report: &Value) -> Value {
     body
 }
 
-/// Canonical bytes of the report body of `report` (the whole `report.json` value).
+/// Canonical bytes of the report body of `report` (the whole `report.json` value): equal to
+/// `canonical_json(&body(report))`.
 pub fn body_bytes(report: &Value) -> Vec<u8> {
-    canonical_json(&body(report))
+    let mut out = Vec::new();
+    write_value_skipping(report, &mut out, &["signoff", "signatures"]);
+    out
 }
 
 /// Lowercase hex SHA-256 (64 characters) of [`body_bytes`]: the digest every sign-off
@@ -153,6 +162,13 @@ mod tests {
         assert_eq!(body_sha256(&a), body_sha256(&b));
         let c = json!({"x": 1, "extra": 0, "signoff": {"required_roles": ["r"]}});
         assert_ne!(body_sha256(&a), body_sha256(&c));
+        // Skipping while writing is the same as removing first; nested "signatures" stay.
+        let d = json!({"signatures": 1, "x": {"signoff": {"signatures": 2}}, "signoff": {"signatures": [], "z": 1}});
+        assert_eq!(body_bytes(&d), canonical_json(&body(&d)));
+        assert_eq!(
+            String::from_utf8(body_bytes(&d)).unwrap(),
+            r#"{"signatures":1,"signoff":{"z":1},"x":{"signoff":{"signatures":2}}}"#
+        );
     }
 
     #[test]
