@@ -406,4 +406,38 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn namespaces_validity_and_cert_authority_limit_a_key() {
+        let text = format!(
+            "a@x namespaces=\"git\" {KEY}\n\
+             b@x valid-after=\"20260101\",valid-before=\"20261231235959Z\" {KEY}\n\
+             c@x cert-authority {KEY}\n"
+        );
+        let a = AllowedSigners::parse(Path::new("as"), &text).unwrap();
+        let key = a.entries[0].key.key_data().clone();
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let err = a
+            .check(&key, "a@x", RoleNeed::Any, t("2026-06-01T00:00:00Z"))
+            .unwrap_err();
+        assert!(err.contains("does not include \"prodready\""), "{err}");
+        assert_eq!(
+            a.check(
+                &key,
+                "b@x",
+                RoleNeed::Role("Any role"),
+                t("2026-06-01T00:00:00Z")
+            ),
+            Ok(2)
+        );
+        let err = a
+            .check(&key, "b@x", RoleNeed::Any, t("2027-01-01T00:00:00Z"))
+            .unwrap_err();
+        assert!(err.contains("after valid-before"), "{err}");
+        // A certificate authority line never vouches for a plain key.
+        let err = a
+            .check(&key, "c@x", RoleNeed::Any, t("2026-06-01T00:00:00Z"))
+            .unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+    }
 }
