@@ -1292,4 +1292,30 @@ mod tests {
         let forged = text.replace("decision: reject", "decision: approve\nextra: 1");
         assert!(SignoffStatement::parse(&forged).is_err());
     }
+
+    #[test]
+    fn verify_output_names_each_check_and_the_failures() {
+        let mut v = Verification {
+            body_sha256: "ab".repeat(32),
+            rows: Vec::new(),
+        };
+        v.push(
+            "report format",
+            CheckState::Pass,
+            "schema_version 1, 3 items, no unknown keys",
+        );
+        v.push(
+            "body digest",
+            CheckState::Fail,
+            "report body changed after signing: signed body sha256 00…, current body sha256 ab…",
+        );
+        v.push(
+            "role: Technical lead",
+            CheckState::Fail,
+            "missing required role: not signed",
+        );
+        v.push("required roles", CheckState::Info, "note | with a pipe");
+        assert!(!v.all_hold());
+        insta::assert_snapshot!(render_verification(&v, Path::new("r/report.json")));
+    }
 }
