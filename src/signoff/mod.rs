@@ -519,21 +519,29 @@ fn save_report(loaded: &LoadedReport) -> Result<()> {
     crate::report::write_atomic(&md_path, &md)
 }
 
-fn check_signable(loaded: &LoadedReport, role: &str) -> Result<()> {
+/// Check that `role` may sign this report now; returns the role as the checklist spells it.
+fn check_signable(loaded: &LoadedReport, role: &str) -> Result<String> {
     let r = &loaded.report;
-    if !r.signoff.required_roles.is_empty()
-        && !r
-            .signoff
+    if role.trim().is_empty() {
+        return Err(Error::Usage("--role must not be empty".into()));
+    }
+    let role = if r.signoff.required_roles.is_empty() {
+        role.to_string()
+    } else {
+        r.signoff
             .required_roles
             .iter()
-            .any(|x| x.eq_ignore_ascii_case(role))
-    {
-        return Err(Error::Usage(format!(
-            "--role \"{role}\" is not a sign-off role of this report (expected one of: {})",
-            r.signoff.required_roles.join(", ")
-        )));
-    }
-    check_unchanged(loaded)
+            .find(|x| x.eq_ignore_ascii_case(role))
+            .cloned()
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--role \"{role}\" is not a sign-off role of this report (expected one of: {})",
+                    r.signoff.required_roles.join(", ")
+                ))
+            })?
+    };
+    check_unchanged(loaded)?;
+    Ok(role)
 }
 
 /// Refuse to add to a report whose body no longer matches the signatures already on it.
@@ -578,7 +586,7 @@ pub struct SignRequest {
 /// As [`load_report`]; [`Error::Usage`] for a role the report does not require or no signer.
 pub fn statement_for(req: &SignRequest) -> Result<String> {
     let loaded = load_report(&req.report)?;
-    check_signable(&loaded, &req.role)?;
+    let role = check_signable(&loaded, &req.role)?;
     let signer = req
         .signer
         .clone()
@@ -587,7 +595,7 @@ pub fn statement_for(req: &SignRequest) -> Result<String> {
     Ok(SignoffStatement::for_report(
         &loaded.report,
         &loaded.body_sha256,
-        &req.role,
+        &role,
         req.decision,
         &signer,
         &req.comment,
@@ -603,7 +611,7 @@ pub fn statement_for(req: &SignRequest) -> Result<String> {
 /// not require or a key without comment and no `signer`.
 pub fn sign(req: &SignRequest, key: &Path) -> Result<Signature> {
     let mut loaded = load_report(&req.report)?;
-    check_signable(&loaded, &req.role)?;
+    let role = check_signable(&loaded, &req.role)?;
     let private = load_private_key(key)?;
     let signer = req
         .signer
@@ -618,7 +626,7 @@ pub fn sign(req: &SignRequest, key: &Path) -> Result<Signature> {
     let statement = SignoffStatement::for_report(
         &loaded.report,
         &loaded.body_sha256,
-        &req.role,
+        &role,
         req.decision,
         &signer,
         &req.comment,
@@ -667,7 +675,16 @@ pub fn import_signature(report: &Path, statement: &Path, signature: &Path) -> Re
         path: statement.to_path_buf(),
         message: m,
     })?;
-    check_signable(&loaded, &st.role)?;
+    if check_signable(&loaded, &st.role)? != st.role {
+        return Err(Error::InvalidInput {
+            path: statement.to_path_buf(),
+            message: format!(
+                "role \"{}\" is not spelled as in the checklist's sign-off roles ({})",
+                st.role,
+                loaded.report.signoff.required_roles.join(", ")
+            ),
+        });
+    }
     let r = &loaded.report;
     if st.body_sha256 != loaded.body_sha256
         || st.checklist_sha256 != r.run.checklist.sha256
