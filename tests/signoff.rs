@@ -230,7 +230,9 @@ fn prodready_signature_verifies_with_ssh_keygen_and_prodready() {
     let lab = Lab::new();
     let (alice, bob, signers) = lab.team();
     let report = lab.run(&lab.checklist(false), "r");
-    assert_ok(&sign(&report, "Technical lead", &alice));
+    let md_at_run = std::fs::read_to_string(report.with_file_name("report.md")).unwrap();
+    // The role is matched case-insensitively and stored as the checklist spells it.
+    assert_ok(&sign(&report, "technical LEAD", &alice));
     assert_ok(&sign(&report, "Security review", &bob));
 
     for i in 0..2 {
@@ -252,6 +254,11 @@ fn prodready_signature_verifies_with_ssh_keygen_and_prodready() {
             .as_str()
             .unwrap()
             .contains(&format!("report-body-sha256: {digest}\n"))
+    );
+    // The digest report.md showed at run time is the one the signers signed.
+    assert!(
+        md_at_run.contains(&format!("Report body SHA-256: `{digest}`")),
+        "{md_at_run}"
     );
     // report.md was re-rendered with the signatures and the same digest.
     let md = std::fs::read_to_string(report.with_file_name("report.md")).unwrap();
