@@ -1,4 +1,5 @@
-//! The command line (clap derive): `run`, `report`, `schema`, `check`, `paper-broker`.
+//! The command line (clap derive): `run`, `report`, `schema`, `check`, `paper-broker`, `sign`,
+//! `verify`, `attest`, `sign-waiver`.
 
 use std::path::PathBuf;
 
@@ -30,6 +31,118 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the built-in paper-trading venue (HTTP/JSON) until SIGTERM.
     PaperBroker(crate::paper_broker::PaperBrokerArgs),
+    /// Sign a report.json for a sign-off role with an SSH key (SSHSIG, namespace "prodready"),
+    /// or import a signature made with `ssh-keygen -Y sign`; re-renders report.md.
+    Sign(SignArgs),
+    /// Verify a signed report: body digest, every signature, required roles approved by
+    /// allowed signers, nothing expired. Exit 0 all checks hold, 1 a check failed, 2 invalid
+    /// input.
+    Verify(VerifyArgs),
+    /// Sign an attestation for a manual item and append it to an attestations file.
+    Attest(AttestArgs),
+    /// Sign a `[[waiver]]` of a checklist as its approver; writes the signature file.
+    SignWaiver(SignWaiverArgs),
+}
+
+/// `prodready sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The report.json to sign (signed in place).
+    pub report: PathBuf,
+    /// The sign-off role signed for, e.g. "Technical lead" (required unless --statement).
+    #[arg(long, required_unless_present_any = ["statement", "merge_from"])]
+    pub role: Option<String>,
+    /// OpenSSH private key (ed25519, RSA, ECDSA). Passphrase from $PRODREADY_KEY_PASSPHRASE or
+    /// a prompt.
+    #[arg(long, conflicts_with_all = ["statement", "print_statement"],
+          required_unless_present_any = ["statement", "print_statement", "merge_from"])]
+    pub key: Option<PathBuf>,
+    /// The decision.
+    #[arg(long, value_enum, default_value_t = crate::signoff::Decision::Approve)]
+    pub decision: crate::signoff::Decision,
+    /// Free text stored with (and covered by) the signature.
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    /// Principal as in allowed_signers. Default: the key's comment.
+    #[arg(long)]
+    pub signer: Option<String>,
+    /// Print the statement to sign with `ssh-keygen -Y sign -n prodready` and exit
+    /// (needs --role and --signer).
+    #[arg(long, conflicts_with = "statement")]
+    pub print_statement: bool,
+    /// Import: the statement file signed with ssh-keygen (from --print-statement).
+    #[arg(long, requires = "signature")]
+    pub statement: Option<PathBuf>,
+    /// Import: the armored signature ssh-keygen wrote (STATEMENT.sig).
+    #[arg(long, requires = "statement")]
+    pub signature: Option<PathBuf>,
+    /// Merge: copy the signatures of this copy of the same report (signed elsewhere) into
+    /// REPORT.
+    #[arg(long, value_name = "OTHER_REPORT_JSON",
+          conflicts_with_all = ["key", "statement", "print_statement", "role"])]
+    pub merge_from: Option<PathBuf>,
+}
+
+/// `prodready verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The signed report.json.
+    pub report: PathBuf,
+    /// OpenSSH allowed_signers file; roles a key may sign for go in its comment as
+    /// prodready-roles="Role A,Role B". Without it no signer is accepted.
+    #[arg(long)]
+    pub allowed_signers: Option<PathBuf>,
+    /// Check expiry of attestations and waivers as of this day (YYYY-MM-DD, default today UTC).
+    #[arg(long, value_name = "DATE")]
+    pub on: Option<String>,
+}
+
+/// `prodready attest`.
+#[derive(Debug, clap::Args)]
+pub struct AttestArgs {
+    /// The checklist item id attested.
+    pub item: String,
+    /// OpenSSH private key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Link (or path) to the evidence.
+    #[arg(long)]
+    pub evidence: String,
+    /// Last day it holds: a date (2027-05-31) or a duration from today ("180d").
+    #[arg(long)]
+    pub expires: String,
+    /// The attestations file to append to (TOML, or JSON by extension). Default: the `file`
+    /// of the item's attestation probe when --checklist is given, else attestations.toml.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// The checklist that holds the item (for the default file and statement).
+    #[arg(long)]
+    pub checklist: Option<PathBuf>,
+    /// What is attested. Default: the item's title (with --checklist).
+    #[arg(long)]
+    pub statement: Option<String>,
+    /// Principal as in allowed_signers. Default: the key's comment.
+    #[arg(long)]
+    pub signer: Option<String>,
+}
+
+/// `prodready sign-waiver`.
+#[derive(Debug, clap::Args)]
+pub struct SignWaiverArgs {
+    /// The checklist TOML file with the `[[waiver]]`.
+    pub checklist: PathBuf,
+    /// The waived item id.
+    pub item: String,
+    /// OpenSSH private key of the approver.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Principal as in allowed_signers. Default: the key's comment.
+    #[arg(long)]
+    pub signer: Option<String>,
+    /// Where to write the signature, relative to the current directory.
+    /// Default: `waivers/ITEM.sig` beside the checklist.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 /// `prodready run`.

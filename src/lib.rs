@@ -16,6 +16,7 @@ pub mod process;
 pub mod report;
 pub mod runner;
 pub mod service;
+pub mod signoff;
 pub mod ui;
 pub mod units;
 
@@ -47,6 +48,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ready)
         }
         Command::PaperBroker(args) => paper_broker::run(args),
+        Command::Sign(args) => cmd_sign(args),
+        Command::Verify(args) => cmd_verify(args),
+        Command::Attest(args) => cmd_attest(args),
+        Command::SignWaiver(args) => cmd_sign_waiver(args),
         Command::Check(args) => {
             let c = checklist::load(&args.checklist)?;
             println!(
@@ -239,5 +244,170 @@ fn cmd_report(args: cli::ReportArgs) -> Result<Exit> {
             .write_all(&buf)
             .map_err(|e| Error::io("writing", "stdout", e))?,
     }
+    Ok(Exit::Ready)
+}
+
+fn cmd_sign(args: cli::SignArgs) -> Result<Exit> {
+    if let Some(other) = &args.merge_from {
+        let added = signoff::merge_signatures(&args.report, other)?;
+        println!(
+            "{}: {added} signature(s) merged from {}",
+            args.report.display(),
+            other.display()
+        );
+        return Ok(Exit::Ready);
+    }
+    let record = match (&args.statement, &args.signature) {
+        (Some(statement), Some(sig)) => {
+            let r = signoff::import_signature(&args.report, statement, sig)?;
+            if let Some(role) = &args.role
+                && !role.eq_ignore_ascii_case(&r.role)
+            {
+                return Err(Error::Usage(format!(
+                    "--role \"{role}\" differs from the statement's role \"{}\"",
+                    r.role
+                )));
+            }
+            r
+        }
+        _ => {
+            let req = signoff::SignRequest {
+                report: args.report.clone(),
+                role: args.role.clone().unwrap_or_default(),
+                decision: args.decision,
+                comment: args.comment.clone(),
+                signer: args.signer.clone(),
+            };
+            if args.print_statement {
+                print!("{}", signoff::statement_for(&req)?);
+                return Ok(Exit::Ready);
+            }
+            let key = args
+                .key
+                .as_deref()
+                .ok_or_else(|| Error::Usage("--key is required".into()))?;
+            signoff::sign(&req, key)?
+        }
+    };
+    println!(
+        "{}: signed for \"{}\" ({}) by {} with key {}; body sha256 {}",
+        args.report.display(),
+        record.role,
+        record.decision,
+        record.signer,
+        record.key_fingerprint,
+        record.body_sha256
+    );
+    Ok(Exit::Ready)
+}
+
+fn parse_date_arg(flag: &str, text: &str) -> Result<jiff::civil::Date> {
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        return Ok(d);
+    }
+    let dur = units::parse_duration(text).map_err(|_| {
+        Error::Usage(format!(
+            "{flag} {text}: expected a date (YYYY-MM-DD) or a duration from today (\"180d\")"
+        ))
+    })?;
+    let days = i32::try_from(dur.as_secs().div_ceil(86_400))
+        .map_err(|_| Error::Usage(format!("{flag} {text}: too far")))?;
+    signoff::today_utc()
+        .checked_add(jiff::Span::new().days(days))
+        .map_err(|e| Error::Usage(format!("{flag} {text}: {e}")))
+}
+
+fn cmd_verify(args: cli::VerifyArgs) -> Result<Exit> {
+    let on = match &args.on {
+        Some(d) => d
+            .parse::<jiff::civil::Date>()
+            .map_err(|e| Error::Usage(format!("--on {d}: expected YYYY-MM-DD: {e}")))?,
+        None => signoff::today_utc(),
+    };
+    let v = signoff::verify(
+        &args.report,
+        &signoff::VerifyOptions {
+            allowed_signers: args.allowed_signers.clone(),
+            on,
+        },
+    )?;
+    print!("{}", signoff::render_verification(&v, &args.report));
+    Ok(if v.all_hold() {
+        Exit::Ready
+    } else {
+        Exit::NotReady
+    })
+}
+
+fn cmd_attest(args: cli::AttestArgs) -> Result<Exit> {
+    let expires = parse_date_arg("--expires", &args.expires)?;
+    let mut file = args.file.clone();
+    let mut statement = args.statement.clone();
+    if let Some(path) = &args.checklist {
+        let c = checklist::load(path)?;
+        let item = c.items.iter().find(|i| i.id == args.item).ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: no item with id \"{}\"",
+                path.display(),
+                args.item
+            ))
+        })?;
+        if file.is_none()
+            && let probe::Probe::Attestation(p) = &item.probe
+        {
+            file = Some(c.dir.join(&p.file));
+        }
+        if statement.is_none() {
+            statement = Some(item.title.clone());
+        }
+    }
+    let statement = statement
+        .ok_or_else(|| Error::Usage("--statement TEXT is required without --checklist".into()))?;
+    let req = signoff::attestations::AttestRequest {
+        item: args.item.clone(),
+        key: args.key.clone(),
+        evidence: args.evidence.clone(),
+        expires,
+        file: file.unwrap_or_else(|| PathBuf::from("attestations.toml")),
+        statement,
+        signer: args.signer.clone(),
+    };
+    let rec = signoff::attestations::attest(&req)?;
+    println!(
+        "{}: attestation for \"{}\" by {} (key {}) until {} appended",
+        req.file.display(),
+        rec.item,
+        rec.signer,
+        rec.key_fingerprint,
+        rec.expires
+    );
+    Ok(Exit::Ready)
+}
+
+fn cmd_sign_waiver(args: cli::SignWaiverArgs) -> Result<Exit> {
+    let (st, armored) =
+        signoff::sign_waiver(&args.checklist, &args.item, &args.key, args.signer.clone())?;
+    let dir = args.checklist.parent().unwrap_or(Path::new("."));
+    let out = args.output.clone().unwrap_or_else(|| {
+        dir.join("waivers")
+            .join(format!("{}.sig", slug(&args.item)))
+    });
+    if let Some(parent) = out.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+    }
+    report::write_atomic(&out, armored.as_bytes())?;
+    let rel = out
+        .strip_prefix(dir)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| out.clone());
+    println!(
+        "{}: waiver signature written; add to the [[waiver]] for \"{}\":\n  signer = \"{}\"\n  signature_file = \"{}\"",
+        out.display(),
+        st.item,
+        st.signer,
+        rel.display()
+    );
     Ok(Exit::Ready)
 }

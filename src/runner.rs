@@ -247,6 +247,8 @@ pub async fn run(
                 approved_by: w.approved_by.clone(),
                 expires: w.expires.to_string(),
                 state,
+                signer: w.signature.as_ref().map(|s| s.signer.clone()),
+                signature: w.signature.as_ref().map(|s| s.armored.clone()),
             });
         }
         items.push(ItemReport {

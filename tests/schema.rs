@@ -75,7 +75,12 @@ fn shipped_checklists_are_valid() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "toml") {
+            } else if p.extension().is_some_and(|x| x == "toml")
+                && std::fs::read_to_string(&p)
+                    .unwrap()
+                    .lines()
+                    .any(|l| l.trim() == "[checklist]")
+            {
                 let out = std::process::Command::new(bin())
                     .arg("check")
                     .arg(&p)

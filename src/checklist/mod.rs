@@ -131,6 +131,17 @@ pub struct Waiver {
     pub approved_by: String,
     /// Last day it applies.
     pub expires: jiff::civil::Date,
+    /// The approver's signature, when the waiver is signed.
+    pub signature: Option<WaiverSignature>,
+}
+
+/// An approver's signature on a [`Waiver`] (`signer` + `signature_file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaiverSignature {
+    /// Principal of the approver, as in allowed_signers.
+    pub signer: String,
+    /// The armored SSHSIG signature read from `signature_file`.
+    pub armored: String,
 }
 
 impl Waiver {
@@ -560,13 +571,13 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             RawProbe::Env(p) => Probe::Env(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Host(p) => Probe::Host(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Latency(p) => Probe::Latency((*p).validate(&mut v).map_err(probe_at)?),
+            RawProbe::Attestation(p) => Probe::Attestation(p.validate(&mut v).map_err(probe_at)?),
             other => {
                 let kind = match other {
                     RawProbe::Memory(_) => "memory",
                     RawProbe::Uptime(_) => "uptime",
                     RawProbe::Coverage(_) => "coverage",
-                    RawProbe::Audit(_) => "audit",
-                    _ => "attestation",
+                    _ => "audit",
                 };
                 return Err(probe_at(FieldError::new(
                     "kind",
@@ -614,11 +625,40 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
                 ));
             }
         };
+        let signature = match (w.signer, w.signature_file) {
+            (None, None) => None,
+            (Some(signer), Some(file)) => {
+                if signer.trim().is_empty() {
+                    return Err(loc.at(&at("signer"), "expected a non-empty principal"));
+                }
+                let sig_path = path.parent().unwrap_or(Path::new(".")).join(&file);
+                let armored = std::fs::read_to_string(&sig_path).map_err(|e| {
+                    loc.at(
+                        &at("signature_file"),
+                        format!("cannot read {}: {e}", sig_path.display()),
+                    )
+                })?;
+                crate::signoff::parse_sshsig(&armored).map_err(|m| {
+                    loc.at(
+                        &at("signature_file"),
+                        format!("{}: {m}", sig_path.display()),
+                    )
+                })?;
+                Some(WaiverSignature { signer, armored })
+            }
+            (Some(_), None) => {
+                return Err(loc.at(&at("signer"), "signer needs signature_file"));
+            }
+            (None, Some(_)) => {
+                return Err(loc.at(&at("signature_file"), "signature_file needs signer"));
+            }
+        };
         waivers.push(Waiver {
             item: w.item,
             reason: w.reason,
             approved_by: w.approved_by,
             expires,
+            signature,
         });
     }
 
@@ -700,7 +740,7 @@ mod tests {
         ));
         assert!(e.contains("unknown value \"telepathy\""), "{e}");
         let e = err(&format!(
-            "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = {{ kind = \"attestation\", file = \"x\" }}\n"
+            "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = {{ kind = \"audit\", file = \"x\" }}\n"
         ));
         assert!(e.contains("not supported yet"), "{e}");
     }

@@ -127,8 +127,8 @@ pub enum RawProbe {
     Coverage(NotYetSupported),
     /// Security audit (not supported yet).
     Audit(NotYetSupported),
-    /// Signed human statement (not supported yet).
-    Attestation(NotYetSupported),
+    /// A signed, unexpired human statement.
+    Attestation(probe::attestation::RawAttestationProbe),
 }
 
 /// Placeholder for probe kinds the design names but this version does not run yet.
@@ -152,4 +152,11 @@ pub struct RawWaiver {
     /// Last day the waiver applies (a TOML date, e.g. `2027-01-31`).
     #[schemars(with = "String")]
     pub expires: toml::value::Datetime,
+    /// Principal (as in allowed_signers) of the approver who signed this waiver. Required with
+    /// `signature_file`.
+    pub signer: Option<String>,
+    /// Armored SSHSIG signature (namespace `prodready`) by `signer` over the waiver statement,
+    /// made with `prodready sign-waiver`; path relative to the checklist. `prodready verify`
+    /// checks it against allowed_signers.
+    pub signature_file: Option<String>,
 }

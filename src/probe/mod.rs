@@ -5,6 +5,7 @@
 //! probes; [`ProbeContext`] is what the runner hands every probe (paths, evidence folder,
 //! redactor, cancellation).
 
+pub mod attestation;
 pub mod command;
 pub mod env;
 pub mod file;
@@ -37,6 +38,8 @@ pub enum Probe {
     Host(host::HostProbe),
     /// Order round-trip latency under an open-model load.
     Latency(latency::LatencyProbe),
+    /// Check for a signed, unexpired attestation of the item by an allowed signer.
+    Attestation(attestation::AttestationProbe),
 }
 
 impl Probe {
@@ -49,6 +52,7 @@ impl Probe {
             Probe::Env(_) => "env",
             Probe::Host(_) => "host",
             Probe::Latency(_) => "latency",
+            Probe::Attestation(_) => "attestation",
         }
     }
 
@@ -61,6 +65,7 @@ impl Probe {
             Probe::Env(p) => p.run(ctx),
             Probe::Host(p) => p.run(ctx),
             Probe::Latency(p) => p.run(ctx).await,
+            Probe::Attestation(p) => p.run(ctx),
         }
     }
 }

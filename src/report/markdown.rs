@@ -359,7 +359,10 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
                 "| `{}` | {} | {} | {} | {} |",
                 wv.item,
                 cell(&wv.reason),
-                cell(&wv.approved_by),
+                match &wv.signer {
+                    Some(signer) => cell(&format!("{} (signed by {signer})", wv.approved_by)),
+                    None => cell(&wv.approved_by),
+                },
                 wv.expires,
                 state
             )?;
@@ -406,12 +409,21 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     writeln!(w)?;
     writeln!(w, "Report body SHA-256: `{}`", r.body_sha256())?;
     writeln!(w)?;
+    writeln!(
+        w,
+        "Each role signs with `prodready sign report.json --role ROLE --key KEY`; check with \
+         `prodready verify report.json --allowed-signers FILE`."
+    )?;
+    writeln!(w)?;
     let mut by_role: BTreeMap<&str, Vec<&super::Signature>> = BTreeMap::new();
     for s in &r.signoff.signatures {
         by_role.entry(s.role.as_str()).or_default().push(s);
     }
-    writeln!(w, "| Role | Decision | Signer | Key | Signed at |")?;
-    writeln!(w, "|---|---|---|---|---|")?;
+    writeln!(
+        w,
+        "| Role | Decision | Signer | Key | Signed at | Comment |"
+    )?;
+    writeln!(w, "|---|---|---|---|---|---|")?;
     let mut roles: Vec<&str> = r
         .signoff
         .required_roles
@@ -425,17 +437,22 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     }
     for role in roles {
         match by_role.get(role) {
-            None => writeln!(w, "| {} | _not signed_ | | | |", cell(role))?,
+            None => writeln!(w, "| {} | _not signed_ | | | | |", cell(role))?,
             Some(sigs) => {
                 for s in sigs {
                     writeln!(
                         w,
-                        "| {} | {} | {} | `{}` | {} |",
+                        "| {} | {} | {} | `{}` | {} | {} |",
                         cell(role),
-                        cell(&s.decision),
+                        if s.decision == "approve" {
+                            cell(&s.decision)
+                        } else {
+                            format!("**{}**", cell(&s.decision))
+                        },
                         cell(&s.signer),
-                        s.key_fingerprint,
-                        s.signed_at
+                        cell(&s.key_fingerprint),
+                        cell(&s.signed_at),
+                        cell(&s.comment)
                     )?;
                 }
             }

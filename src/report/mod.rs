@@ -217,6 +217,13 @@ pub struct WaiverReport {
     pub expires: String,
     /// `applied`, `not-needed` (the item did not fail), `expired` or `not-run`.
     pub state: WaiverState,
+    /// The principal who signed the waiver (`[[waiver]] signer`), when it is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// The approver's armored SSHSIG signature over the waiver statement
+    /// ([`crate::signoff::WaiverStatement`]), when it is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// What a waiver did in this run.
@@ -263,6 +270,11 @@ pub struct Signature {
     pub body_sha256: String,
     /// The armored SSHSIG signature.
     pub signature: String,
+    /// The exact message that `signature` signs (UTF-8 text, see
+    /// [`crate::signoff::SignoffStatement`]); rebuilt from the fields above and compared when
+    /// verifying. Kept so `ssh-keygen -Y verify` can check the signature directly.
+    #[serde(default)]
+    pub statement: String,
 }
 
 /// Decide the verdict (design §5) and say why.
@@ -360,19 +372,21 @@ impl Report {
         Ok(report)
     }
 
-    /// The canonical body that sign-off signatures cover: the report with
-    /// `signoff.signatures` emptied, as compact JSON (struct fields in declaration order, map
-    /// keys sorted). Any change to any other byte of meaning changes it.
+    /// The canonical body that sign-off signatures cover: the report's JSON value without
+    /// `signoff.signatures`, serialized canonically (sorted keys, no whitespace; the rules are
+    /// in [`crate::signoff::canonical`], the one definition shared with `sign` and `verify`).
     pub fn canonical_body(&self) -> Vec<u8> {
-        let mut body = self.clone();
-        body.signoff.signatures.clear();
-        serde_json::to_vec(&body).expect("report serializes")
+        crate::signoff::canonical::body_bytes(&self.to_value())
     }
 
-    /// Lowercase hex SHA-256 of [`Report::canonical_body`].
+    /// Lowercase hex SHA-256 of [`Report::canonical_body`] (64 characters).
     pub fn body_sha256(&self) -> String {
-        use sha2::{Digest, Sha256};
-        hex::encode(Sha256::digest(self.canonical_body()))
+        crate::signoff::canonical::body_sha256(&self.to_value())
+    }
+
+    /// The report as a JSON value (what `report.json` holds).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("report serializes")
     }
 
     /// Serialize as pretty JSON with a trailing newline.
