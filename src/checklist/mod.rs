@@ -554,13 +554,13 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             RawProbe::File(p) => Probe::File(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Env(p) => Probe::Env(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Host(p) => Probe::Host(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Coverage(p) => Probe::Coverage(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Audit(p) => Probe::Audit(p.validate(&mut v).map_err(probe_at)?),
             other => {
                 let kind = match other {
                     RawProbe::Latency(_) => "latency",
                     RawProbe::Memory(_) => "memory",
                     RawProbe::Uptime(_) => "uptime",
-                    RawProbe::Coverage(_) => "coverage",
-                    RawProbe::Audit(_) => "audit",
                     _ => "attestation",
                 };
                 return Err(probe_at(FieldError::new(

@@ -5,11 +5,14 @@
 //! probes; [`ProbeContext`] is what the runner hands every probe (paths, evidence folder,
 //! redactor, cancellation).
 
+pub mod audit;
 pub mod command;
+pub mod coverage;
 pub mod env;
 pub mod file;
 pub mod host;
 pub mod http;
+pub mod tool;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +37,10 @@ pub enum Probe {
     Env(env::EnvProbe),
     /// Check the host's CPU count, memory and free disk.
     Host(host::HostProbe),
+    /// Gate on a coverage report (LCOV, Cobertura, llvm-cov JSON, coverage.py, tarpaulin).
+    Coverage(coverage::CoverageProbe),
+    /// Gate on a security audit (cargo-audit, pip-audit, npm audit, SARIF).
+    Audit(audit::AuditProbe),
 }
 
 impl Probe {
@@ -45,6 +52,8 @@ impl Probe {
             Probe::File(_) => "file",
             Probe::Env(_) => "env",
             Probe::Host(_) => "host",
+            Probe::Coverage(_) => "coverage",
+            Probe::Audit(_) => "audit",
         }
     }
 
@@ -56,6 +65,8 @@ impl Probe {
             Probe::File(p) => p.run(ctx),
             Probe::Env(p) => p.run(ctx),
             Probe::Host(p) => p.run(ctx),
+            Probe::Coverage(p) => p.run(ctx).await,
+            Probe::Audit(p) => p.run(ctx).await,
         }
     }
 }
