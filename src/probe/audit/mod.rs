@@ -579,3 +579,108 @@ impl AuditProbe {
         o
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(toml_body: &str) -> AuditProbe {
+        let raw: RawAuditProbe = toml::from_str(toml_body).unwrap();
+        raw.validate(&mut Validator::default()).unwrap()
+    }
+
+    fn today() -> jiff::civil::Date {
+        jiff::civil::date(2026, 6, 1)
+    }
+
+    /// The real cargo-audit report for smallvec 1.6.0, with the advisory's `cvss` removed: the
+    /// finding becomes `unknown`, which gates as `unknown_severity`.
+    fn without_cvss() -> Scan {
+        let text = include_str!("../../../tests/fixtures/audit/cargo-audit-vulnerable.json");
+        let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["vulnerabilities"]["list"][0]["advisory"]["cvss"] = serde_json::Value::Null;
+        formats::parse(Format::CargoAudit, &v).unwrap()
+    }
+
+    #[test]
+    fn unknown_severity_counts_as_high_by_default() {
+        let scan = without_cvss();
+        assert_eq!(scan.findings[0].severity, None);
+        let p = probe("report = \"x\"\nmax_severity = \"medium\"");
+        let o = p.evaluate(&scan, today(), ProbeOutput::default());
+        assert_eq!(o.status(), Status::Fail);
+        assert_eq!(o.tables[0].rows[0][3], "unknown (gated as high)");
+        assert_eq!(o.measured["vulnerabilities_unknown"], 1);
+    }
+
+    #[test]
+    fn unknown_severity_is_configurable() {
+        let p = probe("report = \"x\"\nmax_severity = \"medium\"\nunknown_severity = \"low\"");
+        let o = p.evaluate(&without_cvss(), today(), ProbeOutput::default());
+        assert_eq!(o.status(), Status::Pass);
+    }
+
+    #[test]
+    fn ignore_on_its_expiry_day_still_applies_and_the_day_after_not() {
+        let text = include_str!("../../../tests/fixtures/audit/cargo-audit-vulnerable.json");
+        let scan = read("fixture", text.as_bytes(), None).unwrap();
+        let p = probe(
+            "report = \"x\"\nignore = [{ id = \"RUSTSEC-2021-0003\", reason = \"r\", expires = 2026-06-01 }]",
+        );
+        let o = p.evaluate(&scan, today(), ProbeOutput::default());
+        assert_eq!(o.status(), Status::Pass);
+        let o = p.evaluate(&scan, jiff::civil::date(2026, 6, 2), ProbeOutput::default());
+        assert_eq!(o.status(), Status::Fail);
+        assert!(o.summary.contains("expired on 2026-06-01"), "{}", o.summary);
+    }
+
+    /// Hand-written in the shape of npm 7+'s `npm audit --json` (auditReportVersion 2): npm's
+    /// bulk advisory endpoint is not reachable here, so no real report with findings could be
+    /// made (the real offline output, an error document, is tests/fixtures/audit/).
+    #[test]
+    fn npm_audit_v2_vectors_are_scored_and_words_used_without_them() {
+        let doc = r#"{"auditReportVersion":2,"vulnerabilities":{"lodash":{"name":"lodash","severity":"high","isDirect":true,"via":[{"source":1096305,"name":"lodash","dependency":"lodash","title":"Command Injection in lodash","url":"https://github.com/advisories/GHSA-35jh-r3h4-6jhm","severity":"high","cwe":["CWE-77"],"cvss":{"score":7.2,"vectorString":"CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H"},"range":"<4.17.21"},{"source":1096302,"name":"lodash","dependency":"lodash","title":"ReDoS in lodash","url":"https://github.com/advisories/GHSA-29mw-wpgm-hmr9","severity":"moderate","cwe":[],"cvss":{"score":0,"vectorString":null},"range":"<4.17.21"}],"effects":[],"range":"<=4.17.20","nodes":["node_modules/lodash"],"fixAvailable":true},"dep":{"name":"dep","severity":"high","isDirect":false,"via":["lodash"],"effects":[],"range":"*","nodes":[],"fixAvailable":true}},"metadata":{"dependencies":{"prod":3,"total":3}}}"#;
+        let scan = read("npm.json", doc.as_bytes(), None).unwrap();
+        assert_eq!(scan.tool, "npm audit");
+        assert_eq!(
+            scan.findings.len(),
+            2,
+            "string `via` entries are not findings"
+        );
+        let f = &scan.findings[0];
+        assert_eq!(f.id, "GHSA-35jh-r3h4-6jhm");
+        assert_eq!(f.severity, Some(Level::High));
+        assert_eq!(f.score, Some(7.2));
+        let g = &scan.findings[1];
+        assert_eq!(g.severity, Some(Level::Medium));
+        assert!(g.severity_source.contains("moderate"));
+    }
+
+    /// Hand-written in the shape of pip-audit 2.x `-f json`: pip-audit's vulnerability services
+    /// are not reachable here (the real offline output is tests/fixtures/audit/).
+    #[test]
+    fn pip_audit_findings_are_unknown_severity_with_fix_versions() {
+        let doc = r#"{"dependencies":[{"name":"jinja2","version":"2.10","vulns":[{"id":"PYSEC-2019-217","fix_versions":["2.10.1"],"aliases":["CVE-2019-10906","GHSA-462w-v97r-4m45"],"description":"In Pallets Jinja before 2.10.1, str.format_map allows a sandbox escape."}]},{"name":"six","version":"1.16.0","vulns":[]}],"fixes":[]}"#;
+        let scan = read("pip.json", doc.as_bytes(), None).unwrap();
+        assert_eq!(scan.scanned, Some(2));
+        let f = &scan.findings[0];
+        assert_eq!(f.severity, None);
+        assert_eq!(f.patched, "2.10.1");
+        assert!(f.is_named("cve-2019-10906"));
+        let p = probe("report = \"x\"\nmax_severity = \"medium\"");
+        let o = p.evaluate(&scan, today(), ProbeOutput::default());
+        assert_eq!(o.status(), Status::Fail, "unknown gates as high");
+    }
+
+    #[test]
+    fn unknown_warning_kind_and_severity_words_are_rejected() {
+        let raw: RawAuditProbe =
+            toml::from_str("report = \"x\"\nfail_on_warnings = [\"unmaintainted\"]").unwrap();
+        let e = raw.validate(&mut Validator::default()).unwrap_err();
+        assert_eq!(e.key, "fail_on_warnings[0]");
+        let raw: RawAuditProbe =
+            toml::from_str("report = \"x\"\nmax_severity = \"moderate\"").unwrap();
+        let e = raw.validate(&mut Validator::default()).unwrap_err();
+        assert_eq!(e.key, "max_severity");
+    }
+}

@@ -363,3 +363,36 @@ mod tests {
         assert_eq!(e.at, "line 2");
     }
 }
+
+#[cfg(test)]
+mod lcov2_tests {
+    use super::*;
+
+    /// Hand-written in the lcov 2.2+ `FNL`/`FNA` shape documented in geninfo(1) ("FNL:<index>,
+    /// <line>[,<end line>]", "FNA:<index>,<count>,<name>"): Debian 12 ships lcov 1.16, so no
+    /// real 2.x tracefile could be made here. Aliases (several FNA per index) are one function.
+    #[test]
+    fn fnl_fna_records_count_functions_by_index() {
+        let t = "TN:\nSF:orders.c\nFNL:0,5,10\nFNA:0,1,notional_ok\nFNL:1,12,21\nFNA:1,0,side_name\nFNA:1,0,side_name_alias\nFNF:2\nFNH:1\nDA:5,1\nDA:12,0\nLF:2\nLH:1\nBRDA:6,e0,0,1\nBRDA:6,e0,1,-\nBRF:2\nBRH:1\nend_of_record\n";
+        let d = parse(t).unwrap();
+        assert_eq!(d.files[0].functions, Some(Counts { found: 2, hit: 1 }));
+        assert_eq!(d.files[0].branches, Some(Counts { found: 2, hit: 1 }));
+        assert_eq!(d.files[0].lines, Counts { found: 2, hit: 1 });
+    }
+
+    #[test]
+    fn summaries_are_used_only_without_details() {
+        let d = parse("SF:a.c\nLF:10\nLH:7\nFNF:3\nFNH:2\nend_of_record\n").unwrap();
+        assert_eq!(d.files[0].lines, Counts { found: 10, hit: 7 });
+        assert_eq!(d.files[0].functions, Some(Counts { found: 3, hit: 2 }));
+    }
+
+    #[test]
+    fn records_for_the_same_file_merge_like_lcov_summary() {
+        let d =
+            parse("SF:a.c\nDA:1,0\nDA:2,1\nend_of_record\nSF:a.c\nDA:1,2\nDA:3,0\nend_of_record\n")
+                .unwrap();
+        assert_eq!(d.files.len(), 1);
+        assert_eq!(d.files[0].lines, Counts { found: 3, hit: 2 });
+    }
+}
