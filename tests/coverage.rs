@@ -533,3 +533,38 @@ fn run_produces_the_report_first_with_real_coverage_py() {
     assert_eq!(o["status"], "error", "{o:#}");
     assert!(o["summary"].as_str().unwrap().contains("stale"), "{o:#}");
 }
+
+#[test]
+fn tarpaulin_json_equals_tarpaulin_summary() {
+    // `50.00% coverage, 10/20 lines covered`, tarpaulin's own last line.
+    let text = std::fs::read_to_string(fixtures().join("tarpaulin.summary.txt")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("% coverage, "))
+        .expect("tarpaulin summary line");
+    let pct = num(line.split_whitespace().next().unwrap());
+    let frac = line
+        .split(", ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let (hit, found) = frac.split_once('/').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, o) = run_item(
+        dir.path(),
+        &format!("report = {:?}\nlines = 0", fixture("tarpaulin.json")),
+    );
+    assert_eq!(code, 0, "{o:#}");
+    assert_eq!(o["measured"]["format"], "tarpaulin");
+    assert_eq!(m(&o, "lines_hit"), num(hit));
+    assert_eq!(m(&o, "lines_found"), num(found));
+    close(m(&o, "line_percent"), pct, "line %");
+    // Per-file rows come from tarpaulin's path components.
+    let rows = o["tables"][0]["rows"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r[0].as_str().unwrap().ends_with("src/util.rs"))
+    );
+}
