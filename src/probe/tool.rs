@@ -32,8 +32,10 @@ pub struct ToolRun {
 pub struct ToolOutput {
     /// Exit code; `None` when killed by a signal.
     pub exit_code: Option<i32>,
-    /// Standard output (not redacted: it may be the report itself).
+    /// Standard output (not redacted: it may be the report itself); its last 64 MiB.
     pub stdout: String,
+    /// Whether older standard output was dropped (then it cannot be a complete report).
+    pub stdout_truncated: bool,
     /// Standard error, redacted.
     pub stderr: String,
     /// Wall time.
@@ -171,15 +173,9 @@ impl ToolRun {
                 return Err(format!("waiting for `{}` failed: {e}", self.display()));
             }
         };
-        if dropped > 0 {
-            return Err(format!(
-                "`{}` wrote more than {} to stdout; write the report to a file and set `report`",
-                self.display(),
-                crate::units::format_bytes(OUTPUT_CAP as u64)
-            ));
-        }
         Ok(ToolOutput {
             exit_code: status.code(),
+            stdout_truncated: dropped > 0,
             stdout,
             stderr,
             elapsed,

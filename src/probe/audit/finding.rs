@@ -141,7 +141,7 @@ impl Finding {
 }
 
 /// What a parser read from a report.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Scan {
     /// The tool and format, e.g. `cargo-audit`, `SARIF (Bandit)`.
     pub tool: String,
@@ -149,8 +149,22 @@ pub struct Scan {
     pub findings: Vec<Finding>,
     /// How many dependencies (or SARIF runs) were scanned, when the format says.
     pub scanned: Option<u64>,
+    /// What `scanned` counts: `dependencies` or `runs`.
+    pub scanned_unit: &'static str,
     /// Notes for the report (e.g. dependencies a tool skipped).
     pub notes: Vec<String>,
+}
+
+impl Default for Scan {
+    fn default() -> Scan {
+        Scan {
+            tool: String::new(),
+            findings: Vec::new(),
+            scanned: None,
+            scanned_unit: "dependencies",
+            notes: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

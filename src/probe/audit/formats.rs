@@ -555,6 +555,7 @@ fn sarif(v: &Value) -> Result<Scan, String> {
         }
     }
     scan.scanned = Some(runs.len() as u64);
+    scan.scanned_unit = "runs";
     scan.tool = format!("SARIF ({})", tools.join(", "));
     Ok(scan)
 }

@@ -301,6 +301,12 @@ impl AuditProbe {
             o.measure("run_duration_ms", out.elapsed.as_millis() as u64);
             o.measure("run_exit_code", out.exit_code);
             if self.report.is_none() {
+                if out.stdout_truncated {
+                    return Err(format!(
+                        "`{}` printed more than 64 MiB; write the report to a file and set `report`",
+                        run.display()
+                    ));
+                }
                 if out.stdout.trim().is_empty() {
                     return Err(format!(
                         "`{}` exited {} and printed no report{}",
@@ -357,8 +363,8 @@ impl AuditProbe {
             if n == 0 {
                 o.forced = Some(Status::Error);
                 o.summary = format!(
-                    "{} scanned nothing (0 dependencies): nothing was audited",
-                    scan.tool
+                    "{} scanned nothing (0 {}): nothing was audited",
+                    scan.tool, scan.scanned_unit
                 );
                 return o;
             }
