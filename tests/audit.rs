@@ -371,3 +371,23 @@ fn a_scanner_that_cannot_run_is_an_error() {
         "{o:#}"
     );
 }
+
+#[test]
+fn example_and_self_check_checklists_are_valid() {
+    for rel in [
+        "checklists/examples/coverage-audit.toml",
+        "checklists/prodready.toml",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        let out = Command::new(env!("CARGO_BIN_EXE_prodready"))
+            .arg("check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{rel}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
