@@ -356,6 +356,24 @@ fn a_scanner_that_cannot_run_is_an_error() {
             .unwrap()
             .contains("is `prodready-no-such-scanner` installed")
     );
+    // cargo-audit without --json prints text, not a report: error, with a hint.
+    require_cargo_audit();
+    let (_, o) = run_item(
+        dir.path(),
+        &format!(
+            "run = [\"cargo\", \"audit\", \"--db\", {:?}, \"--no-fetch\", \"--file\", {:?}]",
+            advisory_db(),
+            fixture("vulnerable-crate/Cargo.lock")
+        ),
+    );
+    assert_eq!(o["status"], "error", "{o:#}");
+    assert!(
+        o["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cargo audit --json"),
+        "{o:#}"
+    );
     // cargo-audit pointed at a missing database prints no report: error, with its message.
     require_cargo_audit();
     let (_, o) = run_item(

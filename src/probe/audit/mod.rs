@@ -235,7 +235,14 @@ pub fn read(name: &str, bytes: &[u8], format: Option<Format>) -> Result<Scan, St
     if text.trim().is_empty() {
         return Err(format!("{name}: the report is empty"));
     }
-    let v = formats::json(text).map_err(|e| format!("{name}: {e}"))?;
+    let v = formats::json(text).map_err(|e| {
+        let hint = if text.trim_start().starts_with(['{', '[']) {
+            ""
+        } else {
+            " (not JSON at all: ask the scanner for JSON, e.g. `cargo audit --json`, `pip-audit -f json`, `npm audit --json`, `bandit -f sarif`)"
+        };
+        format!("{name}: {e}{hint}")
+    })?;
     if let Some(msg) = formats::tool_error(&v) {
         return Err(format!(
             "{name}: the scanner reported an error instead of a report: {msg}"
