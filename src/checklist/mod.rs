@@ -572,12 +572,13 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             RawProbe::Host(p) => Probe::Host(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Latency(p) => Probe::Latency((*p).validate(&mut v).map_err(probe_at)?),
             RawProbe::Attestation(p) => Probe::Attestation(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Coverage(p) => Probe::Coverage(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Audit(p) => Probe::Audit(p.validate(&mut v).map_err(probe_at)?),
             other => {
                 let kind = match other {
                     RawProbe::Memory(_) => "memory",
                     RawProbe::Uptime(_) => "uptime",
-                    RawProbe::Coverage(_) => "coverage",
-                    _ => "audit",
+                    _ => "uptime",
                 };
                 return Err(probe_at(FieldError::new(
                     "kind",
@@ -740,7 +741,7 @@ mod tests {
         ));
         assert!(e.contains("unknown value \"telepathy\""), "{e}");
         let e = err(&format!(
-            "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = {{ kind = \"audit\", file = \"x\" }}\n"
+            "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = {{ kind = \"uptime\", monitor = \"x\" }}\n"
         ));
         assert!(e.contains("not supported yet"), "{e}");
     }

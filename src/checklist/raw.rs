@@ -123,10 +123,10 @@ pub enum RawProbe {
     Memory(NotYetSupported),
     /// Soak availability (not supported yet).
     Uptime(NotYetSupported),
-    /// Test coverage (not supported yet).
-    Coverage(NotYetSupported),
-    /// Security audit (not supported yet).
-    Audit(NotYetSupported),
+    /// Test coverage from a coverage report.
+    Coverage(probe::coverage::RawCoverageProbe),
+    /// Security audit from a vulnerability scanner's report.
+    Audit(probe::audit::RawAuditProbe),
     /// A signed, unexpired human statement.
     Attestation(probe::attestation::RawAttestationProbe),
 }

@@ -6,12 +6,15 @@
 //! redactor, cancellation).
 
 pub mod attestation;
+pub mod audit;
 pub mod command;
+pub mod coverage;
 pub mod env;
 pub mod file;
 pub mod host;
 pub mod http;
 pub mod latency;
+pub mod tool;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +43,10 @@ pub enum Probe {
     Latency(latency::LatencyProbe),
     /// Check for a signed, unexpired attestation of the item by an allowed signer.
     Attestation(attestation::AttestationProbe),
+    /// Gate on a coverage report (LCOV, Cobertura, llvm-cov JSON, coverage.py, tarpaulin).
+    Coverage(coverage::CoverageProbe),
+    /// Gate on a security audit (cargo-audit, pip-audit, npm audit, SARIF).
+    Audit(audit::AuditProbe),
 }
 
 impl Probe {
@@ -53,6 +60,8 @@ impl Probe {
             Probe::Host(_) => "host",
             Probe::Latency(_) => "latency",
             Probe::Attestation(_) => "attestation",
+            Probe::Coverage(_) => "coverage",
+            Probe::Audit(_) => "audit",
         }
     }
 
@@ -66,6 +75,8 @@ impl Probe {
             Probe::Host(p) => p.run(ctx),
             Probe::Latency(p) => p.run(ctx).await,
             Probe::Attestation(p) => p.run(ctx),
+            Probe::Coverage(p) => p.run(ctx).await,
+            Probe::Audit(p) => p.run(ctx).await,
         }
     }
 }

@@ -1,0 +1,193 @@
+//! Running an external tool for a probe that reads the tool's output: the `run` command of the
+//! `coverage` probe (e.g. `cargo llvm-cov --lcov --output-path …`) and of the `audit` probe
+//! (e.g. `cargo audit --json --db … --no-fetch`).
+//!
+//! The tool runs in its own process group (see [`crate::process`]); at its timeout, or when the
+//! run is cancelled, the whole group is terminated so nothing it forked outlives the probe.
+//! Unlike the `command` probe, the exit status is not the measurement: a tool such as
+//! cargo-audit exits 1 when it finds vulnerabilities and still writes a valid report.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{FieldError, ProbeContext, Validator};
+use crate::process::{GroupGuard, Tail, group_command, last_lines, terminate_group};
+use crate::units::{Interpolated, format_duration};
+
+/// Bytes of each stream kept (the most recent ones). Tool reports read from stdout must fit.
+const OUTPUT_CAP: usize = 64 * 1024 * 1024;
+/// Grace between SIGTERM and SIGKILL at a timeout.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// A validated tool invocation.
+#[derive(Debug, Clone)]
+pub struct ToolRun {
+    argv: Vec<Interpolated>,
+    cwd: Option<PathBuf>,
+    timeout: Duration,
+}
+
+/// What a finished tool run left behind.
+#[derive(Debug, Clone)]
+pub struct ToolOutput {
+    /// Exit code; `None` when killed by a signal.
+    pub exit_code: Option<i32>,
+    /// Standard output (not redacted: it may be the report itself); its last 64 MiB.
+    pub stdout: String,
+    /// Whether older standard output was dropped (then it cannot be a complete report).
+    pub stdout_truncated: bool,
+    /// Standard error, redacted.
+    pub stderr: String,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// `$ argv` plus the last lines of both streams, redacted; for the outcome's log tail.
+    pub log_tail: String,
+}
+
+impl ToolRun {
+    /// Validate `run` (an argv array) with an optional `cwd` and `timeout` (humantime; default
+    /// `default_timeout`). `key` names the argv key in errors (`run`).
+    ///
+    /// # Errors
+    /// A [`FieldError`] naming the key: empty argv, unset `${VAR}`, malformed timeout.
+    pub fn validate(
+        v: &mut Validator,
+        key: &str,
+        argv: &[String],
+        cwd: Option<String>,
+        timeout: Option<&str>,
+        default_timeout: Duration,
+    ) -> Result<ToolRun, FieldError> {
+        if argv.is_empty() || argv[0].trim().is_empty() {
+            return Err(FieldError::new(
+                key,
+                "expected a non-empty argv array, e.g. [\"cargo\", \"llvm-cov\", \"--lcov\"]",
+            ));
+        }
+        let mut out = Vec::with_capacity(argv.len());
+        for (i, a) in argv.iter().enumerate() {
+            out.push(v.interpolate(&format!("{key}[{i}]"), a)?);
+        }
+        let timeout = match timeout {
+            Some(t) => v.duration("timeout", t)?,
+            None => default_timeout,
+        };
+        Ok(ToolRun {
+            argv: out,
+            cwd: cwd.map(PathBuf::from),
+            timeout,
+        })
+    }
+
+    /// The command line as written (secrets left as `${VAR}`).
+    pub fn display(&self) -> String {
+        self.argv
+            .iter()
+            .map(|a| a.display.clone())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The working directory the tool runs in: `cwd` resolved against the checklist's folder,
+    /// or the checklist's folder.
+    pub fn workdir(&self, ctx: &ProbeContext) -> PathBuf {
+        match &self.cwd {
+            Some(c) => ctx.resolve(c),
+            None => ctx.checklist_dir.clone(),
+        }
+    }
+
+    /// Run the tool to completion.
+    ///
+    /// # Errors
+    /// A message for people when the tool could not start (naming the program, e.g. "is
+    /// cargo-audit installed?"), timed out or was interrupted.
+    pub async fn run(&self, ctx: &ProbeContext) -> Result<ToolOutput, String> {
+        let argv: Vec<String> = self.argv.iter().map(|a| a.value.clone()).collect();
+        let cwd = self.workdir(ctx);
+        let mut cmd = group_command(&argv);
+        cmd.current_dir(&cwd);
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| {
+            format!(
+                "could not start `{}` in {}: {e}{}",
+                self.display(),
+                cwd.display(),
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    format!(" (is `{}` installed and on PATH?)", argv[0])
+                } else {
+                    String::new()
+                }
+            )
+        })?;
+        let pgid = child.id();
+        let mut guard = GroupGuard::new(pgid);
+        let out = Tail::new(OUTPUT_CAP);
+        let err = Tail::new(OUTPUT_CAP);
+        let out_task = child.stdout.take().map(|s| out.collect_from(s));
+        let err_task = child.stderr.take().map(|s| err.collect_from(s));
+        enum End {
+            Exited(std::process::ExitStatus),
+            TimedOut,
+            Cancelled,
+            WaitFailed(std::io::Error),
+        }
+        let end = tokio::select! {
+            r = child.wait() => match r { Ok(s) => End::Exited(s), Err(e) => End::WaitFailed(e) },
+            _ = tokio::time::sleep(self.timeout) => End::TimedOut,
+            _ = ctx.cancel.cancelled() => End::Cancelled,
+        };
+        if let Some(pgid) = pgid {
+            terminate_group(&mut child, pgid, KILL_GRACE).await;
+            guard.disarm();
+        }
+        for t in [out_task, err_task].into_iter().flatten() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        let elapsed = started.elapsed();
+        let (stdout, dropped) = out.text();
+        let (stderr, _) = err.text();
+        let stderr = ctx.redactor.redact(&stderr);
+        let mut log = format!("$ {}\n", self.display());
+        let shown_out = ctx.redactor.redact(&stdout);
+        if !shown_out.is_empty() {
+            log.push_str(&last_lines(&shown_out, 20));
+            log.push('\n');
+        }
+        if !stderr.is_empty() {
+            log.push_str("--- stderr ---\n");
+            log.push_str(&last_lines(&stderr, 30));
+            log.push('\n');
+        }
+        let status = match end {
+            End::Exited(s) => s,
+            End::TimedOut => {
+                return Err(format!(
+                    "`{}` timed out after {}; its process group was killed",
+                    self.display(),
+                    format_duration(self.timeout)
+                ));
+            }
+            End::Cancelled => return Err(format!("`{}` was interrupted", self.display())),
+            End::WaitFailed(e) => {
+                return Err(format!("waiting for `{}` failed: {e}", self.display()));
+            }
+        };
+        Ok(ToolOutput {
+            exit_code: status.code(),
+            stdout_truncated: dropped > 0,
+            stdout,
+            stderr,
+            elapsed,
+            log_tail: log,
+        })
+    }
+}
+
+/// Read a report file, naming it in the error.
+///
+/// # Errors
+/// A message naming the path when it cannot be read.
+pub fn read_report(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read report {}: {e}", path.display()))
+}
