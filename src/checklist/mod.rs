@@ -38,6 +38,8 @@ pub struct Checklist {
     pub items: Vec<Item>,
     /// `[[waiver]]` entries.
     pub waivers: Vec<Waiver>,
+    /// `[[monitor]]` entries (run by `prodready soak`).
+    pub monitors: Vec<crate::soak::config::Monitor>,
     /// Values of every interpolated `${VAR}`, to scrub from output.
     pub redactor: Redactor,
 }
@@ -554,11 +556,11 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             RawProbe::File(p) => Probe::File(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Env(p) => Probe::Env(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Host(p) => Probe::Host(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Uptime(p) => Probe::Uptime(p.validate(&mut v).map_err(probe_at)?),
             other => {
                 let kind = match other {
                     RawProbe::Latency(_) => "latency",
                     RawProbe::Memory(_) => "memory",
-                    RawProbe::Uptime(_) => "uptime",
                     RawProbe::Coverage(_) => "coverage",
                     RawProbe::Audit(_) => "audit",
                     _ => "attestation",
@@ -617,6 +619,26 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         });
     }
 
+    let mut monitors = Vec::new();
+    let mut monitor_names = HashSet::new();
+    for (i, m) in raw.monitor.into_iter().enumerate() {
+        let at = |k: &str| {
+            let mut p = vec![key("monitor"), Seg::Index(i)];
+            p.extend(parse_key_path(k));
+            p
+        };
+        if !monitor_names.insert(m.name.clone()) {
+            return Err(loc.at(
+                &at("name"),
+                format!("duplicate monitor name \"{}\"", m.name),
+            ));
+        }
+        monitors.push(
+            m.validate(&mut v)
+                .map_err(|fe| loc.at(&at(&fe.key), fe.message))?,
+        );
+    }
+
     let dir = path
         .parent()
         .map(|p| {
@@ -636,6 +658,7 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         services,
         items,
         waivers,
+        monitors,
         redactor: v.redactor,
     })
 }

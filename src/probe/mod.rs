@@ -10,6 +10,7 @@ pub mod env;
 pub mod file;
 pub mod host;
 pub mod http;
+pub mod uptime;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub enum Probe {
     Env(env::EnvProbe),
     /// Check the host's CPU count, memory and free disk.
     Host(host::HostProbe),
+    /// Availability of a soak monitor over a window, from the soak store.
+    Uptime(uptime::UptimeProbe),
 }
 
 impl Probe {
@@ -45,6 +48,7 @@ impl Probe {
             Probe::File(_) => "file",
             Probe::Env(_) => "env",
             Probe::Host(_) => "host",
+            Probe::Uptime(_) => "uptime",
         }
     }
 
@@ -56,6 +60,12 @@ impl Probe {
             Probe::File(p) => p.run(ctx),
             Probe::Env(p) => p.run(ctx),
             Probe::Host(p) => p.run(ctx),
+            Probe::Uptime(p) => {
+                let (p, ctx) = (p.clone(), ctx.clone());
+                tokio::task::spawn_blocking(move || p.run(&ctx))
+                    .await
+                    .unwrap_or_else(|e| ProbeOutput::error(format!("uptime probe panicked: {e}")))
+            }
         }
     }
 }
