@@ -472,3 +472,167 @@ pub fn end_run(
     )?;
     tx.commit()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::soak::store::{MonitorRow, Store};
+    use crate::soak::summary::totals;
+    use std::time::Duration;
+
+    fn sample(mono_ms: i64, ok: bool) -> Sample {
+        Sample {
+            monitor: 0,
+            wall_ms: mono_ms,
+            mono_ms,
+            result: CheckResult {
+                ok,
+                latency: Duration::from_millis(1),
+                error: (!ok).then(|| format!("refused at {mono_ms}")),
+                ops: 0,
+                op_errors: 0,
+            },
+            maintenance: None,
+        }
+    }
+
+    fn setup(k: u32) -> (tempfile::TempDir, Store, Run, MonitorState, MonitorRow) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut run = begin_run(&mut store.conn, &Clock::default(), "boot-a").unwrap();
+        run.anchor_at_ms = 0;
+        run.anchor_mono_ms = 0;
+        let id = store.upsert_monitor("m", "tcp", 1000, 2000, 99.9).unwrap();
+        let row = store.monitor("m").unwrap().unwrap();
+        (dir, store, run, MonitorState::new(id, k, 2000), row)
+    }
+
+    fn feed(store: &mut Store, run: &Run, st: &mut MonitorState, pattern: &str) {
+        for (i, c) in pattern.chars().enumerate() {
+            let tx = store.conn.transaction().unwrap();
+            st.apply(&tx, run, &sample(i as i64 * 1000, c == '+'))
+                .unwrap();
+            tx.commit().unwrap();
+        }
+    }
+
+    #[test]
+    fn short_failure_streaks_stay_up_but_are_recorded() {
+        let (_d, mut store, run, mut st, row) = setup(3);
+        feed(&mut store, &run, &mut st, "+--++");
+        let t = totals(&store.conn, &row, 0, 10_000).unwrap();
+        assert_eq!((t.up_ms, t.down_ms, t.failures, t.checks), (4000, 0, 2, 5));
+        let n: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn an_outage_starts_at_the_first_failure_of_the_streak() {
+        let (_d, mut store, run, mut st, row) = setup(3);
+        // up 0–1 s, failing 1–5 s (4 checks, threshold 3), up again at 5 s.
+        feed(&mut store, &run, &mut st, "+----++");
+        let t = totals(&store.conn, &row, 0, 60_000).unwrap();
+        assert_eq!((t.up_ms, t.down_ms), (2000, 4000));
+        let (start, end, failures, first): (i64, i64, i64, String) = store
+            .conn
+            .query_row(
+                "SELECT start_ms, end_ms, failures, first_error FROM incidents",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!((start, end, failures), (1000, 5000, 4));
+        assert_eq!(first, "refused at 1000");
+        let downs: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM samples WHERE state = 2", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(downs, 4, "the streak's samples are marked down too");
+        // Exact edges: the first 1.5 s hold 1 s up and 0.5 s down.
+        let e = totals(&store.conn, &row, 0, 1500).unwrap();
+        assert_eq!((e.up_ms, e.down_ms), (1000, 500));
+    }
+
+    #[test]
+    fn a_gap_longer_than_the_maximum_span_is_unknown() {
+        let (_d, mut store, run, mut st, row) = setup(1);
+        for at in [0, 1000, 10_000, 11_000] {
+            let tx = store.conn.transaction().unwrap();
+            st.apply(&tx, &run, &sample(at, true)).unwrap();
+            tx.commit().unwrap();
+        }
+        let t = totals(&store.conn, &row, 0, 60_000).unwrap();
+        // 0→1 s: 1 s; 1→10 s: capped at 2 s; 10→11 s: 1 s; the last sample is still open.
+        assert_eq!(t.up_ms, 4000);
+    }
+
+    #[test]
+    fn a_new_boot_id_is_reported_as_a_reboot_and_the_gap_as_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let clock = Clock::default();
+        let mut run = begin_run(&mut store.conn, &clock, "boot-a").unwrap();
+        heartbeat(&store.conn, &clock, &mut run).unwrap();
+        let second = begin_run(&mut store.conn, &clock, "boot-b").unwrap();
+        assert!(second.anchor_at_ms > run.anchor_at_ms);
+        let kinds: Vec<String> = store
+            .conn
+            .prepare("SELECT kind FROM events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(kinds, ["start", "reboot", "tracker_gap", "start"]);
+        let detail: String = store
+            .conn
+            .query_row(
+                "SELECT detail FROM events WHERE kind = 'tracker_gap'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(detail.contains("killed or crashed"), "{detail}");
+    }
+
+    #[test]
+    fn the_same_boot_continues_the_timeline_by_the_monotonic_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let offset = dir.path().join("offset");
+        std::fs::write(&offset, "0s").unwrap();
+        let clock = Clock {
+            offset_file: Some(offset.clone()),
+        };
+        let first = begin_run(&mut store.conn, &clock, "boot-a").unwrap();
+        // The wall clock moves back an hour while the tracker is down.
+        std::fs::write(&offset, "-1h").unwrap();
+        let second = begin_run(&mut store.conn, &clock, "boot-a").unwrap();
+        let elapsed = second.anchor_at_ms - first.anchor_at_ms;
+        assert!((0..1000).contains(&elapsed), "timeline moved {elapsed} ms");
+    }
+
+    #[test]
+    fn schema_is_versioned_and_reopening_does_not_migrate_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(Store::open(&path).unwrap());
+        let s = Store::open(&path).unwrap();
+        let v: i64 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, crate::soak::store::MIGRATIONS.len() as i64);
+        let mode: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+}
