@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use prodready::soak::check::CheckResult;
 use prodready::soak::clock::Clock;
 use prodready::soak::store::Store;
-use prodready::soak::summary::{summarize, totals};
+use prodready::soak::summary::{summarize, timeline, totals};
 use prodready::soak::tracker::{MonitorState, Sample, begin_run};
 
 fn main() {
@@ -106,6 +106,13 @@ fn main() {
         s.incidents.len(),
         s.budget_used * 100.0
     );
+    let t = Instant::now();
+    let buckets = timeline(&store, &row, now - window, now, 120).expect("timeline");
+    println!(
+        "timeline chart data (120 buckets over {days} d): {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(buckets.len(), 120);
     let t = Instant::now();
     let tot = totals(&store.conn, &row, now - window, now).expect("totals");
     let rollup = t.elapsed();

@@ -421,3 +421,94 @@ fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
     }
     svg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::soak::clock::Clock;
+    use crate::soak::tracker::begin_run;
+    use std::sync::Arc;
+
+    /// A store whose monitor has `days` of history ending now, `down_min` minutes of it down.
+    fn store_with(dir: &std::path::Path, days: i64, down_min: i64) {
+        let mut store = Store::open(&dir.join("soak.db")).unwrap();
+        let run = begin_run(&mut store.conn, &Clock::default(), "b").unwrap();
+        let now = run.anchor_at_ms;
+        let id = store
+            .upsert_monitor("web", "http", 1000, 2000, 99.9)
+            .unwrap();
+        let first_minute = (now - days * 86_400_000).div_euclid(60_000);
+        let tx = store.conn.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO samples (monitor_id, run_id, at_ms, wall_ms, mono_ms, span_ms, ok, state, latency_us)
+             VALUES (?1, ?2, ?3, ?3, 0, 0, 1, 1, 1)",
+            rusqlite::params![id, run.id, first_minute * 60_000],
+        )
+        .unwrap();
+        let last_minute = now.div_euclid(60_000);
+        for minute in first_minute..last_minute {
+            // The most recent minutes are the outage, so it lies inside the window.
+            let down = minute >= last_minute - down_min;
+            tx.execute(
+                "INSERT INTO minutes (monitor_id, minute, up_ms, down_ms, checks, failures) VALUES (?1, ?2, ?3, ?4, 60, ?5)",
+                rusqlite::params![id, minute, if down { 0 } else { 60_000 }, if down { 60_000 } else { 0 }, if down { 60 } else { 0 }],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    fn run_probe(dir: &std::path::Path) -> ProbeOutput {
+        let probe = RawUptimeProbe {
+            monitor: "web".into(),
+            state: "soak.db".into(),
+            window: None,
+            target: None,
+            max_error_rate: None,
+            min_coverage: None,
+        }
+        .validate(&mut Validator::default())
+        .unwrap();
+        let ctx = ProbeContext {
+            item_id: "uptime".into(),
+            checklist_dir: dir.to_path_buf(),
+            report_dir: dir.join("report"),
+            redactor: Arc::default(),
+            cancel: Default::default(),
+            services: Arc::default(),
+        };
+        probe.run(&ctx)
+    }
+
+    #[test]
+    fn forty_minutes_down_in_thirty_days_fits_the_43_minute_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        store_with(dir.path(), 31, 40);
+        let o = run_probe(dir.path());
+        assert_eq!(o.status(), Status::Pass, "{}: {:?}", o.summary, o.checks);
+        let budget = o.measured["error_budget_ms"].as_f64().unwrap();
+        assert!((budget - 43.2 * 60_000.0).abs() < 1.0, "{budget}");
+        assert_eq!(o.measured["downtime_ms"], 40 * 60_000);
+        assert!(o.evidence.iter().any(|e| e.media_type == "image/svg+xml"));
+    }
+
+    #[test]
+    fn fifty_minutes_down_fails_and_a_young_store_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        store_with(dir.path(), 31, 50);
+        assert_eq!(run_probe(dir.path()).status(), Status::Fail);
+        let young = tempfile::tempdir().unwrap();
+        store_with(young.path(), 12, 5);
+        let o = run_probe(young.path());
+        assert_eq!(o.status(), Status::Pending, "{}", o.summary);
+        assert!(
+            o.summary.contains("12.0 of 30.0 days observed"),
+            "{}",
+            o.summary
+        );
+        // More downtime than the whole window allows: no future can repair it.
+        let doomed = tempfile::tempdir().unwrap();
+        store_with(doomed.path(), 12, 60);
+        assert_eq!(run_probe(doomed.path()).status(), Status::Fail);
+    }
+}

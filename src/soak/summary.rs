@@ -255,10 +255,17 @@ pub fn summarize(
     let conn = &store.conn;
     let from = now_ms - window_ms;
     let t = totals(conn, m, from, now_ms)?;
-    let (first_ms, last_ms): (Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT min(at_ms), max(at_ms) FROM samples WHERE monitor_id = ?1",
+    // Two queries: SQLite answers a lone min() or max() from the index in O(log n), but not
+    // both in one statement (that scans every sample of the monitor).
+    let first_ms: Option<i64> = conn.query_row(
+        "SELECT min(at_ms) FROM samples WHERE monitor_id = ?1",
         [m.id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| r.get(0),
+    )?;
+    let last_ms: Option<i64> = conn.query_row(
+        "SELECT max(at_ms) FROM samples WHERE monitor_id = ?1",
+        [m.id],
+        |r| r.get(0),
     )?;
     let last_state: Option<i64> = conn
         .query_row(
