@@ -28,7 +28,7 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Check a checklist without running it (exit 0 valid, 2 invalid).
     Check(CheckArgs),
-    /// Run the checklist's [[monitor]] entries until SIGTERM, recording every observation in a
+    /// Run the checklist's `[[monitor]]` entries until SIGTERM, recording every observation in a
     /// crash-safe SQLite store (the soak tracker; see docs/README-soak.md).
     Soak(SoakArgs),
     /// Print availability, coverage, error budget, burn rate and incidents from a soak store.
@@ -117,7 +117,7 @@ pub struct CheckArgs {
 /// `prodready soak`.
 #[derive(Debug, clap::Args)]
 pub struct SoakArgs {
-    /// The checklist TOML file with [[monitor]] entries.
+    /// The checklist TOML file with `[[monitor]]` entries.
     pub checklist: PathBuf,
     /// The store (SQLite, created if missing; resumed after a restart).
     #[arg(long, value_name = "PATH")]

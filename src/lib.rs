@@ -87,7 +87,10 @@ fn cmd_soak_status(args: cli::SoakStatusArgs) -> Result<Exit> {
         units::parse_duration(&args.window).map_err(|m| Error::Usage(format!("--window: {m}")))?;
     let summaries = soak::status(&args.state, window.as_millis() as i64)?;
     match args.format {
-        cli::StatusFormat::Text => print!("{}", soak::render_status(&summaries)),
+        cli::StatusFormat::Text => {
+            println!("{}", soak::tracker_line(&args.state)?);
+            print!("{}", soak::render_status(&summaries));
+        }
         cli::StatusFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&summaries).expect("summaries serialize")

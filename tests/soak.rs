@@ -420,6 +420,17 @@ fn metrics_and_healthz_are_served_and_sigterm_stops_within_ten_seconds() {
         metrics.contains("prodready_soak_error_budget_remaining_ratio{monitor=\"port\"} 1"),
         "{metrics}"
     );
+    let text = Command::new(BIN)
+        .args(["soak-status", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.starts_with("tracker: running"), "{text}");
+    assert!(
+        text.contains("│ web") && text.contains("43.2 min"),
+        "{text}"
+    );
     let (took, code) = tracker.terminate();
     assert_eq!(code, Some(0));
     assert!(took < Duration::from_secs(10), "{took:?}");

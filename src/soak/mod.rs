@@ -77,6 +77,42 @@ pub fn status(state: &Path, window_ms: i64) -> Result<Vec<Summary>> {
     Ok(out)
 }
 
+/// One line about the tracker process: running (fresh heartbeat) or since when it is not.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when the store is missing or unreadable.
+pub fn tracker_line(state: &Path) -> Result<String> {
+    let store = Store::open_read(state)?;
+    let row: Option<(i64, String, i64, i64, bool)> = store
+        .conn
+        .query_row(
+            "SELECT pid, boot_id, heartbeat_mono_ms, heartbeat_at_ms, stopped FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .ok();
+    Ok(match row {
+        None => "tracker: never started".to_string(),
+        Some((pid, boot, hb_mono, hb_at, stopped)) => {
+            let same_boot = boot == clock::boot_id();
+            let age = same_boot.then(|| clock::mono_ms() - hb_mono);
+            match (stopped, age) {
+                (false, Some(a)) if a < 5_000 => {
+                    format!(
+                        "tracker: running (pid {pid}, last heartbeat {:.1} s ago)",
+                        a as f64 / 1e3
+                    )
+                }
+                (true, _) => format!("tracker: stopped cleanly at {}", fmt_time(hb_at)),
+                _ => format!(
+                    "tracker: NOT running since {} (last heartbeat; killed, crashed or the host rebooted) — this time is unknown",
+                    fmt_time(hb_at)
+                ),
+            }
+        }
+    })
+}
+
 /// Render summaries as the `soak-status` text: one table of monitors, then incidents,
 /// maintenance and tracker events.
 pub fn render_status(summaries: &[Summary]) -> String {
