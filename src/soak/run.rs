@@ -66,7 +66,7 @@ pub async fn soak(
             )
             .map_err(db)?;
         let mut s = MonitorState::new(id, m.failures_before_down, m.max_span_ms());
-        s.resume(&store.conn).map_err(db)?;
+        s.resume(&store.conn, &run).map_err(db)?;
         states.push(s);
     }
 

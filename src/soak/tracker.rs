@@ -271,26 +271,32 @@ impl MonitorState {
         }
     }
 
-    /// Pick up an incident or maintenance period a previous run left open.
+    /// Close an incident or maintenance period a previous run left open at that run's last
+    /// heartbeat: nothing was observed after it, so the time that follows is unknown, not part
+    /// of the outage. If the target is still failing, the next checks open a new incident.
     ///
     /// # Errors
     /// When SQLite fails.
-    pub fn resume(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        self.incident = conn
+    pub fn resume(&mut self, conn: &Connection, run: &Run) -> rusqlite::Result<()> {
+        let prev_heartbeat: Option<i64> = conn
             .query_row(
-                "SELECT id FROM incidents WHERE monitor_id = ?1 AND end_ms IS NULL ORDER BY id DESC LIMIT 1",
-                [self.id],
+                "SELECT heartbeat_at_ms FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1",
+                [run.id],
                 |r| r.get(0),
             )
             .optional()?;
-        self.down = self.incident.is_some();
-        self.maint = conn
-            .query_row(
-                "SELECT id FROM maintenance WHERE monitor_id = ?1 AND end_ms IS NULL ORDER BY id DESC LIMIT 1",
-                [self.id],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let end = prev_heartbeat.unwrap_or(run.anchor_at_ms);
+        conn.execute(
+            "UPDATE incidents SET end_ms = max(start_ms, ?2) WHERE monitor_id = ?1 AND end_ms IS NULL",
+            params![self.id, end],
+        )?;
+        conn.execute(
+            "UPDATE maintenance SET end_ms = max(start_ms, ?2) WHERE monitor_id = ?1 AND end_ms IS NULL",
+            params![self.id, end],
+        )?;
+        self.incident = None;
+        self.down = false;
+        self.maint = None;
         Ok(())
     }
 
@@ -556,6 +562,31 @@ mod tests {
         // Exact edges: the first 1.5 s hold 1 s up and 0.5 s down.
         let e = totals(&store.conn, &row, 0, 1500).unwrap();
         assert_eq!((e.up_ms, e.down_ms), (1000, 500));
+    }
+
+    #[test]
+    fn an_incident_open_when_the_tracker_died_ends_at_its_last_heartbeat() {
+        let (_d, mut store, run, mut st, _row) = setup(1);
+        feed(&mut store, &run, &mut st, "+--");
+        let mut clock_run = run.clone();
+        heartbeat(&store.conn, &Clock::default(), &mut clock_run).unwrap();
+        let hb: i64 = store
+            .conn
+            .query_row(
+                "SELECT heartbeat_at_ms FROM runs WHERE id = ?1",
+                [run.id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let next = begin_run(&mut store.conn, &Clock::default(), "boot-a").unwrap();
+        let mut again = MonitorState::new(st.id, 1, 2000);
+        again.resume(&store.conn, &next).unwrap();
+        assert!(!again.is_down());
+        let end: Option<i64> = store
+            .conn
+            .query_row("SELECT end_ms FROM incidents", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(end, Some(hb.max(1000)));
     }
 
     #[test]
