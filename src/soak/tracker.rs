@@ -446,7 +446,8 @@ impl MonitorState {
     }
 }
 
-/// Record a clean stop: close the last spans, final heartbeat, `stop` event.
+/// Record a clean stop: close the last spans, open incidents and maintenance periods, final
+/// heartbeat, `stop` event.
 ///
 /// # Errors
 /// When SQLite fails.
@@ -463,6 +464,13 @@ pub fn end_run(
         s.finish(&tx, at)?;
     }
     heartbeat(&tx, clock, run)?;
+    // Nothing is observed after the stop: open incidents and maintenance end here.
+    for table in ["incidents", "maintenance"] {
+        tx.execute(
+            &format!("UPDATE {table} SET end_ms = max(start_ms, ?1) WHERE end_ms IS NULL"),
+            [at],
+        )?;
+    }
     tx.execute("UPDATE runs SET stopped = 1 WHERE id = ?1", [run.id])?;
     event(
         &tx,
