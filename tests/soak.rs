@@ -561,6 +561,14 @@ fn monitor_typos_and_bad_time_zones_are_rejected_with_their_place() {
 }
 
 #[test]
+fn example_soak_checklist_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists/examples/soak.toml");
+    let out = Command::new(BIN).arg("check").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid: 2 items"));
+}
+
+#[test]
 #[ignore = "needs the paper broker from the latency branch"]
 fn order_monitor_places_and_cancels_paper_orders_and_counts_errors() {
     let dir = tempfile::tempdir().unwrap();
