@@ -564,7 +564,11 @@ fn monitor_typos_and_bad_time_zones_are_rejected_with_their_place() {
 fn example_soak_checklist_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists/examples/soak.toml");
     let out = Command::new(BIN).arg("check").arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid: 2 items"));
 }
 
@@ -640,4 +644,63 @@ fn target_frozen_with_sigstop_is_down_until_sigcont_within_interval_plus_timeout
     assert!(first.contains("timed out"), "{first}");
     // (The tcp monitor is not asserted: once the frozen server's listen backlog is full, new
     // connections hang too, so how long it stays up depends on the backlog size.)
+}
+
+#[test]
+fn command_monitor_follows_a_real_command_with_paths_relative_to_the_checklist() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("ready.flag");
+    std::fs::write(&flag, "").unwrap();
+    let checklist = dir.path().join("cmd.toml");
+    std::fs::write(
+        &checklist,
+        format!(
+            r#"[checklist]
+name = "command soak"
+
+[[monitor]]
+name = "flag"
+interval = "{INTERVAL_MS}ms"
+timeout = "2s"
+failures_before_down = 2
+check = {{ kind = "command", command = ["test", "-f", "ready.flag"] }}
+
+[[item]]
+id = "placeholder"
+section = "Soak"
+title = "placeholder"
+severity = "info"
+probe = {{ kind = "env", vars = ["PATH"] }}
+"#
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("soak.db");
+    // Started from another folder: the command must still run in the checklist's folder.
+    let tracker = soak(&checklist, &state, &[]);
+    sleep_ms(1500);
+    std::fs::remove_file(&flag).unwrap();
+    let gone = Instant::now();
+    sleep_ms(2000);
+    std::fs::write(&flag, "").unwrap();
+    let outage = gone.elapsed().as_millis() as i64;
+    sleep_ms(1500);
+    let (_, code) = tracker.terminate();
+    assert_eq!(code, Some(0));
+    let st = status(&state);
+    let m = monitor(&st, "flag");
+    let down = ms(&m["totals"]["down_ms"]);
+    eprintln!("flag: missing {outage} ms, recorded down {down} ms");
+    assert!(
+        (down - outage).abs() <= INTERVAL_MS + 100,
+        "down {down} vs {outage}"
+    );
+    assert_eq!(m["incidents"].as_array().unwrap().len(), 1, "{m}");
+    assert!(
+        m["incidents"][0]["first_error"]
+            .as_str()
+            .unwrap()
+            .contains("exit"),
+        "{m}"
+    );
 }
