@@ -364,13 +364,20 @@ impl UptimeProbe {
 }
 
 /// The timeline chart: one stacked column per bucket (up green, maintenance blue, down red,
-/// unknown grey), x in hours from the window start.
+/// unknown grey), x in seconds, minutes, hours or days from the window start.
 fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 240)).into_drawing_area();
         let _ = root.fill(&WHITE);
-        let span_h = s.window_ms as f64 / 3_600_000.0;
+        // The x unit follows the window: seconds, minutes, hours or days from its start.
+        let (unit_ms, unit) = match s.window_ms {
+            w if w <= 120_000 => (1_000.0, "seconds"),
+            w if w <= 7_200_000 => (60_000.0, "minutes"),
+            w if w <= 259_200_000 => (3_600_000.0, "hours"),
+            _ => (86_400_000.0, "days"),
+        };
+        let span_h = s.window_ms as f64 / unit_ms;
         let chart = ChartBuilder::on(&root)
             .caption(
                 format!(
@@ -388,7 +395,7 @@ fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
         if let Ok(mut chart) = chart {
             let _ = chart
                 .configure_mesh()
-                .x_desc("hours from window start")
+                .x_desc(format!("{unit} from window start (UTC); green up, red down, blue maintenance, grey unknown"))
                 .y_desc("share")
                 .disable_mesh()
                 .draw();
@@ -398,7 +405,7 @@ fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
             let red = RGBColor(207, 34, 46);
             let blue = RGBColor(84, 130, 230);
             for b in buckets {
-                let x0 = (b.start_ms - s.from_ms) as f64 / 3_600_000.0;
+                let x0 = (b.start_ms - s.from_ms) as f64 / unit_ms;
                 let x1 = x0 + width_h;
                 let mut y = 0.0;
                 for (share, color) in [
