@@ -130,6 +130,11 @@ pub struct SoakArgs {
     /// every reading: for clock-step drills and tests. Durations always use the monotonic clock.
     #[arg(long, value_name = "FILE", hide = true)]
     pub clock_offset_file: Option<PathBuf>,
+    /// Delete raw samples older than this (humantime, at least "1d", e.g. "35d"). Per-minute
+    /// rollups, incidents and events are kept, so availability over longer windows stays exact
+    /// to the minute. Default: keep every sample.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_samples: Option<String>,
 }
 
 /// Output formats of `prodready soak-status`.

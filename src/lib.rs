@@ -64,7 +64,23 @@ pub fn run(cli: Cli) -> Result<Exit> {
 
 fn cmd_soak(args: cli::SoakArgs) -> Result<Exit> {
     let checklist = checklist::load(&args.checklist)?;
+    let keep_samples = args
+        .keep_samples
+        .as_deref()
+        .map(|t| {
+            units::parse_duration(t)
+                .map_err(|m| Error::Usage(format!("--keep-samples: {m}")))
+                .and_then(|d| {
+                    if d < std::time::Duration::from_secs(86_400) {
+                        Err(Error::Usage("--keep-samples: expected at least 1d".into()))
+                    } else {
+                        Ok(d)
+                    }
+                })
+        })
+        .transpose()?;
     let opts = soak::run::SoakOptions {
+        keep_samples,
         state: args.state.clone(),
         listen: args.listen.clone(),
         clock: soak::clock::Clock {

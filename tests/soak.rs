@@ -389,7 +389,11 @@ fn metrics_and_healthz_are_served_and_sigterm_stops_within_ten_seconds() {
     let _server = http_server(port, dir.path());
     let checklist = write_checklist(dir.path(), port, "", "");
     let state = dir.path().join("soak.db");
-    let mut tracker = soak(&checklist, &state, &["--listen", "127.0.0.1:0"]);
+    let mut tracker = soak(
+        &checklist,
+        &state,
+        &["--listen", "127.0.0.1:0", "--keep-samples", "35d"],
+    );
     let mut line = String::new();
     BufReader::new(tracker.0.stdout.take().unwrap())
         .read_line(&mut line)
@@ -558,6 +562,25 @@ fn monitor_typos_and_bad_time_zones_are_rejected_with_their_place() {
         assert!(err.contains(want), "{err}");
         assert!(err.contains("c.toml:"), "{err}");
     }
+}
+
+#[test]
+fn a_sample_retention_below_one_day_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let checklist = write_checklist(dir.path(), free_port(), "", "");
+    let out = Command::new(BIN)
+        .arg("soak")
+        .arg(&checklist)
+        .args(["--state", "x.db", "--keep-samples", "1h"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--keep-samples: expected at least 1d"));
+    assert!(
+        !dir.path().join("x.db").exists(),
+        "nothing is created on invalid input"
+    );
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub struct SoakOptions {
     pub clock: Clock,
     /// The checklist's folder (relative paths of command checks).
     pub checklist_dir: PathBuf,
+    /// Delete raw samples older than this (rollups stay); `None` keeps all.
+    pub keep_samples: Option<Duration>,
 }
 
 fn db(e: rusqlite::Error) -> Error {
@@ -77,11 +79,14 @@ pub async fn soak(
 
     let (tx, rx) = mpsc::channel::<Sample>();
     let clock = opts.clock.clone();
+    let opts_keep = opts.keep_samples;
     let writer = std::thread::Builder::new()
         .name("soak-writer".into())
         .spawn(move || -> Result<()> {
             let mut store = store;
             let mut last_hb = std::time::Instant::now();
+            let keep_ms = opts_keep.map(|d| d.as_millis() as i64);
+            let mut last_prune: Option<std::time::Instant> = None;
             loop {
                 match rx.recv_timeout(Duration::from_millis(250)) {
                     Ok(sample) => {
@@ -97,6 +102,13 @@ pub async fn soak(
                 if last_hb.elapsed() >= Duration::from_secs(1) {
                     tracker::heartbeat(&store.conn, &clock, &mut run).map_err(db)?;
                     last_hb = std::time::Instant::now();
+                }
+                if let Some(keep) = keep_ms
+                    && last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(600))
+                {
+                    let before = run.at(clock.mono_ms()) - keep;
+                    tracker::prune_samples(&store.conn, before).map_err(db)?;
+                    last_prune = Some(std::time::Instant::now());
                 }
             }
             tracker::end_run(&mut store.conn, &clock, &mut run, &mut states).map_err(db)?;

@@ -242,6 +242,31 @@ pub fn timeline_now(conn: &Connection, wall_ms: i64) -> rusqlite::Result<Option<
     }))
 }
 
+/// The first observation of a monitor (timeline ms): its oldest sample, or, when old samples
+/// were pruned (`--keep-samples`), the start of its oldest per-minute rollup.
+///
+/// # Errors
+/// When SQLite fails.
+pub fn first_observation(conn: &Connection, monitor_id: i64) -> rusqlite::Result<Option<i64>> {
+    // Separate statements: each lone min() is answered from an index in O(log n).
+    let sample: Option<i64> = conn.query_row(
+        "SELECT min(at_ms) FROM samples WHERE monitor_id = ?1",
+        [monitor_id],
+        |r| r.get(0),
+    )?;
+    let minute: Option<i64> = conn.query_row(
+        "SELECT min(minute) FROM minutes WHERE monitor_id = ?1",
+        [monitor_id],
+        |r| r.get(0),
+    )?;
+    Ok(match (sample, minute) {
+        (Some(s), Some(m)) if s.div_euclid(60_000) > m => Some(m * 60_000),
+        (Some(s), _) => Some(s),
+        (None, Some(m)) => Some(m * 60_000),
+        (None, None) => None,
+    })
+}
+
 /// Summarise `monitor` over the `window_ms` ending at timeline time `now_ms`.
 ///
 /// # Errors
@@ -257,11 +282,7 @@ pub fn summarize(
     let t = totals(conn, m, from, now_ms)?;
     // Two queries: SQLite answers a lone min() or max() from the index in O(log n), but not
     // both in one statement (that scans every sample of the monitor).
-    let first_ms: Option<i64> = conn.query_row(
-        "SELECT min(at_ms) FROM samples WHERE monitor_id = ?1",
-        [m.id],
-        |r| r.get(0),
-    )?;
+    let first_ms = first_observation(conn, m.id)?;
     let last_ms: Option<i64> = conn.query_row(
         "SELECT max(at_ms) FROM samples WHERE monitor_id = ?1",
         [m.id],

@@ -446,6 +446,19 @@ impl MonitorState {
     }
 }
 
+/// Delete samples that start before timeline time `before_ms` and whose span is closed. The
+/// per-minute rollups, incidents, maintenance and events stay, so availability is unchanged
+/// except at the edges of windows reaching past the retention (at most a minute each).
+///
+/// # Errors
+/// When SQLite fails.
+pub fn prune_samples(conn: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM samples WHERE at_ms < ?1 AND span_ms IS NOT NULL",
+        [before_ms],
+    )
+}
+
 /// Record a clean stop: close the last spans, open incidents and maintenance periods, final
 /// heartbeat, `stop` event.
 ///
@@ -595,6 +608,30 @@ mod tests {
             .query_row("SELECT end_ms FROM incidents", [], |r| r.get(0))
             .unwrap();
         assert_eq!(end, Some(hb.max(1000)));
+    }
+
+    #[test]
+    fn pruning_old_samples_keeps_the_rollups_and_the_first_observation() {
+        let (_d, mut store, run, mut st, row) = setup(1);
+        // 10 minutes of checks every second, 2 minutes of them down.
+        let pattern: String = (0..600)
+            .map(|i| if (120..240).contains(&i) { '-' } else { '+' })
+            .collect();
+        feed(&mut store, &run, &mut st, &pattern);
+        let before = totals(&store.conn, &row, 0, 600_000).unwrap();
+        let first = crate::soak::summary::first_observation(&store.conn, row.id).unwrap();
+        assert_eq!(first, Some(0));
+        let deleted = prune_samples(&store.conn, 300_000).unwrap();
+        assert_eq!(deleted, 300);
+        let after = totals(&store.conn, &row, 0, 600_000).unwrap();
+        assert_eq!((after.up_ms, after.down_ms), (before.up_ms, before.down_ms));
+        assert_eq!((after.up_ms, after.down_ms), (479_000, 120_000));
+        let first = crate::soak::summary::first_observation(&store.conn, row.id).unwrap();
+        assert_eq!(
+            first,
+            Some(0),
+            "the first observation survives in the rollups"
+        );
     }
 
     #[test]
