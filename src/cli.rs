@@ -42,6 +42,11 @@ pub enum Command {
     Attest(AttestArgs),
     /// Sign a `[[waiver]]` of a checklist as its approver; writes the signature file.
     SignWaiver(SignWaiverArgs),
+    /// Run the checklist's `[[monitor]]` entries until SIGTERM, recording every observation in a
+    /// crash-safe SQLite store (the soak tracker; see docs/README-soak.md).
+    Soak(SoakArgs),
+    /// Print availability, coverage, error budget, burn rate and incidents from a soak store.
+    SoakStatus(SoakStatusArgs),
 }
 
 /// `prodready sign`.
@@ -222,4 +227,50 @@ pub struct SchemaArgs {
 pub struct CheckArgs {
     /// The checklist TOML file.
     pub checklist: PathBuf,
+}
+
+/// `prodready soak`.
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// The checklist TOML file with `[[monitor]]` entries.
+    pub checklist: PathBuf,
+    /// The store (SQLite, created if missing; resumed after a restart).
+    #[arg(long, value_name = "PATH")]
+    pub state: PathBuf,
+    /// Serve /metrics (Prometheus) and /healthz here, e.g. 127.0.0.1:9464 (port 0: any free
+    /// port; the first stdout line says `listening on ADDR`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Add the signed duration in this file (`+1h`, `-30m`) to the wall clock, re-read on
+    /// every reading: for clock-step drills and tests. Durations always use the monotonic clock.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub clock_offset_file: Option<PathBuf>,
+    /// Delete raw samples older than this (humantime, at least "1d", e.g. "35d"). Per-minute
+    /// rollups, incidents and events are kept, so availability over longer windows stays exact
+    /// to the minute. Default: keep every sample.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_samples: Option<String>,
+}
+
+/// Output formats of `prodready soak-status`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusFormat {
+    /// Tables for people.
+    Text,
+    /// JSON (one object per monitor).
+    Json,
+}
+
+/// `prodready soak-status`.
+#[derive(Debug, clap::Args)]
+pub struct SoakStatusArgs {
+    /// The store written by `prodready soak`.
+    #[arg(long, value_name = "PATH")]
+    pub state: PathBuf,
+    /// The window to summarise (humantime).
+    #[arg(long, default_value = "30d")]
+    pub window: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
 }

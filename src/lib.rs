@@ -17,6 +17,7 @@ pub mod report;
 pub mod runner;
 pub mod service;
 pub mod signoff;
+pub mod soak;
 pub mod ui;
 pub mod units;
 
@@ -63,7 +64,62 @@ pub fn run(cli: Cli) -> Result<Exit> {
             );
             Ok(Exit::Ready)
         }
+        Command::Soak(args) => cmd_soak(args),
+        Command::SoakStatus(args) => cmd_soak_status(args),
     }
+}
+
+fn cmd_soak(args: cli::SoakArgs) -> Result<Exit> {
+    let checklist = checklist::load(&args.checklist)?;
+    let keep_samples = args
+        .keep_samples
+        .as_deref()
+        .map(|t| {
+            units::parse_duration(t)
+                .map_err(|m| Error::Usage(format!("--keep-samples: {m}")))
+                .and_then(|d| {
+                    if d < std::time::Duration::from_secs(86_400) {
+                        Err(Error::Usage("--keep-samples: expected at least 1d".into()))
+                    } else {
+                        Ok(d)
+                    }
+                })
+        })
+        .transpose()?;
+    let opts = soak::run::SoakOptions {
+        keep_samples,
+        state: args.state.clone(),
+        listen: args.listen.clone(),
+        clock: soak::clock::Clock {
+            offset_file: args.clock_offset_file.clone(),
+        },
+        checklist_dir: checklist.dir.clone(),
+    };
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        cancel_on_signals(cancel.clone());
+        soak::run::soak(checklist.monitors, checklist.redactor, opts, cancel).await
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result.map(|()| Exit::Ready)
+}
+
+fn cmd_soak_status(args: cli::SoakStatusArgs) -> Result<Exit> {
+    let window =
+        units::parse_duration(&args.window).map_err(|m| Error::Usage(format!("--window: {m}")))?;
+    let summaries = soak::status(&args.state, window.as_millis() as i64)?;
+    match args.format {
+        cli::StatusFormat::Text => {
+            println!("{}", soak::tracker_line(&args.state)?);
+            print!("{}", soak::render_status(&summaries));
+        }
+        cli::StatusFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&summaries).expect("summaries serialize")
+        ),
+    }
+    Ok(Exit::Ready)
 }
 
 /// Build the tokio runtime, in one place.

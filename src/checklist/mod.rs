@@ -38,6 +38,8 @@ pub struct Checklist {
     pub items: Vec<Item>,
     /// `[[waiver]]` entries.
     pub waivers: Vec<Waiver>,
+    /// `[[monitor]]` entries (run by `prodready soak`).
+    pub monitors: Vec<crate::soak::config::Monitor>,
     /// Values of every interpolated `${VAR}`, to scrub from output.
     pub redactor: Redactor,
 }
@@ -574,11 +576,11 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             RawProbe::Attestation(p) => Probe::Attestation(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Coverage(p) => Probe::Coverage(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Audit(p) => Probe::Audit(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Uptime(p) => Probe::Uptime(p.validate(&mut v).map_err(probe_at)?),
             other => {
                 let kind = match other {
                     RawProbe::Memory(_) => "memory",
-                    RawProbe::Uptime(_) => "uptime",
-                    _ => "uptime",
+                    _ => "memory",
                 };
                 return Err(probe_at(FieldError::new(
                     "kind",
@@ -663,6 +665,26 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         });
     }
 
+    let mut monitors = Vec::new();
+    let mut monitor_names = HashSet::new();
+    for (i, m) in raw.monitor.into_iter().enumerate() {
+        let at = |k: &str| {
+            let mut p = vec![key("monitor"), Seg::Index(i)];
+            p.extend(parse_key_path(k));
+            p
+        };
+        if !monitor_names.insert(m.name.clone()) {
+            return Err(loc.at(
+                &at("name"),
+                format!("duplicate monitor name \"{}\"", m.name),
+            ));
+        }
+        monitors.push(
+            m.validate(&mut v)
+                .map_err(|fe| loc.at(&at(&fe.key), fe.message))?,
+        );
+    }
+
     let dir = path
         .parent()
         .map(|p| {
@@ -682,6 +704,7 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         services,
         items,
         waivers,
+        monitors,
         redactor: v.redactor,
     })
 }
@@ -741,7 +764,7 @@ mod tests {
         ));
         assert!(e.contains("unknown value \"telepathy\""), "{e}");
         let e = err(&format!(
-            "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = {{ kind = \"uptime\", monitor = \"x\" }}\n"
+            "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = {{ kind = \"memory\", pid = 1 }}\n"
         ));
         assert!(e.contains("not supported yet"), "{e}");
     }

@@ -26,6 +26,9 @@ pub struct RawChecklist {
     /// Accepted, justified, expiring exceptions for failing items.
     #[serde(default)]
     pub waiver: Vec<RawWaiver>,
+    /// Periodic health checks run by `prodready soak`.
+    #[serde(default)]
+    pub monitor: Vec<crate::soak::config::RawMonitor>,
 }
 
 /// `[checklist]`.
@@ -121,8 +124,8 @@ pub enum RawProbe {
     Latency(Box<probe::latency::RawLatencyProbe>),
     /// Memory-leak sampling (not supported yet).
     Memory(NotYetSupported),
-    /// Soak availability (not supported yet).
-    Uptime(NotYetSupported),
+    /// Availability over a window from the soak store.
+    Uptime(probe::uptime::RawUptimeProbe),
     /// Test coverage from a coverage report.
     Coverage(probe::coverage::RawCoverageProbe),
     /// Security audit from a vulnerability scanner's report.

@@ -15,6 +15,7 @@ pub mod host;
 pub mod http;
 pub mod latency;
 pub mod tool;
+pub mod uptime;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,8 @@ pub enum Probe {
     Coverage(coverage::CoverageProbe),
     /// Gate on a security audit (cargo-audit, pip-audit, npm audit, SARIF).
     Audit(audit::AuditProbe),
+    /// Availability of a soak monitor over a window, from the soak store.
+    Uptime(uptime::UptimeProbe),
 }
 
 impl Probe {
@@ -62,6 +65,7 @@ impl Probe {
             Probe::Attestation(_) => "attestation",
             Probe::Coverage(_) => "coverage",
             Probe::Audit(_) => "audit",
+            Probe::Uptime(_) => "uptime",
         }
     }
 
@@ -77,6 +81,12 @@ impl Probe {
             Probe::Attestation(p) => p.run(ctx),
             Probe::Coverage(p) => p.run(ctx).await,
             Probe::Audit(p) => p.run(ctx).await,
+            Probe::Uptime(p) => {
+                let (p, ctx) = (p.clone(), ctx.clone());
+                tokio::task::spawn_blocking(move || p.run(&ctx))
+                    .await
+                    .unwrap_or_else(|e| ProbeOutput::error(format!("uptime probe panicked: {e}")))
+            }
         }
     }
 }

@@ -1,0 +1,521 @@
+//! The `uptime` probe: availability of one soak monitor over a window (default 30 days) read
+//! from the store `prodready soak` writes, against a target (default 99.9 %), with coverage,
+//! error budget, burn rate, incidents, maintenance, the error rate of synthetic orders and an
+//! SVG timeline of up/down/maintenance/unknown (design §6).
+//!
+//! Fail closed: a missing store, an unknown monitor or no samples is `error`; a window not yet
+//! fully observed is `pending` (with days observed and the projected availability) unless the
+//! downtime already exceeds the whole window's error budget, which no future can repair.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use plotters::prelude::*;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{FieldError, ProbeContext, Validator};
+use crate::model::{Check, ProbeOutput, Status, Table};
+use crate::soak::store::Store;
+use crate::soak::summary::{self, Summary};
+use crate::soak::{fmt_ms, fmt_pct, fmt_time};
+
+/// `kind = "uptime"`: availability from the soak store.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUptimeProbe {
+    /// The monitor's name (its `[[monitor]] name`).
+    pub monitor: String,
+    /// Path of the soak store (`prodready soak --state`), relative to the checklist.
+    pub state: String,
+    /// The window (humantime). Default `"30d"`.
+    pub window: Option<String>,
+    /// Availability target in percent. Default 99.9 (an error budget of 43.2 min over 30 d).
+    pub target: Option<f64>,
+    /// Highest allowed failed-operation ratio of an `order` monitor (0.001 = 1 per 1 000).
+    /// Default 0.001.
+    pub max_error_rate: Option<f64>,
+    /// Lowest allowed coverage (observed share of the window) in percent. Default 99.
+    pub min_coverage: Option<f64>,
+}
+
+/// A validated `uptime` probe.
+#[derive(Debug, Clone)]
+pub struct UptimeProbe {
+    monitor: String,
+    state: PathBuf,
+    window: Duration,
+    target_percent: f64,
+    max_error_rate: f64,
+    min_coverage_percent: f64,
+}
+
+impl RawUptimeProbe {
+    /// Validate.
+    ///
+    /// # Errors
+    /// A [`FieldError`] naming the key.
+    pub fn validate(self, v: &mut Validator) -> Result<UptimeProbe, FieldError> {
+        if self.monitor.trim().is_empty() {
+            return Err(FieldError::new("monitor", "expected a monitor name"));
+        }
+        let state = v.interpolate("state", &self.state)?.value;
+        let window = v.duration("window", self.window.as_deref().unwrap_or("30d"))?;
+        if window < Duration::from_secs(1) {
+            return Err(FieldError::new("window", "expected at least 1s"));
+        }
+        let target_percent = self.target.unwrap_or(99.9);
+        if !(target_percent > 0.0 && target_percent < 100.0) {
+            return Err(FieldError::new(
+                "target",
+                "expected a percentage above 0 and below 100, e.g. 99.9",
+            ));
+        }
+        let max_error_rate = self.max_error_rate.unwrap_or(0.001);
+        if !(0.0..=1.0).contains(&max_error_rate) {
+            return Err(FieldError::new(
+                "max_error_rate",
+                "expected a ratio from 0 to 1, e.g. 0.001 for 0.1 %",
+            ));
+        }
+        let min_coverage_percent = self.min_coverage.unwrap_or(99.0);
+        if !(0.0..=100.0).contains(&min_coverage_percent) {
+            return Err(FieldError::new(
+                "min_coverage",
+                "expected a percentage from 0 to 100",
+            ));
+        }
+        Ok(UptimeProbe {
+            monitor: self.monitor,
+            state: PathBuf::from(state),
+            window,
+            target_percent,
+            max_error_rate,
+            min_coverage_percent,
+        })
+    }
+}
+
+impl UptimeProbe {
+    /// Read the store and judge the window.
+    pub fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
+        let path = ctx.resolve(&self.state);
+        let store = match Store::open_read(&path) {
+            Ok(s) => s,
+            Err(e) => return ProbeOutput::error(e.to_string()),
+        };
+        let dbe =
+            |e: rusqlite::Error| ProbeOutput::error(format!("soak store {}: {e}", path.display()));
+        let mut row = match store.monitor(&self.monitor) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                let known = store
+                    .monitors()
+                    .map(|ms| {
+                        ms.into_iter()
+                            .map(|m| m.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                return ProbeOutput::error(format!(
+                    "soak store {} has no monitor \"{}\" (it has: {})",
+                    path.display(),
+                    self.monitor,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known
+                    }
+                ));
+            }
+            Err(e) => return dbe(e),
+        };
+        row.target_percent = self.target_percent;
+        let now = match summary::timeline_now(&store.conn, jiff::Timestamp::now().as_millisecond())
+        {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                return ProbeOutput::error(format!(
+                    "soak store {} has no tracker runs",
+                    path.display()
+                ));
+            }
+            Err(e) => return dbe(e),
+        };
+        let window_ms = self.window.as_millis() as i64;
+        let s = match summary::summarize(&store, &row, window_ms, now) {
+            Ok(s) => s,
+            Err(e) => return dbe(e),
+        };
+        let Some(first) = s.first_ms else {
+            return ProbeOutput::error(format!(
+                "monitor \"{}\" has no samples in {}",
+                self.monitor,
+                path.display()
+            ));
+        };
+        let mut o = self.judge(&s, first);
+        match summary::timeline(&store, &row, s.from_ms, s.to_ms, 120) {
+            Ok(buckets) => {
+                let svg = timeline_svg(&s, &buckets);
+                match ctx.write_evidence(
+                    "timeline.svg",
+                    svg.as_bytes(),
+                    "uptime timeline (up, down, maintenance, unknown)",
+                    "image/svg+xml",
+                ) {
+                    Ok(ev) => o.evidence.push(ev),
+                    Err(e) => o.log_tail = Some(e),
+                }
+            }
+            Err(e) => o.log_tail = Some(format!("timeline: {e}")),
+        }
+        if let Ok(json) = serde_json::to_vec_pretty(&s)
+            && let Ok(ev) =
+                ctx.write_evidence("summary.json", &json, "soak summary", "application/json")
+        {
+            o.evidence.push(ev);
+        }
+        o
+    }
+
+    fn judge(&self, s: &Summary, first_ms: i64) -> ProbeOutput {
+        let mut o = ProbeOutput::default();
+        let t = &s.totals;
+        let allowed = 1.0 - self.target_percent / 100.0;
+        let observed_span = (s.to_ms - first_ms.max(s.from_ms)).max(1);
+        let days_observed = observed_span as f64 / 86_400_000.0;
+        let window_days = s.window_ms as f64 / 86_400_000.0;
+        let budget_left = s.budget_ms - t.down_ms as f64;
+        // Coverage so far: of the observed part of the window when it is not complete yet.
+        let coverage = if s.complete {
+            s.coverage
+        } else {
+            (t.up_ms + t.down_ms) as f64 / (observed_span - t.maint_ms).max(1) as f64
+        };
+        o.measure("availability_percent", s.availability.map(|a| a * 100.0));
+        o.measure("coverage_percent", coverage * 100.0);
+        o.measure("up_ms", t.up_ms);
+        o.measure("downtime_ms", t.down_ms);
+        o.measure("unknown_ms", s.unknown_ms);
+        o.measure("maintenance_ms", t.maint_ms);
+        o.measure("error_budget_ms", s.budget_ms);
+        o.measure("error_budget_used_percent", s.budget_used * 100.0);
+        o.measure("error_budget_left_ms", budget_left);
+        for (label, b) in &s.burn_rates {
+            o.measure(&format!("burn_rate_{label}"), *b);
+        }
+        o.measure("operations", t.ops);
+        o.measure("operation_errors", t.op_errors);
+        o.measure(
+            "errors_per_1000_operations",
+            s.error_rate.map(|r| r * 1000.0),
+        );
+        o.measure("incidents", s.incidents.len());
+        o.measure("days_observed", days_observed);
+        o.measure("window_days", window_days);
+        o.measure("window_complete", s.complete);
+
+        let Some(avail) = s.availability else {
+            o.forced = Some(Status::Error);
+            o.summary = format!(
+                "monitor \"{}\" observed no up or down time in the window",
+                s.monitor
+            );
+            return o;
+        };
+        o.checks.push(Check::new(
+            "availability",
+            format!("≥ {} %", self.target_percent),
+            format!(
+                "{} (downtime {}, budget {} used of {})",
+                fmt_pct(Some(avail)),
+                fmt_ms(t.down_ms as f64),
+                format_args!("{:.1} %", s.budget_used * 100.0),
+                fmt_ms(s.budget_ms)
+            ),
+            avail * 100.0 >= self.target_percent,
+        ));
+        o.checks.push(Check::new(
+            "coverage",
+            format!("≥ {} %", self.min_coverage_percent),
+            format!(
+                "{:.2} % (unknown {})",
+                coverage * 100.0,
+                fmt_ms(s.unknown_ms as f64)
+            ),
+            coverage * 100.0 >= self.min_coverage_percent,
+        ));
+        if s.kind == "order" || t.ops > 0 {
+            let (measured, ok) = match s.error_rate {
+                Some(r) => (
+                    format!(
+                        "{:.3} per 1000 operations ({} of {})",
+                        r * 1000.0,
+                        t.op_errors,
+                        t.ops
+                    ),
+                    r <= self.max_error_rate,
+                ),
+                None => ("no operations recorded".to_string(), false),
+            };
+            o.checks.push(Check::new(
+                "error rate",
+                format!("≤ {} per 1000 operations", self.max_error_rate * 1000.0),
+                measured,
+                ok,
+            ));
+        }
+        let burn = s
+            .burn_rates
+            .iter()
+            .map(|(l, b)| {
+                format!(
+                    "{l} {}",
+                    b.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if s.complete {
+            o.summary = format!(
+                "availability {} over {} (target {} %), coverage {:.2} %, {} incident(s), budget left {}; burn rate {burn}",
+                fmt_pct(Some(avail)),
+                fmt_ms(s.window_ms as f64),
+                self.target_percent,
+                coverage * 100.0,
+                s.incidents.len(),
+                fmt_ms(budget_left)
+            );
+        } else {
+            let projected = avail;
+            o.measure("projected_availability_percent", projected * 100.0);
+            o.summary = format!(
+                "{days_observed:.1} of {window_days:.1} days observed; availability so far {}, projected {} at the end of the window (target {} %); budget left {}",
+                fmt_pct(Some(avail)),
+                fmt_pct(Some(projected)),
+                self.target_percent,
+                fmt_ms(budget_left)
+            );
+            if budget_left >= 0.0 {
+                o.forced = Some(Status::Pending);
+            } else {
+                o.summary
+                    .push_str(" — the whole window's error budget is already spent");
+            }
+        }
+        let _ = allowed;
+        if !s.incidents.is_empty() {
+            o.tables.push(Table {
+                title: format!("Incidents of {}", s.monitor),
+                columns: ["start", "end", "duration", "failed checks", "first error"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: s
+                    .incidents
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            fmt_time(i.start_ms),
+                            i.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
+                            fmt_ms((i.end_ms.unwrap_or(s.to_ms) - i.start_ms) as f64),
+                            i.failures.to_string(),
+                            i.first_error.chars().take(200).collect(),
+                        ]
+                    })
+                    .collect(),
+            });
+        }
+        if !s.maintenance.is_empty() {
+            o.tables.push(Table {
+                title: format!(
+                    "Maintenance excluded for {} (total {})",
+                    s.monitor,
+                    fmt_ms(t.maint_ms as f64)
+                ),
+                columns: ["start", "end", "reason"].map(String::from).to_vec(),
+                rows: s
+                    .maintenance
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            fmt_time(m.start_ms),
+                            m.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
+                            m.reason.clone(),
+                        ]
+                    })
+                    .collect(),
+            });
+        }
+        if !s.events.is_empty() {
+            o.tables.push(Table {
+                title: "Tracker gaps, reboots and wall-clock steps".into(),
+                columns: ["at", "event", "detail"].map(String::from).to_vec(),
+                rows: s
+                    .events
+                    .iter()
+                    .map(|e| vec![fmt_time(e.at_ms), e.kind.clone(), e.detail.clone()])
+                    .collect(),
+            });
+        }
+        o
+    }
+}
+
+/// The timeline chart: one stacked column per bucket (up green, maintenance blue, down red,
+/// unknown grey), x in seconds, minutes, hours or days from the window start.
+fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 240)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        // The x unit follows the window: seconds, minutes, hours or days from its start.
+        let (unit_ms, unit) = match s.window_ms {
+            w if w <= 120_000 => (1_000.0, "seconds"),
+            w if w <= 7_200_000 => (60_000.0, "minutes"),
+            w if w <= 259_200_000 => (3_600_000.0, "hours"),
+            _ => (86_400_000.0, "days"),
+        };
+        let span_h = s.window_ms as f64 / unit_ms;
+        let chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "{}: up / down / maintenance / unknown, {} → {}",
+                    s.monitor,
+                    fmt_time(s.from_ms),
+                    fmt_time(s.to_ms)
+                ),
+                ("sans-serif", 14),
+            )
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(40)
+            .build_cartesian_2d(0.0..span_h, 0.0..1.0);
+        if let Ok(mut chart) = chart {
+            let _ = chart
+                .configure_mesh()
+                .x_desc(format!("{unit} from window start (UTC); green up, red down, blue maintenance, grey unknown"))
+                .y_desc("share")
+                .disable_mesh()
+                .draw();
+            let width_h = span_h / buckets.len().max(1) as f64;
+            let grey = RGBColor(190, 190, 190);
+            let green = RGBColor(46, 160, 67);
+            let red = RGBColor(207, 34, 46);
+            let blue = RGBColor(84, 130, 230);
+            for b in buckets {
+                let x0 = (b.start_ms - s.from_ms) as f64 / unit_ms;
+                let x1 = x0 + width_h;
+                let mut y = 0.0;
+                for (share, color) in [
+                    (b.up, green),
+                    (b.maint, blue),
+                    (b.down, red),
+                    (b.unknown, grey),
+                ] {
+                    if share > 0.0 {
+                        let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                            [(x0, y), (x1, (y + share).min(1.0))],
+                            color.filled(),
+                        )));
+                    }
+                    y += share;
+                }
+            }
+        }
+        let _ = root.present();
+    }
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::soak::clock::Clock;
+    use crate::soak::tracker::begin_run;
+    use std::sync::Arc;
+
+    /// A store whose monitor has `days` of history ending now, `down_min` minutes of it down.
+    fn store_with(dir: &std::path::Path, days: i64, down_min: i64) {
+        let mut store = Store::open(&dir.join("soak.db")).unwrap();
+        let run = begin_run(&mut store.conn, &Clock::default(), "b").unwrap();
+        let now = run.anchor_at_ms;
+        let id = store
+            .upsert_monitor("web", "http", 1000, 2000, 99.9)
+            .unwrap();
+        let first_minute = (now - days * 86_400_000).div_euclid(60_000);
+        let tx = store.conn.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO samples (monitor_id, run_id, at_ms, wall_ms, mono_ms, span_ms, ok, state, latency_us)
+             VALUES (?1, ?2, ?3, ?3, 0, 0, 1, 1, 1)",
+            rusqlite::params![id, run.id, first_minute * 60_000],
+        )
+        .unwrap();
+        let last_minute = now.div_euclid(60_000);
+        for minute in first_minute..last_minute {
+            // The most recent minutes are the outage, so it lies inside the window.
+            let down = minute >= last_minute - down_min;
+            tx.execute(
+                "INSERT INTO minutes (monitor_id, minute, up_ms, down_ms, checks, failures) VALUES (?1, ?2, ?3, ?4, 60, ?5)",
+                rusqlite::params![id, minute, if down { 0 } else { 60_000 }, if down { 60_000 } else { 0 }, if down { 60 } else { 0 }],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    fn run_probe(dir: &std::path::Path) -> ProbeOutput {
+        let probe = RawUptimeProbe {
+            monitor: "web".into(),
+            state: "soak.db".into(),
+            window: None,
+            target: None,
+            max_error_rate: None,
+            min_coverage: None,
+        }
+        .validate(&mut Validator::default())
+        .unwrap();
+        let ctx = ProbeContext {
+            item_id: "uptime".into(),
+            checklist_dir: dir.to_path_buf(),
+            report_dir: dir.join("report"),
+            redactor: Arc::default(),
+            cancel: Default::default(),
+            services: Arc::default(),
+        };
+        probe.run(&ctx)
+    }
+
+    #[test]
+    fn forty_minutes_down_in_thirty_days_fits_the_43_minute_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        store_with(dir.path(), 31, 40);
+        let o = run_probe(dir.path());
+        assert_eq!(o.status(), Status::Pass, "{}: {:?}", o.summary, o.checks);
+        let budget = o.measured["error_budget_ms"].as_f64().unwrap();
+        assert!((budget - 43.2 * 60_000.0).abs() < 1.0, "{budget}");
+        assert_eq!(o.measured["downtime_ms"], 40 * 60_000);
+        assert!(o.evidence.iter().any(|e| e.media_type == "image/svg+xml"));
+    }
+
+    #[test]
+    fn fifty_minutes_down_fails_and_a_young_store_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        store_with(dir.path(), 31, 50);
+        assert_eq!(run_probe(dir.path()).status(), Status::Fail);
+        let young = tempfile::tempdir().unwrap();
+        store_with(young.path(), 12, 5);
+        let o = run_probe(young.path());
+        assert_eq!(o.status(), Status::Pending, "{}", o.summary);
+        assert!(
+            o.summary.contains("12.0 of 30.0 days observed"),
+            "{}",
+            o.summary
+        );
+        // More downtime than the whole window allows: no future can repair it.
+        let doomed = tempfile::tempdir().unwrap();
+        store_with(doomed.path(), 12, 60);
+        assert_eq!(run_probe(doomed.path()).status(), Status::Fail);
+    }
+}

@@ -1,0 +1,192 @@
+//! The soak tracker's HTTP endpoints (axum): `GET /metrics` in the Prometheus text exposition
+//! format 0.0.4 and `GET /healthz`. Every scrape reads the store (a separate read connection
+//! on a blocking thread), so the numbers are the same ones `soak-status` prints.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+use super::store::Store;
+use super::summary::{summarize, timeline_now};
+use crate::error::{Error, Result};
+
+/// Bind `addr` (127.0.0.1 only in tests; any address the operator chooses otherwise), print
+/// `listening on ADDR` as the first stdout line, and serve until `cancel`.
+///
+/// # Errors
+/// [`Error::Usage`] when the address is invalid or cannot be bound.
+pub async fn serve(
+    addr: &str,
+    state: PathBuf,
+    cancel: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Usage(format!("--listen {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Usage(format!("--listen {addr}: {e}")))?;
+    println!("listening on {local}");
+    let metrics_state = state.clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let state = metrics_state.clone();
+                async move {
+                    match tokio::task::spawn_blocking(move || render(&state)).await {
+                        Ok(Ok(body)) => (
+                            StatusCode::OK,
+                            [(
+                                header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            body,
+                        )
+                            .into_response(),
+                        Ok(Err(e)) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                        }
+                        Err(e) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                        }
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }));
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await;
+    }))
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Render the metrics text for the store at `state`.
+///
+/// # Errors
+/// When the store cannot be read.
+pub fn render(state: &std::path::Path) -> Result<String> {
+    let store = Store::open_read(state)?;
+    let dbe = |e: rusqlite::Error| Error::Internal(format!("soak store: {e}"));
+    let now = timeline_now(&store.conn, jiff::Timestamp::now().as_millisecond())
+        .map_err(dbe)?
+        .unwrap_or(0);
+    let mut out = String::new();
+    let mut up = String::new();
+    let mut avail = String::new();
+    let mut cov = String::new();
+    let mut budget = String::new();
+    let mut err = String::new();
+    let mut checks = String::new();
+    let mut fails = String::new();
+    for m in store.monitors().map_err(dbe)? {
+        let l = escape(&m.name);
+        for (label, w) in [
+            ("1h", 3_600_000i64),
+            ("24h", 86_400_000),
+            ("30d", 2_592_000_000),
+        ] {
+            let s = summarize(&store, &m, w, now).map_err(dbe)?;
+            if let Some(a) = s.availability {
+                let _ = writeln!(
+                    avail,
+                    "prodready_soak_availability_ratio{{monitor=\"{l}\",window=\"{label}\"}} {a}"
+                );
+            }
+            let _ = writeln!(
+                cov,
+                "prodready_soak_coverage_ratio{{monitor=\"{l}\",window=\"{label}\"}} {}",
+                s.coverage
+            );
+            if label == "30d" {
+                let v = match s.last_state.as_deref() {
+                    Some("up") | Some("maintenance") => 1,
+                    _ => 0,
+                };
+                let _ = writeln!(up, "prodready_soak_up{{monitor=\"{l}\"}} {v}");
+                let _ = writeln!(
+                    budget,
+                    "prodready_soak_error_budget_remaining_ratio{{monitor=\"{l}\"}} {}",
+                    1.0 - s.budget_used
+                );
+                if let Some(r) = s.error_rate {
+                    let _ = writeln!(
+                        err,
+                        "prodready_soak_order_error_ratio{{monitor=\"{l}\",window=\"30d\"}} {r}"
+                    );
+                }
+                let _ = writeln!(
+                    checks,
+                    "prodready_soak_checks_total{{monitor=\"{l}\"}} {}",
+                    s.totals.checks
+                );
+                let _ = writeln!(
+                    fails,
+                    "prodready_soak_check_failures_total{{monitor=\"{l}\"}} {}",
+                    s.totals.failures
+                );
+            }
+        }
+    }
+    for (name, help, kind, body) in [
+        (
+            "prodready_soak_up",
+            "1 when the monitor's last check left it up (or in maintenance), else 0.",
+            "gauge",
+            &up,
+        ),
+        (
+            "prodready_soak_availability_ratio",
+            "up / (up + down) over the window; unknown time is excluded, see coverage.",
+            "gauge",
+            &avail,
+        ),
+        (
+            "prodready_soak_coverage_ratio",
+            "(up + down) / (window − maintenance): the observed share of the window.",
+            "gauge",
+            &cov,
+        ),
+        (
+            "prodready_soak_error_budget_remaining_ratio",
+            "1 − downtime / error budget over 30 days at the monitor's target.",
+            "gauge",
+            &budget,
+        ),
+        (
+            "prodready_soak_order_error_ratio",
+            "Failed operations / operations of order monitors.",
+            "gauge",
+            &err,
+        ),
+        (
+            "prodready_soak_checks_total",
+            "Checks run in the last 30 days.",
+            "gauge",
+            &checks,
+        ),
+        (
+            "prodready_soak_check_failures_total",
+            "Failed checks in the last 30 days (including those below the down threshold).",
+            "gauge",
+            &fails,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        out.push_str(body);
+    }
+    Ok(out)
+}

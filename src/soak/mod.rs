@@ -1,0 +1,238 @@
+//! The soak tracker (design §6, "Uptime"): `[[monitor]]` checks run for weeks by
+//! `prodready soak`, every observation persisted crash-safely in a SQLite store, and the
+//! availability math that `soak-status`, `/metrics` and the `uptime` probe share.
+//!
+//! Three states, not two: `up`, `down` and `unknown` (the tracker was not running or could not
+//! observe). Availability = up / (up + down) is always reported with coverage = observed /
+//! window, so a gap never inflates uptime. Durations come from the monotonic clock; wall-clock
+//! jumps and reboots are detected and reported, never counted as downtime.
+//!
+//! - [`config`]: the `[[monitor]]` table and maintenance windows;
+//! - [`check`]: what a monitor checks (http, tcp, command, order);
+//! - [`clock`]: wall, monotonic and boot id;
+//! - [`store`]: the SQLite schema and migrations;
+//! - [`tracker`]: the writer side: runs, heartbeats, the failure state machine;
+//! - [`summary`]: availability, coverage, error budget, burn rate, incidents;
+//! - [`run`]: the `soak` command's tasks; [`metrics`]: `/metrics` and `/healthz`.
+
+pub mod check;
+pub mod clock;
+pub mod config;
+pub mod metrics;
+pub mod run;
+pub mod store;
+pub mod summary;
+pub mod tracker;
+
+use std::path::Path;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::error::{Error, Result};
+use store::Store;
+use summary::Summary;
+
+/// Format a timeline time (ms since the epoch) as UTC `YYYY-MM-DD HH:MM:SSZ`.
+pub fn fmt_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// Format milliseconds as a short duration: `43.2 min`, `1.5 s`, `2.1 h`, `3.0 d`.
+pub fn fmt_ms(ms: f64) -> String {
+    let s = ms / 1e3;
+    if s.abs() < 120.0 {
+        format!("{s:.1} s")
+    } else if s.abs() < 7_200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s.abs() < 172_800.0 {
+        format!("{:.1} h", s / 3_600.0)
+    } else {
+        format!("{:.1} d", s / 86_400.0)
+    }
+}
+
+/// Format a ratio as a percentage with three decimals, or `n/a`.
+pub fn fmt_pct(r: Option<f64>) -> String {
+    r.map(|v| format!("{:.3} %", v * 100.0))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// Summaries of every monitor in the store at `state` over `window_ms`, ending at the store's
+/// current timeline time.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when the store is missing or unreadable.
+pub fn status(state: &Path, window_ms: i64) -> Result<Vec<Summary>> {
+    let store = Store::open_read(state)?;
+    let dbe = |e: rusqlite::Error| Error::Internal(format!("soak store {}: {e}", state.display()));
+    let now = summary::timeline_now(&store.conn, jiff::Timestamp::now().as_millisecond())
+        .map_err(dbe)?
+        .unwrap_or_else(|| jiff::Timestamp::now().as_millisecond());
+    let mut out = Vec::new();
+    for m in store.monitors().map_err(dbe)? {
+        out.push(summary::summarize(&store, &m, window_ms, now).map_err(dbe)?);
+    }
+    Ok(out)
+}
+
+/// One line about the tracker process: running (fresh heartbeat) or since when it is not.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when the store is missing or unreadable.
+pub fn tracker_line(state: &Path) -> Result<String> {
+    let store = Store::open_read(state)?;
+    let row: Option<(i64, String, i64, i64, bool)> = store
+        .conn
+        .query_row(
+            "SELECT pid, boot_id, heartbeat_mono_ms, heartbeat_at_ms, stopped FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .ok();
+    Ok(match row {
+        None => "tracker: never started".to_string(),
+        Some((pid, boot, hb_mono, hb_at, stopped)) => {
+            let same_boot = boot == clock::boot_id();
+            let age = same_boot.then(|| clock::mono_ms() - hb_mono);
+            match (stopped, age) {
+                (false, Some(a)) if a < 5_000 => {
+                    format!(
+                        "tracker: running (pid {pid}, last heartbeat {:.1} s ago)",
+                        a as f64 / 1e3
+                    )
+                }
+                (true, _) => format!("tracker: stopped cleanly at {}", fmt_time(hb_at)),
+                _ => format!(
+                    "tracker: NOT running since {} (last heartbeat; killed, crashed or the host rebooted) — this time is unknown",
+                    fmt_time(hb_at)
+                ),
+            }
+        }
+    })
+}
+
+/// Render summaries as the `soak-status` text: one table of monitors, then incidents,
+/// maintenance and tracker events.
+pub fn render_status(summaries: &[Summary]) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "monitor",
+        "kind",
+        "now",
+        "availability",
+        "coverage",
+        "up",
+        "down",
+        "unknown",
+        "maint.",
+        "budget used",
+        "burn 1h/6h/3d",
+        "errors/1000 ops",
+    ]);
+    for s in summaries {
+        let burn = s
+            .burn_rates
+            .iter()
+            .map(|(_, b)| b.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into()))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        t.add_row(vec![
+            s.monitor.clone(),
+            s.kind.clone(),
+            s.last_state.clone().unwrap_or_else(|| "–".into()),
+            fmt_pct(s.availability),
+            format!("{:.2} %", s.coverage * 100.0),
+            fmt_ms(s.totals.up_ms as f64),
+            fmt_ms(s.totals.down_ms as f64),
+            fmt_ms(s.unknown_ms as f64),
+            fmt_ms(s.totals.maint_ms as f64),
+            format!("{:.1} % of {}", s.budget_used * 100.0, fmt_ms(s.budget_ms)),
+            burn,
+            s.error_rate
+                .map(|r| format!("{:.2} ({} ops)", r * 1000.0, s.totals.ops))
+                .unwrap_or_else(|| "–".into()),
+        ]);
+    }
+    let mut out = String::new();
+    if let Some(s) = summaries.first() {
+        out.push_str(&format!(
+            "window {} → {} ({}){}\n",
+            fmt_time(s.from_ms),
+            fmt_time(s.to_ms),
+            fmt_ms(s.window_ms as f64),
+            if s.complete {
+                ""
+            } else {
+                " — not complete yet"
+            }
+        ));
+    }
+    out.push_str(&t.to_string());
+    out.push('\n');
+    let incidents: Vec<_> = summaries
+        .iter()
+        .flat_map(|s| s.incidents.iter().map(move |i| (s, i)))
+        .collect();
+    if !incidents.is_empty() {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "monitor",
+            "start",
+            "end",
+            "duration",
+            "failures",
+            "first error",
+        ]);
+        for (s, i) in incidents {
+            t.add_row(vec![
+                s.monitor.clone(),
+                fmt_time(i.start_ms),
+                i.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
+                fmt_ms((i.end_ms.unwrap_or(s.to_ms) - i.start_ms) as f64),
+                i.failures.to_string(),
+                i.first_error.chars().take(120).collect(),
+            ]);
+        }
+        out.push_str("incidents\n");
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    let maint: Vec<_> = summaries
+        .iter()
+        .flat_map(|s| s.maintenance.iter().map(move |m| (s, m)))
+        .collect();
+    if !maint.is_empty() {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        t.set_header(vec!["monitor", "start", "end", "reason"]);
+        for (s, m) in maint {
+            t.add_row(vec![
+                s.monitor.clone(),
+                fmt_time(m.start_ms),
+                m.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
+                m.reason.clone(),
+            ]);
+        }
+        out.push_str("maintenance (excluded)\n");
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    if let Some(s) = summaries.first()
+        && !s.events.is_empty()
+    {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        t.set_header(vec!["at", "event", "detail"]);
+        for e in &s.events {
+            t.add_row(vec![fmt_time(e.at_ms), e.kind.clone(), e.detail.clone()]);
+        }
+        out.push_str("tracker events\n");
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    out
+}
