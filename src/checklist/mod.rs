@@ -554,10 +554,10 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             RawProbe::File(p) => Probe::File(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Env(p) => Probe::Env(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Host(p) => Probe::Host(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Memory(p) => Probe::Memory(p.validate(&mut v).map_err(probe_at)?),
             other => {
                 let kind = match other {
                     RawProbe::Latency(_) => "latency",
-                    RawProbe::Memory(_) => "memory",
                     RawProbe::Uptime(_) => "uptime",
                     RawProbe::Coverage(_) => "coverage",
                     RawProbe::Audit(_) => "audit",
@@ -587,6 +587,7 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
     if items.is_empty() {
         return Err(loc.at(&[], "expected at least one [[item]]"));
     }
+    check_references(loc, &items, &service_names)?;
 
     let mut waivers = Vec::new();
     for (i, w) in raw.waiver.into_iter().enumerate() {
@@ -638,6 +639,55 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         waivers,
         redactor: v.redactor,
     })
+}
+
+/// Check what probes refer to by name: `during` must name another item that does not itself
+/// run `during` something, and a memory probe's `service` must name a `[[service]]`.
+fn check_references(
+    loc: &Locator<'_>,
+    items: &[Item],
+    service_names: &HashSet<String>,
+) -> Result<()> {
+    let during_of: BTreeMap<&str, Option<&str>> = items
+        .iter()
+        .map(|it| (it.id.as_str(), it.probe.during()))
+        .collect();
+    for (i, it) in items.iter().enumerate() {
+        let at = |k: &str| vec![key("item"), Seg::Index(i), key("probe"), key(k)];
+        if let Some(d) = it.probe.during() {
+            match during_of.get(d) {
+                None => {
+                    return Err(loc.at(
+                        &at("during"),
+                        format!("no item with id \"{d}\" (expected the id of another item)"),
+                    ));
+                }
+                Some(_) if d == it.id => {
+                    return Err(loc.at(
+                        &at("during"),
+                        format!("item \"{d}\" cannot run during itself"),
+                    ));
+                }
+                Some(Some(_)) => {
+                    return Err(loc.at(
+                        &at("during"),
+                        format!(
+                            "item \"{d}\" itself runs `during` another item; point at the item that drives the load"
+                        ),
+                    ));
+                }
+                Some(None) => {}
+            }
+        }
+        if let Probe::Memory(m) = &it.probe {
+            if let Some(s) = m.service() {
+                if !service_names.contains(s) {
+                    return Err(loc.at(&at("service"), format!("no [[service]] named \"{s}\"")));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The JSON Schema of the checklist format (draft 2020-12), generated from [`raw`].

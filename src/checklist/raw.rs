@@ -119,8 +119,8 @@ pub enum RawProbe {
     Host(probe::host::RawHostProbe),
     /// Order-latency benchmark (not supported yet).
     Latency(NotYetSupported),
-    /// Memory-leak sampling (not supported yet).
-    Memory(NotYetSupported),
+    /// Sample a process's resident memory and test it for a leak.
+    Memory(probe::memory::RawMemoryProbe),
     /// Soak availability (not supported yet).
     Uptime(NotYetSupported),
     /// Test coverage (not supported yet).

@@ -10,6 +10,7 @@ pub mod env;
 pub mod file;
 pub mod host;
 pub mod http;
+pub mod memory;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub enum Probe {
     Env(env::EnvProbe),
     /// Check the host's CPU count, memory and free disk.
     Host(host::HostProbe),
+    /// Sample a process's resident memory and test it for a leak.
+    Memory(memory::MemoryProbe),
 }
 
 impl Probe {
@@ -45,6 +48,7 @@ impl Probe {
             Probe::File(_) => "file",
             Probe::Env(_) => "env",
             Probe::Host(_) => "host",
+            Probe::Memory(_) => "memory",
         }
     }
 
@@ -56,6 +60,24 @@ impl Probe {
             Probe::File(p) => p.run(ctx),
             Probe::Env(p) => p.run(ctx),
             Probe::Host(p) => p.run(ctx),
+            Probe::Memory(p) => p.run(ctx).await,
+        }
+    }
+
+    /// The id of the item this probe runs alongside (`during = "<item id>"`), if any.
+    pub fn during(&self) -> Option<&str> {
+        match self {
+            Probe::Memory(p) => p.during(),
+            _ => None,
+        }
+    }
+
+    /// Run the probe while its `during` item runs: `until` is cancelled when that item
+    /// finishes. Probes without `during` ignore `until`.
+    pub async fn run_during(&self, ctx: &ProbeContext, until: &CancellationToken) -> ProbeOutput {
+        match self {
+            Probe::Memory(p) => p.run_until(ctx, Some(until)).await,
+            other => other.run(ctx).await,
         }
     }
 }
