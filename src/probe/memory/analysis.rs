@@ -137,7 +137,11 @@ pub struct Fit {
     pub theil_sen: TheilSen,
     /// The modified Mann–Kendall test of the fitted values.
     pub mk: MannKendall,
-    /// The verdict: lower bound above the allowed growth and a significant increasing trend.
+    /// The tail-growth guard: how the lowest and highest values of the last third of the
+    /// fitted samples compare with those of the first third.
+    pub tail: TailGrowth,
+    /// The verdict: the slope's lower bound above the allowed growth, a significant increasing
+    /// trend, and a tail that keeps growing.
     pub leaking: bool,
 }
 
@@ -153,6 +157,44 @@ impl Fit {
     /// Upper 95 % bound of the slope, bytes per hour.
     pub fn high_bph(&self) -> f64 {
         self.theil_sen.high_slope * 3600.0
+    }
+}
+
+/// "Require the tail to keep growing" (design §6): a leak lifts both the floor (lowest value)
+/// and the peak (highest value) of the series; an allocator or garbage-collector sawtooth
+/// returns to the same floor and peak every cycle, however its phase biases a slope fitted over
+/// a short window. Both must rise from the first third to the last third of the fitted samples
+/// by at least the growth the allowed rate would give over a third of the window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TailGrowth {
+    /// Lowest value of the last third minus lowest value of the first third, bytes.
+    pub floor_rise_bytes: f64,
+    /// Highest value of the last third minus highest value of the first third, bytes.
+    pub peak_rise_bytes: f64,
+    /// The rise each needs: allowed growth × a third of the fitted time span, bytes.
+    pub needed_bytes: f64,
+}
+
+impl TailGrowth {
+    /// Both the floor and the peak rose by at least the needed amount.
+    pub fn growing(&self) -> bool {
+        self.floor_rise_bytes >= self.needed_bytes
+            && self.peak_rise_bytes >= self.needed_bytes
+            && self.floor_rise_bytes > 0.0
+            && self.peak_rise_bytes > 0.0
+    }
+
+    fn of(x: &[f64], y: &[f64], max_growth_bytes_per_hour: f64) -> TailGrowth {
+        let third = (y.len() / 3).max(1);
+        let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (head, tail) = (&y[..third], &y[y.len() - third..]);
+        let span_s = x.last().copied().unwrap_or(0.0) - x.first().copied().unwrap_or(0.0);
+        TailGrowth {
+            floor_rise_bytes: lo(tail) - lo(head),
+            peak_rise_bytes: hi(tail) - hi(head),
+            needed_bytes: max_growth_bytes_per_hour / 3600.0 * span_s / 3.0,
+        }
     }
 }
 
@@ -282,7 +324,7 @@ impl Analysis {
                             format_rate(f.low_bph()),
                             format_rate(f.high_bph())
                         ),
-                        format!("{} (p = {:.3})", f.mk.trend.as_str(), f.mk.p),
+                        format!("{}, {}", f.mk.trend.as_str(), super::format_p(f.mk.p)),
                         if f.leaking { "leak" } else { "no leak" }.to_string(),
                     ),
                     None => (
@@ -412,14 +454,17 @@ fn fit(samples: &[Sample], used: Range<usize>, metric: Metric, settings: &Settin
     if !theil_sen.low_slope.is_finite() || !theil_sen.high_slope.is_finite() {
         return None;
     }
+    let tail = TailGrowth::of(&x, &y, settings.max_growth_bytes_per_hour);
     let leaking = theil_sen.low_slope * 3600.0 > settings.max_growth_bytes_per_hour
-        && mk.trend == Trend::Increasing;
+        && mk.trend == Trend::Increasing
+        && tail.growing();
     Some(Fit {
         metric,
         n: picked.len(),
         step,
         theil_sen,
         mk,
+        tail,
         leaking,
     })
 }
@@ -487,11 +532,33 @@ mod tests {
         let f = a.segments[0].fit.expect("fitted");
         assert_eq!(a.segments[0].used.len(), 115, "5 s of warm-up dropped");
         assert!(f.leaking);
+        assert!(f.tail.growing());
         assert!(
             (f.slope_bph() / (60.0 * MIB) - 1.0).abs() < 0.05,
             "{}",
             f.slope_bph()
         );
+    }
+
+    #[test]
+    fn sawtooth_whose_phase_tilts_the_slope_is_not_a_leak() {
+        // 9.6 teeth from 20 to 40 MiB: the window ends on a ramp, which tilts the Theil–Sen
+        // slope upwards, but floor and peak stay where they were.
+        let samples: Vec<Sample> = (0..48)
+            .map(|i| s(f64::from(i), 7, (20.0 + 5.0 * f64::from(i % 5)) * MIB))
+            .collect();
+        let a = analyze(
+            &samples,
+            &Settings {
+                warmup_s: 0.0,
+                max_growth_bytes_per_hour: MIB,
+                ..settings()
+            },
+        );
+        let f = a.segments[0].fit.expect("fitted");
+        assert_eq!(f.tail.floor_rise_bytes, 0.0);
+        assert_eq!(f.tail.peak_rise_bytes, 0.0);
+        assert!(!f.leaking);
     }
 
     #[test]

@@ -66,6 +66,33 @@ fn draw(
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
 
+    // Warm-up stretches (recorded, not fitted), shaded.
+    let shade = RGBColor(0, 0, 0).mix(0.06);
+    let mut shaded = false;
+    for seg in &a.segments {
+        let from = if seg.index == 0 {
+            0.0
+        } else {
+            samples[seg.range.start].t_s
+        };
+        let to = samples
+            .get(seg.used.start)
+            .map(|s| s.t_s)
+            .unwrap_or_else(|| samples[seg.range.end - 1].t_s);
+        if to > from {
+            let r = chart.draw_series(std::iter::once(Rectangle::new(
+                [(from / tdiv, (lo - pad).max(0.0)), (to / tdiv, hi + pad)],
+                shade.filled(),
+            )))?;
+            if !shaded {
+                r.label("warm-up (not fitted)").legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 16, y + 5)], shade.filled())
+                });
+                shaded = true;
+            }
+        }
+    }
+
     // Restart markers.
     let marker = RGBColor(150, 150, 150);
     for cut in a.cuts() {

@@ -10,10 +10,17 @@
 //! 3. **Fit** each segment with at least `min_samples` samples after warm-up ([`analysis`]): the
 //!    Theil–Sen slope with its 95 % confidence interval, and the Hamed–Rao modified Mann–Kendall
 //!    test ([`stats`]).
-//! 4. **Decide**: a segment leaks when the *lower* bound of its slope exceeds `max_growth` and
-//!    the modified Mann–Kendall test finds a significant increasing trend. The lower bound makes
-//!    the verdict conservative (the growth is at least that fast with 95 % confidence); the
-//!    autocorrelation-corrected trend test keeps an allocator sawtooth from being called a leak.
+//! 4. **Decide**: a segment leaks when the *lower* bound of its slope exceeds `max_growth`, the
+//!    modified Mann–Kendall test finds a significant increasing trend, and the tail keeps
+//!    growing (floor and peak of the last third above those of the first,
+//!    [`analysis::TailGrowth`]). The lower bound makes the verdict conservative (the growth is
+//!    at least that fast with 95 % confidence). Memory sampled every few seconds is strongly
+//!    autocorrelated, and a periodic sawtooth can still fool the corrected trend test (its
+//!    positive and negative autocorrelations cancel) while its phase tilts a slope fitted over
+//!    a short window; the tail guard is what keeps such a sawtooth from being called a leak.
+//! 5. **Say when a pass means little**: when the slope's *upper* bound is above `max_growth`,
+//!    growth at the allowed rate could not be ruled out in this window; an advisory check
+//!    turns the item into `warn` and says to sample longer.
 //!
 //! Evidence: the samples as CSV, an SVG trend chart with the fitted lines ([`chart`]), the
 //! slope with its interval and the projected growth over 24 h.
@@ -164,16 +171,28 @@ pub fn parse_growth(text: &str) -> Result<f64, String> {
     Ok(bytes as f64 * 3600.0 / d.as_secs_f64())
 }
 
-/// Format a signed rate in bytes per hour for people: `+12.3 MiB/h`, `-400.0 KiB/h`.
+/// Format a signed rate in bytes per hour for people with three significant digits:
+/// `+12.3 MiB/h`, `-400 KiB/h`, `+1.76 GiB/h`.
 pub fn format_rate(bytes_per_hour: f64) -> String {
     if !bytes_per_hour.is_finite() {
         return "n/a".into();
     }
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let sign = if bytes_per_hour < 0.0 { "-" } else { "+" };
-    format!(
-        "{sign}{}/h",
-        format_bytes(bytes_per_hour.abs().round() as u64)
-    )
+    let mut v = bytes_per_hour.abs();
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    let digits = if i == 0 || v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{sign}{v:.digits$} {}/h", UNITS[i])
 }
 
 impl RawMemoryProbe {
@@ -598,6 +617,9 @@ impl MemoryProbe {
             o.measure("mann_kendall_p", f.mk.p);
             o.measure("mann_kendall_z", round3(f.mk.z));
             o.measure("autocorrelation_factor", round3(f.mk.n_ns));
+            o.measure("tail_floor_rise_bytes", f.tail.floor_rise_bytes);
+            o.measure("tail_peak_rise_bytes", f.tail.peak_rise_bytes);
+            o.measure("tail_growing", f.tail.growing());
             o.measure("samples_fitted", f.n as u64);
         }
         for seg in &fits {
@@ -610,22 +632,67 @@ impl MemoryProbe {
             o.checks.push(Check::new(
                 name,
                 format!(
-                    "≤ {} (95 % lower bound of the Theil–Sen slope of {}, if Mann–Kendall finds a trend)",
+                    "≤ {} (lower 95 % bound of the Theil–Sen slope of {}, when Mann–Kendall finds a trend and the tail keeps growing)",
                     self.max_growth_text,
                     f.metric.proc_name()
                 ),
                 format!(
-                    "lower bound {}; slope {} (95 % CI {} … {}); {} over 24 h; trend: {} (modified Mann–Kendall p = {})",
+                    "lower bound {}; slope {} (95 % CI {} … {}); {} in 24 h; Mann–Kendall (Hamed–Rao): {}, {}; tail {}",
                     format_rate(f.low_bph()),
                     format_rate(f.slope_bph()),
                     format_rate(f.low_bph()),
                     format_rate(f.high_bph()),
                     format_rate(f.slope_bph() * 24.0).trim_end_matches("/h"),
                     f.mk.trend.as_str(),
-                    format_p(f.mk.p)
+                    format_p(f.mk.p),
+                    if f.tail.growing() {
+                        "growing"
+                    } else {
+                        "not growing"
+                    }
                 ),
                 !f.leaking,
             ));
+        }
+        // A pass only means something when the interval rules out growth at the allowed rate;
+        // a window too short or too noisy to do that is said so (advisory: it warns).
+        let unresolved: Vec<String> = fits
+            .iter()
+            .filter_map(|seg| {
+                let f = seg.fit.as_ref()?;
+                (!f.leaking
+                    && f.high_bph().partial_cmp(&self.max_growth_bytes_per_hour)
+                        != Some(std::cmp::Ordering::Less)
+                    && f.high_bph() != self.max_growth_bytes_per_hour)
+                    .then(|| {
+                        if fits.len() == 1 {
+                            format_rate(f.high_bph())
+                        } else {
+                            format!("{} (segment {})", format_rate(f.high_bph()), seg.index + 1)
+                        }
+                    })
+            })
+            .collect();
+        if !fits
+            .iter()
+            .any(|s| s.fit.as_ref().is_some_and(|f| f.leaking))
+        {
+            o.checks.push(
+                Check::new(
+                    "leak ruled out",
+                    format!("upper 95 % bound of the slope ≤ {}", self.max_growth_text),
+                    if unresolved.is_empty() {
+                        "yes".to_string()
+                    } else {
+                        format!(
+                            "upper bound {}: growth at the allowed rate cannot be ruled out in this window; sample longer or at a steadier load",
+                            unresolved.join(", ")
+                        )
+                    },
+                    unresolved.is_empty(),
+                )
+                .advisory(),
+            );
         }
         if let (Some(limit), Some(peak)) = (self.max_rss_bytes, a.peak_rss_bytes) {
             o.checks.push(Check::new(
@@ -663,7 +730,7 @@ impl MemoryProbe {
             .iter()
             .any(|s| s.fit.as_ref().is_some_and(|f| f.leaking));
         o.summary = format!(
-            "{}: {} slope {} (95 % CI {} … {}), {} over 24 h, trend: {}; {} {} over {}{}{end_note}",
+            "{}: {} slope {} (95 % CI {} … {}), {} in 24 h, Mann–Kendall: {}; {} {} over {}{}{end_note}",
             if leaking {
                 "memory keeps growing"
             } else {
@@ -709,13 +776,14 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-fn format_p(p: f64) -> String {
+/// A p-value for people: `p = 0.042`, `p < 0.001`.
+pub fn format_p(p: f64) -> String {
     if p.is_nan() {
-        "n/a".into()
+        "p n/a".into()
     } else if p < 0.001 {
-        "< 0.001".into()
+        "p < 0.001".into()
     } else {
-        format!("{p:.3}")
+        format!("p = {p:.3}")
     }
 }
 
@@ -744,8 +812,11 @@ mod tests {
 
     #[test]
     fn rates_format_with_sign_and_unit() {
-        assert_eq!(format_rate(5.0 * 1024.0 * 1024.0), "+5.0 MiB/h");
-        assert_eq!(format_rate(-2048.0), "-2.0 KiB/h");
+        assert_eq!(format_rate(5.0 * 1024.0 * 1024.0), "+5.00 MiB/h");
+        assert_eq!(format_rate(-2048.0), "-2.00 KiB/h");
+        assert_eq!(format_rate(1.76 * 1024.0 * 1024.0 * 1024.0), "+1.76 GiB/h");
+        assert_eq!(format_rate(123.4 * 1024.0), "+123 KiB/h");
+        assert_eq!(format_rate(12.0), "+12 B/h");
         assert_eq!(format_rate(f64::NAN), "n/a");
     }
 
