@@ -423,6 +423,23 @@ fn bad_memory_configuration_is_rejected_at_its_line() {
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.contains(want), "expected {want:?} in:\n{stderr}");
     }
+    // `during` must point at the item that drives the load, not at another follower.
+    let chain = format!(
+        "{HEAD}{load}{}{}",
+        memory_item(
+            "m1",
+            "pid = 1",
+            "during = \"load\"\nmax_growth = \"5MiB/h\""
+        ),
+        memory_item("m2", "pid = 1", "during = \"m1\"\nmax_growth = \"5MiB/h\""),
+    );
+    let (code, stderr) = check(dir.path(), &chain);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr
+            .contains(":32:1: item[2].probe.during: item \"m1\" itself runs `during` another item"),
+        "{stderr}"
+    );
     // The interval floor: sampling faster than 1 s is refused.
     let (code, stderr) = check(
         dir.path(),
