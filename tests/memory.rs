@@ -482,11 +482,17 @@ fn post_order(addr: &str, seq: u64) -> bool {
 fn paper_broker_with_injected_leak_is_flagged_with_the_injected_rate() {
     const LEAK_PER_ORDER: f64 = 256.0 * 1024.0;
     const RATE_PER_S: u64 = 10;
+    // An ephemeral port picked by the kernel (the broker prints the address it listens on).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(bin())
         .args([
             "paper-broker",
             "--listen",
-            "127.0.0.1:0",
+            &listen,
             "--leak-per-order",
             "256KiB",
         ])
