@@ -184,12 +184,6 @@ pub async fn run(
         // item is not selected, it runs on its own.
         let selected_ids: std::collections::HashSet<&str> =
             selected.iter().map(|i| i.id.as_str()).collect();
-        fn during_selected<'a>(
-            it: &'a Item,
-            ids: &std::collections::HashSet<&str>,
-        ) -> Option<&'a str> {
-            it.probe.during().filter(|d| ids.contains(d))
-        }
         let companion_of = |it: &Item| during_selected(it, &selected_ids).is_some();
         let leads: Vec<&Item> = selected
             .iter()
@@ -332,6 +326,11 @@ pub async fn run(
             signatures: Vec::new(),
         },
     }
+}
+
+/// The item `it` runs `during`, when that item is among the selected ones.
+fn during_selected<'a>(it: &'a Item, ids: &std::collections::HashSet<&str>) -> Option<&'a str> {
+    it.probe.during().filter(|d| ids.contains(d))
 }
 
 /// Run one item with its start and finish events; `until` is set for an item that runs
