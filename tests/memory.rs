@@ -204,7 +204,9 @@ fn allocator_sawtooth_is_not_flagged_across_repeated_runs() {
             let growth = &o["checks"][0];
             assert_eq!(growth["name"], "memory growth");
             assert_eq!(growth["passed"], true, "round {round}, saw{i}: {o:#}");
-            assert!(measured(o, "samples_fitted") >= 35.0);
+            // Judged on most of the window (an isolated drop of more than half, as glibc's
+            // first release of a freed mapping, may split off the first seconds).
+            assert!(measured(o, "samples_fitted") >= 25.0, "{o:#}");
         }
         assert_eq!(code, 0, "round {round}");
     }
