@@ -380,6 +380,41 @@ fn example_checklist_samples_its_service_during_load_and_is_ready() {
     );
 }
 
+#[test]
+fn during_item_not_selected_and_no_duration_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = format!(
+        "{HEAD}[[item]]\nid = \"load\"\nsection = \"P\"\ntitle = \"Load\"\nseverity = \"major\"\n\
+         probe = {{ kind = \"command\", command = [\"true\"] }}\n\n{}",
+        memory_item(
+            "mem",
+            &format!("pid = {}", std::process::id()),
+            "during = \"load\"\nmax_growth = \"5MiB/h\""
+        )
+    );
+    let path = dir.path().join("checklist.toml");
+    std::fs::write(&path, toml).expect("write");
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(&path)
+        .args(["--only", "mem", "--out"])
+        .arg(dir.path().join("report"))
+        .output()
+        .expect("run");
+    let text = std::fs::read_to_string(dir.path().join("report/report.json")).expect("report");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("parses");
+    let o = outcome(&report, "mem");
+    assert_eq!(status(o), "error", "{o:#}");
+    assert!(
+        o["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"load\" is not running (not selected?) and no `duration` is set"),
+        "{o:#}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
 fn check(dir: &Path, toml: &str) -> (i32, String) {
     let path = dir.join("checklist.toml");
     std::fs::write(&path, toml).expect("write");
