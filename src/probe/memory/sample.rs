@@ -130,6 +130,9 @@ impl Reader {
 
     /// PIDs of the running processes whose command line (argv joined by spaces; the process
     /// name when argv is empty) matches `re`, excluding this process. Sorted ascending.
+    ///
+    /// Command lines are re-read on every call: a process that exec'd (a launcher script
+    /// turning into the interpreter) has a new one.
     pub fn find(&mut self, re: &regex::Regex) -> Vec<u32> {
         let me = std::process::id();
         let sys = self.system();
@@ -138,7 +141,7 @@ impl Reader {
             true,
             ProcessRefreshKind::nothing()
                 .without_tasks()
-                .with_cmd(UpdateKind::OnlyIfNotSet),
+                .with_cmd(UpdateKind::Always),
         );
         let mut out: Vec<u32> = sys
             .processes()
