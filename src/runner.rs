@@ -179,36 +179,60 @@ pub async fn run(
             cancel: cancel.clone(),
             services: Arc::new(pids),
         };
-        let results: Vec<(String, Outcome)> = futures::stream::iter(selected.iter().map(|item| {
-            let ctx = ProbeContext {
-                item_id: item.id.clone(),
-                ..base.clone()
-            };
-            let timeout = opts.timeout.unwrap_or(item.timeout);
-            let cancel = cancel.clone();
-            async move {
-                if cancel.is_cancelled() {
-                    return (
-                        item.id.clone(),
-                        Outcome::not_run(Status::Skipped, "not run: the run was interrupted"),
+        // An item whose probe says `during = "<id>"` starts with that item and is told when it
+        // finishes (e.g. memory sampled while the latency item drives load). When the other
+        // item is not selected, it runs on its own.
+        let selected_ids: std::collections::HashSet<&str> =
+            selected.iter().map(|i| i.id.as_str()).collect();
+        let companion_of = |it: &Item| during_selected(it, &selected_ids).is_some();
+        let leads: Vec<&Item> = selected
+            .iter()
+            .copied()
+            .filter(|it| !companion_of(it))
+            .collect();
+        let results: Vec<Vec<(String, Outcome)>> =
+            futures::stream::iter(leads.iter().map(|item| {
+                let companions: Vec<&Item> = selected
+                    .iter()
+                    .copied()
+                    .filter(|c| during_selected(c, &selected_ids) == Some(item.id.as_str()))
+                    .collect();
+                let base = &base;
+                let cancel = cancel.clone();
+                async move {
+                    if cancel.is_cancelled() {
+                        return std::iter::once(*item)
+                            .chain(companions)
+                            .map(|it| {
+                                (
+                                    it.id.clone(),
+                                    Outcome::not_run(
+                                        Status::Skipped,
+                                        "not run: the run was interrupted",
+                                    ),
+                                )
+                            })
+                            .collect();
+                    }
+                    let done = CancellationToken::new();
+                    let lead = async {
+                        let r = run_with_events(item, base, opts, events, None).await;
+                        done.cancel();
+                        r
+                    };
+                    let others = futures::future::join_all(
+                        companions
+                            .iter()
+                            .map(|c| run_with_events(c, base, opts, events, Some(&done))),
                     );
+                    let (first, rest) = futures::join!(lead, others);
+                    std::iter::once(first).chain(rest).collect()
                 }
-                events.event(&RunEvent::ItemStarted {
-                    id: item.id.clone(),
-                    title: item.title.clone(),
-                    timeout,
-                });
-                let outcome = run_item(item, &ctx, timeout).await;
-                events.event(&RunEvent::ItemFinished {
-                    id: item.id.clone(),
-                    outcome: Box::new(outcome.clone()),
-                });
-                (item.id.clone(), outcome)
-            }
-        }))
-        .buffered(opts.jobs.max(1))
-        .collect()
-        .await;
+            }))
+            .buffered(opts.jobs.max(1))
+            .collect()
+            .await;
+        let results = results.into_iter().flatten();
         outcomes.extend(results);
     }
     let interrupted = cancel.is_cancelled();
@@ -306,14 +330,57 @@ pub async fn run(
     }
 }
 
+/// The item `it` runs `during`, when that item is among the selected ones.
+fn during_selected<'a>(it: &'a Item, ids: &std::collections::HashSet<&str>) -> Option<&'a str> {
+    it.probe.during().filter(|d| ids.contains(d))
+}
+
+/// Run one item with its start and finish events; `until` is set for an item that runs
+/// `during` another and is cancelled when that one finishes.
+async fn run_with_events(
+    item: &Item,
+    base: &ProbeContext,
+    opts: &RunOptions,
+    events: &dyn EventSink,
+    until: Option<&CancellationToken>,
+) -> (String, Outcome) {
+    let ctx = ProbeContext {
+        item_id: item.id.clone(),
+        ..base.clone()
+    };
+    let timeout = opts.timeout.unwrap_or(item.timeout);
+    events.event(&RunEvent::ItemStarted {
+        id: item.id.clone(),
+        title: item.title.clone(),
+        timeout,
+    });
+    let outcome = run_item(item, &ctx, timeout, until).await;
+    events.event(&RunEvent::ItemFinished {
+        id: item.id.clone(),
+        outcome: Box::new(outcome.clone()),
+    });
+    (item.id.clone(), outcome)
+}
+
 /// Run one item: attempts up to `1 + retries`, each bounded by `timeout`.
-async fn run_item(item: &Item, ctx: &ProbeContext, timeout: Duration) -> Outcome {
+async fn run_item(
+    item: &Item,
+    ctx: &ProbeContext,
+    timeout: Duration,
+    until: Option<&CancellationToken>,
+) -> Outcome {
     let mut attempts = 0;
     loop {
         attempts += 1;
         let started = Instant::now();
+        let probe = async {
+            match until {
+                Some(u) => item.probe.run_during(ctx, u).await,
+                None => item.probe.run(ctx).await,
+            }
+        };
         let out = tokio::select! {
-            r = tokio::time::timeout(timeout, item.probe.run(ctx)) => match r {
+            r = tokio::time::timeout(timeout, probe) => match r {
                 Ok(out) => out,
                 Err(_) => crate::model::ProbeOutput::error(format!(
                     "timed out after {} (item timeout)",

@@ -573,23 +573,11 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             RawProbe::Env(p) => Probe::Env(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Host(p) => Probe::Host(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Latency(p) => Probe::Latency((*p).validate(&mut v).map_err(probe_at)?),
-            RawProbe::Attestation(p) => Probe::Attestation(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Memory(p) => Probe::Memory(p.validate(&mut v).map_err(probe_at)?),
+            RawProbe::Uptime(p) => Probe::Uptime(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Coverage(p) => Probe::Coverage(p.validate(&mut v).map_err(probe_at)?),
             RawProbe::Audit(p) => Probe::Audit(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::Uptime(p) => Probe::Uptime(p.validate(&mut v).map_err(probe_at)?),
-            other => {
-                let kind = match other {
-                    RawProbe::Memory(_) => "memory",
-                    _ => "memory",
-                };
-                return Err(probe_at(FieldError::new(
-                    "kind",
-                    format!(
-                        "probe kind \"{kind}\" is not supported yet by prodready {}",
-                        env!("CARGO_PKG_VERSION")
-                    ),
-                )));
-            }
+            RawProbe::Attestation(p) => Probe::Attestation(p.validate(&mut v).map_err(probe_at)?),
         };
         items.push(Item {
             id: it.id,
@@ -606,6 +594,7 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
     if items.is_empty() {
         return Err(loc.at(&[], "expected at least one [[item]]"));
     }
+    check_references(loc, &items, &service_names)?;
 
     let mut waivers = Vec::new();
     for (i, w) in raw.waiver.into_iter().enumerate() {
@@ -709,6 +698,55 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
     })
 }
 
+/// Check what probes refer to by name: `during` must name another item that does not itself
+/// run `during` something, and a memory probe's `service` must name a `[[service]]`.
+fn check_references(
+    loc: &Locator<'_>,
+    items: &[Item],
+    service_names: &HashSet<String>,
+) -> Result<()> {
+    let during_of: BTreeMap<&str, Option<&str>> = items
+        .iter()
+        .map(|it| (it.id.as_str(), it.probe.during()))
+        .collect();
+    for (i, it) in items.iter().enumerate() {
+        let at = |k: &str| vec![key("item"), Seg::Index(i), key("probe"), key(k)];
+        if let Some(d) = it.probe.during() {
+            match during_of.get(d) {
+                None => {
+                    return Err(loc.at(
+                        &at("during"),
+                        format!("no item with id \"{d}\" (expected the id of another item)"),
+                    ));
+                }
+                Some(_) if d == it.id => {
+                    return Err(loc.at(
+                        &at("during"),
+                        format!("item \"{d}\" cannot run during itself"),
+                    ));
+                }
+                Some(Some(_)) => {
+                    return Err(loc.at(
+                        &at("during"),
+                        format!(
+                            "item \"{d}\" itself runs `during` another item; point at the item that drives the load"
+                        ),
+                    ));
+                }
+                Some(None) => {}
+            }
+        }
+        if let Probe::Memory(m) = &it.probe {
+            if let Some(s) = m.service() {
+                if !service_names.contains(s) {
+                    return Err(loc.at(&at("service"), format!("no [[service]] named \"{s}\"")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The JSON Schema of the checklist format (draft 2020-12), generated from [`raw`].
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(RawChecklist)).expect("schema serializes")
@@ -758,15 +796,12 @@ mod tests {
     }
 
     #[test]
-    fn unknown_kind_and_unsupported_kind() {
+    fn unknown_kind_is_rejected_with_the_known_ones() {
         let e = err(&format!(
             "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = {{ kind = \"telepathy\" }}\n"
         ));
         assert!(e.contains("unknown value \"telepathy\""), "{e}");
-        let e = err(&format!(
-            "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = {{ kind = \"memory\", pid = 1 }}\n"
-        ));
-        assert!(e.contains("not supported yet"), "{e}");
+        assert!(e.contains("command, http, file, env, host, latency, memory, uptime, coverage, audit, attestation"), "{e}");
     }
 
     #[test]

@@ -122,8 +122,8 @@ pub enum RawProbe {
     Host(probe::host::RawHostProbe),
     /// Order round-trip latency under an open-model load.
     Latency(Box<probe::latency::RawLatencyProbe>),
-    /// Memory-leak sampling (not supported yet).
-    Memory(NotYetSupported),
+    /// Sample a process's resident memory and test it for a leak.
+    Memory(probe::memory::RawMemoryProbe),
     /// Availability over a window from the soak store.
     Uptime(probe::uptime::RawUptimeProbe),
     /// Test coverage from a coverage report.
@@ -132,14 +132,6 @@ pub enum RawProbe {
     Audit(probe::audit::RawAuditProbe),
     /// A signed, unexpired human statement.
     Attestation(probe::attestation::RawAttestationProbe),
-}
-
-/// Placeholder for probe kinds the design names but this version does not run yet.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct NotYetSupported {
-    /// Any keys; the kind is rejected at validation.
-    #[serde(flatten)]
-    pub rest: BTreeMap<String, serde_json::Value>,
 }
 
 /// `[[waiver]]`.

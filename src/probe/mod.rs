@@ -14,6 +14,7 @@ pub mod file;
 pub mod host;
 pub mod http;
 pub mod latency;
+pub mod memory;
 pub mod tool;
 pub mod uptime;
 
@@ -50,6 +51,8 @@ pub enum Probe {
     Audit(audit::AuditProbe),
     /// Availability of a soak monitor over a window, from the soak store.
     Uptime(uptime::UptimeProbe),
+    /// Sample a process's resident memory and test it for a leak.
+    Memory(memory::MemoryProbe),
 }
 
 impl Probe {
@@ -66,6 +69,7 @@ impl Probe {
             Probe::Coverage(_) => "coverage",
             Probe::Audit(_) => "audit",
             Probe::Uptime(_) => "uptime",
+            Probe::Memory(_) => "memory",
         }
     }
 
@@ -87,6 +91,24 @@ impl Probe {
                     .await
                     .unwrap_or_else(|e| ProbeOutput::error(format!("uptime probe panicked: {e}")))
             }
+            Probe::Memory(p) => p.run(ctx).await,
+        }
+    }
+
+    /// The id of the item this probe runs alongside (`during = "<item id>"`), if any.
+    pub fn during(&self) -> Option<&str> {
+        match self {
+            Probe::Memory(p) => p.during(),
+            _ => None,
+        }
+    }
+
+    /// Run the probe while its `during` item runs: `until` is cancelled when that item
+    /// finishes. Probes without `during` ignore `until`.
+    pub async fn run_during(&self, ctx: &ProbeContext, until: &CancellationToken) -> ProbeOutput {
+        match self {
+            Probe::Memory(p) => p.run_until(ctx, Some(until)).await,
+            other => other.run(ctx).await,
         }
     }
 }

@@ -1,0 +1,636 @@
+//! From samples to a verdict: split the series at restarts, drop each segment's warm-up, fit
+//! the rest and decide whether it leaks. Pure functions of the samples, so the decision can be
+//! tested without waiting for a process.
+
+use std::ops::Range;
+
+use super::stats::{self, MannKendall, TheilSen, Trend};
+use super::{MAX_FIT_SAMPLES, format_rate};
+use crate::model::Table;
+use crate::units::format_bytes;
+
+/// One reading of the target, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Seconds since sampling started (monotonic clock).
+    pub t_s: f64,
+    /// Process id read.
+    pub pid: u32,
+    /// The process's start time (platform units); with `pid`, the process identity.
+    pub started: u64,
+    /// `VmRSS`, bytes.
+    pub rss_bytes: u64,
+    /// `RssAnon`, bytes, where reported.
+    pub anon_bytes: Option<u64>,
+}
+
+/// The memory figure a fit uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Resident anonymous memory (`RssAnon`): heap, stacks, private mappings.
+    Anon,
+    /// The whole resident set (`VmRSS`).
+    Rss,
+}
+
+impl Metric {
+    /// The `/proc/PID/status` field name.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Metric::Anon => "RssAnon",
+            Metric::Rss => "VmRSS",
+        }
+    }
+
+    /// The value of this metric in `s`, bytes.
+    pub fn of(self, s: &Sample) -> Option<u64> {
+        match self {
+            Metric::Anon => s.anon_bytes,
+            Metric::Rss => Some(s.rss_bytes),
+        }
+    }
+}
+
+/// What the checklist asked for (`metric = "auto" | "anon" | "rss"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricChoice {
+    /// `RssAnon` when every sample has it, else `VmRSS`.
+    Auto,
+    /// `RssAnon` only.
+    Anon,
+    /// `VmRSS` only.
+    Rss,
+}
+
+/// The decision parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Seconds at the start of the window and of each segment that are not fitted.
+    pub warmup_s: f64,
+    /// Fewest fitted samples for a segment to be judged.
+    pub min_samples: usize,
+    /// Which figure to fit.
+    pub metric: MetricChoice,
+    /// Allowed growth, bytes per hour, compared with the slope's lower 95 % bound.
+    pub max_growth_bytes_per_hour: f64,
+}
+
+/// Why a segment starts (every segment but the first has one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cut {
+    /// Another process (a new PID, or the same PID with another start time).
+    NewProcess {
+        /// Seconds since sampling started, first sample of the new process.
+        t_s: f64,
+        /// The previous process.
+        from_pid: u32,
+        /// The new process.
+        to_pid: u32,
+    },
+    /// The memory fell by more than half between two samples of the same process.
+    Drop {
+        /// Seconds since sampling started, first sample after the drop.
+        t_s: f64,
+        /// The process.
+        pid: u32,
+        /// Bytes before.
+        from_bytes: u64,
+        /// Bytes after.
+        to_bytes: u64,
+    },
+}
+
+impl Cut {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match *self {
+            Cut::NewProcess {
+                t_s,
+                from_pid,
+                to_pid,
+            } => format!("pid {from_pid} replaced by pid {to_pid} at {t_s:.1} s"),
+            Cut::Drop {
+                t_s,
+                pid,
+                from_bytes,
+                to_bytes,
+            } => format!(
+                "memory of pid {pid} fell from {} to {} at {t_s:.1} s",
+                format_bytes(from_bytes),
+                format_bytes(to_bytes)
+            ),
+        }
+    }
+}
+
+/// A fitted segment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    /// The figure fitted.
+    pub metric: Metric,
+    /// Samples fitted (after thinning).
+    pub n: usize,
+    /// Every `step`-th sample was fitted (1 unless the segment was longer than
+    /// [`MAX_FIT_SAMPLES`]).
+    pub step: usize,
+    /// Theil–Sen fit with seconds on x and bytes on y (slope in bytes/s).
+    pub theil_sen: TheilSen,
+    /// The modified Mann–Kendall test of the fitted values.
+    pub mk: MannKendall,
+    /// The tail-growth guard: how the lowest and highest values of the last third of the
+    /// fitted samples compare with those of the first third.
+    pub tail: TailGrowth,
+    /// The verdict: the slope's lower bound above the allowed growth, a significant increasing
+    /// trend, and a tail that keeps growing.
+    pub leaking: bool,
+}
+
+impl Fit {
+    /// Slope, bytes per hour.
+    pub fn slope_bph(&self) -> f64 {
+        self.theil_sen.slope * 3600.0
+    }
+    /// Lower 95 % bound of the slope, bytes per hour.
+    pub fn low_bph(&self) -> f64 {
+        self.theil_sen.low_slope * 3600.0
+    }
+    /// Upper 95 % bound of the slope, bytes per hour.
+    pub fn high_bph(&self) -> f64 {
+        self.theil_sen.high_slope * 3600.0
+    }
+}
+
+/// "Require the tail to keep growing" (design §6): a leak lifts both the floor (lowest value)
+/// and the peak (highest value) of the series; an allocator or garbage-collector sawtooth
+/// returns to the same floor and peak every cycle, however its phase biases a slope fitted over
+/// a short window. Both must rise from the first third to the last third of the fitted samples
+/// by at least the growth the allowed rate would give over a third of the window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TailGrowth {
+    /// Lowest value of the last third minus lowest value of the first third, bytes.
+    pub floor_rise_bytes: f64,
+    /// Highest value of the last third minus highest value of the first third, bytes.
+    pub peak_rise_bytes: f64,
+    /// The rise each needs: allowed growth × a third of the fitted time span, bytes.
+    pub needed_bytes: f64,
+}
+
+impl TailGrowth {
+    /// Both the floor and the peak rose by at least the needed amount.
+    pub fn growing(&self) -> bool {
+        self.floor_rise_bytes >= self.needed_bytes
+            && self.peak_rise_bytes >= self.needed_bytes
+            && self.floor_rise_bytes > 0.0
+            && self.peak_rise_bytes > 0.0
+    }
+
+    fn of(x: &[f64], y: &[f64], max_growth_bytes_per_hour: f64) -> TailGrowth {
+        let third = (y.len() / 3).max(1);
+        let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (head, tail) = (&y[..third], &y[y.len() - third..]);
+        let span_s = x.last().copied().unwrap_or(0.0) - x.first().copied().unwrap_or(0.0);
+        TailGrowth {
+            floor_rise_bytes: lo(tail) - lo(head),
+            peak_rise_bytes: hi(tail) - hi(head),
+            needed_bytes: max_growth_bytes_per_hour / 3600.0 * span_s / 3.0,
+        }
+    }
+}
+
+/// A stretch of samples of one process without a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// 0-based position.
+    pub index: usize,
+    /// Process id.
+    pub pid: u32,
+    /// Indices into the samples.
+    pub range: Range<usize>,
+    /// Indices of the samples after warm-up (a tail of `range`).
+    pub used: Range<usize>,
+    /// Why it starts, for every segment but the first.
+    pub cut: Option<Cut>,
+    /// The fit, when the segment has enough samples after warm-up.
+    pub fit: Option<Fit>,
+}
+
+/// The whole analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// The figure fitted; `None` when `RssAnon` was required but not reported.
+    pub metric: Option<Metric>,
+    /// Segments in time order.
+    pub segments: Vec<Segment>,
+    /// Largest `VmRSS` of any sample, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// Drops of more than half that recur within one process ([`RECURRING_DROPS`] or more) and
+    /// were therefore taken as its allocation cycle, not as restarts.
+    pub recurring_drops: usize,
+}
+
+/// This many drops of more than half within one process make a cycle (a large allocator or
+/// garbage-collector sawtooth), not restarts: such drops do not split the series.
+pub const RECURRING_DROPS: usize = 3;
+
+/// Where the series splits: `(index of the first sample of the new segment, why)`, plus the
+/// number of recurring drops that were not taken as restarts.
+fn find_cuts(samples: &[Sample], metric: Metric) -> (Vec<(usize, Option<Cut>)>, usize) {
+    let mut cuts = Vec::new();
+    let mut recurring = 0;
+    let mut drops: Vec<(usize, Option<Cut>)> = Vec::new();
+    let flush = |drops: &mut Vec<(usize, Option<Cut>)>,
+                 cuts: &mut Vec<(usize, Option<Cut>)>,
+                 recurring: &mut usize| {
+        if drops.len() >= RECURRING_DROPS {
+            *recurring += drops.len();
+        } else {
+            cuts.append(drops);
+        }
+        drops.clear();
+    };
+    for i in 1..samples.len() {
+        let (a, b) = (&samples[i - 1], &samples[i]);
+        if (a.pid, a.started) != (b.pid, b.started) {
+            flush(&mut drops, &mut cuts, &mut recurring);
+            cuts.push((
+                i,
+                Some(Cut::NewProcess {
+                    t_s: b.t_s,
+                    from_pid: a.pid,
+                    to_pid: b.pid,
+                }),
+            ));
+        } else if let (Some(x), Some(y)) = (metric.of(a), metric.of(b)) {
+            if (y as f64) < 0.5 * x as f64 {
+                drops.push((
+                    i,
+                    Some(Cut::Drop {
+                        t_s: b.t_s,
+                        pid: b.pid,
+                        from_bytes: x,
+                        to_bytes: y,
+                    }),
+                ));
+            }
+        }
+    }
+    flush(&mut drops, &mut cuts, &mut recurring);
+    cuts.sort_by_key(|c| c.0);
+    (cuts, recurring)
+}
+
+impl Analysis {
+    /// Every split, restart or drop, in time order.
+    pub fn cuts(&self) -> impl Iterator<Item = &Cut> {
+        self.segments.iter().filter_map(|s| s.cut.as_ref())
+    }
+
+    /// Every restart (a new process) seen, in time order.
+    pub fn restarts(&self) -> impl Iterator<Item = &Cut> {
+        self.cuts().filter(|c| matches!(c, Cut::NewProcess { .. }))
+    }
+
+    /// Every isolated drop of more than half within one process, in time order.
+    pub fn drops(&self) -> impl Iterator<Item = &Cut> {
+        self.cuts().filter(|c| matches!(c, Cut::Drop { .. }))
+    }
+
+    /// The fitted segment with the most samples (the one the headline figures describe).
+    pub fn longest_fit(&self) -> Option<&Segment> {
+        self.segments
+            .iter()
+            .filter(|s| s.fit.is_some())
+            .max_by_key(|s| {
+                (
+                    s.fit.map(|f| f.n * f.step).unwrap_or(0),
+                    usize::MAX - s.index,
+                )
+            })
+    }
+
+    /// A table with one row per segment.
+    pub fn segment_table(&self) -> Table {
+        let rows = self
+            .segments
+            .iter()
+            .map(|s| {
+                let t = |i: usize| format!("{i}");
+                let (slope, ci, mk, verdict) = match &s.fit {
+                    Some(f) => (
+                        format_rate(f.slope_bph()),
+                        format!(
+                            "{} … {}",
+                            format_rate(f.low_bph()),
+                            format_rate(f.high_bph())
+                        ),
+                        format!("{}, {}", f.mk.trend.as_str(), super::format_p(f.mk.p)),
+                        if f.leaking { "leak" } else { "no leak" }.to_string(),
+                    ),
+                    None => (
+                        "—".into(),
+                        "—".into(),
+                        "—".into(),
+                        "not judged: too few samples after warm-up".into(),
+                    ),
+                };
+                vec![
+                    t(s.index + 1),
+                    s.pid.to_string(),
+                    s.cut
+                        .map(|c| c.describe())
+                        .unwrap_or_else(|| "start of the window".into()),
+                    t(s.range.len()),
+                    t(s.used.len()),
+                    slope,
+                    ci,
+                    mk,
+                    verdict,
+                ]
+            })
+            .collect();
+        Table {
+            title: "Segments (the series is split at restarts)".into(),
+            columns: [
+                "segment",
+                "pid",
+                "starts with",
+                "samples",
+                "after warm-up",
+                "Theil–Sen slope",
+                "95 % CI",
+                "Mann–Kendall (Hamed–Rao)",
+                "verdict",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        }
+    }
+}
+
+/// Split, fit and decide.
+pub fn analyze(samples: &[Sample], settings: &Settings) -> Analysis {
+    let has_anon = !samples.is_empty() && samples.iter().all(|s| s.anon_bytes.is_some());
+    let metric = match settings.metric {
+        MetricChoice::Rss => Some(Metric::Rss),
+        MetricChoice::Anon if has_anon => Some(Metric::Anon),
+        MetricChoice::Anon => None,
+        MetricChoice::Auto if has_anon => Some(Metric::Anon),
+        MetricChoice::Auto => Some(Metric::Rss),
+    };
+    let split_metric = metric.unwrap_or(Metric::Rss);
+    let (cuts, recurring_drops) = find_cuts(samples, split_metric);
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut start = 0;
+    let mut cut = None;
+    for (i, next_cut) in cuts
+        .into_iter()
+        .chain(std::iter::once((samples.len(), None)))
+    {
+        if i > start {
+            segments.push(segment(
+                samples,
+                segments.len(),
+                start..i,
+                cut,
+                metric,
+                settings,
+            ));
+        }
+        start = i;
+        cut = next_cut;
+    }
+    Analysis {
+        metric,
+        segments,
+        recurring_drops,
+        peak_rss_bytes: samples.iter().map(|s| s.rss_bytes).max(),
+    }
+}
+
+fn segment(
+    samples: &[Sample],
+    index: usize,
+    range: Range<usize>,
+    cut: Option<Cut>,
+    metric: Option<Metric>,
+    settings: &Settings,
+) -> Segment {
+    // The first segment's warm-up runs from the start of sampling; later ones from the restart.
+    let origin = if index == 0 {
+        0.0
+    } else {
+        samples[range.start].t_s
+    };
+    let first_used = (range.start..range.end)
+        .find(|&i| samples[i].t_s - origin >= settings.warmup_s)
+        .unwrap_or(range.end);
+    let used = first_used..range.end;
+    let fit = metric.and_then(|m| fit(samples, used.clone(), m, settings));
+    Segment {
+        index,
+        pid: samples[range.start].pid,
+        range,
+        used,
+        cut,
+        fit,
+    }
+}
+
+fn fit(samples: &[Sample], used: Range<usize>, metric: Metric, settings: &Settings) -> Option<Fit> {
+    if used.len() < settings.min_samples.max(3) {
+        return None;
+    }
+    let step = used.len().div_ceil(MAX_FIT_SAMPLES);
+    let picked: Vec<&Sample> = samples[used].iter().step_by(step).collect();
+    let x: Vec<f64> = picked.iter().map(|s| s.t_s).collect();
+    let y: Vec<f64> = picked
+        .iter()
+        .map(|s| metric.of(s).map(|v| v as f64))
+        .collect::<Option<_>>()?;
+    let theil_sen = stats::theil_sen(&x, &y)?;
+    let mk = stats::hamed_rao(&y)?;
+    if !theil_sen.low_slope.is_finite() || !theil_sen.high_slope.is_finite() {
+        return None;
+    }
+    let tail = TailGrowth::of(&x, &y, settings.max_growth_bytes_per_hour);
+    let leaking = theil_sen.low_slope * 3600.0 > settings.max_growth_bytes_per_hour
+        && mk.trend == Trend::Increasing
+        && tail.growing();
+    Some(Fit {
+        metric,
+        n: picked.len(),
+        step,
+        theil_sen,
+        mk,
+        tail,
+        leaking,
+    })
+}
+
+/// The samples as CSV: `t_s,pid,rss_bytes,anon_bytes,segment,fitted` (segment 1-based; fitted
+/// is 1 for samples after warm-up in a judged segment). `anon_bytes` is empty where unknown.
+pub fn samples_csv(samples: &[Sample], a: &Analysis) -> String {
+    let mut out = String::from("t_s,pid,rss_bytes,anon_bytes,segment,fitted\n");
+    for seg in &a.segments {
+        for i in seg.range.clone() {
+            let s = &samples[i];
+            let fitted = seg.fit.is_some() && seg.used.contains(&i);
+            out.push_str(&format!(
+                "{:.3},{},{},{},{},{}\n",
+                s.t_s,
+                s.pid,
+                s.rss_bytes,
+                s.anon_bytes.map(|v| v.to_string()).unwrap_or_default(),
+                seg.index + 1,
+                u8::from(fitted)
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    fn settings() -> Settings {
+        Settings {
+            warmup_s: 5.0,
+            min_samples: 20,
+            metric: MetricChoice::Auto,
+            max_growth_bytes_per_hour: 5.0 * MIB,
+        }
+    }
+
+    fn s(t: f64, pid: u32, anon: f64) -> Sample {
+        Sample {
+            t_s: t,
+            pid,
+            started: u64::from(pid) * 10,
+            rss_bytes: (anon + 10.0 * MIB) as u64,
+            anon_bytes: Some(anon as u64),
+        }
+    }
+
+    #[test]
+    fn steady_growth_is_a_leak_and_the_slope_is_recovered() {
+        // 1 MiB per minute with a deterministic ±0.5 MiB wobble.
+        let samples: Vec<Sample> = (0..120)
+            .map(|i| {
+                let t = f64::from(i);
+                let wobble = if i % 3 == 0 { 0.5 * MIB } else { -0.25 * MIB };
+                s(t, 7, 100.0 * MIB + t * MIB / 60.0 + wobble)
+            })
+            .collect();
+        let a = analyze(&samples, &settings());
+        assert_eq!(a.metric, Some(Metric::Anon));
+        assert_eq!(a.segments.len(), 1);
+        let f = a.segments[0].fit.expect("fitted");
+        assert_eq!(a.segments[0].used.len(), 115, "5 s of warm-up dropped");
+        assert!(f.leaking);
+        assert!(f.tail.growing());
+        assert!(
+            (f.slope_bph() / (60.0 * MIB) - 1.0).abs() < 0.05,
+            "{}",
+            f.slope_bph()
+        );
+    }
+
+    #[test]
+    fn sawtooth_whose_phase_tilts_the_slope_is_not_a_leak() {
+        // 9.6 teeth from 20 to 40 MiB: the window ends on a ramp, which tilts the Theil–Sen
+        // slope upwards, but floor and peak stay where they were.
+        let samples: Vec<Sample> = (0..48)
+            .map(|i| s(f64::from(i), 7, (20.0 + 5.0 * f64::from(i % 5)) * MIB))
+            .collect();
+        let a = analyze(
+            &samples,
+            &Settings {
+                warmup_s: 0.0,
+                max_growth_bytes_per_hour: MIB,
+                ..settings()
+            },
+        );
+        let f = a.segments[0].fit.expect("fitted");
+        assert_eq!(f.tail.floor_rise_bytes, 0.0);
+        assert_eq!(f.tail.peak_rise_bytes, 0.0);
+        assert!(!f.leaking);
+    }
+
+    #[test]
+    fn restart_and_large_drop_split_the_series() {
+        let mut samples: Vec<Sample> = (0..40).map(|i| s(f64::from(i), 7, 100.0 * MIB)).collect();
+        samples.extend((40..80).map(|i| s(f64::from(i), 9, 100.0 * MIB)));
+        samples.extend((80..120).map(|i| s(f64::from(i), 9, 30.0 * MIB)));
+        let a = analyze(&samples, &settings());
+        let cuts: Vec<Cut> = a.cuts().copied().collect();
+        assert_eq!(a.restarts().count(), 1);
+        assert_eq!(a.drops().count(), 1);
+        assert_eq!(cuts.len(), 2);
+        assert!(matches!(
+            cuts[0],
+            Cut::NewProcess {
+                from_pid: 7,
+                to_pid: 9,
+                ..
+            }
+        ));
+        assert!(matches!(cuts[1], Cut::Drop { pid: 9, .. }));
+        // Warm-up applies again after each restart: 40 − 5 = 35 (first), 35, 35.
+        let used: Vec<usize> = a.segments.iter().map(|s| s.used.len()).collect();
+        assert_eq!(used, vec![35, 35, 35]);
+        assert!(a.segments.iter().all(|s| s.fit.is_some_and(|f| !f.leaking)));
+    }
+
+    #[test]
+    fn recurring_large_drops_are_a_cycle_not_restarts() {
+        // A sawtooth from 20 to 50 MiB with a period of 10 samples: every drop is > 50 %.
+        let samples: Vec<Sample> = (0..100)
+            .map(|i| s(f64::from(i), 7, (20.0 + 3.0 * f64::from(i % 10)) * MIB))
+            .collect();
+        let a = analyze(&samples, &settings());
+        assert_eq!(a.segments.len(), 1);
+        assert_eq!(a.recurring_drops, 9);
+        assert!(a.segments[0].fit.is_some_and(|f| !f.leaking));
+    }
+
+    #[test]
+    fn too_few_samples_are_not_judged() {
+        let samples: Vec<Sample> = (0..15)
+            .map(|i| s(f64::from(i), 7, 1e8 + f64::from(i) * 1e6))
+            .collect();
+        let a = analyze(&samples, &settings());
+        assert!(a.segments[0].fit.is_none());
+        assert!(a.longest_fit().is_none());
+    }
+
+    #[test]
+    fn anon_required_but_missing_gives_no_metric() {
+        let mut samples: Vec<Sample> = (0..30).map(|i| s(f64::from(i), 7, 1e8)).collect();
+        samples[3].anon_bytes = None;
+        let a = analyze(
+            &samples,
+            &Settings {
+                metric: MetricChoice::Anon,
+                ..settings()
+            },
+        );
+        assert_eq!(a.metric, None);
+        let a = analyze(&samples, &settings());
+        assert_eq!(a.metric, Some(Metric::Rss), "auto falls back to VmRSS");
+    }
+
+    #[test]
+    fn csv_has_one_row_per_sample() {
+        let samples: Vec<Sample> = (0..30).map(|i| s(f64::from(i), 7, 1e8)).collect();
+        let a = analyze(&samples, &settings());
+        let csv = samples_csv(&samples, &a);
+        assert_eq!(csv.lines().count(), 31);
+        assert!(csv.starts_with("t_s,pid,rss_bytes,anon_bytes,segment,fitted\n0.000,7,"));
+        assert!(csv.ends_with(",1,1\n"));
+    }
+}
