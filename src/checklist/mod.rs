@@ -736,12 +736,11 @@ fn check_references(
                 Some(None) => {}
             }
         }
-        if let Probe::Memory(m) = &it.probe {
-            if let Some(s) = m.service() {
-                if !service_names.contains(s) {
-                    return Err(loc.at(&at("service"), format!("no [[service]] named \"{s}\"")));
-                }
-            }
+        if let Probe::Memory(m) = &it.probe
+            && let Some(s) = m.service()
+            && !service_names.contains(s)
+        {
+            return Err(loc.at(&at("service"), format!("no [[service]] named \"{s}\"")));
         }
     }
     Ok(())

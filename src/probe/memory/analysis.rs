@@ -261,18 +261,18 @@ fn find_cuts(samples: &[Sample], metric: Metric) -> (Vec<(usize, Option<Cut>)>, 
                     to_pid: b.pid,
                 }),
             ));
-        } else if let (Some(x), Some(y)) = (metric.of(a), metric.of(b)) {
-            if (y as f64) < 0.5 * x as f64 {
-                drops.push((
-                    i,
-                    Some(Cut::Drop {
-                        t_s: b.t_s,
-                        pid: b.pid,
-                        from_bytes: x,
-                        to_bytes: y,
-                    }),
-                ));
-            }
+        } else if let (Some(x), Some(y)) = (metric.of(a), metric.of(b))
+            && (y as f64) < 0.5 * x as f64
+        {
+            drops.push((
+                i,
+                Some(Cut::Drop {
+                    t_s: b.t_s,
+                    pid: b.pid,
+                    from_bytes: x,
+                    to_bytes: y,
+                }),
+            ));
         }
     }
     flush(&mut drops, &mut cuts, &mut recurring);

@@ -256,17 +256,17 @@ impl RawMemoryProbe {
             Some(t) => v.duration("warmup", t)?,
             None => DEFAULT_WARMUP,
         };
-        if let Some(d) = duration {
-            if warmup >= d {
-                return Err(FieldError::new(
-                    "warmup",
-                    format!(
-                        "warmup {} leaves nothing of duration {} to fit",
-                        format_duration(warmup),
-                        format_duration(d)
-                    ),
-                ));
-            }
+        if let Some(d) = duration
+            && warmup >= d
+        {
+            return Err(FieldError::new(
+                "warmup",
+                format!(
+                    "warmup {} leaves nothing of duration {} to fit",
+                    format_duration(warmup),
+                    format_duration(d)
+                ),
+            ));
         }
         let min_samples = self.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES);
         if min_samples < MIN_MIN_SAMPLES {
@@ -311,10 +311,10 @@ impl RawMemoryProbe {
                 ));
             }
         };
-        if let Some(d) = &self.during {
-            if d.trim().is_empty() {
-                return Err(FieldError::new("during", "expected an item id"));
-            }
+        if let Some(d) = &self.during
+            && d.trim().is_empty()
+        {
+            return Err(FieldError::new("during", "expected an item id"));
         }
         Ok(MemoryProbe {
             target,
@@ -420,10 +420,10 @@ impl MemoryProbe {
             Target::PidFile { path, .. } => sample::read_pid_file(&ctx.resolve(path)).map(Some),
             Target::Process(re) => {
                 // Keep following the current process while it lives; look up again otherwise.
-                if let Some(id) = last {
-                    if reader.identity(id.pid) == Some(id) {
-                        return Ok(Some(id.pid));
-                    }
+                if let Some(id) = last
+                    && reader.identity(id.pid) == Some(id)
+                {
+                    return Ok(Some(id.pid));
                 }
                 match reader.find(re).as_slice() {
                     [] => Ok(None),
