@@ -43,7 +43,7 @@ pub enum Command {
     /// Sign a `[[waiver]]` of a checklist as its approver; writes the signature file.
     SignWaiver(SignWaiverArgs),
     /// Run the checklist's `[[monitor]]` entries until SIGTERM, recording every observation in a
-    /// crash-safe SQLite store (the soak tracker; see docs/README-soak.md).
+    /// crash-safe SQLite store (the soak tracker; see docs/soak.md).
     Soak(SoakArgs),
     /// Print availability, coverage, error budget, burn rate and incidents from a soak store.
     SoakStatus(SoakStatusArgs),

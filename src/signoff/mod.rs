@@ -11,7 +11,7 @@
 //! into the signed bytes means a `reject` cannot be relabelled `approve` and a signature cannot
 //! be moved to another role. The statement is stored verbatim in the record, so anyone can check
 //! a signature with `ssh-keygen -Y verify -n prodready` on that text (see
-//! docs/README-signoff.md). Waivers ([`WaiverStatement`]) and attestations
+//! docs/signoff.md). Waivers ([`WaiverStatement`]) and attestations
 //! ([`attestations::AttestationStatement`]) are signed the same way.
 //!
 //! This module owns [`sign`], [`import_signature`] and [`verify`]; [`allowed_signers`] parses

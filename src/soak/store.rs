@@ -8,7 +8,7 @@
 //! (a few per second at most) so a host crash, the other half of "unknown" time, loses no more.
 //!
 //! The schema is versioned with `PRAGMA user_version` and migrated forward on open
-//! ([`MIGRATIONS`]). Tables (documented for sqlite3 users in docs/README-soak.md):
+//! ([`MIGRATIONS`]). Tables (documented for sqlite3 users in docs/soak.md):
 //! `runs` (one row per tracker process, with boot id and heartbeat), `monitors`, `samples` (one
 //! row per check: timeline time, wall time, monotonic time, run → boot id, state, span),
 //! `minutes` (per-minute rollups so a 30-day summary reads 43 200 rows per monitor, not
