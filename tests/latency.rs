@@ -1,7 +1,7 @@
 //! The `latency` probe end to end: the real binary runs checklists against the real paper
 //! broker on ephemeral loopback ports. Covers the coordinated-omission correction (one
 //! injected stall), and bad input: an unresolvable host, refused connections, a non-JSON
-//! acknowledgement and a rate that cannot be sustained.
+//! acknowledgement, a rate that cannot be sustained, and a secret header kept out of reports.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -47,6 +47,11 @@ impl Drop for Broker {
 /// Run a one-item checklist whose `[item.probe]` body is `probe`; returns the exit code and
 /// the item's outcome from report.json.
 fn run_item(dir: &Path, probe: &str) -> (i32, Value) {
+    run_item_env(dir, probe, &[])
+}
+
+/// [`run_item`] with extra environment variables for `prodready run`.
+fn run_item_env(dir: &Path, probe: &str, env: &[(&str, &str)]) -> (i32, Value) {
     let checklist = dir.join("c.toml");
     std::fs::write(
         &checklist,
@@ -60,6 +65,7 @@ fn run_item(dir: &Path, probe: &str) -> (i32, Value) {
         .args(["run", "--no-step-summary", "--out"])
         .arg(&out)
         .arg(&checklist)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -273,4 +279,46 @@ fn evidence_holds_interval_log_percentiles_and_chart() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("latency-percentiles.svg"));
     assert!(md.contains("Latency percentiles"));
+}
+
+#[test]
+fn api_key_from_the_environment_authenticates_and_never_reaches_the_report() {
+    let secret = "pk-4f1e9c2d7a";
+    let b = Broker::start(&["--api-key", secret]);
+    let dir = tempfile::tempdir().unwrap();
+    let probe = format!(
+        "url = \"http://{}/api/v1/orders\"\n{ORDER}\nheaders = {{ Authorization = \"Bearer ${{PAPER_API_KEY}}\" }}\nrate = 500\ncount = 1000\np99 = \"1s\"\n",
+        b.addr
+    );
+    let (code, o) = run_item_env(dir.path(), &probe, &[("PAPER_API_KEY", secret)]);
+    assert_eq!(code, 0, "{o:#}");
+    assert_eq!(num(&o, "ok"), 1000.0);
+    let files = walk(&dir.path().join("out"));
+    assert!(files.len() >= 5, "{files:?}");
+    for entry in files {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).to_string();
+        assert!(
+            !text.contains(secret),
+            "{} holds the secret",
+            entry.display()
+        );
+    }
+    // With a wrong key the broker answers 401: status errors, a failed item.
+    let other = tempfile::tempdir().unwrap();
+    let (code, o) = run_item_env(other.path(), &probe, &[("PAPER_API_KEY", "wrong")]);
+    assert_eq!(code, 1);
+    assert_eq!(num(&o, "errors_status"), 1000.0);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
