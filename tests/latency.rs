@@ -322,3 +322,26 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn slow_acknowledgements_count_as_timeouts() {
+    let b = Broker::start(&["--latency", "300ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, o) = run_item(
+        dir.path(),
+        &format!(
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 200\ncount = 100\ntimeout = \"100ms\"\n",
+            b.addr
+        ),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(o["status"], "error", "{o:#}");
+    assert_eq!(num(&o, "errors_timeout"), 100.0);
+    assert!(
+        o["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no complete response within 100.0 ms"),
+        "{o:#}"
+    );
+}
