@@ -50,7 +50,7 @@ pub struct PaperBrokerArgs {
     #[arg(long, default_value = "127.0.0.1:18080")]
     pub listen: SocketAddr,
     /// Require `Authorization: Bearer KEY` on /api and /admin routes.
-    #[arg(long, env = "PAPER_API_KEY", hide_env_values = true)]
+    #[arg(long)]
     pub api_key: Option<String>,
     /// Added latency per API request (e.g. "2ms").
     #[arg(long, value_parser = parse_duration_arg)]

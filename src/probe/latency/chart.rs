@@ -65,6 +65,7 @@ pub fn render(
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(14)
+            .margin_right(40)
             .x_label_area_size(42)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..x_cap, 0f64..y_max)

@@ -277,6 +277,8 @@ pub async fn run(plan: Plan, cancel: CancellationToken) -> LoadResult {
         );
     }
 
+    // Stops the scheduler thread if this future is dropped (item timeout) before the end.
+    let _stop_on_drop = StopOnDrop(ctl.clone());
     let scheduler = {
         let ctl = ctl.clone();
         std::thread::Builder::new()
@@ -304,6 +306,14 @@ pub async fn run(plan: Plan, cancel: CancellationToken) -> LoadResult {
         .await
         .unwrap_or_default();
     finish(ctl, None, late)
+}
+
+struct StopOnDrop(Arc<Ctl>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::SeqCst);
+    }
 }
 
 fn finish(ctl: Arc<Ctl>, abort: Option<String>, scheduler_max_late: Duration) -> LoadResult {

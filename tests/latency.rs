@@ -1,0 +1,347 @@
+//! The `latency` probe end to end: the real binary runs checklists against the real paper
+//! broker on ephemeral loopback ports. Covers the coordinated-omission correction (one
+//! injected stall), and bad input: an unresolvable host, refused connections, a non-JSON
+//! acknowledgement, a rate that cannot be sustained, and a secret header kept out of reports.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// A running paper broker; killed when dropped.
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Broker {
+    fn start(args: &[&str]) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_prodready"))
+            .args(["paper-broker", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the broker");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_string();
+        Broker { child, addr }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run a one-item checklist whose `[item.probe]` body is `probe`; returns the exit code and
+/// the item's outcome from report.json.
+fn run_item(dir: &Path, probe: &str) -> (i32, Value) {
+    run_item_env(dir, probe, &[])
+}
+
+/// [`run_item`] with extra environment variables for `prodready run`.
+fn run_item_env(dir: &Path, probe: &str, env: &[(&str, &str)]) -> (i32, Value) {
+    let checklist = dir.join("c.toml");
+    std::fs::write(
+        &checklist,
+        format!(
+            "[checklist]\nname = \"latency test\"\n\n[[item]]\nid = \"order-latency\"\nsection = \"Performance\"\ntitle = \"Order latency\"\nseverity = \"blocker\"\ntimeout = \"5m\"\n[item.probe]\nkind = \"latency\"\n{probe}\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let st = Command::new(env!("CARGO_BIN_EXE_prodready"))
+        .args(["run", "--no-step-summary", "--out"])
+        .arg(&out)
+        .arg(&checklist)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    (
+        st.code().unwrap_or(-1),
+        report["items"][0]["outcome"].clone(),
+    )
+}
+
+fn num(o: &Value, key: &str) -> f64 {
+    o["measured"][key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {o:#}"))
+}
+
+const ORDER: &str = r#"body = '{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"{{seq}}"}'"#;
+
+/// One injected 1 s stall in a 60 s run at 1 000 orders/s.
+///
+/// Analytic corrected p99: 60 000 orders are measured, so the p99 is the 600th largest
+/// latency. Orders intended during the stall, at offset s ∈ [0, 1) s into it, wait until it
+/// ends: latency ≈ 1 s − s (plus the normal ~1 ms). Every other order is fast, so the 600
+/// largest latencies are the orders with s < 0.6 s, and the 600th is at s = 0.6 s:
+/// p99 ≈ 1 s − 0.6 s = 0.4 s. (Cross-check: the share of orders above 0.4 s is
+/// 0.6 s × 1 000/s ÷ 60 000 = 1 %.)
+///
+/// The uncorrected twin measures from the actual send: with 16 connections only the 16
+/// requests in flight when the stall began see it, the queued ones leave after it, so the
+/// uncorrected p99 stays at the no-stall level, as a closed-loop tool would (wrongly) report.
+#[test]
+fn stall_of_one_second_shows_in_corrected_p99_but_not_in_the_uncorrected_twin() {
+    let dir = tempfile::tempdir().unwrap();
+    // Baseline without a stall, same rate and pool, to know the no-stall level here.
+    let calm = Broker::start(&[]);
+    let (_, base) = run_item(
+        dir.path(),
+        &format!(
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000\nduration = \"5s\"\nconnections = 16\nmax_error_rate = 0.0\n",
+            calm.addr
+        ),
+    );
+    drop(calm);
+    assert_eq!(base["status"], "pass", "{base:#}");
+    let base_p99 = num(&base, "uncorrected_p99_ms");
+
+    // The broker stalls 20 s after it starts; the 60 s measurement starts well before that.
+    let stalling = Broker::start(&["--stall-after", "20s", "--stall-for", "1s"]);
+    let (_, o) = run_item(
+        dir.path(),
+        &format!(
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000\nduration = \"60s\"\nconnections = 16\nmax_error_rate = 0.0\np99 = \"100ms\"\n",
+            stalling.addr
+        ),
+    );
+    let p99 = num(&o, "p99_ms");
+    let unc_p99 = num(&o, "uncorrected_p99_ms");
+    let max = num(&o, "max_ms");
+    eprintln!(
+        "stall run: p99 {p99} ms, uncorrected p99 {unc_p99} ms (no-stall {base_p99} ms), max {max} ms"
+    );
+    assert_eq!(num(&o, "requests"), 60_000.0);
+    assert_eq!(num(&o, "errors"), 0.0, "{o:#}");
+    assert!(
+        (360.0..=440.0).contains(&p99),
+        "corrected p99 {p99} ms, expected 400 ms ± 10 %"
+    );
+    assert!(
+        (900.0..=1300.0).contains(&max),
+        "corrected max {max} ms, expected about the 1 s stall"
+    );
+    assert!(
+        unc_p99 <= (base_p99 * 5.0).max(25.0),
+        "uncorrected p99 {unc_p99} ms strayed from the no-stall {base_p99} ms"
+    );
+    // The p99 threshold of 100 ms fails on the corrected value: the stall is not hidden.
+    assert_eq!(o["status"], "fail", "{o:#}");
+    assert_eq!(o["measured"]["sustained"], true);
+}
+
+#[test]
+fn unresolvable_host_is_an_error_not_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    // `.invalid` never resolves (RFC 6761).
+    let (code, o) = run_item(
+        dir.path(),
+        "url = \"http://orders.prodready-test.invalid:8080/api/v1/orders\"\nrate = 100\ncount = 200\n",
+    );
+    assert_eq!(code, 1);
+    assert_eq!(o["status"], "error", "{o:#}");
+    assert!(
+        o["summary"].as_str().unwrap().contains("cannot resolve"),
+        "{o:#}"
+    );
+}
+
+#[test]
+fn refused_connections_are_an_error_naming_the_cause() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (code, o) = run_item(
+        dir.path(),
+        &format!(
+            "url = \"http://127.0.0.1:{port}/api/v1/orders\"\n{ORDER}\nrate = 100\nduration = \"30s\"\n"
+        ),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(o["status"], "error", "{o:#}");
+    let summary = o["summary"].as_str().unwrap();
+    assert!(summary.contains("could not connect"), "{summary}");
+    assert!(summary.to_lowercase().contains("refused"), "{summary}");
+    // It gives up at once instead of hammering a dead port for 30 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn non_json_acknowledgement_counts_as_body_errors() {
+    // /healthz answers "ok" in plain text: a real endpoint whose body is not JSON.
+    let b = Broker::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, o) = run_item(
+        dir.path(),
+        &format!(
+            "url = \"http://{}/healthz\"\nrate = 200\ncount = 300\njson_pointer = \"/status\"\njson_one_of = [\"accepted\", \"filled\"]\nmax_error_rate = 0.001\n",
+            b.addr
+        ),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(o["status"], "fail", "{o:#}");
+    assert_eq!(num(&o, "errors_body"), 300.0);
+    assert_eq!(num(&o, "error_rate"), 1.0);
+    let errors = o["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"] == "Errors by kind")
+        .expect("an errors table");
+    assert_eq!(errors["rows"][0][0], "body");
+    assert!(
+        errors["rows"][0][2].as_str().unwrap().contains("not JSON"),
+        "{errors:#}"
+    );
+}
+
+#[test]
+fn unsustainable_rate_is_reported_as_such() {
+    let b = Broker::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // One million orders per second over two connections: far beyond this machine.
+    let (code, o) = run_item(
+        dir.path(),
+        &format!(
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000000\ncount = 20000\nconnections = 2\np99 = \"1s\"\n",
+            b.addr
+        ),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(o["status"], "error", "{o:#}");
+    assert_eq!(o["measured"]["sustained"], false);
+    assert!(num(&o, "rate_achieved_per_s") < 500_000.0);
+    assert!(num(&o, "schedule_lag_p99_ms") > 1.0);
+    let summary = o["summary"].as_str().unwrap();
+    assert!(summary.contains("not sustained"), "{summary}");
+    let check = o["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rate sustained")
+        .unwrap();
+    assert_eq!(check["passed"], false);
+}
+
+#[test]
+fn evidence_holds_interval_log_percentiles_and_chart() {
+    let b = Broker::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, o) = run_item(
+        dir.path(),
+        &format!(
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 500\nduration = \"3s\"\nwarmup = \"1s\"\np99 = \"500ms\"\njson_pointer = \"/status\"\njson_one_of = [\"filled\"]\n",
+            b.addr
+        ),
+    );
+    assert_eq!(code, 0, "{o:#}");
+    assert_eq!(o["status"], "pass");
+    assert_eq!(num(&o, "requests"), 1500.0);
+    assert_eq!(num(&o, "warmup_requests"), 500.0);
+    let out = dir.path().join("out");
+    let files: Vec<String> = o["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    let hlog = std::fs::read_to_string(out.join(&files[0])).unwrap();
+    assert!(hlog.contains("#[Histogram log format version 1.3]"));
+    assert!(hlog.contains("Tag=uncorrected,"));
+    assert!(hlog.lines().any(|l| l.contains(",HISTF")));
+    let hgrm = std::fs::read_to_string(out.join(&files[1])).unwrap();
+    assert!(hgrm.contains("Total count    =         1500"), "{hgrm}");
+    let svg = std::fs::read_to_string(out.join(&files[3])).unwrap();
+    assert!(svg.starts_with("<svg"));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("latency-percentiles.svg"));
+    assert!(md.contains("Latency percentiles"));
+}
+
+#[test]
+fn api_key_from_the_environment_authenticates_and_never_reaches_the_report() {
+    let secret = "pk-4f1e9c2d7a";
+    let b = Broker::start(&["--api-key", secret]);
+    let dir = tempfile::tempdir().unwrap();
+    let probe = format!(
+        "url = \"http://{}/api/v1/orders\"\n{ORDER}\nheaders = {{ Authorization = \"Bearer ${{PAPER_API_KEY}}\" }}\nrate = 500\ncount = 1000\np99 = \"1s\"\n",
+        b.addr
+    );
+    let (code, o) = run_item_env(dir.path(), &probe, &[("PAPER_API_KEY", secret)]);
+    assert_eq!(code, 0, "{o:#}");
+    assert_eq!(num(&o, "ok"), 1000.0);
+    let files = walk(&dir.path().join("out"));
+    assert!(files.len() >= 5, "{files:?}");
+    for entry in files {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).to_string();
+        assert!(
+            !text.contains(secret),
+            "{} holds the secret",
+            entry.display()
+        );
+    }
+    // With a wrong key the broker answers 401: status errors, a failed item.
+    let other = tempfile::tempdir().unwrap();
+    let (code, o) = run_item_env(other.path(), &probe, &[("PAPER_API_KEY", "wrong")]);
+    assert_eq!(code, 1);
+    assert_eq!(num(&o, "errors_status"), 1000.0);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn slow_acknowledgements_count_as_timeouts() {
+    let b = Broker::start(&["--latency", "300ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, o) = run_item(
+        dir.path(),
+        &format!(
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 200\ncount = 100\ntimeout = \"100ms\"\n",
+            b.addr
+        ),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(o["status"], "error", "{o:#}");
+    assert_eq!(num(&o, "errors_timeout"), 100.0);
+    assert!(
+        o["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no complete response within 100.0 ms"),
+        "{o:#}"
+    );
+}
