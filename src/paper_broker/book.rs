@@ -6,7 +6,7 @@
 //! the symbol, the seed and the time since start, so two brokers started with the same seed
 //! quote the same prices at the same offsets, and tests can predict fills.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -214,6 +214,11 @@ fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
 pub struct Invalid(pub String);
 
 /// Orders, client ids and positions.
+///
+/// Open (resting) orders are kept until they fill or are cancelled; finished orders (filled,
+/// cancelled, rejected) are kept for `GET /api/v1/orders/{id}` and duplicate `client_order_id`
+/// detection up to a bounded history, oldest evicted first, so memory stays flat however long
+/// the venue runs (a 30-day soak at 200 orders/s would otherwise hold half a billion orders).
 #[derive(Debug)]
 pub struct Book {
     market: Market,
@@ -222,13 +227,15 @@ pub struct Book {
     by_client: HashMap<String, String>,
     resting: BTreeMap<String, ()>,
     positions: BTreeMap<String, Position>,
+    finished: VecDeque<String>,
+    history: usize,
     /// Counters.
     pub counts: Counts,
 }
 
 impl Book {
-    /// An empty book on `market`.
-    pub fn new(market: Market) -> Book {
+    /// An empty book on `market` keeping at most `history` finished orders (at least 1).
+    pub fn new(market: Market, history: usize) -> Book {
         Book {
             market,
             next_id: 0,
@@ -236,6 +243,8 @@ impl Book {
             by_client: HashMap::new(),
             resting: BTreeMap::new(),
             positions: BTreeMap::new(),
+            finished: VecDeque::new(),
+            history: history.max(1),
             counts: Counts::default(),
         }
     }
@@ -342,6 +351,9 @@ impl Book {
             self.by_client.insert(c.clone(), order_id.clone());
         }
         self.orders.insert(order_id.clone(), order);
+        if status != OrderStatus::Accepted {
+            self.finish(order_id.clone());
+        }
         Ok((
             Ack {
                 order_id: Some(order_id),
@@ -395,6 +407,7 @@ impl Book {
                 self.resting.remove(&id);
                 self.counts.filled += 1;
                 filled += 1;
+                self.finish(id);
             }
         }
         filled
@@ -415,9 +428,33 @@ impl Book {
             return Err(Some(o.status));
         }
         o.status = OrderStatus::Cancelled;
+        let cancelled = o.clone();
         self.resting.remove(id);
         self.counts.cancelled += 1;
-        Ok(o.clone())
+        self.finish(id.to_string());
+        Ok(cancelled)
+    }
+
+    /// Record that order `id` reached a final state; evict the oldest finished orders (and
+    /// their client ids) beyond the history bound.
+    fn finish(&mut self, id: String) {
+        self.finished.push_back(id);
+        while self.finished.len() > self.history {
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            if let Some(o) = self.orders.remove(&old)
+                && let Some(c) = o.client_order_id
+                && self.by_client.get(&c) == Some(&old)
+            {
+                self.by_client.remove(&c);
+            }
+        }
+    }
+
+    /// Finished orders currently kept.
+    pub fn finished_orders(&self) -> usize {
+        self.finished.len()
     }
 
     /// Positions with the current mid price at `t`.
@@ -472,7 +509,7 @@ mod tests {
     #[test]
     fn resting_limit_fills_once_the_mid_crosses_it() {
         let market = Market::new(1, Duration::from_secs(10));
-        let mut b = Book::new(market.clone());
+        let mut b = Book::new(market.clone(), 10_000);
         let t0 = Duration::ZERO;
         let lowest = (0..1000)
             .map(|ms| market.mid("NIFTY", Duration::from_millis(ms * 10)))
@@ -496,7 +533,7 @@ mod tests {
 
     #[test]
     fn duplicate_client_order_id_is_rejected_and_creates_no_order() {
-        let mut b = Book::new(Market::new(0, Duration::from_secs(60)));
+        let mut b = Book::new(Market::new(0, Duration::from_secs(60)), 10_000);
         let (a, dup) = b
             .place(
                 order(Side::Sell, OrderType::Market, None, "x"),
@@ -520,7 +557,7 @@ mod tests {
 
     #[test]
     fn invalid_orders_are_refused_with_a_reason() {
-        let mut b = Book::new(Market::new(0, Duration::from_secs(60)));
+        let mut b = Book::new(Market::new(0, Duration::from_secs(60)), 10_000);
         let e = b
             .place(
                 order(Side::Buy, OrderType::Limit, None, "l"),
@@ -531,5 +568,45 @@ mod tests {
         let mut o = order(Side::Buy, OrderType::Market, None, "q");
         o.qty = 0.0;
         assert!(b.place(o, Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn finished_orders_are_evicted_beyond_the_history_bound() {
+        let mut b = Book::new(Market::new(0, Duration::from_secs(60)), 3);
+        for i in 0..10 {
+            let (ack, dup) = b
+                .place(
+                    order(Side::Buy, OrderType::Market, None, &format!("c{i}")),
+                    Duration::ZERO,
+                )
+                .unwrap();
+            assert!(!dup && ack.status == OrderStatus::Filled);
+        }
+        assert_eq!(b.finished_orders(), 3);
+        assert!(b.get("ord-00000001").is_none(), "oldest evicted");
+        assert!(b.get("ord-00000010").is_some(), "newest kept");
+        // Within the history a duplicate client id is still rejected…
+        let (ack, dup) = b
+            .place(
+                order(Side::Buy, OrderType::Market, None, "c9"),
+                Duration::ZERO,
+            )
+            .unwrap();
+        assert!(dup && ack.status == OrderStatus::Rejected);
+        // …and a resting order is never evicted.
+        let (rest, _) = b
+            .place(
+                order(Side::Buy, OrderType::Limit, Some(1.0), "resting"),
+                Duration::ZERO,
+            )
+            .unwrap();
+        for i in 10..20 {
+            b.place(
+                order(Side::Buy, OrderType::Market, None, &format!("c{i}")),
+                Duration::ZERO,
+            )
+            .unwrap();
+        }
+        assert!(b.get(rest.order_id.as_deref().unwrap()).is_some());
     }
 }

@@ -79,6 +79,11 @@ pub struct PaperBrokerArgs {
     /// Period of one full oscillation of the simulated mid price (±0.5 %).
     #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
     pub price_period: Duration,
+    /// Finished (filled, cancelled, rejected) orders kept for lookups and duplicate
+    /// client_order_id detection; older ones are evicted so memory stays bounded. Open orders
+    /// are always kept.
+    #[arg(long, default_value_t = 1000)]
+    pub order_history: usize,
 }
 
 fn parse_duration_arg(s: &str) -> std::result::Result<Duration, String> {
@@ -161,7 +166,10 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
     let shutdown = CancellationToken::new();
     let state = Arc::new(State {
         started: Instant::now(),
-        book: Mutex::new(Book::new(Market::new(args.seed, args.price_period))),
+        book: Mutex::new(Book::new(
+            Market::new(args.seed, args.price_period),
+            args.order_history,
+        )),
         faults,
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         healthy: AtomicBool::new(true),
