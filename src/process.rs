@@ -164,3 +164,76 @@ pub fn last_lines(text: &str, lines: usize) -> String {
     let start = all.len().saturating_sub(lines);
     all[start..].join("\n")
 }
+
+/// How a captured run ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// The leader exited with this status.
+    Exited(ExitStatus),
+    /// The timeout elapsed first; the group was terminated.
+    TimedOut,
+    /// The cancellation token fired first; the group was terminated.
+    Cancelled,
+    /// Waiting for the leader failed.
+    WaitFailed(std::io::Error),
+}
+
+/// A finished run with its output.
+#[derive(Debug)]
+pub struct Captured {
+    /// How it ended.
+    pub end: Finished,
+    /// Standard output (lossy UTF-8), its last `cap` bytes.
+    pub stdout: String,
+    /// Bytes of standard output dropped from the front because of the cap.
+    pub stdout_dropped: u64,
+    /// Standard error (lossy UTF-8), its last `cap` bytes.
+    pub stderr: String,
+    /// Wall time from spawn to the end of the group.
+    pub elapsed: std::time::Duration,
+}
+
+/// Spawn `cmd` (built with [`group_command`]) and wait until it exits, `timeout` elapses or
+/// `cancel` fires — whichever comes first. In every case the whole process group is then
+/// terminated (SIGTERM, `grace`, SIGKILL), so nothing it forked outlives it, and the last `cap`
+/// bytes of each stream are returned.
+///
+/// # Errors
+/// The spawn error, when the program could not start.
+pub async fn run_captured(
+    mut cmd: Command,
+    cap: usize,
+    timeout: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+    grace: Duration,
+) -> std::io::Result<Captured> {
+    let started = std::time::Instant::now();
+    let mut child = cmd.spawn()?;
+    let pgid = child.id();
+    let mut guard = GroupGuard::new(pgid);
+    let out = Tail::new(cap);
+    let err = Tail::new(cap);
+    let out_task = child.stdout.take().map(|s| out.collect_from(s));
+    let err_task = child.stderr.take().map(|s| err.collect_from(s));
+    let end = tokio::select! {
+        r = child.wait() => match r { Ok(s) => Finished::Exited(s), Err(e) => Finished::WaitFailed(e) },
+        _ = tokio::time::sleep(timeout) => Finished::TimedOut,
+        _ = cancel.cancelled() => Finished::Cancelled,
+    };
+    if let Some(pgid) = pgid {
+        terminate_group(&mut child, pgid, grace).await;
+        guard.disarm();
+    }
+    for t in [out_task, err_task].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    let (stdout, stdout_dropped) = out.text();
+    let (stderr, _) = err.text();
+    Ok(Captured {
+        end,
+        stdout,
+        stdout_dropped,
+        stderr,
+        elapsed: started.elapsed(),
+    })
+}

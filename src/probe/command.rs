@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{FieldError, ProbeContext, Validator, compare_range};
 use crate::model::{Check, ProbeOutput};
-use crate::process::{GroupGuard, Tail, group_command, last_lines, terminate_group};
+use crate::process::{Finished, group_command, last_lines, run_captured};
 use crate::units::{Interpolated, format_duration};
 
 /// Bytes of each stream kept for matching and evidence (the most recent ones).
@@ -216,9 +216,8 @@ impl CommandProbe {
         for (k, v) in &self.env {
             cmd.env(k, &v.value);
         }
-        let started = Instant::now();
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
+        let run = match run_captured(cmd, OUTPUT_CAP, self.timeout, &ctx.cancel, KILL_GRACE).await {
+            Ok(r) => r,
             Err(e) => {
                 return ProbeOutput::error(format!(
                     "could not start `{}` in {}: {e}",
@@ -227,35 +226,8 @@ impl CommandProbe {
                 ));
             }
         };
-        let pgid = child.id();
-        let mut guard = GroupGuard::new(pgid);
-        let out = Tail::new(OUTPUT_CAP);
-        let err = Tail::new(OUTPUT_CAP);
-        let out_task = child.stdout.take().map(|s| out.collect_from(s));
-        let err_task = child.stderr.take().map(|s| err.collect_from(s));
-
-        enum End {
-            Exited(std::process::ExitStatus),
-            TimedOut,
-            Cancelled,
-            WaitFailed(std::io::Error),
-        }
-        let end = tokio::select! {
-            r = child.wait() => match r { Ok(s) => End::Exited(s), Err(e) => End::WaitFailed(e) },
-            _ = tokio::time::sleep(self.timeout) => End::TimedOut,
-            _ = ctx.cancel.cancelled() => End::Cancelled,
-        };
-        if let Some(pgid) = pgid {
-            // Whatever happened, nothing of the group outlives the probe.
-            terminate_group(&mut child, pgid, KILL_GRACE).await;
-            guard.disarm();
-        }
-        for t in [out_task, err_task].into_iter().flatten() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
-        }
-        let elapsed = started.elapsed();
-        let (stdout, _) = out.text();
-        let (stderr, _) = err.text();
+        let elapsed = run.elapsed;
+        let (stdout, stderr, end) = (run.stdout, run.stderr, run.end);
         let stdout = ctx.redactor.redact(&stdout);
         let stderr = ctx.redactor.redact(&stderr);
 
@@ -286,8 +258,8 @@ impl CommandProbe {
         }
 
         let status = match end {
-            End::Exited(s) => s,
-            End::TimedOut => {
+            Finished::Exited(s) => s,
+            Finished::TimedOut => {
                 o.forced = Some(crate::model::Status::Error);
                 o.summary = format!(
                     "`{}` timed out after {}; its process group was killed",
@@ -297,12 +269,12 @@ impl CommandProbe {
                 o.measure("timed_out", true);
                 return o;
             }
-            End::Cancelled => {
+            Finished::Cancelled => {
                 o.forced = Some(crate::model::Status::Error);
                 o.summary = format!("`{}` was interrupted", self.display());
                 return o;
             }
-            End::WaitFailed(e) => {
+            Finished::WaitFailed(e) => {
                 o.forced = Some(crate::model::Status::Error);
                 o.summary = format!("waiting for `{}` failed: {e}", self.display());
                 return o;

@@ -8,10 +8,10 @@
 //! cargo-audit exits 1 when it finds vulnerabilities and still writes a valid report.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{FieldError, ProbeContext, Validator};
-use crate::process::{GroupGuard, Tail, group_command, last_lines, terminate_group};
+use crate::process::{Finished, group_command, last_lines, run_captured};
 use crate::units::{Interpolated, format_duration};
 
 /// Bytes of each stream kept (the most recent ones). Tool reports read from stdout must fit.
@@ -107,46 +107,27 @@ impl ToolRun {
         let cwd = self.workdir(ctx);
         let mut cmd = group_command(&argv);
         cmd.current_dir(&cwd);
-        let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| {
-            format!(
-                "could not start `{}` in {}: {e}{}",
-                self.display(),
-                cwd.display(),
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    format!(" (is `{}` installed and on PATH?)", argv[0])
-                } else {
-                    String::new()
-                }
-            )
-        })?;
-        let pgid = child.id();
-        let mut guard = GroupGuard::new(pgid);
-        let out = Tail::new(OUTPUT_CAP);
-        let err = Tail::new(OUTPUT_CAP);
-        let out_task = child.stdout.take().map(|s| out.collect_from(s));
-        let err_task = child.stderr.take().map(|s| err.collect_from(s));
-        enum End {
-            Exited(std::process::ExitStatus),
-            TimedOut,
-            Cancelled,
-            WaitFailed(std::io::Error),
-        }
-        let end = tokio::select! {
-            r = child.wait() => match r { Ok(s) => End::Exited(s), Err(e) => End::WaitFailed(e) },
-            _ = tokio::time::sleep(self.timeout) => End::TimedOut,
-            _ = ctx.cancel.cancelled() => End::Cancelled,
-        };
-        if let Some(pgid) = pgid {
-            terminate_group(&mut child, pgid, KILL_GRACE).await;
-            guard.disarm();
-        }
-        for t in [out_task, err_task].into_iter().flatten() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-        }
-        let elapsed = started.elapsed();
-        let (stdout, dropped) = out.text();
-        let (stderr, _) = err.text();
+        let run = run_captured(cmd, OUTPUT_CAP, self.timeout, &ctx.cancel, KILL_GRACE)
+            .await
+            .map_err(|e| {
+                format!(
+                    "could not start `{}` in {}: {e}{}",
+                    self.display(),
+                    cwd.display(),
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        format!(" (is `{}` installed and on PATH?)", argv[0])
+                    } else {
+                        String::new()
+                    }
+                )
+            })?;
+        let (stdout, dropped, stderr, elapsed, end) = (
+            run.stdout,
+            run.stdout_dropped,
+            run.stderr,
+            run.elapsed,
+            run.end,
+        );
         let stderr = ctx.redactor.redact(&stderr);
         let mut log = format!("$ {}\n", self.display());
         let shown_out = ctx.redactor.redact(&stdout);
@@ -160,16 +141,16 @@ impl ToolRun {
             log.push('\n');
         }
         let status = match end {
-            End::Exited(s) => s,
-            End::TimedOut => {
+            Finished::Exited(s) => s,
+            Finished::TimedOut => {
                 return Err(format!(
                     "`{}` timed out after {}; its process group was killed",
                     self.display(),
                     format_duration(self.timeout)
                 ));
             }
-            End::Cancelled => return Err(format!("`{}` was interrupted", self.display())),
-            End::WaitFailed(e) => {
+            Finished::Cancelled => return Err(format!("`{}` was interrupted", self.display())),
+            Finished::WaitFailed(e) => {
                 return Err(format!("waiting for `{}` failed: {e}", self.display()));
             }
         };
