@@ -3,46 +3,14 @@
 //! injected stall), and bad input: an unresolvable host, refused connections, a non-JSON
 //! acknowledgement, a rate that cannot be sustained, and a secret header kept out of reports.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-/// A running paper broker; killed when dropped.
-struct Broker {
-    child: Child,
-    addr: String,
-}
+mod common;
 
-impl Broker {
-    fn start(args: &[&str]) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_prodready"))
-            .args(["paper-broker", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the broker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_string();
-        Broker { child, addr }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{PaperBroker as Broker, walk};
 
 /// Run a one-item checklist whose `[item.probe]` body is `probe`; returns the exit code and
 /// the item's outcome from report.json.
@@ -308,19 +276,6 @@ fn api_key_from_the_environment_authenticates_and_never_reaches_the_report() {
     let (code, o) = run_item_env(other.path(), &probe, &[("PAPER_API_KEY", "wrong")]);
     assert_eq!(code, 1);
     assert_eq!(num(&o, "errors_status"), 1000.0);
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

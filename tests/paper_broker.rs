@@ -2,57 +2,14 @@
 //! duplicate client order ids, API-key auth, fault injection, health toggles, metrics and
 //! graceful SIGTERM shutdown.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// A running broker; killed when dropped.
-struct Broker {
-    child: Child,
-    base: String,
-}
+mod common;
 
-impl Broker {
-    fn start(args: &[&str]) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_prodready"))
-            .args(["paper-broker", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the broker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Broker {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::PaperBroker;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -77,7 +34,7 @@ fn market(cid: &str) -> Value {
 
 #[tokio::test]
 async fn order_lifecycle_market_fill_limit_rest_cancel_and_positions() {
-    let b = Broker::start(&[]);
+    let b = PaperBroker::start_capturing_stderr(&[]);
     let c = client();
     let orders = b.url("/api/v1/orders");
 
@@ -140,7 +97,7 @@ async fn order_lifecycle_market_fill_limit_rest_cancel_and_positions() {
 async fn resting_limit_order_fills_when_the_simulated_price_crosses_it() {
     // A 2 s price period makes the ±0.5 % oscillation cross a limit 0.2 % below the current
     // mid within about one period.
-    let b = Broker::start(&["--price-period", "2s"]);
+    let b = PaperBroker::start_capturing_stderr(&["--price-period", "2s"]);
     let c = client();
     let q = get_json(&c, &b.url("/api/v1/quotes/NIFTY")).await;
     let mid = q["mid"].as_f64().unwrap();
@@ -167,7 +124,7 @@ async fn resting_limit_order_fills_when_the_simulated_price_crosses_it() {
 
 #[tokio::test]
 async fn duplicate_client_order_id_is_rejected_with_409() {
-    let b = Broker::start(&[]);
+    let b = PaperBroker::start_capturing_stderr(&[]);
     let c = client();
     let (s1, a1) = post(&c, &b.url("/api/v1/orders"), market("dup-1")).await;
     let (s2, a2) = post(&c, &b.url("/api/v1/orders"), market("dup-1")).await;
@@ -180,7 +137,7 @@ async fn duplicate_client_order_id_is_rejected_with_409() {
 
 #[tokio::test]
 async fn invalid_orders_get_a_4xx_json_error() {
-    let b = Broker::start(&[]);
+    let b = PaperBroker::start_capturing_stderr(&[]);
     let c = client();
     let url = b.url("/api/v1/orders");
     for body in [
@@ -203,7 +160,7 @@ async fn invalid_orders_get_a_4xx_json_error() {
 
 #[tokio::test]
 async fn api_key_is_required_when_configured_but_not_for_health() {
-    let b = Broker::start(&["--api-key", "s3cret"]);
+    let b = PaperBroker::start_capturing_stderr(&["--api-key", "s3cret"]);
     let c = client();
     let url = b.url("/api/v1/orders");
     let r = c.post(&url).json(&market("a-1")).send().await.unwrap();
@@ -233,7 +190,7 @@ async fn api_key_is_required_when_configured_but_not_for_health() {
 
 #[tokio::test]
 async fn health_toggles_by_admin_endpoint_and_sigusr1() {
-    let b = Broker::start(&[]);
+    let b = PaperBroker::start_capturing_stderr(&[]);
     let c = client();
     let health = || async {
         c.get(b.url("/healthz"))
@@ -262,7 +219,7 @@ async fn health_toggles_by_admin_endpoint_and_sigusr1() {
 
 #[tokio::test]
 async fn injected_errors_latency_and_metrics() {
-    let b = Broker::start(&["--error-rate", "1", "--latency", "150ms"]);
+    let b = PaperBroker::start_capturing_stderr(&["--error-rate", "1", "--latency", "150ms"]);
     let c = client();
     let started = Instant::now();
     let (s, v) = post(&c, &b.url("/api/v1/orders"), market("e-1")).await;
@@ -290,7 +247,7 @@ async fn injected_errors_latency_and_metrics() {
 
 #[tokio::test]
 async fn a_stall_holds_requests_until_it_ends() {
-    let b = Broker::start(&["--stall-after", "1s", "--stall-for", "1500ms"]);
+    let b = PaperBroker::start_capturing_stderr(&["--stall-after", "1s", "--stall-for", "1500ms"]);
     let c = client();
     // The broker's clock started before its first stdout line, so 1.3 s from here is inside
     // the stall window (1.0 s .. 2.5 s broker time).
@@ -319,7 +276,7 @@ fn rss_kib(pid: i32) -> u64 {
 
 #[tokio::test]
 async fn leak_per_order_really_grows_resident_memory() {
-    let b = Broker::start(&["--leak-per-order", "1MiB"]);
+    let b = PaperBroker::start_capturing_stderr(&["--leak-per-order", "1MiB"]);
     let c = client();
     post(&c, &b.url("/api/v1/orders"), market("warm")).await;
     let before = rss_kib(b.pid());
@@ -348,8 +305,9 @@ async fn leak_per_order_really_grows_resident_memory() {
 #[test]
 fn sigterm_stops_within_10_s_finishing_in_flight_requests_and_logs_a_summary() {
     // A 30 s stall from 0.5 s holds the in-flight request; shutdown must cut it short.
-    let mut b = Broker::start(&["--stall-after", "500ms", "--stall-for", "30s"]);
-    let addr = b.base.trim_start_matches("http://").to_string();
+    let mut b =
+        PaperBroker::start_capturing_stderr(&["--stall-after", "500ms", "--stall-for", "30s"]);
+    let addr = b.addr.clone();
     std::thread::sleep(Duration::from_millis(700));
     let in_flight = std::thread::spawn(move || {
         use std::io::Write;

@@ -392,19 +392,6 @@ fn variable_values_never_appear_in_any_report_file() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains(secret));
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn waivers_apply_until_they_expire() {
     let dir = tempfile::tempdir().unwrap();

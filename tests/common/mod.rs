@@ -71,3 +71,80 @@ pub fn status_of(report: &serde_json::Value, id: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A running `prodready paper-broker` on an ephemeral loopback port; killed when dropped.
+pub struct PaperBroker {
+    /// The broker process.
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`, from its first stdout line.
+    pub addr: String,
+}
+
+impl PaperBroker {
+    /// Start with extra flags; its stderr is discarded.
+    pub fn start(args: &[&str]) -> PaperBroker {
+        Self::spawn(args, std::process::Stdio::null())
+    }
+
+    /// Start with extra flags, keeping stderr readable through `child.stderr`.
+    pub fn start_capturing_stderr(args: &[&str]) -> PaperBroker {
+        Self::spawn(args, std::process::Stdio::piped())
+    }
+
+    fn spawn(args: &[&str], stderr: std::process::Stdio) -> PaperBroker {
+        use std::io::BufRead;
+        let mut child = Command::new(bin())
+            .args(["paper-broker", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start the broker");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        PaperBroker { child, addr }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The URL of `path` on the broker.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The broker's PID.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for PaperBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every file below `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
