@@ -224,76 +224,47 @@ pub struct Analysis {
     pub segments: Vec<Segment>,
     /// Largest `VmRSS` of any sample, bytes.
     pub peak_rss_bytes: Option<u64>,
-    /// Drops of more than half that recur within one process ([`RECURRING_DROPS`] or more) and
-    /// were therefore taken as its allocation cycle, not as restarts.
-    pub recurring_drops: usize,
+    /// Drops of more than half between two samples of one process ([`Cut::Drop`]), in time
+    /// order. They are listed, never split the series: the same PID with the same start time is
+    /// the same process, and a large allocator or garbage-collector cycle can free half its
+    /// memory once in a short window as easily as every few seconds in a long one.
+    pub drops: Vec<Cut>,
 }
 
-/// This many drops of more than half within one process make a cycle (a large allocator or
-/// garbage-collector sawtooth), not restarts: such drops do not split the series.
-pub const RECURRING_DROPS: usize = 3;
-
-/// Where the series splits: `(index of the first sample of the new segment, why)`, plus the
-/// number of recurring drops that were not taken as restarts.
-fn find_cuts(samples: &[Sample], metric: Metric) -> (Vec<(usize, Option<Cut>)>, usize) {
-    let mut cuts = Vec::new();
-    let mut recurring = 0;
-    let mut drops: Vec<(usize, Option<Cut>)> = Vec::new();
-    let flush = |drops: &mut Vec<(usize, Option<Cut>)>,
-                 cuts: &mut Vec<(usize, Option<Cut>)>,
-                 recurring: &mut usize| {
-        if drops.len() >= RECURRING_DROPS {
-            *recurring += drops.len();
-        } else {
-            cuts.append(drops);
-        }
-        drops.clear();
-    };
-    for i in 1..samples.len() {
-        let (a, b) = (&samples[i - 1], &samples[i]);
+/// Where the series splits: the index of the first sample of each new process, with the
+/// restart; and every drop of more than half within one process.
+fn find_cuts(samples: &[Sample], metric: Metric) -> (Vec<(usize, Cut)>, Vec<Cut>) {
+    let mut restarts = Vec::new();
+    let mut drops = Vec::new();
+    for (i, pair) in samples.windows(2).enumerate() {
+        let (a, b) = (&pair[0], &pair[1]);
         if (a.pid, a.started) != (b.pid, b.started) {
-            flush(&mut drops, &mut cuts, &mut recurring);
-            cuts.push((
-                i,
-                Some(Cut::NewProcess {
+            restarts.push((
+                i + 1,
+                Cut::NewProcess {
                     t_s: b.t_s,
                     from_pid: a.pid,
                     to_pid: b.pid,
-                }),
+                },
             ));
         } else if let (Some(x), Some(y)) = (metric.of(a), metric.of(b))
             && (y as f64) < 0.5 * x as f64
         {
-            drops.push((
-                i,
-                Some(Cut::Drop {
-                    t_s: b.t_s,
-                    pid: b.pid,
-                    from_bytes: x,
-                    to_bytes: y,
-                }),
-            ));
+            drops.push(Cut::Drop {
+                t_s: b.t_s,
+                pid: b.pid,
+                from_bytes: x,
+                to_bytes: y,
+            });
         }
     }
-    flush(&mut drops, &mut cuts, &mut recurring);
-    cuts.sort_by_key(|c| c.0);
-    (cuts, recurring)
+    (restarts, drops)
 }
 
 impl Analysis {
-    /// Every split, restart or drop, in time order.
-    pub fn cuts(&self) -> impl Iterator<Item = &Cut> {
-        self.segments.iter().filter_map(|s| s.cut.as_ref())
-    }
-
-    /// Every restart (a new process) seen, in time order.
+    /// Every restart (a new process) seen, in time order: where the series splits.
     pub fn restarts(&self) -> impl Iterator<Item = &Cut> {
-        self.cuts().filter(|c| matches!(c, Cut::NewProcess { .. }))
-    }
-
-    /// Every isolated drop of more than half within one process, in time order.
-    pub fn drops(&self) -> impl Iterator<Item = &Cut> {
-        self.cuts().filter(|c| matches!(c, Cut::Drop { .. }))
+        self.segments.iter().filter_map(|s| s.cut.as_ref())
     }
 
     /// The fitted segment with the most samples (the one the headline figures describe).
@@ -380,12 +351,13 @@ pub fn analyze(samples: &[Sample], settings: &Settings) -> Analysis {
         MetricChoice::Auto => Some(Metric::Rss),
     };
     let split_metric = metric.unwrap_or(Metric::Rss);
-    let (cuts, recurring_drops) = find_cuts(samples, split_metric);
+    let (restarts, drops) = find_cuts(samples, split_metric);
     let mut segments: Vec<Segment> = Vec::new();
     let mut start = 0;
     let mut cut = None;
-    for (i, next_cut) in cuts
+    for (i, next_cut) in restarts
         .into_iter()
+        .map(|(i, c)| (i, Some(c)))
         .chain(std::iter::once((samples.len(), None)))
     {
         if i > start {
@@ -404,7 +376,7 @@ pub fn analyze(samples: &[Sample], settings: &Settings) -> Analysis {
     Analysis {
         metric,
         segments,
-        recurring_drops,
+        drops,
         peak_rss_bytes: samples.iter().map(|s| s.rss_bytes).max(),
     }
 }
@@ -562,27 +534,26 @@ mod tests {
     }
 
     #[test]
-    fn restart_and_large_drop_split_the_series() {
+    fn a_restart_splits_the_series_and_a_large_drop_does_not() {
         let mut samples: Vec<Sample> = (0..40).map(|i| s(f64::from(i), 7, 100.0 * MIB)).collect();
         samples.extend((40..80).map(|i| s(f64::from(i), 9, 100.0 * MIB)));
         samples.extend((80..120).map(|i| s(f64::from(i), 9, 30.0 * MIB)));
         let a = analyze(&samples, &settings());
-        let cuts: Vec<Cut> = a.cuts().copied().collect();
-        assert_eq!(a.restarts().count(), 1);
-        assert_eq!(a.drops().count(), 1);
-        assert_eq!(cuts.len(), 2);
+        let restarts: Vec<Cut> = a.restarts().copied().collect();
+        assert_eq!(restarts.len(), 1);
         assert!(matches!(
-            cuts[0],
+            restarts[0],
             Cut::NewProcess {
                 from_pid: 7,
                 to_pid: 9,
                 ..
             }
         ));
-        assert!(matches!(cuts[1], Cut::Drop { pid: 9, .. }));
-        // Warm-up applies again after each restart: 40 − 5 = 35 (first), 35, 35.
+        assert_eq!(a.drops.len(), 1);
+        assert!(matches!(a.drops[0], Cut::Drop { pid: 9, .. }));
+        // Warm-up applies again after the restart: 40 − 5 = 35 (first), 80 − 5 = 75 (second).
         let used: Vec<usize> = a.segments.iter().map(|s| s.used.len()).collect();
-        assert_eq!(used, vec![35, 35, 35]);
+        assert_eq!(used, vec![35, 75]);
         assert!(a.segments.iter().all(|s| s.fit.is_some_and(|f| !f.leaking)));
     }
 
@@ -594,8 +565,29 @@ mod tests {
             .collect();
         let a = analyze(&samples, &settings());
         assert_eq!(a.segments.len(), 1);
-        assert_eq!(a.recurring_drops, 9);
+        assert_eq!(a.drops.len(), 9);
         assert!(a.segments[0].fit.is_some_and(|f| !f.leaking));
+    }
+
+    #[test]
+    fn one_allocator_drop_in_a_short_window_is_not_a_restart() {
+        // A slow sawtooth (period 60 samples) seen for 45 samples: its one drop of more than
+        // half, at sample 25, must neither split the window nor leave it unjudged.
+        let samples: Vec<Sample> = (0..45)
+            .map(|i| s(f64::from(i), 7, (20.0 + f64::from((i + 35) % 60)) * MIB))
+            .collect();
+        let a = analyze(
+            &samples,
+            &Settings {
+                min_samples: 30,
+                ..settings()
+            },
+        );
+        assert_eq!(a.drops.len(), 1, "{:?}", a.drops);
+        assert_eq!(a.restarts().count(), 0);
+        assert_eq!(a.segments.len(), 1);
+        let f = a.segments[0].fit.expect("judged, not too few samples");
+        assert!(!f.leaking);
     }
 
     #[test]

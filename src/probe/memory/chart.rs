@@ -95,7 +95,7 @@ fn draw(
 
     // Restart markers.
     let marker = RGBColor(150, 150, 150);
-    for cut in a.cuts() {
+    for cut in a.restarts() {
         let t = match *cut {
             super::analysis::Cut::NewProcess { t_s, .. }
             | super::analysis::Cut::Drop { t_s, .. } => t_s / tdiv,

@@ -5,8 +5,10 @@
 //!
 //! 1. **Sample** `RssAnon` and `VmRSS` ([`sample`]) every `interval` (≥ 1 s: faster sampling only
 //!    records the allocator's own decay cycles) for `duration` or while the `during` item runs.
-//! 2. **Split** the series at restarts: a new process (PID or start time changed) or a drop of
-//!    more than 50 % between two samples. Each part is a *segment* and gets its own `warmup`.
+//! 2. **Split** the series at restarts: a new process (PID or start time changed). Each part is
+//!    a *segment* and gets its own `warmup`. A drop of more than half within one process (the
+//!    same PID and start time) is the allocator or garbage collector returning memory: it is
+//!    listed, never a split, whether it happens once in the window or every few seconds.
 //! 3. **Fit** each segment with at least `min_samples` samples after warm-up ([`analysis`]): the
 //!    Theil–Sen slope with its 95 % confidence interval, and the Hamed–Rao modified Mann–Kendall
 //!    test ([`stats`]).
@@ -52,7 +54,13 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_DURATION: Duration = Duration::from_secs(600);
 const DEFAULT_WARMUP: Duration = Duration::from_secs(30);
+/// With `during` and no `warmup`, the warm-up is this fraction of the time actually sampled
+/// (capped at [`DEFAULT_WARMUP`]): the load item's length is known only when it ends.
+const DURING_WARMUP_FRACTION: f64 = 0.1;
 const DEFAULT_MIN_SAMPLES: u32 = 30;
+/// With `during`, the window is as long as the load item the user sized: a 30 s load item
+/// sampled every second leaves 27 samples after its 3 s warm-up.
+const DEFAULT_MIN_SAMPLES_DURING: u32 = 20;
 const MIN_MIN_SAMPLES: u32 = 10;
 
 /// `kind = "memory"`: sample a process's resident memory and test it for a leak.
@@ -78,7 +86,8 @@ pub struct RawMemoryProbe {
     /// longest time to sample (default: until the `during` item finishes).
     pub duration: Option<String>,
     /// Samples in the first `warmup` of the window, and of every segment after a restart, are
-    /// recorded but not fitted (humantime). Default `"30s"`.
+    /// recorded but not fitted (humantime). Default `"30s"`; with `during`, 10 % of the time
+    /// actually sampled, at most `"30s"`, so a short load item still leaves a series to judge.
     pub warmup: Option<String>,
     /// Id of another item (e.g. the order-latency item) that drives load: sampling starts with
     /// it and stops when it finishes.
@@ -88,8 +97,8 @@ pub struct RawMemoryProbe {
     pub max_growth: String,
     /// Optional ceiling for the resident set size (`VmRSS`) at any sample, e.g. `"512MiB"`.
     pub max_rss: Option<String>,
-    /// Fewest samples after warm-up a segment needs to be judged (≥ 10). Default 30. With no
-    /// segment that long the item is an error: no data is not a pass.
+    /// Fewest samples after warm-up a segment needs to be judged (≥ 10). Default 30; with
+    /// `during`, 20. With no segment that long the item is an error: no data is not a pass.
     pub min_samples: Option<u32>,
     /// Which memory to fit: `"auto"` (default: `RssAnon` where the platform reports it, else
     /// `VmRSS`), `"anon"` (`RssAnon`, Linux only) or `"rss"` (`VmRSS`).
@@ -136,7 +145,8 @@ pub struct MemoryProbe {
     target: Target,
     interval: Duration,
     duration: Option<Duration>,
-    warmup: Duration,
+    /// The `warmup` key; `None` means the default ([`MemoryProbe::warmup_for`]).
+    warmup: Option<Duration>,
     during: Option<String>,
     max_growth_bytes_per_hour: f64,
     max_growth_text: String,
@@ -252,9 +262,17 @@ impl RawMemoryProbe {
             .as_deref()
             .map(|t| v.duration("duration", t))
             .transpose()?;
-        let warmup = match &self.warmup {
-            Some(t) => v.duration("warmup", t)?,
-            None => DEFAULT_WARMUP,
+        let warmup_key = self
+            .warmup
+            .as_deref()
+            .map(|t| v.duration("warmup", t))
+            .transpose()?;
+        // Checked against `duration` as the longest possible window: the default with `during`
+        // is a fraction of it.
+        let warmup = match (warmup_key, &self.during, duration) {
+            (Some(w), _, _) => w,
+            (None, Some(_), Some(d)) => during_warmup(d),
+            (None, _, _) => DEFAULT_WARMUP,
         };
         if let Some(d) = duration
             && warmup >= d
@@ -268,7 +286,11 @@ impl RawMemoryProbe {
                 ),
             ));
         }
-        let min_samples = self.min_samples.unwrap_or(DEFAULT_MIN_SAMPLES);
+        let min_samples = self.min_samples.unwrap_or(if self.during.is_some() {
+            DEFAULT_MIN_SAMPLES_DURING
+        } else {
+            DEFAULT_MIN_SAMPLES
+        });
         if min_samples < MIN_MIN_SAMPLES {
             return Err(FieldError::new(
                 "min_samples",
@@ -320,7 +342,7 @@ impl RawMemoryProbe {
             target,
             interval,
             duration,
-            warmup,
+            warmup: warmup_key,
             during: self.during,
             max_growth_bytes_per_hour,
             max_growth_text: self.max_growth,
@@ -355,7 +377,22 @@ struct Collected {
     last_problem: Option<String>,
 }
 
+/// The default warm-up of a probe sampling `during` another item for `window`.
+fn during_warmup(window: Duration) -> Duration {
+    window.mul_f64(DURING_WARMUP_FRACTION).min(DEFAULT_WARMUP)
+}
+
 impl MemoryProbe {
+    /// The warm-up applied to a series sampled for `window`: the `warmup` key; without it
+    /// [`DEFAULT_WARMUP`], or with `during` [`DURING_WARMUP_FRACTION`] of the window.
+    fn warmup_for(&self, window: Duration) -> Duration {
+        match (self.warmup, &self.during) {
+            (Some(w), _) => w,
+            (None, Some(_)) => during_warmup(window),
+            (None, None) => DEFAULT_WARMUP,
+        }
+    }
+
     /// The id of the item this probe samples during, if any.
     pub fn during(&self) -> Option<&str> {
         self.during.as_deref()
@@ -394,7 +431,7 @@ impl MemoryProbe {
             return ProbeOutput::error("interrupted while sampling");
         }
         let settings = Settings {
-            warmup_s: self.warmup.as_secs_f64(),
+            warmup_s: self.warmup_for(collected.window).as_secs_f64(),
             min_samples: self.min_samples as usize,
             metric: self.metric,
             max_growth_bytes_per_hour: self.max_growth_bytes_per_hour,
@@ -523,11 +560,11 @@ impl MemoryProbe {
         let mut o = ProbeOutput::default();
         o.measure("interval_ms", self.interval.as_millis() as u64);
         o.measure("window_s", round3(c.window.as_secs_f64()));
+        o.measure("warmup_s", round3(self.warmup_for(c.window).as_secs_f64()));
         o.measure("samples", c.samples.len() as u64);
         o.measure("missed_samples", u64::from(c.missed));
         o.measure("restarts", a.restarts().count() as u64);
-        o.measure("drops", a.drops().count() as u64);
-        o.measure("recurring_drops", a.recurring_drops as u64);
+        o.measure("drops", a.drops.len() as u64);
         o.measure(
             "max_growth_bytes_per_hour",
             self.max_growth_bytes_per_hour.round(),
@@ -755,17 +792,12 @@ impl MemoryProbe {
                 format!(", {} restart(s)", restarts.len())
             },
         );
-        let drops: Vec<String> = a.drops().map(|d| d.describe()).collect();
-        if !drops.is_empty() {
+        if let [first, ..] = a.drops.as_slice() {
             o.summary.push_str(&format!(
-                "; series split where memory fell by more than half: {}",
-                drops.join("; ")
-            ));
-        }
-        if a.recurring_drops > 0 {
-            o.summary.push_str(&format!(
-                "; {} recurring drops of more than half taken as the allocation cycle, not restarts",
-                a.recurring_drops
+                "; memory fell by more than half {} time(s) within one process (first: {}), \
+                 taken as its allocation cycle, not a restart",
+                a.drops.len(),
+                first.describe()
             ));
         }
         o
