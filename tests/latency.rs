@@ -61,7 +61,10 @@ const ORDER: &str = r#"body = '{"symbol":"NIFTY","side":"buy","qty":1,"type":"ma
 /// ends: latency ≈ 1 s − s (plus the normal ~1 ms). Every other order is fast, so the 600
 /// largest latencies are the orders with s < 0.6 s, and the 600th is at s = 0.6 s:
 /// p99 ≈ 1 s − 0.6 s = 0.4 s. (Cross-check: the share of orders above 0.4 s is
-/// 0.6 s × 1 000/s ÷ 60 000 = 1 %.)
+/// 0.6 s × 1 000/s ÷ 60 000 = 1 %.) That is a lower bound: after the stall the target still
+/// has to drain the backlog, which adds to every stalled order's latency, more in a debug
+/// build than in a release build. The test asserts the bound and the ratio to the
+/// uncorrected twin, never a window around 400 ms.
 ///
 /// The uncorrected twin measures from the actual send: with 16 connections only the 16
 /// requests in flight when the stall began see it, the queued ones leave after it, so the
@@ -99,17 +102,26 @@ fn stall_of_one_second_shows_in_corrected_p99_but_not_in_the_uncorrected_twin() 
     );
     assert_eq!(num(&o, "requests"), 60_000.0);
     assert_eq!(num(&o, "errors"), 0.0, "{o:#}");
+    // Bounds that hold however fast the target drains its backlog (no timing window): the
+    // 600 requests intended in the first 0.6 s of a stall of at least 1 s wait at least 0.4 s
+    // each, and they are 1 % of the 60 000, so the corrected p99 is at least 400 ms (less
+    // 10 % for the histogram's and the schedule's granularity). How far above 400 ms it lands
+    // depends on how fast this build drains the backlog; benches/wrk_compare.rs compares the
+    // figure with oha's on release builds.
     assert!(
-        (360.0..=440.0).contains(&p99),
-        "corrected p99 {p99} ms, expected 400 ms ± 10 %"
+        p99 >= 360.0,
+        "corrected p99 {p99} ms, expected at least 400 ms"
     );
+    // The first request of the stall waited all of it, and it is the tail, not the body.
     assert!(
-        (900.0..=1300.0).contains(&max),
-        "corrected max {max} ms, expected about the 1 s stall"
+        max >= 900.0,
+        "corrected max {max} ms, expected at least the 1 s stall"
     );
+    assert!(p99 < max, "p99 {p99} ms, max {max} ms");
+    // The uncorrected twin hides the stall: an order of magnitude below the corrected p99.
     assert!(
-        unc_p99 <= (base_p99 * 5.0).max(25.0),
-        "uncorrected p99 {unc_p99} ms strayed from the no-stall {base_p99} ms"
+        unc_p99 * 10.0 <= p99,
+        "uncorrected p99 {unc_p99} ms is not far below the corrected {p99} ms (no-stall {base_p99} ms)"
     );
     // The p99 threshold of 100 ms fails on the corrected value: the stall is not hidden.
     assert_eq!(o["status"], "fail", "{o:#}");
