@@ -276,7 +276,16 @@ fn tracker_killed_for_m_seconds_is_unknown_not_up_and_the_store_stays_sound() {
             "{name}: unknown {unknown} ≫ gap {gap}"
         );
         assert!(up < 3300, "{name}: the gap was counted as up ({up} ms)");
-        assert!(m["coverage"].as_f64().unwrap() < 0.01);
+        // Coverage is the observed share of the window so far: the gap lowers it; the time
+        // before the first observation does not (that is window progress).
+        let coverage = m["coverage"].as_f64().unwrap();
+        let expected = (up + down) as f64 / (up + down + unknown) as f64;
+        assert!(
+            (coverage - expected).abs() < 1e-3,
+            "{name}: coverage {coverage}, up+down / (up+down+unknown) = {expected}"
+        );
+        assert!(coverage < 1.0);
+        assert!(m["window_progress"].as_f64().unwrap() < 0.01);
     }
     let events = monitor(&st, "web")["events"].as_array().unwrap().clone();
     let gap_event = events

@@ -188,14 +188,10 @@ impl UptimeProbe {
         let days_observed = observed_span as f64 / 86_400_000.0;
         let window_days = s.window_ms as f64 / 86_400_000.0;
         let budget_left = s.budget_ms - t.down_ms as f64;
-        // Coverage so far: of the observed part of the window when it is not complete yet.
-        let coverage = if s.complete {
-            s.coverage
-        } else {
-            (t.up_ms + t.down_ms) as f64 / (observed_span - t.maint_ms).max(1) as f64
-        };
+        let coverage = s.coverage;
         o.measure("availability_percent", s.availability.map(|a| a * 100.0));
         o.measure("coverage_percent", coverage * 100.0);
+        o.measure("window_progress_percent", s.window_progress * 100.0);
         o.measure("up_ms", t.up_ms);
         o.measure("downtime_ms", t.down_ms);
         o.measure("unknown_ms", s.unknown_ms);

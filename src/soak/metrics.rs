@@ -156,7 +156,7 @@ pub fn render(state: &std::path::Path) -> Result<String> {
         ),
         (
             "prodready_soak_coverage_ratio",
-            "(up + down) / (window − maintenance): the observed share of the window.",
+            "(up + down) / (elapsed window − maintenance): the observed share of the window so far (since its start or the first observation).",
             "gauge",
             &cov,
         ),

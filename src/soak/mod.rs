@@ -4,7 +4,7 @@
 //!
 //! Three states, not two: `up`, `down` and `unknown` (the tracker was not running or could not
 //! observe). Availability = up / (up + down) is always reported with coverage = observed /
-//! window, so a gap never inflates uptime. Durations come from the monotonic clock; wall-clock
+//! elapsed window ([`summary::Summary::coverage`]), so a gap never inflates uptime. Durations come from the monotonic clock; wall-clock
 //! jumps and reboots are detected and reported, never counted as downtime.
 //!
 //! - [`config`]: the `[[monitor]]` table and maintenance windows;
@@ -124,6 +124,7 @@ pub fn render_status(summaries: &[Summary]) -> String {
         "now",
         "availability",
         "coverage",
+        "window progress",
         "up",
         "down",
         "unknown",
@@ -145,6 +146,7 @@ pub fn render_status(summaries: &[Summary]) -> String {
             s.last_state.clone().unwrap_or_else(|| "–".into()),
             fmt_pct(s.availability),
             format!("{:.2} %", s.coverage * 100.0),
+            format!("{:.1} %", s.window_progress * 100.0),
             fmt_ms(s.totals.up_ms as f64),
             fmt_ms(s.totals.down_ms as f64),
             fmt_ms(s.unknown_ms as f64),

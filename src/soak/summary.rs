@@ -195,8 +195,13 @@ pub struct Summary {
     pub last_state: Option<String>,
     /// up / (up + down).
     pub availability: Option<f64>,
-    /// (up + down) / (window − maintenance).
+    /// Coverage: (up + down) / (elapsed window − maintenance), where the elapsed window runs
+    /// from the window's start, or from the first observation when that is later, to now. The
+    /// one definition shared by `soak-status`, `/metrics` and the `uptime` item.
     pub coverage: f64,
+    /// Window progress: elapsed window / window, 0 … 1 (1 once the first observation is at
+    /// least a window old). Time before the first observation lowers progress, not coverage.
+    pub window_progress: f64,
     /// Target, percent.
     pub target_percent: f64,
     /// Error budget over the window: (1 − target) × (window − maintenance), ms.
@@ -299,7 +304,9 @@ pub fn summarize(
     let unobserved_ms = (observed_from - from).clamp(0, window_ms);
     let unknown_ms = ((now_ms - observed_from) - t.up_ms - t.down_ms - t.maint_ms).max(0);
     let effective = (window_ms - t.maint_ms).max(1);
-    let coverage = (t.up_ms + t.down_ms) as f64 / effective as f64;
+    let elapsed_ms = (now_ms - observed_from).clamp(0, window_ms);
+    let coverage = (t.up_ms + t.down_ms) as f64 / (elapsed_ms - t.maint_ms).max(1) as f64;
+    let window_progress = elapsed_ms as f64 / window_ms.max(1) as f64;
     let allowed = 1.0 - m.target_percent / 100.0;
     let budget_ms = allowed * effective as f64;
     let budget_used = if budget_ms > 0.0 {
@@ -392,6 +399,7 @@ pub fn summarize(
         }),
         availability,
         coverage,
+        window_progress,
         target_percent: m.target_percent,
         budget_ms,
         budget_used,
