@@ -20,6 +20,22 @@ pub fn host_facts() -> HostFacts {
     }
 }
 
+/// The path of file `name` in folder `dir` relative to the root of the git repository holding
+/// it (`checklists/ci.toml`), or `None` outside a repository or without git.
+pub fn repo_relative_path(dir: &Path, name: &std::ffi::OsStr) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--show-prefix"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let prefix = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Some(format!("{prefix}{}", name.to_string_lossy()))
+}
+
 /// HEAD commit of the git repository holding `dir`, and whether the tree is dirty; `None`
 /// outside a repository or without git.
 pub fn git_info(dir: &Path) -> Option<GitInfo> {

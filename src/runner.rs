@@ -290,12 +290,16 @@ pub async fn run(
 
     let (verdict, reasons) = report::verdict(&items, &services, interrupted, opts.fail_on);
     let finished_at = jiff::Timestamp::now();
-    Report {
+    let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         run: RunMeta {
             checklist: report::ChecklistInfo {
                 name: checklist.meta.name.clone(),
-                path: opts.checklist_arg.clone(),
+                path: match checklist.path.file_name() {
+                    Some(name) => crate::facts::repo_relative_path(&checklist.dir, name)
+                        .unwrap_or_else(|| name.to_string_lossy().into_owned()),
+                    None => opts.checklist_arg.clone(),
+                },
                 sha256: checklist.sha256.clone(),
                 system: checklist.meta.system.clone(),
                 environment: checklist.meta.environment.clone(),
@@ -327,7 +331,18 @@ pub async fn run(
             required_roles: checklist.meta.signoff.clone(),
             signatures: Vec::new(),
         },
+    };
+    let paths = report::portable::PathMap::new(
+        &checklist.dir,
+        &opts.report_dir,
+        std::env::var_os("HOME").map(std::path::PathBuf::from),
+    );
+    if let Err(e) = paths.apply_to_report(&mut report) {
+        report
+            .reasons
+            .push(format!("internal error making paths portable: {e}"));
     }
+    report
 }
 
 /// The item `it` runs `during`, when that item is among the selected ones.

@@ -615,3 +615,49 @@ fn file_probe_checks_headings_size_and_mode() {
     assert_eq!(status_of(&r, "dotenv"), "fail");
     assert!(r.to_string().contains("\"measured\":\"0644\""), "{r}");
 }
+
+#[test]
+fn reports_hold_no_absolute_path_of_the_machine_that_ran_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let sub = root.join("checklists");
+    std::fs::create_dir_all(&sub).unwrap();
+    // Probes that put absolute paths into their texts: a command printing its working folder
+    // (the checklist's) and a missing file, and the report folder given as an absolute path.
+    let text = format!(
+        "{HEAD}{}{}",
+        item(
+            "pwd",
+            "major",
+            r#"{ kind = "command", command = ["sh", "-c", "pwd; echo \"out: $0\"; exit 1"] }"#
+        ),
+        item(
+            "runbook",
+            "major",
+            r#"{ kind = "file", path = "docs/runbook.md" }"#
+        )
+    );
+    write(&sub, "gate.toml", &text);
+    let out_dir = root.join("reports/gate");
+    let out = run_in(
+        &root,
+        &[
+            "run",
+            "checklists/gate.toml",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let r = report_json(&out_dir);
+    assert_eq!(r["run"]["checklist"]["path"], "gate.toml");
+    let absolute = root.to_str().unwrap();
+    for f in ["report.json", "report.md", "junit.xml"] {
+        let text = std::fs::read_to_string(out_dir.join(f)).unwrap();
+        assert!(!text.contains(absolute), "{f} holds {absolute}:\n{text}");
+    }
+    // The texts still say where: relative to the checklist's folder.
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("docs/runbook.md"), "{md}");
+}

@@ -4,6 +4,7 @@
 
 pub mod junit;
 pub mod markdown;
+pub mod portable;
 
 use std::path::Path;
 
@@ -102,7 +103,8 @@ pub struct RunMeta {
 pub struct ChecklistInfo {
     /// `[checklist] name`.
     pub name: String,
-    /// Path as given on the command line.
+    /// Path relative to the root of its git repository, or its file name outside one: never
+    /// an absolute path of the machine that ran it.
     pub path: String,
     /// Lowercase hex SHA-256 of the checklist file.
     pub sha256: String,
