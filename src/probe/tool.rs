@@ -81,11 +81,13 @@ impl ToolRun {
 
     /// The command line as written (secrets left as `${VAR}`).
     pub fn display(&self) -> String {
-        self.argv
-            .iter()
-            .map(|a| a.display.clone())
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.words().join(" ")
+    }
+
+    /// The command line's words as written (secrets left as `${VAR}`), e.g. to tell which
+    /// tool it runs.
+    pub fn words(&self) -> Vec<&str> {
+        self.argv.iter().map(|a| a.display.as_str()).collect()
     }
 
     /// The working directory the tool runs in: `cwd` resolved against the checklist's folder,

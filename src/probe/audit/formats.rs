@@ -6,6 +6,8 @@
 //! its JSON pointer (e.g. `/vulnerabilities/list/0/advisory/id`), and a syntax error or
 //! truncation by line and column.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use super::finding::{Finding, Kind, Level, Scan, rate_vector};
@@ -46,7 +48,67 @@ impl Format {
     pub fn from_name(s: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|f| f.as_str() == s)
     }
+
+    /// The scanner a `run` command line (argv as written) starts, when prodready knows it:
+    /// `cargo [+toolchain] audit …` or `cargo-audit …`, `pip-audit …`, `npm audit …`. `None`
+    /// otherwise (e.g. a SARIF-writing tool: its format is known only from its report).
+    pub fn of_command(argv: &[&str]) -> Option<Format> {
+        let program = argv.first().map(|p| p.rsplit('/').next().unwrap_or(p))?;
+        let subcommand = argv[1..].iter().find(|a| !a.starts_with(['-', '+']));
+        match (program, subcommand) {
+            ("cargo", Some(&"audit")) | ("cargo-audit", _) => Some(Format::CargoAudit),
+            ("pip-audit", _) => Some(Format::PipAudit),
+            ("npm", Some(&"audit")) => Some(Format::NpmAudit),
+            _ => None,
+        }
+    }
+
+    /// What to do about a run of this scanner that printed no report, judged from its
+    /// standard error (`stderr`) and its command line (`argv`, as written, run in `workdir`):
+    /// the exact commands that install the tool or fetch its data. `None` when the failure is
+    /// not recognised.
+    pub fn remedy(self, argv: &[&str], workdir: &Path, stderr: &str) -> Option<String> {
+        match self {
+            Format::CargoAudit if stderr.contains(CARGO_NO_SUCH_AUDIT) => Some(
+                "cargo-audit is not installed: install it with `cargo install cargo-audit --locked`"
+                    .into(),
+            ),
+            Format::CargoAudit if stderr.to_lowercase().contains("advisory") => {
+                Some(fetch_advisory_db(argv, workdir))
+            }
+            _ => None,
+        }
+    }
 }
+
+/// cargo's error when `cargo audit` runs without cargo-audit installed (exit status 101).
+const CARGO_NO_SUCH_AUDIT: &str = "no such command: `audit`";
+
+/// The remedy for an advisory database cargo-audit could not open or fetch: clone it where
+/// `argv`'s `--db` points (a relative path resolved against `workdir`, where it ran), or to
+/// cargo-audit's default `~/.cargo/advisory-db` without `--db`.
+fn fetch_advisory_db(argv: &[&str], workdir: &Path) -> String {
+    let db = argv
+        .iter()
+        .position(|a| *a == "--db")
+        .and_then(|i| argv.get(i + 1).copied())
+        .or_else(|| argv.iter().find_map(|a| a.strip_prefix("--db=")));
+    let how = match db {
+        Some(db) if db.starts_with('~') => format!("`git clone {ADVISORY_DB_URL} {db}`"),
+        Some(db) => format!(
+            "`git clone {ADVISORY_DB_URL} {}`",
+            workdir.join(db).display()
+        ),
+        None => format!(
+            "`git clone {ADVISORY_DB_URL} ~/.cargo/advisory-db` (or run `cargo audit` once \
+             with network access)"
+        ),
+    };
+    format!("the RustSec advisory database could not be opened or fetched: fetch it with {how}")
+}
+
+/// Where the RustSec advisory database is published.
+const ADVISORY_DB_URL: &str = "https://github.com/rustsec/advisory-db";
 
 /// Parse JSON text, reporting syntax errors and truncation with line and column.
 ///
@@ -558,4 +620,54 @@ fn sarif(v: &Value) -> Result<Scan, String> {
     scan.scanned_unit = "runs";
     scan.tool = format!("SARIF ({})", tools.join(", "));
     Ok(scan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scanner_is_told_from_the_command_line() {
+        let cargo = ["cargo", "+stable", "audit", "--json"];
+        assert_eq!(Format::of_command(&cargo), Some(Format::CargoAudit));
+        let bin = ["/usr/bin/cargo-audit", "audit"];
+        assert_eq!(Format::of_command(&bin), Some(Format::CargoAudit));
+        assert_eq!(
+            Format::of_command(&["npm", "audit"]),
+            Some(Format::NpmAudit)
+        );
+        assert_eq!(Format::of_command(&["cargo", "--locked", "test"]), None);
+        assert_eq!(Format::of_command(&["bandit", "-f", "sarif"]), None);
+    }
+
+    #[test]
+    fn cargo_audit_remedies_name_the_install_and_fetch_commands() {
+        let dir = Path::new("/repo/checklists");
+        let argv = ["cargo", "audit", "--json", "--no-fetch"];
+        let missing = Format::CargoAudit.remedy(&argv, dir, "error: no such command: `audit`\n");
+        assert!(
+            missing
+                .unwrap()
+                .contains("`cargo install cargo-audit --locked`")
+        );
+        let no_db = "error: error loading advisory database: …";
+        let default = Format::CargoAudit.remedy(&argv, dir, no_db).unwrap();
+        assert!(
+            default.contains(
+                "`git clone https://github.com/rustsec/advisory-db ~/.cargo/advisory-db`"
+            ),
+            "{default}"
+        );
+        let argv = ["cargo", "audit", "--db", "db", "--no-fetch"];
+        let given = Format::CargoAudit.remedy(&argv, dir, no_db).unwrap();
+        assert!(
+            given.contains("advisory-db /repo/checklists/db`"),
+            "{given}"
+        );
+        assert_eq!(
+            Format::CargoAudit.remedy(&argv, dir, "error: no Cargo.lock"),
+            None
+        );
+        assert_eq!(Format::PipAudit.remedy(&argv, dir, no_db), None);
+    }
 }

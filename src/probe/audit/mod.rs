@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::tool::{ToolRun, read_report};
+use super::tool::{ToolOutput, ToolRun, read_report};
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
 use finding::{Finding, Kind, Level, Scan};
@@ -32,9 +32,11 @@ pub struct RawAuditProbe {
     /// The scanner's JSON report to read, relative to the checklist's folder. With `run`, the
     /// file `run` writes; without `report`, `run`'s standard output is the report.
     pub report: Option<String>,
-    /// A scanner to run first (argv), e.g.
-    /// `["cargo", "audit", "--json", "--db", "../shared/advisory-db", "--no-fetch"]`. Its exit
-    /// status is not the verdict (scanners exit 1 when they find something); its report is.
+    /// A scanner to run first (argv), e.g. `["cargo", "audit", "--json", "--no-fetch"]` (the
+    /// RustSec database in `~/.cargo/advisory-db`; `--db <folder>` for another). Its exit
+    /// status is not the verdict (scanners exit 1 when they find something); its report is. A
+    /// run that prints no report is `error`, with the tool's message and, for cargo-audit, the
+    /// command that installs it or fetches its database.
     pub run: Option<Vec<String>>,
     /// Working directory of `run`, relative to the checklist's folder. Default: the checklist's
     /// folder.
@@ -315,21 +317,7 @@ impl AuditProbe {
                     ));
                 }
                 if out.stdout.trim().is_empty() {
-                    return Err(format!(
-                        "`{}` exited {} and printed no report{}",
-                        run.display(),
-                        out.exit_code
-                            .map_or("by a signal".into(), |c| c.to_string()),
-                        match out
-                            .stderr
-                            .lines()
-                            .find(|l| l.trim_start().starts_with("error"))
-                            .or_else(|| out.stderr.lines().rev().find(|l| !l.trim().is_empty()))
-                        {
-                            Some(l) => format!(": {}", l.trim()),
-                            None => String::new(),
-                        }
-                    ));
+                    return Err(self.no_report(run, &out, ctx));
                 }
                 stdout = Some((
                     format!("output of `{}`", run.display()),
@@ -354,6 +342,31 @@ impl AuditProbe {
             }
         }
         Ok((path.display().to_string(), read_report(&path)?))
+    }
+
+    /// The error for a `run` that printed no report: the command, its exit status, the tool's
+    /// own error line and, for a scanner prodready recognises (`format`, else the command), the
+    /// remedy with the exact commands (see [`Format::remedy`]).
+    fn no_report(&self, run: &ToolRun, out: &ToolOutput, ctx: &ProbeContext) -> String {
+        let status = out
+            .exit_code
+            .map_or("by a signal".into(), |c| c.to_string());
+        let said = out
+            .stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with("error"))
+            .or_else(|| out.stderr.lines().rev().find(|l| !l.trim().is_empty()))
+            .map_or(String::new(), |l| format!(": {}", l.trim()));
+        let words = run.words();
+        let remedy = self
+            .format
+            .or_else(|| Format::of_command(&words))
+            .and_then(|f| f.remedy(&words, &run.workdir(ctx), &out.stderr))
+            .map_or(String::new(), |r| format!("; {r}"));
+        format!(
+            "`{}` exited {status} and printed no report{said}{remedy}",
+            run.display()
+        )
     }
 
     fn active_ignore(&self, f: &Finding, today: jiff::civil::Date) -> Option<&Ignore> {
