@@ -63,11 +63,7 @@ impl PathMap {
 
     fn apply_to_value(&self, v: &mut serde_json::Value) {
         match v {
-            serde_json::Value::String(s) => {
-                if s.contains('/') {
-                    *s = self.apply(s);
-                }
-            }
+            serde_json::Value::String(s) if s.contains('/') => *s = self.apply(s),
             serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.apply_to_value(x)),
             serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.apply_to_value(x)),
             _ => {}
