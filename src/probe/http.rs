@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use super::expect::StatusSpec;
+use super::expect::{HttpExpect, RawHttpExpect};
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status};
 use crate::units::{Interpolated, format_duration};
@@ -26,14 +28,16 @@ pub struct RawHttpProbe {
     pub headers: BTreeMap<String, String>,
     /// Request body; `${VAR}` is interpolated.
     pub body: Option<String>,
-    /// Expected status code(s). Default 200.
+    /// Expected status code(s). Default: any 2xx (the rules: [`super::expect`]).
     pub status: Option<StatusSpec>,
     /// A substring the body must contain.
     pub body_contains: Option<String>,
-    /// A JSON pointer (RFC 6901) into the response body, e.g. `/status`.
+    /// A JSON pointer (RFC 6901) into the response body, e.g. `/status`; alone, it must exist.
     pub json_pointer: Option<String>,
     /// The value expected at `json_pointer`.
     pub json_equals: Option<serde_json::Value>,
+    /// Values accepted at `json_pointer` (any of them); excludes `json_equals`.
+    pub json_one_of: Option<Vec<serde_json::Value>>,
     /// Maximum round-trip latency (humantime).
     pub max_latency: Option<String>,
     /// Minimum days left on the peer certificate (https only).
@@ -47,16 +51,6 @@ pub struct RawHttpProbe {
     pub follow_redirects: bool,
 }
 
-/// One status code or a list of accepted ones.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum StatusSpec {
-    /// A single code.
-    One(u16),
-    /// Any of these codes.
-    Any(Vec<u16>),
-}
-
 /// A validated `http` probe.
 #[derive(Debug, Clone)]
 pub struct HttpProbe {
@@ -64,9 +58,7 @@ pub struct HttpProbe {
     method: reqwest::Method,
     headers: Vec<(String, Interpolated)>,
     body: Option<Interpolated>,
-    status: Vec<u16>,
-    body_contains: Option<String>,
-    json: Option<(String, serde_json::Value)>,
+    expect: HttpExpect,
     max_latency: Option<Duration>,
     min_cert_days: Option<u32>,
     ca_file: Option<PathBuf>,
@@ -111,49 +103,20 @@ impl RawHttpProbe {
             .as_deref()
             .map(|b| v.interpolate("body", b))
             .transpose()?;
-        let status = match self.status {
-            None => vec![200],
-            Some(StatusSpec::One(s)) => vec![s],
-            Some(StatusSpec::Any(list)) => list,
-        };
-        if status.is_empty() || status.iter().any(|s| !(100..=599).contains(s)) {
-            return Err(FieldError::new(
-                "status",
-                "expected HTTP status codes from 100 to 599",
-            ));
+        let expect = RawHttpExpect {
+            status: self.status,
+            body_contains: self.body_contains,
+            json_pointer: self.json_pointer,
+            json_equals: self.json_equals,
+            json_one_of: self.json_one_of,
         }
-        let json = match (self.json_pointer, self.json_equals) {
-            (None, None) => None,
-            (Some(p), Some(val)) => {
-                if !(p.is_empty() || p.starts_with('/')) {
-                    return Err(FieldError::new(
-                        "json_pointer",
-                        "expected a JSON pointer (RFC 6901) starting with '/', e.g. \"/status\"",
-                    ));
-                }
-                Some((p, val))
-            }
-            (Some(_), None) => {
-                return Err(FieldError::new(
-                    "json_equals",
-                    "json_pointer needs json_equals beside it",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(FieldError::new(
-                    "json_pointer",
-                    "json_equals needs json_pointer beside it",
-                ));
-            }
-        };
+        .validate()?;
         Ok(HttpProbe {
             url,
             method,
             headers,
             body,
-            status,
-            body_contains: self.body_contains,
-            json,
+            expect,
             max_latency: self
                 .max_latency
                 .as_deref()
@@ -173,6 +136,12 @@ impl RawHttpProbe {
 }
 
 impl HttpProbe {
+    /// The same probe with another request timeout (a soak monitor's per-check timeout).
+    pub fn with_timeout(mut self, timeout: Duration) -> HttpProbe {
+        self.timeout = timeout;
+        self
+    }
+
     fn client(&self, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
         let mut b = reqwest::Client::builder()
             .timeout(self.timeout)
@@ -257,19 +226,13 @@ impl HttpProbe {
         o.measure("status", status);
         o.measure("latency_ms", latency.as_secs_f64() * 1e3);
         o.measure("body_bytes", body.len() as u64);
-        let expected_status = self
-            .status
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(" or ");
         o.checks.push(Check::new(
             "status",
-            format!("= {expected_status}"),
+            format!("= {}", self.expect.status.describe()),
             status.to_string(),
-            self.status.contains(&status),
+            self.expect.status.accepts(status),
         ));
-        if let Some(s) = &self.body_contains {
+        if let Some(s) = &self.expect.body_contains {
             let ok = text.contains(s.as_str());
             o.checks.push(Check::new(
                 "body",
@@ -278,22 +241,15 @@ impl HttpProbe {
                 ok,
             ));
         }
-        if let Some((pointer, want)) = &self.json {
-            let measured = match serde_json::from_slice::<serde_json::Value>(&body) {
-                Err(e) => Err(format!("body is not JSON ({e})")),
-                Ok(doc) => match doc.pointer(pointer) {
-                    None => Err(format!("{pointer} not present")),
-                    Some(got) => Ok(got.clone()),
-                },
-            };
-            let (shown_val, ok) = match &measured {
-                Ok(got) => (got.to_string(), got == want),
-                Err(e) => (e.clone(), false),
+        if let Some(j) = &self.expect.json {
+            let (shown, ok) = match j.check(&body) {
+                Ok(got) => (got.to_string(), true),
+                Err(e) => (e, false),
             };
             o.checks.push(Check::new(
-                format!("json {pointer}"),
-                format!("= {want}"),
-                shown_val,
+                format!("json {}", j.pointer),
+                j.describe(),
+                shown,
                 ok,
             ));
         }

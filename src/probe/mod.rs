@@ -10,6 +10,7 @@ pub mod audit;
 pub mod command;
 pub mod coverage;
 pub mod env;
+pub mod expect;
 pub mod file;
 pub mod host;
 pub mod http;

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+
+use crate::probe::expect::HttpExpect;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderName, HeaderValue};
@@ -58,33 +60,6 @@ impl ErrorKind {
     ];
 }
 
-/// Which statuses count as success.
-#[derive(Debug, Clone)]
-pub enum StatusMatch {
-    /// Any 2xx.
-    Success,
-    /// One of these codes.
-    Any(Vec<u16>),
-}
-
-impl StatusMatch {
-    fn accepts(&self, s: u16) -> bool {
-        match self {
-            StatusMatch::Success => (200..300).contains(&s),
-            StatusMatch::Any(v) => v.contains(&s),
-        }
-    }
-}
-
-/// A JSON pointer check on each response body.
-#[derive(Debug, Clone)]
-pub struct JsonCheck {
-    /// RFC 6901 pointer, e.g. `/status`.
-    pub pointer: String,
-    /// Accepted values; empty means "present".
-    pub one_of: Vec<serde_json::Value>,
-}
-
 /// Everything the generator needs, validated.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -110,10 +85,8 @@ pub struct Plan {
     pub connections: usize,
     /// Per-request timeout (connect included).
     pub timeout: Duration,
-    /// Accepted statuses.
-    pub status: StatusMatch,
-    /// Optional body check.
-    pub json: Option<JsonCheck>,
+    /// What an acknowledgement must look like (status, body, JSON pointer).
+    pub expect: HttpExpect,
     /// Seed of the template generator.
     pub seed: u64,
 }
@@ -507,17 +480,17 @@ async fn worker(id: u64, ctl: Arc<Ctl>, mut conn: Option<Conn>) {
                         done.saturating_duration_since(intended),
                         done.saturating_duration_since(sent),
                     );
-                    if !plan.status.accepts(status) {
+                    if !plan.expect.status.accepts(status) {
                         s.error(ErrorKind::Status, || {
                             format!("HTTP {status}: {}", snippet(&bytes))
                         });
-                    } else if let Some(j) = &plan.json {
-                        match check_json(j, &bytes) {
-                            Ok(()) => s.ok += 1,
-                            Err(m) => s.error(ErrorKind::Body, || m),
-                        }
                     } else {
-                        s.ok += 1;
+                        match plan.expect.check_body(&bytes) {
+                            Ok(()) => s.ok += 1,
+                            Err(m) => {
+                                s.error(ErrorKind::Body, || format!("{m}: {}", snippet(&bytes)))
+                            }
+                        }
                     }
                 }
             }
@@ -533,25 +506,4 @@ fn snippet(bytes: &[u8]) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     one_line.trim().to_string()
-}
-
-fn check_json(j: &JsonCheck, bytes: &[u8]) -> Result<(), String> {
-    let doc: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| format!("acknowledgement is not JSON ({e}): {}", snippet(bytes)))?;
-    let got = doc
-        .pointer(&j.pointer)
-        .ok_or_else(|| format!("{} not present in {}", j.pointer, snippet(bytes)))?;
-    if j.one_of.is_empty() || j.one_of.contains(got) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} = {got}, expected {}",
-            j.pointer,
-            j.one_of
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(" or ")
-        ))
-    }
 }

@@ -27,8 +27,9 @@ use serde::Deserialize;
 use super::http::StatusSpec;
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
+use crate::probe::expect::RawHttpExpect;
 use crate::units::format_duration;
-use load::{ErrorKind, JsonCheck, Plan, StatusMatch};
+use load::{ErrorKind, Plan};
 use template::Template;
 
 /// Share of the requested rate that must be achieved for the run to count as sustained.
@@ -65,11 +66,16 @@ pub struct RawLatencyProbe {
     pub connections: Option<usize>,
     /// Per-request timeout, connection set-up included (humantime). Default `"10s"`.
     pub timeout: Option<String>,
-    /// Expected status code(s). Default: any 2xx.
+    /// Expected status code(s). Default: any 2xx (the rules, shared with the `http` probe:
+    /// [`crate::probe::expect`]).
     pub status: Option<StatusSpec>,
+    /// A substring every acknowledgement must contain; a miss is a `body` error.
+    pub body_contains: Option<String>,
     /// A JSON pointer (RFC 6901) that must exist in every acknowledgement, e.g. `/status`.
     /// A body that is not JSON is then a `body` error.
     pub json_pointer: Option<String>,
+    /// The value expected at `json_pointer`; excludes `json_one_of`.
+    pub json_equals: Option<serde_json::Value>,
     /// Values accepted at `json_pointer` (any of them); absent = the pointer must only exist.
     pub json_one_of: Option<Vec<serde_json::Value>>,
     /// Largest accepted mean latency (humantime).
@@ -214,38 +220,14 @@ impl RawLatencyProbe {
         if timeout.is_zero() {
             return Err(FieldError::new("timeout", "expected more than 0"));
         }
-        let status = match self.status {
-            None => StatusMatch::Success,
-            Some(StatusSpec::One(s)) => StatusMatch::Any(vec![s]),
-            Some(StatusSpec::Any(list)) => StatusMatch::Any(list),
-        };
-        if let StatusMatch::Any(list) = &status
-            && (list.is_empty() || list.iter().any(|s| !(100..=599).contains(s)))
-        {
-            return Err(FieldError::new(
-                "status",
-                "expected HTTP status codes from 100 to 599",
-            ));
+        let expect = RawHttpExpect {
+            status: self.status,
+            body_contains: self.body_contains,
+            json_pointer: self.json_pointer,
+            json_equals: self.json_equals,
+            json_one_of: self.json_one_of,
         }
-        let json = match (self.json_pointer, self.json_one_of) {
-            (None, None) => None,
-            (None, Some(_)) => {
-                return Err(FieldError::new(
-                    "json_pointer",
-                    "json_one_of needs json_pointer beside it",
-                ));
-            }
-            (Some(p), one_of) => {
-                if !(p.is_empty() || p.starts_with('/')) {
-                    return Err(FieldError::new(
-                        "json_pointer",
-                        "expected a JSON pointer (RFC 6901) starting with '/', e.g. \"/status\"",
-                    ));
-                }
-                let one_of = one_of.unwrap_or_default();
-                Some(JsonCheck { pointer: p, one_of })
-            }
-        };
+        .validate()?;
         let mut thresholds = Vec::new();
         for (key, quantile, text) in [
             ("mean", None, &self.mean),
@@ -323,8 +305,7 @@ impl RawLatencyProbe {
                 measured_requests,
                 connections,
                 timeout,
-                status,
-                json,
+                expect,
                 seed: self.seed.unwrap_or(1),
             },
             thresholds,
