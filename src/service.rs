@@ -2,6 +2,7 @@
 //! CI, the paper broker), wait until they are ready, keep their output tail as evidence, and
 //! stop them afterwards with SIGTERM, then SIGKILL after the grace period.
 
+use crate::probe::expect::StatusMatch;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -141,11 +142,11 @@ async fn wait_ready(
                 }
             }
             Ready::Http { url, .. } => match client.get(&url.value).send().await {
-                Ok(r) if r.status().as_u16() == 200 => return Ok(()),
+                Ok(r) if StatusMatch::Success.accepts(r.status().as_u16()) => return Ok(()),
                 Ok(r) => last = format!("GET {} returned {}", url.display, r.status()),
                 Err(e) => last = format!("GET {} failed: {}", url.display, root_cause(&e)),
             },
-            Ready::Tcp { addr, .. } => match tokio::net::TcpStream::connect(addr.as_str()).await {
+            Ready::Tcp { addr, .. } => match addr.connect().await {
                 Ok(_) => return Ok(()),
                 Err(e) => last = format!("connect {addr} failed: {e}"),
             },

@@ -1,5 +1,5 @@
-//! Units and values from the checklist: durations, byte sizes, `${VAR}` interpolation and the
-//! redactor that keeps interpolated secrets out of every report and log.
+//! Units and values from the checklist: durations, byte sizes, `host:port` endpoints, `${VAR}`
+//! interpolation and the redactor that keeps interpolated secrets out of every report and log.
 //!
 //! Parsing here returns plain `String` messages; the checklist loader attaches the file, line,
 //! column and key path (see [`crate::checklist`]).
@@ -25,6 +25,69 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "invalid duration \"{text}\": {e} (expected e.g. \"250ms\", \"30s\", \"5m\", \"30d\")"
         )
     })
+}
+
+/// A TCP endpoint written `host:port`: `127.0.0.1:5432`, `db.internal:5432`, `[::1]:5432`.
+/// Parsed once where the checklist is loaded; everything after connects to `(host, port)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// Host name or IP address (an IPv6 address without its brackets).
+    pub host: String,
+    /// Port, 1–65535.
+    pub port: u16,
+}
+
+impl std::str::FromStr for HostPort {
+    type Err = String;
+
+    /// # Errors
+    /// A message naming the text and the expected form: no `:`, an empty host, a port that is
+    /// not a number from 1 to 65535.
+    fn from_str(text: &str) -> Result<HostPort, String> {
+        let bad = |why: &str| {
+            format!(
+                "invalid address \"{text}\": {why} (expected host:port, e.g. \"127.0.0.1:5432\" or \"[::1]:5432\")"
+            )
+        };
+        let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        if host.contains(':') && !text.starts_with('[') {
+            return Err(bad("an IPv6 address goes in brackets"));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => Ok(HostPort {
+                host: host.to_string(),
+                port: p,
+            }),
+            _ => Err(bad("the port is not a number from 1 to 65535")),
+        }
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl HostPort {
+    /// Connect over TCP (every address the host resolves to, in order).
+    ///
+    /// # Errors
+    /// The I/O error of the last attempt, or a resolution failure.
+    pub async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
+        tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await
+    }
 }
 
 /// Format a duration for people: `7.3 ms`, `1.20 s`, `412 µs`, `2h 5m`.
@@ -233,6 +296,29 @@ impl Redactor {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn host_port_parses_names_ipv4_and_bracketed_ipv6_and_prints_back() {
+        for text in ["127.0.0.1:5432", "db.internal:80", "[::1]:9464"] {
+            let hp: HostPort = text.parse().unwrap();
+            assert_eq!(hp.to_string(), text);
+        }
+        let hp: HostPort = "[::1]:9464".parse().unwrap();
+        assert_eq!((hp.host.as_str(), hp.port), ("::1", 9464));
+        for bad in [
+            "localhost",
+            ":80",
+            "host:",
+            "host:0",
+            "host:70000",
+            "::1:80",
+            "h:p",
+        ] {
+            let e = bad.parse::<HostPort>().unwrap_err();
+            assert!(e.contains("expected host:port"), "{bad}: {e}");
+        }
+    }
+
     use super::*;
 
     #[test]

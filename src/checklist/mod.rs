@@ -96,8 +96,8 @@ pub enum Ready {
     },
     /// A TCP connect to `host:port` succeeds.
     Tcp {
-        /// `host:port`.
-        addr: String,
+        /// The endpoint.
+        addr: crate::units::HostPort,
         /// Give up after this long.
         timeout: Duration,
     },
@@ -150,6 +150,53 @@ impl Waiver {
     /// True when the waiver still applies on `today`.
     pub fn applies_on(&self, today: jiff::civil::Date) -> bool {
         today <= self.expires
+    }
+
+    /// The statement its approver signs ([`crate::signoff::WaiverStatement`]): the one
+    /// builder that both `prodready sign-waiver` and `prodready verify` use, so the signed bytes
+    /// cannot differ between them.
+    pub fn statement(&self, signer: &str) -> crate::signoff::WaiverStatement {
+        crate::signoff::WaiverStatement {
+            item: self.item.clone(),
+            reason: self.reason.clone(),
+            approved_by: self.approved_by.clone(),
+            expires: self.expires,
+            signer: signer.to_string(),
+        }
+    }
+}
+
+impl TryFrom<&crate::report::WaiverReport> for Waiver {
+    type Error = String;
+
+    /// The waiver as a report recorded it (for `prodready verify`); the signature stays in
+    /// the report.
+    ///
+    /// # Errors
+    /// A message when its `expires` is not a YYYY-MM-DD date.
+    fn try_from(w: &crate::report::WaiverReport) -> std::result::Result<Waiver, String> {
+        Ok(Waiver {
+            item: w.item.clone(),
+            reason: w.reason.clone(),
+            approved_by: w.approved_by.clone(),
+            expires: w
+                .expires
+                .parse()
+                .map_err(|e| format!("bad expiry \"{}\": {e}", w.expires))?,
+            signature: None,
+        })
+    }
+}
+
+/// A TOML date without time (`2027-01-31`) as a calendar date.
+///
+/// # Errors
+/// A message when it has a time or offset, or is not a valid date.
+pub fn toml_date(d: &toml::value::Datetime) -> std::result::Result<jiff::civil::Date, String> {
+    match (&d.date, &d.time) {
+        (Some(d), None) => jiff::civil::Date::new(d.year as i16, d.month as i8, d.day as i8)
+            .map_err(|e| format!("invalid date: {e}")),
+        _ => Err("expected a date without time, e.g. 2027-01-31".into()),
     }
 }
 
@@ -494,12 +541,10 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
                             .map_err(|e| loc.at(&ready_at("http"), format!("invalid URL: {e}")))?;
                         Ready::Http { url, timeout }
                     }
-                    (None, Some(addr)) => {
-                        if !addr.contains(':') {
-                            return Err(loc.at(&ready_at("tcp"), "expected host:port"));
-                        }
-                        Ready::Tcp { addr, timeout }
-                    }
+                    (None, Some(addr)) => Ready::Tcp {
+                        addr: addr.parse().map_err(|m| loc.at(&ready_at("tcp"), m))?,
+                        timeout,
+                    },
                     _ => {
                         return Err(loc.at(
                             &[key("service"), Seg::Index(i), key("ready")],
@@ -607,16 +652,7 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
                 return Err(loc.at(&at(k), "expected non-empty text"));
             }
         }
-        let expires = match (&w.expires.date, &w.expires.time) {
-            (Some(d), None) => jiff::civil::Date::new(d.year as i16, d.month as i8, d.day as i8)
-                .map_err(|e| loc.at(&at("expires"), format!("invalid date: {e}")))?,
-            _ => {
-                return Err(loc.at(
-                    &at("expires"),
-                    "expected a date without time, e.g. 2027-01-31",
-                ));
-            }
-        };
+        let expires = toml_date(&w.expires).map_err(|m| loc.at(&at("expires"), m))?;
         let signature = match (w.signer, w.signature_file) {
             (None, None) => None,
             (Some(signer), Some(file)) => {

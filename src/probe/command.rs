@@ -195,6 +195,12 @@ impl RawCommandProbe {
 }
 
 impl CommandProbe {
+    /// The same probe with another timeout (a soak monitor's per-check timeout).
+    pub fn with_timeout(mut self, timeout: Duration) -> CommandProbe {
+        self.timeout = timeout;
+        self
+    }
+
     /// The command line as written (secrets left as `${VAR}`).
     pub fn display(&self) -> String {
         self.argv

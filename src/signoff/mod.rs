@@ -262,8 +262,8 @@ pub struct WaiverStatement {
     pub reason: String,
     /// `approved_by` as written.
     pub approved_by: String,
-    /// Last day (YYYY-MM-DD).
-    pub expires: String,
+    /// Last day the waiver applies; written YYYY-MM-DD.
+    pub expires: jiff::civil::Date,
     /// The signer's principal.
     pub signer: String,
 }
@@ -277,7 +277,7 @@ impl WaiverStatement {
                 ("item", Field::Quoted(&self.item)),
                 ("reason", Field::Quoted(&self.reason)),
                 ("approved-by", Field::Quoted(&self.approved_by)),
-                ("expires", Field::Plain(&self.expires)),
+                ("expires", Field::Plain(&self.expires.to_string())),
                 ("signer", Field::Quoted(&self.signer)),
             ],
         )
@@ -1121,17 +1121,14 @@ fn verify_waivers(
 ) {
     for w in &r.waivers {
         let check = format!("waiver: {}", w.item);
-        let expires = match w.expires.parse::<jiff::civil::Date>() {
-            Ok(d) => d,
-            Err(e) => {
-                v.push(
-                    check,
-                    CheckState::Fail,
-                    format!("bad expiry \"{}\": {e}", w.expires),
-                );
+        let waiver = match crate::checklist::Waiver::try_from(w) {
+            Ok(waiver) => waiver,
+            Err(m) => {
+                v.push(check, CheckState::Fail, m);
                 continue;
             }
         };
+        let expires = waiver.expires;
         if expires < on {
             v.push(
                 check,
@@ -1142,13 +1139,7 @@ fn verify_waivers(
         }
         match (&w.signer, &w.signature) {
             (Some(signer), Some(sig)) => {
-                let st = WaiverStatement {
-                    item: w.item.clone(),
-                    reason: w.reason.clone(),
-                    approved_by: w.approved_by.clone(),
-                    expires: w.expires.clone(),
-                    signer: signer.clone(),
-                };
+                let st = waiver.statement(signer);
                 let result = verify_message(sig, st.to_text().as_bytes()).and_then(|key| {
                     let Some(a) = allowed else {
                         return Err("no --allowed-signers file was given".to_string());
@@ -1238,31 +1229,36 @@ pub fn sign_waiver(
 ) -> Result<(WaiverStatement, String)> {
     let text =
         std::fs::read_to_string(checklist).map_err(|e| Error::io("reading", checklist, e))?;
-    let doc: toml::Table = toml::from_str(&text).map_err(|e| Error::InvalidInput {
+    // Only the waivers, typed as the loader types them; the rest of the checklist (and its
+    // `${VAR}`s) is not needed to sign one.
+    #[derive(serde::Deserialize)]
+    struct Waivers {
+        #[serde(default)]
+        waiver: Vec<crate::checklist::raw::RawWaiver>,
+    }
+    let invalid = |message: String| Error::InvalidInput {
         path: checklist.to_path_buf(),
-        message: format!("invalid TOML: {}", e.message()),
-    })?;
-    let waiver = doc
-        .get("waiver")
-        .and_then(|w| w.as_array())
-        .and_then(|ws| {
-            ws.iter()
-                .find(|w| w.get("item").and_then(|i| i.as_str()) == Some(item))
-        })
+        message,
+    };
+    let doc: Waivers =
+        toml::from_str(&text).map_err(|e| invalid(format!("invalid TOML: {}", e.message())))?;
+    let raw = doc
+        .waiver
+        .into_iter()
+        .find(|w| w.item == item)
         .ok_or_else(|| {
             Error::Usage(format!(
                 "{} has no [[waiver]] with item = \"{item}\"",
                 checklist.display()
             ))
         })?;
-    let field = |k: &str| -> Result<String> {
-        waiver
-            .get(k)
-            .map(|v| match v {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .ok_or_else(|| Error::Usage(format!("the waiver for \"{item}\" has no {k}")))
+    let waiver = crate::checklist::Waiver {
+        expires: crate::checklist::toml_date(&raw.expires)
+            .map_err(|m| invalid(format!("the waiver for \"{item}\": expires: {m}")))?,
+        item: raw.item,
+        reason: raw.reason,
+        approved_by: raw.approved_by,
+        signature: None,
     };
     let private = load_private_key(key)?;
     let signer = signer.unwrap_or_else(|| private.comment().to_string());
@@ -1272,13 +1268,7 @@ pub fn sign_waiver(
             key.display()
         )));
     }
-    let st = WaiverStatement {
-        item: item.to_string(),
-        reason: field("reason")?,
-        approved_by: field("approved_by")?,
-        expires: field("expires")?,
-        signer,
-    };
+    let st = waiver.statement(&signer);
     let armored = sign_message(&private, st.to_text().as_bytes())?;
     Ok((st, armored))
 }

@@ -70,7 +70,7 @@ pub enum MonitorCheck {
     /// HTTP request.
     Http(Box<http::HttpProbe>),
     /// TCP connect.
-    Tcp(String),
+    Tcp(crate::units::HostPort),
     /// Command.
     Command(Box<command::CommandProbe>),
     /// Synthetic paper order.
@@ -102,36 +102,27 @@ impl RawMonitorCheck {
         timeout: Duration,
     ) -> Result<MonitorCheck, FieldError> {
         Ok(match self {
-            RawMonitorCheck::Http(mut p) => {
+            RawMonitorCheck::Http(p) => {
                 if p.timeout.is_some() {
                     return Err(FieldError::new(
                         "timeout",
                         "set the monitor's timeout instead of the check's",
                     ));
                 }
-                p.timeout = Some(format!("{}ms", timeout.as_millis()));
-                MonitorCheck::Http(Box::new(p.validate(v)?))
+                MonitorCheck::Http(Box::new(p.validate(v)?.with_timeout(timeout)))
             }
-            RawMonitorCheck::Command(mut p) => {
+            RawMonitorCheck::Command(p) => {
                 if p.timeout.is_some() {
                     return Err(FieldError::new(
                         "timeout",
                         "set the monitor's timeout instead of the check's",
                     ));
                 }
-                p.timeout = Some(format!("{}ms", timeout.as_millis()));
-                MonitorCheck::Command(Box::new(p.validate(v)?))
+                MonitorCheck::Command(Box::new(p.validate(v)?.with_timeout(timeout)))
             }
             RawMonitorCheck::Tcp(t) => {
                 let addr = v.interpolate("address", &t.address)?.value;
-                if addr
-                    .rsplit_once(':')
-                    .and_then(|(_, p)| p.parse::<u16>().ok())
-                    .is_none()
-                {
-                    return Err(FieldError::new("address", "expected host:port"));
-                }
-                MonitorCheck::Tcp(addr)
+                MonitorCheck::Tcp(addr.parse().map_err(|m| FieldError::new("address", m))?)
             }
             RawMonitorCheck::Order(o) => {
                 let base = v.interpolate("url", o.url.trim_end_matches('/'))?;
@@ -303,8 +294,7 @@ impl Runner {
             MonitorCheck::Http(p) => probe_result(p.run(&self.ctx).await, started),
             MonitorCheck::Command(p) => probe_result(p.run(&self.ctx).await, started),
             MonitorCheck::Tcp(addr) => {
-                match tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(addr)).await
-                {
+                match tokio::time::timeout(self.timeout, addr.connect()).await {
                     Ok(Ok(_)) => CheckResult {
                         ok: true,
                         latency: started.elapsed(),
