@@ -162,8 +162,8 @@ pub struct RunArgs {
     #[arg(long, short, default_value_t = 4)]
     pub jobs: usize,
     /// Per-item timeout for every item, overriding the checklist (humantime, e.g. "2m").
-    #[arg(long)]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// Run only this item (repeatable).
     #[arg(long, value_name = "ID")]
     pub only: Vec<String>,
@@ -248,8 +248,8 @@ pub struct SoakArgs {
     /// Delete raw samples older than this (humantime, at least "1d", e.g. "35d"). Per-minute
     /// rollups, incidents and events are kept, so availability over longer windows stays exact
     /// to the minute. Default: keep every sample.
-    #[arg(long, value_name = "DURATION")]
-    pub keep_samples: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = keep_samples)]
+    pub keep_samples: Option<std::time::Duration>,
 }
 
 /// Output formats of `prodready soak-status`.
@@ -268,9 +268,18 @@ pub struct SoakStatusArgs {
     #[arg(long, value_name = "PATH")]
     pub state: PathBuf,
     /// The window to summarise (humantime).
-    #[arg(long, default_value = "30d")]
-    pub window: String,
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = crate::units::parse_duration)]
+    pub window: std::time::Duration,
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
+}
+
+/// `--keep-samples`: a humantime duration of at least a day.
+fn keep_samples(text: &str) -> Result<std::time::Duration, String> {
+    let d = crate::units::parse_duration(text)?;
+    if d < std::time::Duration::from_secs(86_400) {
+        return Err("expected at least 1d".into());
+    }
+    Ok(d)
 }

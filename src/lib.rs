@@ -71,23 +71,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
 
 fn cmd_soak(args: cli::SoakArgs) -> Result<Exit> {
     let checklist = checklist::load(&args.checklist)?;
-    let keep_samples = args
-        .keep_samples
-        .as_deref()
-        .map(|t| {
-            units::parse_duration(t)
-                .map_err(|m| Error::Usage(format!("--keep-samples: {m}")))
-                .and_then(|d| {
-                    if d < std::time::Duration::from_secs(86_400) {
-                        Err(Error::Usage("--keep-samples: expected at least 1d".into()))
-                    } else {
-                        Ok(d)
-                    }
-                })
-        })
-        .transpose()?;
     let opts = soak::run::SoakOptions {
-        keep_samples,
+        keep_samples: args.keep_samples,
         state: args.state.clone(),
         listen: args.listen.clone(),
         clock: soak::clock::Clock {
@@ -106,9 +91,7 @@ fn cmd_soak(args: cli::SoakArgs) -> Result<Exit> {
 }
 
 fn cmd_soak_status(args: cli::SoakStatusArgs) -> Result<Exit> {
-    let window =
-        units::parse_duration(&args.window).map_err(|m| Error::Usage(format!("--window: {m}")))?;
-    let summaries = soak::status(&args.state, window.as_millis() as i64)?;
+    let summaries = soak::status(&args.state, args.window.as_millis() as i64)?;
     match args.format {
         cli::StatusFormat::Text => {
             println!("{}", soak::tracker_line(&args.state)?);
@@ -183,11 +166,7 @@ fn default_report_dir(name: &str) -> PathBuf {
 
 fn cmd_run(args: cli::RunArgs) -> Result<Exit> {
     let checklist = checklist::load(&args.checklist)?;
-    let timeout = args
-        .timeout
-        .as_deref()
-        .map(|t| units::parse_duration(t).map_err(|m| Error::Usage(format!("--timeout: {m}"))))
-        .transpose()?;
+    let timeout = args.timeout;
     for id in &args.only {
         if !checklist.items.iter().any(|i| &i.id == id) {
             return Err(Error::Usage(format!(

@@ -585,7 +585,11 @@ fn a_sample_retention_below_one_day_is_rejected() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--keep-samples: expected at least 1d"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'1h' for '--keep-samples <DURATION>': expected at least 1d"),
+        "{err}"
+    );
     assert!(
         !dir.path().join("x.db").exists(),
         "nothing is created on invalid input"
