@@ -178,6 +178,7 @@ pub async fn run(
             redactor: Arc::new(checklist.redactor.clone()),
             cancel: cancel.clone(),
             services: Arc::new(pids),
+            today: opts.today,
         };
         // An item whose probe says `during = "<id>"` starts with that item and is told when it
         // finishes (e.g. memory sampled while the latency item drives load). When the other
@@ -388,12 +389,7 @@ async fn run_item(
     loop {
         attempts += 1;
         let started = Instant::now();
-        let probe = async {
-            match until {
-                Some(u) => item.probe.run_during(ctx, u).await,
-                None => item.probe.run(ctx).await,
-            }
-        };
+        let probe = item.probe.run(ctx, until);
         let out = tokio::select! {
             r = tokio::time::timeout(timeout, probe) => match r {
                 Ok(out) => out,

@@ -19,7 +19,7 @@ use crate::error::{Error, Location, Result};
 use crate::model::Severity;
 use crate::probe::{FieldError, Probe, Validator};
 use crate::units::{Interpolated, Redactor, parse_duration};
-use raw::{RawChecklist, RawProbe};
+use raw::RawChecklist;
 
 /// A validated checklist.
 #[derive(Debug, Clone)]
@@ -611,19 +611,7 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             p.extend(parse_key_path(&fe.key));
             loc.at(&p, fe.message)
         };
-        let probe = match it.probe {
-            RawProbe::Command(p) => Probe::Command(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::Http(p) => Probe::Http(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::File(p) => Probe::File(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::Env(p) => Probe::Env(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::Host(p) => Probe::Host(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::Latency(p) => Probe::Latency((*p).validate(&mut v).map_err(probe_at)?),
-            RawProbe::Memory(p) => Probe::Memory(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::Uptime(p) => Probe::Uptime(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::Coverage(p) => Probe::Coverage(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::Audit(p) => Probe::Audit(p.validate(&mut v).map_err(probe_at)?),
-            RawProbe::Attestation(p) => Probe::Attestation(p.validate(&mut v).map_err(probe_at)?),
-        };
+        let probe = it.probe.validate(&mut v).map_err(probe_at)?;
         items.push(Item {
             id: it.id,
             section: it.section,
@@ -772,9 +760,11 @@ fn check_references(
                 Some(None) => {}
             }
         }
-        if let Probe::Memory(m) = &it.probe
-            && let Some(s) = m.service()
-            && !service_names.contains(s)
+        if let Some(s) = it
+            .probe
+            .services()
+            .into_iter()
+            .find(|s| !service_names.contains(*s))
         {
             return Err(loc.at(&at("service"), format!("no [[service]] named \"{s}\"")));
         }

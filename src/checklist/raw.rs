@@ -8,7 +8,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::model::Severity;
-use crate::probe;
 
 /// A whole checklist file.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -106,33 +105,7 @@ pub struct RawItem {
     pub probe: RawProbe,
 }
 
-/// `[item.probe]`, tagged by `kind`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RawProbe {
-    /// Run a command.
-    Command(probe::command::RawCommandProbe),
-    /// Request a URL.
-    Http(probe::http::RawHttpProbe),
-    /// Check a file.
-    File(probe::file::RawFileProbe),
-    /// Check environment variables.
-    Env(probe::env::RawEnvProbe),
-    /// Check the host.
-    Host(probe::host::RawHostProbe),
-    /// Order round-trip latency under an open-model load.
-    Latency(Box<probe::latency::RawLatencyProbe>),
-    /// Sample a process's resident memory and test it for a leak.
-    Memory(probe::memory::RawMemoryProbe),
-    /// Availability over a window from the soak store.
-    Uptime(probe::uptime::RawUptimeProbe),
-    /// Test coverage from a coverage report.
-    Coverage(probe::coverage::RawCoverageProbe),
-    /// Security audit from a vulnerability scanner's report.
-    Audit(probe::audit::RawAuditProbe),
-    /// A signed, unexpired human statement.
-    Attestation(probe::attestation::RawAttestationProbe),
-}
+pub use crate::probe::RawProbe;
 
 /// `[[waiver]]`.
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -95,7 +95,7 @@ impl AttestationProbe {
         } else {
             RoleNeed::OneOf(&self.roles)
         };
-        let today = crate::signoff::today_utc();
+        let today = ctx.today;
         let mut o = ProbeOutput::default();
         let mine: Vec<&AttestationRecord> =
             records.iter().filter(|r| r.item == ctx.item_id).collect();
@@ -215,5 +215,24 @@ impl AttestationProbe {
             o.tables.push(table);
         }
         o
+    }
+}
+
+impl crate::probe::ProbeKind for AttestationProbe {
+    type Raw = RawAttestationProbe;
+
+    fn validate(
+        raw: RawAttestationProbe,
+        v: &mut crate::probe::Validator,
+    ) -> Result<AttestationProbe, crate::probe::FieldError> {
+        raw.validate(v)
+    }
+
+    async fn run(
+        &self,
+        ctx: &crate::probe::ProbeContext,
+        _until: Option<&tokio_util::sync::CancellationToken>,
+    ) -> ProbeOutput {
+        crate::probe::blocking(self, ctx, AttestationProbe::run).await
     }
 }

@@ -403,3 +403,22 @@ impl CommandProbe {
         o
     }
 }
+
+impl crate::probe::ProbeKind for CommandProbe {
+    type Raw = RawCommandProbe;
+
+    fn validate(
+        raw: RawCommandProbe,
+        v: &mut crate::probe::Validator,
+    ) -> Result<CommandProbe, crate::probe::FieldError> {
+        raw.validate(v)
+    }
+
+    async fn run(
+        &self,
+        ctx: &crate::probe::ProbeContext,
+        _until: Option<&tokio_util::sync::CancellationToken>,
+    ) -> ProbeOutput {
+        CommandProbe::run(self, ctx).await
+    }
+}

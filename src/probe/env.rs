@@ -86,3 +86,22 @@ impl EnvProbe {
         o
     }
 }
+
+impl crate::probe::ProbeKind for EnvProbe {
+    type Raw = RawEnvProbe;
+
+    fn validate(
+        raw: RawEnvProbe,
+        v: &mut crate::probe::Validator,
+    ) -> Result<EnvProbe, crate::probe::FieldError> {
+        raw.validate(v)
+    }
+
+    async fn run(
+        &self,
+        ctx: &crate::probe::ProbeContext,
+        _until: Option<&tokio_util::sync::CancellationToken>,
+    ) -> ProbeOutput {
+        EnvProbe::run(self, ctx)
+    }
+}

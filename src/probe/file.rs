@@ -212,6 +212,25 @@ impl FileProbe {
     }
 }
 
+impl crate::probe::ProbeKind for FileProbe {
+    type Raw = RawFileProbe;
+
+    fn validate(
+        raw: RawFileProbe,
+        v: &mut crate::probe::Validator,
+    ) -> Result<FileProbe, crate::probe::FieldError> {
+        raw.validate(v)
+    }
+
+    async fn run(
+        &self,
+        ctx: &crate::probe::ProbeContext,
+        _until: Option<&tokio_util::sync::CancellationToken>,
+    ) -> ProbeOutput {
+        crate::probe::blocking(self, ctx, FileProbe::run).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::markdown_headings;

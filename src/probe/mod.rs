@@ -1,9 +1,11 @@
 //! Probes: the automated measurements behind checklist items (design §6).
 //!
-//! Each kind lives in its own module with its raw (serde) configuration, the validated form
-//! and an async `run` that returns a [`ProbeOutput`]. [`Probe`] is the closed set of validated
-//! probes; [`ProbeContext`] is what the runner hands every probe (paths, evidence folder,
-//! redactor, cancellation).
+//! Each kind lives in its own module and implements [`ProbeKind`]: its raw (serde)
+//! configuration, one validation into a typed value, and an async `run` that returns a
+//! [`ProbeOutput`]. The one list of kinds is the registry at the end of this file's types,
+//! which generates [`RawProbe`] (what the checklist deserializes into, and its JSON Schema) and
+//! [`Probe`] (the validated set) with their dispatch. [`ProbeContext`] is what the runner hands
+//! every probe (paths, evidence folder, redactor, cancellation).
 
 pub mod attestation;
 pub mod audit;
@@ -29,89 +31,147 @@ use tokio_util::sync::CancellationToken;
 use crate::model::{Evidence, ProbeOutput};
 use crate::units::Redactor;
 
-/// A validated probe, ready to run.
-#[derive(Debug, Clone)]
-pub enum Probe {
-    /// Run a command and check its exit status and output.
-    Command(command::CommandProbe),
-    /// Request a URL and check status, body, latency and certificate.
-    Http(http::HttpProbe),
-    /// Check a file: existence, size, Markdown headings, permissions.
-    File(file::FileProbe),
-    /// Check that environment variables are set (values are never shown).
-    Env(env::EnvProbe),
-    /// Check the host's CPU count, memory and free disk.
-    Host(host::HostProbe),
-    /// Order round-trip latency under an open-model load.
-    Latency(latency::LatencyProbe),
-    /// Check for a signed, unexpired attestation of the item by an allowed signer.
-    Attestation(attestation::AttestationProbe),
-    /// Gate on a coverage report (LCOV, Cobertura, llvm-cov JSON, coverage.py, tarpaulin).
-    Coverage(coverage::CoverageProbe),
-    /// Gate on a security audit (cargo-audit, pip-audit, npm audit, SARIF).
-    Audit(audit::AuditProbe),
-    /// Availability of a soak monitor over a window, from the soak store.
-    Uptime(uptime::UptimeProbe),
-    /// Sample a process's resident memory and test it for a leak.
-    Memory(memory::MemoryProbe),
-}
+/// The contract every probe kind keeps: a raw serde table (which also gives the kind's part
+/// of the checklist's JSON Schema), one validation into a typed value, and an async run.
+///
+/// A new kind is one module implementing this trait plus one line in [`registry!`]'s list
+/// below; the loader, the runner and the schema iterate over that list.
+pub trait ProbeKind: std::fmt::Debug + Clone + Send + Sync + Sized + 'static {
+    /// The `[item.probe]` table as written, with `deny_unknown_fields`.
+    type Raw: serde::de::DeserializeOwned + schemars::JsonSchema;
 
-impl Probe {
-    /// The `kind` name as written in checklists.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Probe::Command(_) => "command",
-            Probe::Http(_) => "http",
-            Probe::File(_) => "file",
-            Probe::Env(_) => "env",
-            Probe::Host(_) => "host",
-            Probe::Latency(_) => "latency",
-            Probe::Attestation(_) => "attestation",
-            Probe::Coverage(_) => "coverage",
-            Probe::Audit(_) => "audit",
-            Probe::Uptime(_) => "uptime",
-            Probe::Memory(_) => "memory",
-        }
-    }
+    /// Validate the raw table once; nothing after this sees an unvalidated value.
+    ///
+    /// # Errors
+    /// A [`FieldError`] naming the key (relative to the probe table) and what was expected;
+    /// the loader adds the file, line and column.
+    fn validate(raw: Self::Raw, v: &mut Validator) -> Result<Self, FieldError>;
 
-    /// Run the probe once.
-    pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
-        match self {
-            Probe::Command(p) => p.run(ctx).await,
-            Probe::Http(p) => p.run(ctx).await,
-            Probe::File(p) => p.run(ctx),
-            Probe::Env(p) => p.run(ctx),
-            Probe::Host(p) => p.run(ctx),
-            Probe::Latency(p) => p.run(ctx).await,
-            Probe::Attestation(p) => p.run(ctx),
-            Probe::Coverage(p) => p.run(ctx).await,
-            Probe::Audit(p) => p.run(ctx).await,
-            Probe::Uptime(p) => {
-                let (p, ctx) = (p.clone(), ctx.clone());
-                tokio::task::spawn_blocking(move || p.run(&ctx))
-                    .await
-                    .unwrap_or_else(|e| ProbeOutput::error(format!("uptime probe panicked: {e}")))
-            }
-            Probe::Memory(p) => p.run(ctx).await,
-        }
-    }
+    /// Run once. `until` is cancelled when the item named by [`ProbeKind::during`] finishes;
+    /// probes that do not sample over time ignore it. Blocking work goes through
+    /// [`blocking`], so the item timeout can abandon it.
+    fn run(
+        &self,
+        ctx: &ProbeContext,
+        until: Option<&CancellationToken>,
+    ) -> impl Future<Output = ProbeOutput> + Send;
 
     /// The id of the item this probe runs alongside (`during = "<item id>"`), if any.
-    pub fn during(&self) -> Option<&str> {
-        match self {
-            Probe::Memory(p) => p.during(),
-            _ => None,
-        }
+    fn during(&self) -> Option<&str> {
+        None
     }
 
-    /// Run the probe while its `during` item runs: `until` is cancelled when that item
-    /// finishes. Probes without `during` ignore `until`.
-    pub async fn run_during(&self, ctx: &ProbeContext, until: &CancellationToken) -> ProbeOutput {
-        match self {
-            Probe::Memory(p) => p.run_until(ctx, Some(until)).await,
-            other => other.run(ctx).await,
-        }
+    /// The `[[service]]` names this probe refers to (checked when the checklist loads).
+    fn services(&self) -> Vec<&str> {
+        Vec::new()
     }
+}
+
+/// Run synchronous probe work (file system, `/proc`, SQLite, key parsing) on tokio's blocking
+/// pool. The caller's future can then be dropped by the item timeout or by cancellation, and
+/// the runner moves on instead of waiting for a stuck system call.
+pub async fn blocking<P: ProbeKind>(
+    probe: &P,
+    ctx: &ProbeContext,
+    work: fn(&P, &ProbeContext) -> ProbeOutput,
+) -> ProbeOutput {
+    let (p, c) = (probe.clone(), ctx.clone());
+    tokio::task::spawn_blocking(move || work(&p, &c))
+        .await
+        .unwrap_or_else(|e| ProbeOutput::error(format!("the probe panicked: {e}")))
+}
+
+/// The registry: one line per probe kind, `"kind" => Variant(Type)`. It generates the raw
+/// tagged enum the checklist deserializes into ([`RawProbe`]), the validated enum
+/// ([`Probe`]) and the dispatch between them; nothing else matches over kinds.
+macro_rules! registry {
+    ($($(#[$doc:meta])* $name:literal => $variant:ident($ty:ty),)*) => {
+        /// `[item.probe]`, tagged by `kind`.
+        #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(tag = "kind")]
+        pub enum RawProbe {
+            $($(#[$doc])* #[serde(rename = $name)] $variant(Box<<$ty as ProbeKind>::Raw>),)*
+        }
+
+        /// A validated probe, ready to run.
+        #[derive(Debug, Clone)]
+        pub enum Probe {
+            $($(#[$doc])* $variant($ty),)*
+        }
+
+        impl RawProbe {
+            /// Validate with the kind's [`ProbeKind::validate`].
+            ///
+            /// # Errors
+            /// The kind's [`FieldError`].
+            pub fn validate(self, v: &mut Validator) -> Result<Probe, FieldError> {
+                match self {
+                    $(RawProbe::$variant(raw) => {
+                        <$ty as ProbeKind>::validate(*raw, v).map(Probe::$variant)
+                    })*
+                }
+            }
+        }
+
+        impl Probe {
+            /// The `kind` name as written in checklists.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Probe::$variant(_) => $name,)*
+                }
+            }
+
+            /// Run once; `until` as in [`ProbeKind::run`].
+            pub async fn run(
+                &self,
+                ctx: &ProbeContext,
+                until: Option<&CancellationToken>,
+            ) -> ProbeOutput {
+                match self {
+                    $(Probe::$variant(p) => ProbeKind::run(p, ctx, until).await,)*
+                }
+            }
+
+            /// The id of the item this probe runs alongside, if any.
+            pub fn during(&self) -> Option<&str> {
+                match self {
+                    $(Probe::$variant(p) => ProbeKind::during(p),)*
+                }
+            }
+
+            /// The `[[service]]` names this probe refers to.
+            pub fn services(&self) -> Vec<&str> {
+                match self {
+                    $(Probe::$variant(p) => ProbeKind::services(p),)*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    /// Run a command.
+    "command" => Command(command::CommandProbe),
+    /// Request a URL.
+    "http" => Http(http::HttpProbe),
+    /// Check a file.
+    "file" => File(file::FileProbe),
+    /// Check environment variables.
+    "env" => Env(env::EnvProbe),
+    /// Check the host.
+    "host" => Host(host::HostProbe),
+    /// Order round-trip latency under an open-model load.
+    "latency" => Latency(latency::LatencyProbe),
+    /// Sample a process's resident memory and test it for a leak.
+    "memory" => Memory(memory::MemoryProbe),
+    /// Availability over a window from the soak store.
+    "uptime" => Uptime(uptime::UptimeProbe),
+    /// Test coverage from a coverage report.
+    "coverage" => Coverage(coverage::CoverageProbe),
+    /// Security audit from a vulnerability scanner's report.
+    "audit" => Audit(audit::AuditProbe),
+    /// A signed, unexpired human statement.
+    "attestation" => Attestation(attestation::AttestationProbe),
 }
 
 /// A configuration error inside one probe table: the key (relative to the probe table,
@@ -197,6 +257,9 @@ pub struct ProbeContext {
     pub cancel: CancellationToken,
     /// PIDs of the checklist's running services, by name.
     pub services: Arc<BTreeMap<String, u32>>,
+    /// The day the run judges expiries on (UTC): attestations here, waivers in the runner,
+    /// one injected value for both.
+    pub today: jiff::civil::Date,
 }
 
 impl ProbeContext {

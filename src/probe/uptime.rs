@@ -425,6 +425,25 @@ fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
     svg
 }
 
+impl crate::probe::ProbeKind for UptimeProbe {
+    type Raw = RawUptimeProbe;
+
+    fn validate(
+        raw: RawUptimeProbe,
+        v: &mut crate::probe::Validator,
+    ) -> Result<UptimeProbe, crate::probe::FieldError> {
+        raw.validate(v)
+    }
+
+    async fn run(
+        &self,
+        ctx: &crate::probe::ProbeContext,
+        _until: Option<&tokio_util::sync::CancellationToken>,
+    ) -> ProbeOutput {
+        crate::probe::blocking(self, ctx, UptimeProbe::run).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,6 +498,7 @@ mod tests {
             redactor: Arc::default(),
             cancel: Default::default(),
             services: Arc::default(),
+            today: crate::signoff::today_utc(),
         };
         probe.run(&ctx)
     }

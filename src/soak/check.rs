@@ -257,6 +257,7 @@ impl Runner {
                 redactor,
                 cancel,
                 services: Arc::default(),
+                today: crate::signoff::today_utc(),
             },
             client,
             seq: AtomicU64::new(0),

@@ -606,6 +606,25 @@ impl AuditProbe {
     }
 }
 
+impl crate::probe::ProbeKind for AuditProbe {
+    type Raw = RawAuditProbe;
+
+    fn validate(
+        raw: RawAuditProbe,
+        v: &mut crate::probe::Validator,
+    ) -> Result<AuditProbe, crate::probe::FieldError> {
+        raw.validate(v)
+    }
+
+    async fn run(
+        &self,
+        ctx: &crate::probe::ProbeContext,
+        _until: Option<&tokio_util::sync::CancellationToken>,
+    ) -> ProbeOutput {
+        AuditProbe::run(self, ctx).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -557,3 +557,22 @@ fn least_covered(kept: &[(&FileCoverage, &str)], data: &CoverageData) -> Table {
         rows,
     }
 }
+
+impl crate::probe::ProbeKind for CoverageProbe {
+    type Raw = RawCoverageProbe;
+
+    fn validate(
+        raw: RawCoverageProbe,
+        v: &mut crate::probe::Validator,
+    ) -> Result<CoverageProbe, crate::probe::FieldError> {
+        raw.validate(v)
+    }
+
+    async fn run(
+        &self,
+        ctx: &crate::probe::ProbeContext,
+        _until: Option<&tokio_util::sync::CancellationToken>,
+    ) -> ProbeOutput {
+        CoverageProbe::run(self, ctx).await
+    }
+}

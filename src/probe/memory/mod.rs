@@ -819,6 +819,36 @@ pub fn format_p(p: f64) -> String {
     }
 }
 
+impl crate::probe::ProbeKind for MemoryProbe {
+    type Raw = RawMemoryProbe;
+
+    fn validate(
+        raw: RawMemoryProbe,
+        v: &mut crate::probe::Validator,
+    ) -> Result<MemoryProbe, crate::probe::FieldError> {
+        raw.validate(v)
+    }
+
+    async fn run(
+        &self,
+        ctx: &crate::probe::ProbeContext,
+        until: Option<&tokio_util::sync::CancellationToken>,
+    ) -> ProbeOutput {
+        match until {
+            Some(u) => self.run_until(ctx, Some(u)).await,
+            None => MemoryProbe::run(self, ctx).await,
+        }
+    }
+
+    fn during(&self) -> Option<&str> {
+        MemoryProbe::during(self)
+    }
+
+    fn services(&self) -> Vec<&str> {
+        self.service().into_iter().collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
