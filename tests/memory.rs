@@ -218,11 +218,15 @@ fn allocator_sawtooth_is_not_flagged_across_repeated_runs() {
 fn target_that_restarts_mid_window_is_followed_and_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pid_file = dir.path().join("worker.pid");
+    // The worker script is started through a link in this test's own folder, so the `process`
+    // regex below matches this test's workers only, never those of a suite running beside it.
+    let worker = dir.path().join("memproc.py");
+    std::os::unix::fs::symlink(memproc(), &worker).expect("link the worker script");
     // A supervisor: the worker runs 15 s, exits, and a new worker runs 60 s.
     let script = format!(
         "'{py}' '{m}' steady 33554432 15.25 & echo $! > '{f}'; wait; '{py}' '{m}' steady 50331648 60.25 & echo $! > '{f}'; wait",
         py = python(),
-        m = memproc().display(),
+        m = worker.display(),
         f = pid_file.display()
     );
     let _supervisor = Proc(
@@ -246,7 +250,10 @@ fn target_that_restarts_mid_window_is_followed_and_reported() {
         ),
         memory_item(
             "by-name",
-            "process = '^\\S*python\\S* \\S*memproc\\.py steady \\d+ (15|60)\\.25$'",
+            &format!(
+                "process = '^\\S*python\\S* {}/memproc\\.py steady \\d+ (15|60)\\.25$'",
+                regex::escape(&dir.path().display().to_string())
+            ),
             extra,
         ),
     );
