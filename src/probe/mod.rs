@@ -34,7 +34,7 @@ use crate::units::Redactor;
 /// The contract every probe kind keeps: a raw serde table (which also gives the kind's part
 /// of the checklist's JSON Schema), one validation into a typed value, and an async run.
 ///
-/// A new kind is one module implementing this trait plus one line in [`registry!`]'s list
+/// A new kind is one module implementing this trait plus one line in the `registry!` list
 /// below; the loader, the runner and the schema iterate over that list.
 pub trait ProbeKind: std::fmt::Debug + Clone + Send + Sync + Sized + 'static {
     /// The `[item.probe]` table as written, with `deny_unknown_fields`.

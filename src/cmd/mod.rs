@@ -1,0 +1,125 @@
+//! The command handlers, one file per subcommand; [`run()`] dispatches the parsed command line.
+//! Handlers parse nothing themselves (clap did), call into the library and map the outcome to
+//! an exit code ([`crate::error::Exit`]).
+
+pub mod attest;
+pub mod report;
+pub mod run;
+pub mod sign;
+pub mod sign_waiver;
+pub mod soak;
+pub mod verify;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, SchemaKind};
+use crate::error::{Error, Exit, Result};
+use crate::{checklist, paper_broker, signoff};
+
+/// Run the command line; returns the exit code to use.
+///
+/// # Errors
+/// Any [`Error`]; its [`Error::exit`] is the exit code.
+pub fn run(cli: Cli) -> Result<Exit> {
+    match cli.command {
+        Command::Run(args) => run::cmd_run(args),
+        Command::Report(args) => report::cmd_report(args),
+        Command::Schema(args) => {
+            let schema = match args.kind {
+                SchemaKind::Checklist => checklist::json_schema(),
+                SchemaKind::Report => crate::report::json_schema(),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("schema serializes")
+            );
+            Ok(Exit::Ready)
+        }
+        Command::PaperBroker(args) => paper_broker::run(args),
+        Command::Sign(args) => sign::cmd_sign(args),
+        Command::Verify(args) => verify::cmd_verify(args),
+        Command::Attest(args) => attest::cmd_attest(args),
+        Command::SignWaiver(args) => sign_waiver::cmd_sign_waiver(args),
+        Command::Check(args) => {
+            let c = checklist::load(&args.checklist)?;
+            println!(
+                "{}: valid: {} items, {} services, {} waivers",
+                args.checklist.display(),
+                c.items.len(),
+                c.services.len(),
+                c.waivers.len()
+            );
+            Ok(Exit::Ready)
+        }
+        Command::Soak(args) => soak::cmd_soak(args),
+        Command::SoakStatus(args) => soak::cmd_soak_status(args),
+    }
+}
+
+/// Build the tokio runtime, in one place.
+///
+/// # Errors
+/// [`Error::Internal`] when the runtime cannot start.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("prodready")
+        .build()
+        .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))
+}
+
+/// Cancel `token` on ctrl-c or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!(
+            "prodready: interrupted; stopping probes and services, writing a partial report…"
+        );
+        token.cancel();
+    });
+}
+
+/// A name safe for a folder: letters, digits, `-`, `_`, `.`; others become `-`.
+pub fn slug(name: &str) -> String {
+    let s: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() { "checklist".into() } else { s }
+}
+
+pub(crate) fn parse_date_arg(flag: &str, text: &str) -> Result<jiff::civil::Date> {
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        return Ok(d);
+    }
+    let dur = crate::units::parse_duration(text).map_err(|_| {
+        Error::Usage(format!(
+            "{flag} {text}: expected a date (YYYY-MM-DD) or a duration from today (\"180d\")"
+        ))
+    })?;
+    let days = i32::try_from(dur.as_secs().div_ceil(86_400))
+        .map_err(|_| Error::Usage(format!("{flag} {text}: too far")))?;
+    signoff::today_utc()
+        .checked_add(jiff::Span::new().days(days))
+        .map_err(|e| Error::Usage(format!("{flag} {text}: {e}")))
+}

@@ -1,0 +1,51 @@
+//! `prodready soak` (the long-running tracker) and `prodready soak-status` (its summary).
+
+use tokio_util::sync::CancellationToken;
+
+use super::{cancel_on_signals, runtime};
+use crate::error::{Exit, Result};
+use crate::{checklist, cli, soak};
+
+/// `prodready soak CHECKLIST`: run the checklist's monitors into the store until SIGTERM.
+///
+/// # Errors
+/// An invalid checklist, a store that cannot be opened or migrated.
+pub fn cmd_soak(args: cli::SoakArgs) -> Result<Exit> {
+    let checklist = checklist::load(&args.checklist)?;
+    let opts = soak::run::SoakOptions {
+        keep_samples: args.keep_samples,
+        state: args.state.clone(),
+        listen: args.listen.clone(),
+        clock: crate::store::clock::Clock {
+            offset_file: args.clock_offset_file.clone(),
+        },
+        checklist_dir: checklist.dir.clone(),
+    };
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        cancel_on_signals(cancel.clone());
+        soak::run::soak(checklist.monitors, checklist.redactor, opts, cancel).await
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result.map(|()| Exit::Ready)
+}
+
+/// `prodready soak-status`: the store's summary over a window, as text or JSON.
+///
+/// # Errors
+/// A store that cannot be read.
+pub fn cmd_soak_status(args: cli::SoakStatusArgs) -> Result<Exit> {
+    let summaries = soak::status(&args.state, args.window.as_millis() as i64)?;
+    match args.format {
+        cli::StatusFormat::Text => {
+            println!("{}", soak::tracker_line(&args.state)?);
+            print!("{}", soak::render_status(&summaries));
+        }
+        cli::StatusFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&summaries).expect("summaries serialize")
+        ),
+    }
+    Ok(Exit::Ready)
+}
