@@ -126,7 +126,7 @@ probe = {{ kind = "env", vars = ["PATH"] }}
     let _ = tracker.wait();
     // After the clean stop the WAL is checkpointed and truncated: the main file is the data.
     let empty = dir.path().join("empty.db");
-    drop(prodready::soak::store::Store::open(&empty).expect("empty store"));
+    drop(prodready::store::Store::open(&empty).expect("empty store"));
     let empty_bytes = std::fs::metadata(&empty).map(|m| m.len()).unwrap_or(0);
     let final_bytes = std::fs::metadata(dir.path().join("soak.db"))
         .map(|m| m.len())

@@ -9,10 +9,10 @@
 use std::time::{Duration, Instant};
 
 use prodready::soak::check::CheckResult;
-use prodready::soak::clock::Clock;
-use prodready::soak::store::Store;
-use prodready::soak::summary::{summarize, timeline, totals};
 use prodready::soak::tracker::{MonitorState, Sample, begin_run};
+use prodready::store::Store;
+use prodready::store::clock::Clock;
+use prodready::store::summary::{summarize, timeline, totals};
 
 fn main() {
     let days: i64 = std::env::var("SOAK_BENCH_DAYS")

@@ -16,9 +16,9 @@ use serde::Deserialize;
 
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
-use crate::soak::store::Store;
-use crate::soak::summary::{self, Summary};
-use crate::soak::{fmt_ms, fmt_pct, fmt_time};
+use crate::store::Store;
+use crate::store::summary::{self, Summary};
+use crate::store::summary::{fmt_ms, fmt_pct, fmt_time};
 
 /// `kind = "uptime"`: availability from the soak store.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -447,8 +447,8 @@ impl crate::probe::ProbeKind for UptimeProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soak::clock::Clock;
     use crate::soak::tracker::begin_run;
+    use crate::store::clock::Clock;
     use std::sync::Arc;
 
     /// A store whose monitor has `days` of history ending now, `down_min` minutes of it down.
@@ -529,6 +529,14 @@ mod tests {
             "{}",
             o.summary
         );
+        // Coverage is of the elapsed part (all of it observed); progress is of the window.
+        let pct = |k: &str| o.measured[k].as_f64().unwrap();
+        assert!(
+            pct("coverage_percent") > 99.9,
+            "{}",
+            pct("coverage_percent")
+        );
+        assert!((pct("window_progress_percent") - 40.0).abs() < 0.1);
         // More downtime than the whole window allows: no future can repair it.
         let doomed = tempfile::tempdir().unwrap();
         store_with(doomed.path(), 12, 60);

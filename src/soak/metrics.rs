@@ -11,9 +11,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use super::store::Store;
-use super::summary::{summarize, timeline_now};
 use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::store::summary::{summarize, timeline_now};
 
 /// Bind `addr` (127.0.0.1 only in tests; any address the operator chooses otherwise), print
 /// `listening on ADDR` as the first stdout line, and serve until `cancel`.

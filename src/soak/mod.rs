@@ -1,27 +1,23 @@
 //! The soak tracker (design §6, "Uptime"): `[[monitor]]` checks run for weeks by
-//! `prodready soak`, every observation persisted crash-safely in a SQLite store, and the
-//! availability math that `soak-status`, `/metrics` and the `uptime` probe share.
+//! `prodready soak`, every observation persisted crash-safely in the SQLite store
+//! ([`crate::store`], which also holds the availability math that `soak-status`, `/metrics` and
+//! the `uptime` probe share).
 //!
 //! Three states, not two: `up`, `down` and `unknown` (the tracker was not running or could not
 //! observe). Availability = up / (up + down) is always reported with coverage = observed /
-//! elapsed window ([`summary::Summary::coverage`]), so a gap never inflates uptime. Durations come from the monotonic clock; wall-clock
-//! jumps and reboots are detected and reported, never counted as downtime.
+//! elapsed window ([`Summary::coverage`]), so a gap never inflates uptime. Durations come
+//! from the monotonic clock; wall-clock jumps and reboots are detected and reported, never
+//! counted as downtime.
 //!
 //! - [`config`]: the `[[monitor]]` table and maintenance windows;
 //! - [`check`]: what a monitor checks (http, tcp, command, order);
-//! - [`clock`]: wall, monotonic and boot id;
-//! - [`store`]: the SQLite schema and migrations;
 //! - [`tracker`]: the writer side: runs, heartbeats, the failure state machine;
-//! - [`summary`]: availability, coverage, error budget, burn rate, incidents;
 //! - [`run`]: the `soak` command's tasks; [`metrics`]: `/metrics` and `/healthz`.
 
 pub mod check;
-pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod run;
-pub mod store;
-pub mod summary;
 pub mod tracker;
 
 use std::path::Path;
@@ -29,35 +25,9 @@ use std::path::Path;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::error::{Error, Result};
-use store::Store;
-use summary::Summary;
-
-/// Format a timeline time (ms since the epoch) as UTC `YYYY-MM-DD HH:MM:SSZ`.
-pub fn fmt_time(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
-
-/// Format milliseconds as a short duration: `43.2 min`, `1.5 s`, `2.1 h`, `3.0 d`.
-pub fn fmt_ms(ms: f64) -> String {
-    let s = ms / 1e3;
-    if s.abs() < 120.0 {
-        format!("{s:.1} s")
-    } else if s.abs() < 7_200.0 {
-        format!("{:.1} min", s / 60.0)
-    } else if s.abs() < 172_800.0 {
-        format!("{:.1} h", s / 3_600.0)
-    } else {
-        format!("{:.1} d", s / 86_400.0)
-    }
-}
-
-/// Format a ratio as a percentage with three decimals, or `n/a`.
-pub fn fmt_pct(r: Option<f64>) -> String {
-    r.map(|v| format!("{:.3} %", v * 100.0))
-        .unwrap_or_else(|| "n/a".into())
-}
+use crate::store::Store;
+use crate::store::clock;
+use crate::store::summary::{self, Summary, fmt_ms, fmt_pct, fmt_time};
 
 /// Summaries of every monitor in the store at `state` over `window_ms`, ending at the store's
 /// current timeline time.

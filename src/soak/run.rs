@@ -12,11 +12,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::check::Runner;
-use super::clock::{Clock, boot_id};
 use super::config::Monitor;
-use super::store::Store;
 use super::tracker::{self, MonitorState, Sample};
 use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::store::clock::{Clock, boot_id};
 use crate::units::Redactor;
 
 /// Options of one `soak` run.

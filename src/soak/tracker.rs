@@ -24,8 +24,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::check::CheckResult;
-use super::clock::Clock;
-use super::store::{self, DOWN, MAINT, UP};
+use crate::store::clock::Clock;
+use crate::store::{self, DOWN, MAINT, UP};
 
 /// Smallest wall-clock step reported as a `clock_jump`, in ms.
 pub const CLOCK_JUMP_MS: i64 = 2_000;
@@ -503,8 +503,8 @@ pub fn end_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soak::store::{MonitorRow, Store};
-    use crate::soak::summary::totals;
+    use crate::store::summary::totals;
+    use crate::store::{MonitorRow, Store};
     use std::time::Duration;
 
     fn sample(mono_ms: i64, ok: bool) -> Sample {
@@ -619,14 +619,14 @@ mod tests {
             .collect();
         feed(&mut store, &run, &mut st, &pattern);
         let before = totals(&store.conn, &row, 0, 600_000).unwrap();
-        let first = crate::soak::summary::first_observation(&store.conn, row.id).unwrap();
+        let first = crate::store::summary::first_observation(&store.conn, row.id).unwrap();
         assert_eq!(first, Some(0));
         let deleted = prune_samples(&store.conn, 300_000).unwrap();
         assert_eq!(deleted, 300);
         let after = totals(&store.conn, &row, 0, 600_000).unwrap();
         assert_eq!((after.up_ms, after.down_ms), (before.up_ms, before.down_ms));
         assert_eq!((after.up_ms, after.down_ms), (479_000, 120_000));
-        let first = crate::soak::summary::first_observation(&store.conn, row.id).unwrap();
+        let first = crate::store::summary::first_observation(&store.conn, row.id).unwrap();
         assert_eq!(
             first,
             Some(0),
@@ -703,7 +703,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, crate::soak::store::MIGRATIONS.len() as i64);
+        assert_eq!(v, crate::store::MIGRATIONS.len() as i64);
         let mode: String = s
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))

@@ -1,5 +1,8 @@
 //! The soak store: one SQLite file (rusqlite, bundled) in WAL mode that `prodready soak`
-//! writes and `soak-status`, `/metrics` and the `uptime` probe read.
+//! writes and `soak-status`, `/metrics` and the `uptime` probe read, with the availability
+//! arithmetic over it ([`summary`]) and the clocks its rows carry ([`clock`]). It sits below
+//! both the tracker ([`crate::soak`]) and the probes ([`crate::probe`]), so neither imports
+//! the other's internals.
 //!
 //! Crash safety: every sample is committed in its own transaction with `synchronous = FULL`,
 //! so a `kill -9` (or a power cut) loses at most the check in flight, never a committed sample,
@@ -14,6 +17,9 @@
 //! `minutes` (per-minute rollups so a 30-day summary reads 43 200 rows per monitor, not
 //! 2.6 million samples), `incidents`, `maintenance` and `events` (tracker gaps, reboots,
 //! wall-clock jumps).
+
+pub mod clock;
+pub mod summary;
 
 use std::path::Path;
 

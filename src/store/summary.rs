@@ -9,7 +9,7 @@
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use super::store::{DOWN, MAINT, MonitorRow, Store, UP};
+use super::{DOWN, MAINT, MonitorRow, Store, UP};
 
 /// Sums over a time range, all durations in ms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -460,4 +460,31 @@ pub fn timeline(
         });
     }
     Ok(out)
+}
+
+/// Format a timeline time (ms since the epoch) as UTC `YYYY-MM-DD HH:MM:SSZ`.
+pub fn fmt_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// Format milliseconds as a short duration: `43.2 min`, `1.5 s`, `2.1 h`, `3.0 d`.
+pub fn fmt_ms(ms: f64) -> String {
+    let s = ms / 1e3;
+    if s.abs() < 120.0 {
+        format!("{s:.1} s")
+    } else if s.abs() < 7_200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s.abs() < 172_800.0 {
+        format!("{:.1} h", s / 3_600.0)
+    } else {
+        format!("{:.1} d", s / 86_400.0)
+    }
+}
+
+/// Format a ratio as a percentage with three decimals, or `n/a`.
+pub fn fmt_pct(r: Option<f64>) -> String {
+    r.map(|v| format!("{:.3} %", v * 100.0))
+        .unwrap_or_else(|| "n/a".into())
 }
