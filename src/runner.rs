@@ -256,25 +256,7 @@ pub async fn run(
             .unwrap_or_else(|| Outcome::not_run(Status::Skipped, "not selected by the filters"));
         let probe_status = outcome.status;
         for w in checklist.waivers.iter().filter(|w| w.item == it.id) {
-            let state = if !w.applies_on(opts.today) {
-                WaiverState::Expired
-            } else if matches!(probe_status, Status::Fail | Status::Error) {
-                outcome.status = Status::Waived;
-                WaiverState::Applied
-            } else if probe_status == Status::Skipped {
-                WaiverState::NotRun
-            } else {
-                WaiverState::NotNeeded
-            };
-            waivers.push(WaiverReport {
-                item: w.item.clone(),
-                reason: w.reason.clone(),
-                approved_by: w.approved_by.clone(),
-                expires: w.expires.to_string(),
-                state,
-                signer: w.signature.as_ref().map(|s| s.signer.clone()),
-                signature: w.signature.as_ref().map(|s| s.armored.clone()),
-            });
+            waivers.push(apply_waiver(w, &mut outcome, probe_status, opts.today));
         }
         items.push(ItemReport {
             id: it.id.clone(),
@@ -411,5 +393,163 @@ async fn run_item(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = ctx.cancel.cancelled() => return outcome,
         }
+    }
+}
+
+/// Apply waiver `w` to the outcome of its item, whose probe produced `probe_status`, as of
+/// `today` (UTC): an unexpired waiver turns `fail` or `error` into `waived`; `pending` (time
+/// will tell) and every other status are left alone. Returns what the waiver did.
+pub fn apply_waiver(
+    w: &crate::checklist::Waiver,
+    outcome: &mut Outcome,
+    probe_status: Status,
+    today: jiff::civil::Date,
+) -> WaiverReport {
+    let state = if !w.applies_on(today) {
+        WaiverState::Expired
+    } else if matches!(probe_status, Status::Fail | Status::Error) {
+        outcome.status = Status::Waived;
+        WaiverState::Applied
+    } else if probe_status == Status::Skipped {
+        WaiverState::NotRun
+    } else {
+        WaiverState::NotNeeded
+    };
+    WaiverReport {
+        item: w.item.clone(),
+        reason: w.reason.clone(),
+        approved_by: w.approved_by.clone(),
+        expires: w.expires.to_string(),
+        state,
+        signer: w.signature.as_ref().map(|s| s.signer.clone()),
+        signature: w.signature.as_ref().map(|s| s.armored.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checklist::Waiver;
+    use crate::model::Severity;
+    use crate::report::{ItemReport, ServiceReport, Verdict, verdict};
+
+    fn date(s: &str) -> jiff::civil::Date {
+        s.parse().unwrap()
+    }
+
+    fn waiver(expires: &str) -> Waiver {
+        Waiver {
+            item: "cov".into(),
+            reason: "legacy adapter".into(),
+            approved_by: "Technical lead".into(),
+            expires: date(expires),
+            signature: None,
+        }
+    }
+
+    fn item(id: &str, severity: Severity, status: Status) -> ItemReport {
+        ItemReport {
+            id: id.into(),
+            section: "S".into(),
+            title: id.into(),
+            severity,
+            tags: Vec::new(),
+            kind: "command".into(),
+            description: None,
+            probe_status: status,
+            outcome: Outcome::not_run(status, format!("{id} summary")),
+        }
+    }
+
+    #[test]
+    fn a_waiver_turns_fail_and_error_into_waived_until_it_expires() {
+        for status in [Status::Fail, Status::Error] {
+            let mut o = Outcome::not_run(status, "x");
+            let r = apply_waiver(&waiver("2027-01-31"), &mut o, status, date("2027-01-31"));
+            assert_eq!((o.status, r.state), (Status::Waived, WaiverState::Applied));
+            let mut o = Outcome::not_run(status, "x");
+            let r = apply_waiver(&waiver("2027-01-31"), &mut o, status, date("2027-02-01"));
+            assert_eq!((o.status, r.state), (status, WaiverState::Expired));
+        }
+    }
+
+    #[test]
+    fn a_waiver_never_hides_pending_and_says_when_it_was_not_needed() {
+        let cases = [
+            (Status::Pending, WaiverState::NotNeeded),
+            (Status::Pass, WaiverState::NotNeeded),
+            (Status::Warn, WaiverState::NotNeeded),
+            (Status::Skipped, WaiverState::NotRun),
+        ];
+        for (status, state) in cases {
+            let mut o = Outcome::not_run(status, "x");
+            let r = apply_waiver(&waiver("2027-01-31"), &mut o, status, date("2026-12-01"));
+            assert_eq!((o.status, r.state), (status, state), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn verdict_blocks_at_and_above_fail_on_and_counts_waivers() {
+        let minor_fail = item("m", Severity::Minor, Status::Fail);
+        let major_pass = item("p", Severity::Major, Status::Pass);
+        let (v, reasons) = verdict(
+            &[minor_fail.clone(), major_pass.clone()],
+            &[],
+            false,
+            Severity::Major,
+        );
+        assert_eq!((v, reasons.len()), (Verdict::Ready, 0));
+        let (v, reasons) = verdict(
+            std::slice::from_ref(&minor_fail),
+            &[],
+            false,
+            Severity::Minor,
+        );
+        assert_eq!(v, Verdict::NotReady);
+        assert_eq!(
+            reasons,
+            vec!["minor item \"m\" is fail: m summary".to_string()]
+        );
+        for status in [Status::Error, Status::Pending] {
+            let (v, _) = verdict(
+                &[item("b", Severity::Blocker, status)],
+                &[],
+                false,
+                Severity::Major,
+            );
+            assert_eq!(
+                v,
+                Verdict::NotReady,
+                "{status:?} blocks: no data is not a pass"
+            );
+        }
+        let waived = item("w", Severity::Blocker, Status::Waived);
+        let (v, _) = verdict(
+            &[waived.clone(), major_pass.clone()],
+            &[],
+            false,
+            Severity::Major,
+        );
+        assert_eq!(v, Verdict::ReadyWithWaivers);
+        let (v, reasons) = verdict(
+            std::slice::from_ref(&major_pass),
+            &[],
+            true,
+            Severity::Major,
+        );
+        assert_eq!(v, Verdict::NotReady);
+        assert!(reasons[0].contains("interrupted"));
+        let down = ServiceReport {
+            name: "broker".into(),
+            command: "prodready paper-broker".into(),
+            ready: false,
+            ready_ms: None,
+            message: "not ready after 10 s".into(),
+            exit: None,
+            log_tail: String::new(),
+        };
+        let (v, reasons) = verdict(&[major_pass], &[down], false, Severity::Major);
+        assert_eq!(v, Verdict::NotReady);
+        assert!(reasons[0].contains("service \"broker\" did not become ready"));
     }
 }
