@@ -1,5 +1,5 @@
 //! The command line (clap derive): `run`, `report`, `schema`, `check`, `paper-broker`, `sign`,
-//! `verify`, `attest`, `sign-waiver`.
+//! `verify`, `attest`, `sign-waiver`, `soak`, `soak-status`, `latency merge`.
 
 use std::path::PathBuf;
 
@@ -47,6 +47,33 @@ pub enum Command {
     Soak(SoakArgs),
     /// Print availability, coverage, error budget, burn rate and incidents from a soak store.
     SoakStatus(SoakStatusArgs),
+    /// Latency tools: merge the `.hlog` interval logs of several generators into one
+    /// distribution.
+    #[command(subcommand)]
+    Latency(LatencyCommand),
+}
+
+/// `prodready latency …`.
+#[derive(Debug, Subcommand)]
+pub enum LatencyCommand {
+    /// Merge `.hlog` interval logs (from latency items run on several generator hosts or
+    /// processes against the same target) into one histogram and print its percentile
+    /// distribution (`.hgrm`, milliseconds) with p50/p90/p99/p99.9/max and the total count.
+    Merge(LatencyMergeArgs),
+}
+
+/// `prodready latency merge`.
+#[derive(Debug, clap::Args)]
+pub struct LatencyMergeArgs {
+    /// The interval logs (`evidence/<item>/latency.hlog` of each run).
+    #[arg(required = true, num_args = 1.., value_name = "HLOG")]
+    pub logs: Vec<PathBuf>,
+    /// Merge the uncorrected twin (`Tag=uncorrected`) instead of the corrected latency.
+    #[arg(long)]
+    pub uncorrected: bool,
+    /// Write the `.hgrm` percentile distribution here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `prodready sign`.

@@ -312,3 +312,51 @@ fn slow_acknowledgements_count_as_timeouts() {
         "{o:#}"
     );
 }
+
+#[test]
+fn interval_logs_of_two_runs_merge_into_one_distribution() {
+    let mut logs = Vec::new();
+    let mut requests = 0.0;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for dir in &dirs {
+        // A broker per run: the order template's client_order_id restarts at 0.
+        let broker = Broker::start(&[]);
+        let (code, o) = run_item(
+            dir.path(),
+            &format!(
+                "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 200\ncount = 400\n",
+                broker.addr
+            ),
+        );
+        assert_eq!(code, 0, "{o:#}");
+        requests += num(&o, "requests");
+        logs.push(dir.path().join("out/evidence/order-latency/latency.hlog"));
+    }
+    let merged = dirs[0].path().join("merged.hgrm");
+    let out = Command::new(env!("CARGO_BIN_EXE_prodready"))
+        .args(["latency", "merge", "--output"])
+        .arg(&merged)
+        .args(&logs)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // Every measured request of both runs is in the merged distribution, once.
+    assert!(err.contains(&format!("merged: {requests} values")), "{err}");
+    let hgrm = std::fs::read_to_string(&merged).unwrap();
+    assert!(
+        hgrm.contains(&format!("Total count    = {requests:>12}")),
+        "{hgrm}"
+    );
+    // A file that is not an interval log is an error naming it (exit 2), never a merge of less.
+    let bogus = dirs[1].path().join("c.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_prodready"))
+        .args(["latency", "merge"])
+        .arg(&logs[0])
+        .arg(&bogus)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("c.toml"), "{err}");
+}

@@ -3,6 +3,7 @@
 //! an exit code ([`crate::error::Exit`]).
 
 pub mod attest;
+pub mod latency;
 pub mod report;
 pub mod run;
 pub mod sign;
@@ -53,6 +54,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Soak(args) => soak::cmd_soak(args),
         Command::SoakStatus(args) => soak::cmd_soak_status(args),
+        Command::Latency(crate::cli::LatencyCommand::Merge(args)) => {
+            latency::cmd_latency_merge(args)
+        }
     }
 }
 
