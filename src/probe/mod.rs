@@ -18,6 +18,7 @@ pub mod host;
 pub mod http;
 pub mod latency;
 pub mod memory;
+pub mod sql;
 pub mod tool;
 pub mod uptime;
 
@@ -172,6 +173,8 @@ registry! {
     "audit" => Audit(audit::AuditProbe),
     /// A signed, unexpired human statement.
     "attestation" => Attestation(attestation::AttestationProbe),
+    /// Rows of a query against a SQLite database.
+    "sql" => Sql(sql::SqlProbe),
 }
 
 /// A configuration error inside one probe table: the key (relative to the probe table,
