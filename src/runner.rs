@@ -132,15 +132,64 @@ pub async fn run(
     events.event(&RunEvent::Started {
         selected: selected.len(),
     });
+    let (running, service_failed) = start_services(checklist, events, &cancel).await;
+    let outcomes = match &service_failed {
+        Some(name) => selected
+            .iter()
+            .map(|it| {
+                let why = format!("not run: service \"{name}\" did not become ready");
+                (it.id.clone(), Outcome::not_run(Status::Error, why))
+            })
+            .collect(),
+        None => {
+            let pids: BTreeMap<String, u32> = running
+                .iter()
+                .filter_map(|r| r.pid().map(|p| (r.report.name.clone(), p)))
+                .collect();
+            let base = ProbeContext {
+                item_id: String::new(),
+                checklist_dir: checklist.dir.clone(),
+                report_dir: opts.report_dir.clone(),
+                redactor: Arc::new(checklist.redactor.clone()),
+                cancel: cancel.clone(),
+                services: Arc::new(pids),
+                today: opts.today,
+            };
+            run_items(&selected, &base, opts, events, &cancel).await
+        }
+    };
+    let interrupted = cancel.is_cancelled();
+    if interrupted {
+        events.event(&RunEvent::Interrupted);
+    }
+    events.event(&RunEvent::Stopping);
+    let mut services = Vec::new();
+    for r in running {
+        services.push(crate::service::stop(r, &checklist.redactor).await);
+    }
+    let ran = Ran {
+        outcomes,
+        services,
+        interrupted,
+        started_at,
+        duration: clock.elapsed(),
+    };
+    build_report(checklist, opts, ran)
+}
 
-    // Services.
+/// Start the checklist's services in order, stopping at the first that does not become
+/// ready; returns the started ones and the name of the one that failed.
+async fn start_services(
+    checklist: &Checklist,
+    events: &dyn EventSink,
+    cancel: &CancellationToken,
+) -> (Vec<crate::service::Running>, Option<String>) {
     let mut running = Vec::new();
-    let mut service_failed = None;
     for svc in &checklist.services {
         events.event(&RunEvent::ServiceStarting {
             name: svc.name.clone(),
         });
-        let r = crate::service::start(svc, &checklist.dir, &checklist.redactor, &cancel).await;
+        let r = crate::service::start(svc, &checklist.dir, &checklist.redactor, cancel).await;
         events.event(&RunEvent::ServiceStarted {
             name: svc.name.clone(),
             ready: r.report.ready,
@@ -149,105 +198,95 @@ pub async fn run(
         let ok = r.report.ready;
         running.push(r);
         if !ok {
-            service_failed = Some(svc.name.clone());
-            break;
+            return (running, Some(svc.name.clone()));
         }
     }
-    let pids: BTreeMap<String, u32> = running
-        .iter()
-        .filter_map(|r| r.pid().map(|p| (r.report.name.clone(), p)))
-        .collect();
+    (running, None)
+}
 
-    // Items.
-    let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
-    if let Some(name) = &service_failed {
-        for it in &selected {
-            outcomes.insert(
-                it.id.clone(),
-                Outcome::not_run(
-                    Status::Error,
-                    format!("not run: service \"{name}\" did not become ready"),
-                ),
-            );
-        }
-    } else {
-        let base = ProbeContext {
-            item_id: String::new(),
-            checklist_dir: checklist.dir.clone(),
-            report_dir: opts.report_dir.clone(),
-            redactor: Arc::new(checklist.redactor.clone()),
-            cancel: cancel.clone(),
-            services: Arc::new(pids),
-            today: opts.today,
-        };
-        // An item whose probe says `during = "<id>"` starts with that item and is told when it
-        // finishes (e.g. memory sampled while the latency item drives load). When the other
-        // item is not selected, it runs on its own.
-        let selected_ids: std::collections::HashSet<&str> =
-            selected.iter().map(|i| i.id.as_str()).collect();
-        let companion_of = |it: &Item| during_selected(it, &selected_ids).is_some();
-        let leads: Vec<&Item> = selected
+/// Run the selected items, at most `opts.jobs` at once. An item whose probe says
+/// `during = "<id>"` starts with that item and is told when it finishes (e.g. memory sampled
+/// while the latency item drives load); when the other item is not selected, it runs alone.
+async fn run_items(
+    selected: &[&Item],
+    base: &ProbeContext,
+    opts: &RunOptions,
+    events: &dyn EventSink,
+    cancel: &CancellationToken,
+) -> BTreeMap<String, Outcome> {
+    let selected_ids: std::collections::HashSet<&str> =
+        selected.iter().map(|i| i.id.as_str()).collect();
+    let companion_of = |it: &Item| during_selected(it, &selected_ids).is_some();
+    let leads: Vec<&Item> = selected
+        .iter()
+        .copied()
+        .filter(|it| !companion_of(it))
+        .collect();
+    let results: Vec<Vec<(String, Outcome)>> = futures::stream::iter(leads.iter().map(|item| {
+        let companions: Vec<&Item> = selected
             .iter()
             .copied()
-            .filter(|it| !companion_of(it))
+            .filter(|c| during_selected(c, &selected_ids) == Some(item.id.as_str()))
             .collect();
-        let results: Vec<Vec<(String, Outcome)>> =
-            futures::stream::iter(leads.iter().map(|item| {
-                let companions: Vec<&Item> = selected
-                    .iter()
-                    .copied()
-                    .filter(|c| during_selected(c, &selected_ids) == Some(item.id.as_str()))
-                    .collect();
-                let base = &base;
-                let cancel = cancel.clone();
-                async move {
-                    if cancel.is_cancelled() {
-                        return std::iter::once(*item)
-                            .chain(companions)
-                            .map(|it| {
-                                (
-                                    it.id.clone(),
-                                    Outcome::not_run(
-                                        Status::Skipped,
-                                        "not run: the run was interrupted",
-                                    ),
-                                )
-                            })
-                            .collect();
-                    }
-                    let done = CancellationToken::new();
-                    let lead = async {
-                        let r = run_with_events(item, base, opts, events, None).await;
-                        done.cancel();
-                        r
-                    };
-                    let others = futures::future::join_all(
-                        companions
-                            .iter()
-                            .map(|c| run_with_events(c, base, opts, events, Some(&done))),
-                    );
-                    let (first, rest) = futures::join!(lead, others);
-                    std::iter::once(first).chain(rest).collect()
-                }
-            }))
-            .buffered(opts.jobs.max(1))
-            .collect()
-            .await;
-        let results = results.into_iter().flatten();
-        outcomes.extend(results);
-    }
-    let interrupted = cancel.is_cancelled();
-    if interrupted {
-        events.event(&RunEvent::Interrupted);
-    }
+        run_group(item, companions, base, opts, events, cancel.clone())
+    }))
+    .buffered(opts.jobs.max(1))
+    .collect()
+    .await;
+    results.into_iter().flatten().collect()
+}
 
-    events.event(&RunEvent::Stopping);
-    let mut services = Vec::new();
-    for r in running {
-        services.push(crate::service::stop(r, &checklist.redactor).await);
+/// Run one item with the items that run `during` it; skipped when the run was interrupted.
+async fn run_group(
+    item: &Item,
+    companions: Vec<&Item>,
+    base: &ProbeContext,
+    opts: &RunOptions,
+    events: &dyn EventSink,
+    cancel: CancellationToken,
+) -> Vec<(String, Outcome)> {
+    if cancel.is_cancelled() {
+        return std::iter::once(item)
+            .chain(companions)
+            .map(|it| {
+                let why = "not run: the run was interrupted";
+                (it.id.clone(), Outcome::not_run(Status::Skipped, why))
+            })
+            .collect();
     }
+    let done = CancellationToken::new();
+    let lead = async {
+        let r = run_with_events(item, base, opts, events, None).await;
+        done.cancel();
+        r
+    };
+    let others = futures::future::join_all(
+        companions
+            .iter()
+            .map(|c| run_with_events(c, base, opts, events, Some(&done))),
+    );
+    let (first, rest) = futures::join!(lead, others);
+    std::iter::once(first).chain(rest).collect()
+}
 
-    // Waivers, then the item reports in file order.
+/// What a run produced, before waivers and the verdict.
+struct Ran {
+    outcomes: BTreeMap<String, Outcome>,
+    services: Vec<report::ServiceReport>,
+    interrupted: bool,
+    started_at: jiff::Timestamp,
+    duration: Duration,
+}
+
+/// Apply the waivers, decide the verdict and assemble the report (paths made portable).
+fn build_report(checklist: &Checklist, opts: &RunOptions, ran: Ran) -> Report {
+    let Ran {
+        mut outcomes,
+        services,
+        interrupted,
+        started_at,
+        duration,
+    } = ran;
     let mut waivers = Vec::new();
     let mut items = Vec::new();
     for it in &checklist.items {
@@ -270,7 +309,6 @@ pub async fn run(
             outcome,
         });
     }
-
     let (verdict, reasons) = report::verdict(&items, &services, interrupted, opts.fail_on);
     let finished_at = jiff::Timestamp::now();
     let mut report = Report {
@@ -299,7 +337,7 @@ pub async fn run(
                 .round(jiff::Unit::Millisecond)
                 .unwrap_or(finished_at)
                 .to_string(),
-            duration_ms: clock.elapsed().as_millis() as u64,
+            duration_ms: duration.as_millis() as u64,
             interrupted,
             fail_on: opts.fail_on,
             filters: opts.filters(),

@@ -85,6 +85,20 @@ fn anchor(id: &str) -> String {
 /// # Errors
 /// Whatever the writer returns.
 pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
+    write_header(w, r)?;
+    write_sections(w, r)?;
+    writeln!(w, "## Details")?;
+    writeln!(w)?;
+    for it in &r.items {
+        write_item(w, it)?;
+    }
+    write_waivers(w, r)?;
+    write_services(w, r)?;
+    write_signoff(w, r)
+}
+
+/// Title, verdict with its reasons, counts and the run's metadata table.
+fn write_header<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     let c = &r.run.checklist;
     writeln!(w, "# Readiness report: {}", text(&c.name))?;
     writeln!(w)?;
@@ -170,7 +184,11 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
         writeln!(w, "{}", text(d))?;
         writeln!(w)?;
     }
+    Ok(())
+}
 
+/// The summary by section and one table per section (item, severity, status, expected, measured).
+fn write_sections<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     // Summary per section.
     let mut sections: Vec<&str> = Vec::new();
     for it in &r.items {
@@ -225,123 +243,127 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
         }
         writeln!(w)?;
     }
+    Ok(())
+}
 
-    writeln!(w, "## Details")?;
+/// One item's details: status, description, summary, checks, tables, charts, evidence, log.
+fn write_item<W: Write>(w: &mut W, it: &super::ItemReport) -> io::Result<()> {
+    writeln!(w, "<a id=\"{}\"></a>", anchor(&it.id))?;
     writeln!(w)?;
-    for it in &r.items {
-        writeln!(w, "<a id=\"{}\"></a>", anchor(&it.id))?;
+    writeln!(
+        w,
+        "### {} — {}",
+        text(&it.title),
+        status_badge(it.outcome.status)
+    )?;
+    writeln!(w)?;
+    let waived = if it.probe_status != it.outcome.status {
+        format!(" (probe status {}, waived)", it.probe_status.as_str())
+    } else {
+        String::new()
+    };
+    writeln!(
+        w,
+        "`{}` · {} · {} probe · {} attempt(s) · {}{}",
+        it.id,
+        it.severity.as_str(),
+        it.kind,
+        it.outcome.attempts,
+        crate::units::format_duration(std::time::Duration::from_millis(it.outcome.duration_ms)),
+        waived
+    )?;
+    writeln!(w)?;
+    if let Some(d) = &it.description {
+        writeln!(w, "{}", text(d))?;
+        writeln!(w)?;
+    }
+    writeln!(w, "{}", text(&it.outcome.summary))?;
+    writeln!(w)?;
+    if !it.outcome.checks.is_empty() {
+        writeln!(w, "| Check | Expected | Measured | Result |")?;
+        writeln!(w, "|---|---|---|---|")?;
+        for ch in &it.outcome.checks {
+            let result = match (ch.passed, ch.advisory) {
+                (true, _) => "✅",
+                (false, true) => "⚠️",
+                (false, false) => "❌",
+            };
+            writeln!(
+                w,
+                "| {} | {} | {} | {} |",
+                cell(&ch.name),
+                cell(&ch.expected),
+                cell(&ch.measured),
+                result
+            )?;
+        }
+        writeln!(w)?;
+    }
+    for t in &it.outcome.tables {
+        writeln!(w, "**{}**", text(&t.title))?;
         writeln!(w)?;
         writeln!(
             w,
-            "### {} — {}",
-            text(&it.title),
-            status_badge(it.outcome.status)
+            "| {} |",
+            t.columns
+                .iter()
+                .map(|c| cell(c))
+                .collect::<Vec<_>>()
+                .join(" | ")
         )?;
-        writeln!(w)?;
-        let waived = if it.probe_status != it.outcome.status {
-            format!(" (probe status {}, waived)", it.probe_status.as_str())
-        } else {
-            String::new()
-        };
-        writeln!(
-            w,
-            "`{}` · {} · {} probe · {} attempt(s) · {}{}",
-            it.id,
-            it.severity.as_str(),
-            it.kind,
-            it.outcome.attempts,
-            crate::units::format_duration(std::time::Duration::from_millis(it.outcome.duration_ms)),
-            waived
-        )?;
-        writeln!(w)?;
-        if let Some(d) = &it.description {
-            writeln!(w, "{}", text(d))?;
-            writeln!(w)?;
-        }
-        writeln!(w, "{}", text(&it.outcome.summary))?;
-        writeln!(w)?;
-        if !it.outcome.checks.is_empty() {
-            writeln!(w, "| Check | Expected | Measured | Result |")?;
-            writeln!(w, "|---|---|---|---|")?;
-            for ch in &it.outcome.checks {
-                let result = match (ch.passed, ch.advisory) {
-                    (true, _) => "✅",
-                    (false, true) => "⚠️",
-                    (false, false) => "❌",
-                };
-                writeln!(
-                    w,
-                    "| {} | {} | {} | {} |",
-                    cell(&ch.name),
-                    cell(&ch.expected),
-                    cell(&ch.measured),
-                    result
-                )?;
-            }
-            writeln!(w)?;
-        }
-        for t in &it.outcome.tables {
-            writeln!(w, "**{}**", text(&t.title))?;
-            writeln!(w)?;
+        writeln!(w, "|{}", "---|".repeat(t.columns.len()))?;
+        for row in &t.rows {
             writeln!(
                 w,
                 "| {} |",
-                t.columns
-                    .iter()
-                    .map(|c| cell(c))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
+                row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
             )?;
-            writeln!(w, "|{}", "---|".repeat(t.columns.len()))?;
-            for row in &t.rows {
-                writeln!(
-                    w,
-                    "| {} |",
-                    row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
-                )?;
-            }
-            writeln!(w)?;
         }
-        for ev in it
-            .outcome
-            .evidence
-            .iter()
-            .filter(|e| e.media_type == "image/svg+xml")
-        {
-            writeln!(w, "![{}]({})", cell(&ev.label), ev.path)?;
-            writeln!(w)?;
-        }
-        let files: Vec<_> = it
-            .outcome
-            .evidence
-            .iter()
-            .filter(|e| e.media_type != "image/svg+xml")
-            .collect();
-        if !files.is_empty() {
-            writeln!(w, "Evidence:")?;
-            writeln!(w)?;
-            for ev in files {
-                writeln!(
-                    w,
-                    "- [{}]({}) — {} bytes, SHA-256 `{}`",
-                    cell(&ev.label),
-                    ev.path,
-                    ev.bytes,
-                    ev.sha256
-                )?;
-            }
-            writeln!(w)?;
-        }
-        if let Some(log) = &it.outcome.log_tail {
-            writeln!(w, "<details><summary>Log tail</summary>")?;
-            writeln!(w)?;
-            write!(w, "{}", fenced(log, "text"))?;
-            writeln!(w)?;
-            writeln!(w, "</details>")?;
-            writeln!(w)?;
-        }
+        writeln!(w)?;
     }
+    for ev in it
+        .outcome
+        .evidence
+        .iter()
+        .filter(|e| e.media_type == "image/svg+xml")
+    {
+        writeln!(w, "![{}]({})", cell(&ev.label), ev.path)?;
+        writeln!(w)?;
+    }
+    let files: Vec<_> = it
+        .outcome
+        .evidence
+        .iter()
+        .filter(|e| e.media_type != "image/svg+xml")
+        .collect();
+    if !files.is_empty() {
+        writeln!(w, "Evidence:")?;
+        writeln!(w)?;
+        for ev in files {
+            writeln!(
+                w,
+                "- [{}]({}) — {} bytes, SHA-256 `{}`",
+                cell(&ev.label),
+                ev.path,
+                ev.bytes,
+                ev.sha256
+            )?;
+        }
+        writeln!(w)?;
+    }
+    if let Some(log) = &it.outcome.log_tail {
+        writeln!(w, "<details><summary>Log tail</summary>")?;
+        writeln!(w)?;
+        write!(w, "{}", fenced(log, "text"))?;
+        writeln!(w)?;
+        writeln!(w, "</details>")?;
+        writeln!(w)?;
+    }
+    Ok(())
+}
 
+/// The waivers, applied or not.
+fn write_waivers<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     if !r.waivers.is_empty() {
         writeln!(w, "## Waivers")?;
         writeln!(w)?;
@@ -369,7 +391,11 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
         }
         writeln!(w)?;
     }
+    Ok(())
+}
 
+/// The services started around the run.
+fn write_services<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     if !r.services.is_empty() {
         writeln!(w, "## Services")?;
         writeln!(w)?;
@@ -404,7 +430,11 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
             writeln!(w)?;
         }
     }
+    Ok(())
+}
 
+/// The sign-off section: the report body digest and a row per required role.
+fn write_signoff<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     writeln!(w, "## Sign-off")?;
     writeln!(w)?;
     writeln!(w, "Report body SHA-256: `{}`", r.body_sha256())?;
