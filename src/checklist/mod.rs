@@ -467,18 +467,53 @@ fn key(k: &str) -> Seg {
 
 fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Result<Checklist> {
     let mut v = Validator::default();
-    let meta_timeout = match &raw.checklist.timeout {
+    let meta = validate_meta(loc, raw.checklist)?;
+    let (services, service_names) = validate_services(loc, raw.service, &mut v)?;
+    let (items, ids) = validate_items(loc, raw.item, meta.timeout, &mut v)?;
+    if items.is_empty() {
+        return Err(loc.at(&[], "expected at least one [[item]]"));
+    }
+    check_references(loc, &items, &service_names)?;
+    let waivers = validate_waivers(loc, path, raw.waiver, &ids)?;
+    let monitors = validate_monitors(loc, raw.monitor, &mut v)?;
+    let dir = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    Ok(Checklist {
+        path: path.to_path_buf(),
+        dir,
+        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        meta,
+        services,
+        items,
+        waivers,
+        monitors,
+        redactor: v.redactor,
+    })
+}
+
+/// `[checklist]`: a name, distinct sign-off roles, the default item timeout (10 min).
+fn validate_meta(loc: &Locator<'_>, m: raw::RawMeta) -> Result<Meta> {
+    let meta_timeout = match &m.timeout {
         Some(t) => parse_duration(t).map_err(|m| loc.at(&[key("checklist"), key("timeout")], m))?,
         None => Duration::from_secs(600),
     };
-    if raw.checklist.name.trim().is_empty() {
+    if m.name.trim().is_empty() {
         return Err(loc.at(
             &[key("checklist"), key("name")],
             "expected a non-empty name",
         ));
     }
     let mut roles = HashSet::new();
-    for (i, r) in raw.checklist.signoff.iter().enumerate() {
+    for (i, r) in m.signoff.iter().enumerate() {
         if r.trim().is_empty() || !roles.insert(r.to_lowercase()) {
             return Err(loc.at(
                 &[key("checklist"), key("signoff"), Seg::Index(i)],
@@ -487,17 +522,26 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         }
     }
     let meta = Meta {
-        name: raw.checklist.name,
-        system: raw.checklist.system,
-        environment: raw.checklist.environment,
-        description: raw.checklist.description,
-        signoff: raw.checklist.signoff,
+        name: m.name,
+        system: m.system,
+        environment: m.environment,
+        description: m.description,
+        signoff: m.signoff,
         timeout: meta_timeout,
     };
 
+    Ok(meta)
+}
+
+/// `[[service]]` tables; returns them with their (unique) names.
+fn validate_services(
+    loc: &Locator<'_>,
+    raw: Vec<raw::RawService>,
+    v: &mut Validator,
+) -> Result<(Vec<Service>, HashSet<String>)> {
     let mut services = Vec::new();
     let mut service_names = HashSet::new();
-    for (i, s) in raw.service.into_iter().enumerate() {
+    for (i, s) in raw.into_iter().enumerate() {
         let at = |k: &str| vec![key("service"), Seg::Index(i), key(k)];
         if !service_names.insert(s.name.clone()) {
             return Err(loc.at(
@@ -568,10 +612,20 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         });
     }
 
+    Ok((services, service_names))
+}
+
+/// `[[item]]` tables with their probes; returns them with the index of each id.
+fn validate_items(
+    loc: &Locator<'_>,
+    raw: Vec<raw::RawItem>,
+    default_timeout: Duration,
+    v: &mut Validator,
+) -> Result<(Vec<Item>, BTreeMap<String, usize>)> {
     let id_re = regex::Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]*$").expect("static regex");
     let mut items = Vec::new();
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, it) in raw.item.into_iter().enumerate() {
+    for (i, it) in raw.into_iter().enumerate() {
         let at = |k: &str| vec![key("item"), Seg::Index(i), key(k)];
         if !id_re.is_match(&it.id) {
             return Err(loc.at(
@@ -604,14 +658,14 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         }
         let timeout = match &it.timeout {
             Some(t) => parse_duration(t).map_err(|m| loc.at(&at("timeout"), m))?,
-            None => meta.timeout,
+            None => default_timeout,
         };
         let probe_at = |fe: FieldError| {
             let mut p = at("probe");
             p.extend(parse_key_path(&fe.key));
             loc.at(&p, fe.message)
         };
-        let probe = it.probe.validate(&mut v).map_err(probe_at)?;
+        let probe = it.probe.validate(v).map_err(probe_at)?;
         items.push(Item {
             id: it.id,
             section: it.section,
@@ -624,13 +678,19 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             probe,
         });
     }
-    if items.is_empty() {
-        return Err(loc.at(&[], "expected at least one [[item]]"));
-    }
-    check_references(loc, &items, &service_names)?;
+    Ok((items, ids))
+}
 
+/// `[[waiver]]` tables: each names an item, has a reason, an approver and a date, and an
+/// optional approver signature read from `signature_file` (relative to the checklist).
+fn validate_waivers(
+    loc: &Locator<'_>,
+    path: &Path,
+    raw: Vec<raw::RawWaiver>,
+    ids: &BTreeMap<String, usize>,
+) -> Result<Vec<Waiver>> {
     let mut waivers = Vec::new();
-    for (i, w) in raw.waiver.into_iter().enumerate() {
+    for (i, w) in raw.into_iter().enumerate() {
         let at = |k: &str| vec![key("waiver"), Seg::Index(i), key(k)];
         if !ids.contains_key(&w.item) {
             return Err(loc.at(&at("item"), format!("no item with id \"{}\"", w.item)));
@@ -678,9 +738,18 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         });
     }
 
+    Ok(waivers)
+}
+
+/// `[[monitor]]` tables with unique names.
+fn validate_monitors(
+    loc: &Locator<'_>,
+    raw: Vec<crate::soak::config::RawMonitor>,
+    v: &mut Validator,
+) -> Result<Vec<crate::soak::config::Monitor>> {
     let mut monitors = Vec::new();
     let mut monitor_names = HashSet::new();
-    for (i, m) in raw.monitor.into_iter().enumerate() {
+    for (i, m) in raw.into_iter().enumerate() {
         let at = |k: &str| {
             let mut p = vec![key("monitor"), Seg::Index(i)];
             p.extend(parse_key_path(k));
@@ -693,33 +762,12 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
             ));
         }
         monitors.push(
-            m.validate(&mut v)
+            m.validate(v)
                 .map_err(|fe| loc.at(&at(&fe.key), fe.message))?,
         );
     }
 
-    let dir = path
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(Path::new("."));
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    Ok(Checklist {
-        path: path.to_path_buf(),
-        dir,
-        sha256: hex::encode(Sha256::digest(text.as_bytes())),
-        meta,
-        services,
-        items,
-        waivers,
-        monitors,
-        redactor: v.redactor,
-    })
+    Ok(monitors)
 }
 
 /// Check what probes refer to by name: `during` must name another item that does not itself
