@@ -558,68 +558,16 @@ impl MemoryProbe {
 
     fn output(&self, ctx: &ProbeContext, c: &Collected, a: &Analysis) -> ProbeOutput {
         let mut o = ProbeOutput::default();
-        o.measure("interval_ms", self.interval.as_millis() as u64);
-        o.measure("window_s", round3(c.window.as_secs_f64()));
-        o.measure("warmup_s", round3(self.warmup_for(c.window).as_secs_f64()));
-        o.measure("samples", c.samples.len() as u64);
-        o.measure("missed_samples", u64::from(c.missed));
-        o.measure("restarts", a.restarts().count() as u64);
-        o.measure("drops", a.drops.len() as u64);
-        o.measure(
-            "max_growth_bytes_per_hour",
-            self.max_growth_bytes_per_hour.round(),
-        );
-        if let Some(peak) = a.peak_rss_bytes {
-            o.measure("peak_rss_bytes", peak);
-        }
-        if let Some(m) = a.metric {
-            o.measure("metric", m.proc_name());
-        }
-
+        self.measure_window(&mut o, c, a);
         // Evidence first: even an error outcome keeps what was sampled.
-        if !c.samples.is_empty() {
-            let csv = analysis::samples_csv(&c.samples, a);
-            match ctx.write_evidence(
-                "samples.csv",
-                csv.as_bytes(),
-                "memory samples (t_s, pid, rss_bytes, anon_bytes, segment, fitted)",
-                "text/csv",
-            ) {
-                Ok(ev) => o.evidence.push(ev),
-                Err(e) => return ProbeOutput::error(format!("could not write the samples: {e}")),
-            }
-            let title = format!("Resident memory of {}", self.target.describe());
-            match chart::render(&c.samples, a, &title) {
-                Ok(svg) => match ctx.write_evidence(
-                    "memory-trend.svg",
-                    svg.as_bytes(),
-                    "memory trend with Theil–Sen fit",
-                    "image/svg+xml",
-                ) {
-                    Ok(ev) => o.evidence.push(ev),
-                    Err(e) => {
-                        return ProbeOutput::error(format!("could not write the chart: {e}"));
-                    }
-                },
-                Err(e) => return ProbeOutput::error(format!("could not draw the chart: {e}")),
-            }
+        if !c.samples.is_empty()
+            && let Err(e) = self.write_evidence(ctx, &mut o, c, a)
+        {
+            return ProbeOutput::error(e);
         }
         o.tables.push(a.segment_table());
-
         let what = self.target.describe();
-        let end_note = match c.end {
-            Some(End::TargetGone) => format!(
-                "; {what} exited after {} and was not followed (use pid_file or process to follow restarts)",
-                format_duration(Duration::from_secs_f64(
-                    c.samples.last().map(|s| s.t_s).unwrap_or(0.0)
-                ))
-            ),
-            Some(End::DuringDone) => format!(
-                "; sampled while \"{}\" ran",
-                self.during.as_deref().unwrap_or("")
-            ),
-            _ => String::new(),
-        };
+        let end_note = self.end_note(c);
         if c.samples.is_empty() {
             let mut e = ProbeOutput::error(format!(
                 "no memory samples: {what} was never found in {}{}",
@@ -642,24 +590,105 @@ impl MemoryProbe {
         }
 
         // Gating checks, one per judged segment.
-        let fits: Vec<_> = a.segments.iter().filter(|s| s.fit.is_some()).collect();
+        let fits: Vec<&analysis::Segment> = a.segments.iter().filter(|s| s.fit.is_some()).collect();
         let best = a.longest_fit();
         if let Some(seg) = best {
-            let f = seg.fit.as_ref().expect("fit");
-            o.measure("slope_bytes_per_hour", round3(f.slope_bph()));
-            o.measure("slope_low_bytes_per_hour", round3(f.low_bph()));
-            o.measure("slope_high_bytes_per_hour", round3(f.high_bph()));
-            o.measure("projected_growth_24h_bytes", round3(f.slope_bph() * 24.0));
-            o.measure("mann_kendall_trend", f.mk.trend.as_str());
-            o.measure("mann_kendall_p", f.mk.p);
-            o.measure("mann_kendall_z", round3(f.mk.z));
-            o.measure("autocorrelation_factor", round3(f.mk.n_ns));
-            o.measure("tail_floor_rise_bytes", f.tail.floor_rise_bytes);
-            o.measure("tail_peak_rise_bytes", f.tail.peak_rise_bytes);
-            o.measure("tail_growing", f.tail.growing());
-            o.measure("samples_fitted", f.n as u64);
+            measure_fit(&mut o, seg);
         }
-        for seg in &fits {
+        self.growth_checks(&mut o, &fits);
+        self.limit_checks(&mut o, c, a);
+        if fits.is_empty() {
+            o.forced = Some(Status::Error);
+            o.summary = format!(
+                "too few samples to judge a trend: the longest segment has {} samples after warm-up, min_samples = {}{end_note}",
+                a.segments.iter().map(|s| s.used.len()).max().unwrap_or(0),
+                self.min_samples
+            );
+            return o;
+        }
+        let seg = best.expect("a fitted segment");
+        self.summarize(&mut o, c, a, seg, &fits, &end_note);
+        o
+    }
+
+    /// The window's figures: interval, length, warm-up, samples, restarts, drops, peak RSS.
+    fn measure_window(&self, o: &mut ProbeOutput, c: &Collected, a: &Analysis) {
+        o.measure("interval_ms", self.interval.as_millis() as u64);
+        o.measure("window_s", round3(c.window.as_secs_f64()));
+        o.measure("warmup_s", round3(self.warmup_for(c.window).as_secs_f64()));
+        o.measure("samples", c.samples.len() as u64);
+        o.measure("missed_samples", u64::from(c.missed));
+        o.measure("restarts", a.restarts().count() as u64);
+        o.measure("drops", a.drops.len() as u64);
+        o.measure(
+            "max_growth_bytes_per_hour",
+            self.max_growth_bytes_per_hour.round(),
+        );
+        if let Some(peak) = a.peak_rss_bytes {
+            o.measure("peak_rss_bytes", peak);
+        }
+        if let Some(m) = a.metric {
+            o.measure("metric", m.proc_name());
+        }
+    }
+
+    /// The samples as CSV and the SVG trend chart.
+    fn write_evidence(
+        &self,
+        ctx: &ProbeContext,
+        o: &mut ProbeOutput,
+        c: &Collected,
+        a: &Analysis,
+    ) -> Result<(), String> {
+        let csv = analysis::samples_csv(&c.samples, a);
+        match ctx.write_evidence(
+            "samples.csv",
+            csv.as_bytes(),
+            "memory samples (t_s, pid, rss_bytes, anon_bytes, segment, fitted)",
+            "text/csv",
+        ) {
+            Ok(ev) => o.evidence.push(ev),
+            Err(e) => return Err(format!("could not write the samples: {e}")),
+        }
+        let title = format!("Resident memory of {}", self.target.describe());
+        match chart::render(&c.samples, a, &title) {
+            Ok(svg) => match ctx.write_evidence(
+                "memory-trend.svg",
+                svg.as_bytes(),
+                "memory trend with Theil–Sen fit",
+                "image/svg+xml",
+            ) {
+                Ok(ev) => o.evidence.push(ev),
+                Err(e) => {
+                    return Err(format!("could not write the chart: {e}"));
+                }
+            },
+            Err(e) => return Err(format!("could not draw the chart: {e}")),
+        }
+        Ok(())
+    }
+
+    /// Why sampling ended, as a summary suffix (`; sampled while "load" ran`).
+    fn end_note(&self, c: &Collected) -> String {
+        let what = self.target.describe();
+        match c.end {
+            Some(End::TargetGone) => format!(
+                "; {what} exited after {} and was not followed (use pid_file or process to follow restarts)",
+                format_duration(Duration::from_secs_f64(
+                    c.samples.last().map(|s| s.t_s).unwrap_or(0.0)
+                ))
+            ),
+            Some(End::DuringDone) => format!(
+                "; sampled while \"{}\" ran",
+                self.during.as_deref().unwrap_or("")
+            ),
+            _ => String::new(),
+        }
+    }
+
+    /// One growth check per judged segment, and the advisory "leak ruled out" check.
+    fn growth_checks(&self, o: &mut ProbeOutput, fits: &[&analysis::Segment]) {
+        for seg in fits {
             let f = seg.fit.as_ref().expect("fit");
             let name = if fits.len() == 1 {
                 "memory growth".to_string()
@@ -731,6 +760,10 @@ impl MemoryProbe {
                 .advisory(),
             );
         }
+    }
+
+    /// The `max_rss` ceiling and the advisory restarts check.
+    fn limit_checks(&self, o: &mut ProbeOutput, c: &Collected, a: &Analysis) {
         if let (Some(limit), Some(peak)) = (self.max_rss_bytes, a.peak_rss_bytes) {
             o.checks.push(Check::new(
                 "peak RSS",
@@ -751,17 +784,18 @@ impl MemoryProbe {
             o.checks
                 .push(Check::new("restarts", "none during the window", measured, false).advisory());
         }
+    }
 
-        if fits.is_empty() {
-            o.forced = Some(Status::Error);
-            o.summary = format!(
-                "too few samples to judge a trend: the longest segment has {} samples after warm-up, min_samples = {}{end_note}",
-                a.segments.iter().map(|s| s.used.len()).max().unwrap_or(0),
-                self.min_samples
-            );
-            return o;
-        }
-        let seg = best.expect("a fitted segment");
+    /// The one-line summary of the longest judged segment, with restarts and drops.
+    fn summarize(
+        &self,
+        o: &mut ProbeOutput,
+        c: &Collected,
+        a: &Analysis,
+        seg: &analysis::Segment,
+        fits: &[&analysis::Segment],
+        end_note: &str,
+    ) {
         let f = seg.fit.as_ref().expect("fit");
         let leaking = fits
             .iter()
@@ -786,10 +820,9 @@ impl MemoryProbe {
                 "samples"
             },
             format_duration(c.window),
-            if restarts.is_empty() {
-                String::new()
-            } else {
-                format!(", {} restart(s)", restarts.len())
+            match a.restarts().count() {
+                0 => String::new(),
+                n => format!(", {n} restart(s)"),
             },
         );
         if let [first, ..] = a.drops.as_slice() {
@@ -800,8 +833,24 @@ impl MemoryProbe {
                 first.describe()
             ));
         }
-        o
     }
+}
+
+/// The headline fit's figures for machines.
+fn measure_fit(o: &mut ProbeOutput, seg: &analysis::Segment) {
+    let Some(f) = seg.fit.as_ref() else { return };
+    o.measure("slope_bytes_per_hour", round3(f.slope_bph()));
+    o.measure("slope_low_bytes_per_hour", round3(f.low_bph()));
+    o.measure("slope_high_bytes_per_hour", round3(f.high_bph()));
+    o.measure("projected_growth_24h_bytes", round3(f.slope_bph() * 24.0));
+    o.measure("mann_kendall_trend", f.mk.trend.as_str());
+    o.measure("mann_kendall_p", f.mk.p);
+    o.measure("mann_kendall_z", round3(f.mk.z));
+    o.measure("autocorrelation_factor", round3(f.mk.n_ns));
+    o.measure("tail_floor_rise_bytes", f.tail.floor_rise_bytes);
+    o.measure("tail_peak_rise_bytes", f.tail.peak_rise_bytes);
+    o.measure("tail_growing", f.tail.growing());
+    o.measure("samples_fitted", f.n as u64);
 }
 
 fn round3(v: f64) -> f64 {
