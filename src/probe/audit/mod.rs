@@ -389,25 +389,129 @@ impl AuditProbe {
                 return o;
             }
         }
-        let mut rows = Vec::new();
-        let mut failing = Vec::new();
-        let mut counted_by_level = [0u64; 6];
-        let mut warnings_failing = Vec::new();
-        let mut warnings_reported = Vec::new();
-        let mut ignored = 0u64;
+        let mut t = self.tally(scan, today);
+        let vulns = scan
+            .findings
+            .iter()
+            .filter(|f| f.kind == Kind::Vulnerability)
+            .count();
+        measure_tally(&mut o, &t, vulns);
+        if !t.rows.is_empty() {
+            o.tables.push(Table {
+                title: format!("Findings ({})", scan.tool),
+                columns: [
+                    "id",
+                    "package",
+                    "version",
+                    "severity",
+                    "CVSS score",
+                    "title",
+                    "patched",
+                    "gate",
+                ]
+                .map(String::from)
+                .to_vec(),
+                rows: std::mem::take(&mut t.rows),
+            });
+        }
+        let expired_notes = self.ignore_table(&mut o, scan, today);
+        o.checks.push(Check::new(
+            "vulnerabilities",
+            format!("none above {}", self.max_severity),
+            if t.failing.is_empty() {
+                format!("{vulns} found, none above {}", self.max_severity)
+            } else {
+                format!(
+                    "{} above {}: {}",
+                    t.failing.len(),
+                    self.max_severity,
+                    list(&t.failing)
+                )
+            },
+            t.failing.is_empty(),
+        ));
+        if !self.fail_on_warnings.is_empty() {
+            o.checks.push(Check::new(
+                "warnings",
+                format!("no {}", self.fail_on_warnings.join("/")),
+                if t.warnings_failing.is_empty() {
+                    "none".into()
+                } else {
+                    list(&t.warnings_failing)
+                },
+                t.warnings_failing.is_empty(),
+            ));
+        }
+        if !t.warnings_reported.is_empty() {
+            o.checks.push(
+                Check::new(
+                    "reported warnings",
+                    "none (advisory)",
+                    format!(
+                        "{}: {}",
+                        t.warnings_reported.len(),
+                        list(&t.warnings_reported)
+                    ),
+                    false,
+                )
+                .advisory(),
+            );
+        }
+        if !scan.notes.is_empty() {
+            o.checks.push(
+                Check::new(
+                    "not audited",
+                    "every dependency audited (advisory)",
+                    scan.notes.join("; "),
+                    false,
+                )
+                .advisory(),
+            );
+        }
+        let mut summary = if t.failing.is_empty() {
+            format!(
+                "{}: {vulns} vulnerabilit{} found, none above {}",
+                scan.tool,
+                if vulns == 1 { "y" } else { "ies" },
+                self.max_severity
+            )
+        } else {
+            format!(
+                "{}: {} vulnerabilit{} above {}: {}",
+                scan.tool,
+                t.failing.len(),
+                if t.failing.len() == 1 { "y" } else { "ies" },
+                self.max_severity,
+                list(&t.failing)
+            )
+        };
+        if t.ignored > 0 {
+            summary.push_str(&format!("; {} ignored", t.ignored));
+        }
+        if !expired_notes.is_empty() {
+            summary.push_str(&format!("; {}", expired_notes.join("; ")));
+        }
+        o.summary = summary;
+        o
+    }
+
+    /// Sort every finding into the gate: failing, allowed, ignored, warnings failing or
+    /// reported; one report row each, most severe first.
+    fn tally<'s>(&self, scan: &'s Scan, today: jiff::civil::Date) -> Tally<'s> {
+        let mut t = Tally::default();
         for f in &scan.findings {
             let effective = f.severity.unwrap_or(self.unknown_as);
             let ignore = self.active_ignore(f, today);
             let gate = match (&f.kind, ignore) {
                 (_, Some(ig)) => {
-                    ignored += 1;
+                    t.ignored += 1;
                     format!("ignored until {} ({})", ig.expires, ig.reason)
                 }
                 (Kind::Vulnerability, None) => {
                     let idx = f.severity.map_or(5, |l| l as usize);
-                    counted_by_level[idx] += 1;
+                    t.by_level[idx] += 1;
                     if effective > self.max_severity {
-                        failing.push(f);
+                        t.failing.push(f);
                         "fails".to_string()
                     } else {
                         format!("allowed (≤ {})", self.max_severity)
@@ -415,15 +519,15 @@ impl AuditProbe {
                 }
                 (Kind::Warning(k), None) => {
                     if self.fail_on_warnings.contains(k) {
-                        warnings_failing.push(f);
+                        t.warnings_failing.push(f);
                         format!("{k} warning: fails")
                     } else {
-                        warnings_reported.push(f);
+                        t.warnings_reported.push(f);
                         format!("{k} warning: reported")
                     }
                 }
             };
-            rows.push(vec![
+            t.rows.push(vec![
                 f.id.clone(),
                 f.package.clone(),
                 if f.version.is_empty() {
@@ -451,45 +555,18 @@ impl AuditProbe {
             let w = r[3].split(' ').next().unwrap_or("");
             Level::from_name(w).map_or(self.unknown_as as usize, |l| l as usize)
         };
-        rows.sort_by(|a, b| rank(b).cmp(&rank(a)).then(a[0].cmp(&b[0])));
-        let vulns = scan
-            .findings
-            .iter()
-            .filter(|f| f.kind == Kind::Vulnerability)
-            .count();
-        o.measure("vulnerabilities", vulns as u64);
-        for (i, l) in Level::ALL.iter().enumerate() {
-            o.measure(
-                &format!("vulnerabilities_{}", l.as_str()),
-                counted_by_level[i],
-            );
-        }
-        o.measure("vulnerabilities_unknown", counted_by_level[5]);
-        o.measure("ignored", ignored);
-        o.measure("failing", failing.len() as u64);
-        o.measure(
-            "warnings",
-            (warnings_failing.len() + warnings_reported.len()) as u64,
-        );
-        if !rows.is_empty() {
-            o.tables.push(Table {
-                title: format!("Findings ({})", scan.tool),
-                columns: [
-                    "id",
-                    "package",
-                    "version",
-                    "severity",
-                    "CVSS score",
-                    "title",
-                    "patched",
-                    "gate",
-                ]
-                .map(String::from)
-                .to_vec(),
-                rows,
-            });
-        }
-        // Ignores: applied, expired (no longer applied — said so), or matching nothing.
+        t.rows
+            .sort_by(|a, b| rank(b).cmp(&rank(a)).then(a[0].cmp(&b[0])));
+        t
+    }
+
+    /// The ignores table (applied, expired, or matching nothing); returns the expiry notes.
+    fn ignore_table(
+        &self,
+        o: &mut ProbeOutput,
+        scan: &Scan,
+        today: jiff::civil::Date,
+    ) -> Vec<String> {
         let mut ig_rows = Vec::new();
         let mut expired_notes = Vec::new();
         for ig in &self.ignore {
@@ -518,92 +595,53 @@ impl AuditProbe {
                 rows: ig_rows,
             });
         }
-        let list = |fs: &[&Finding]| -> String {
-            let mut parts: Vec<String> = fs
-                .iter()
-                .take(5)
-                .map(|f| format!("{} {} ({})", f.id, f.package, f.severity_text()))
-                .collect();
-            if fs.len() > 5 {
-                parts.push(format!("… {} more", fs.len() - 5));
-            }
-            parts.join(", ")
-        };
-        o.checks.push(Check::new(
-            "vulnerabilities",
-            format!("none above {}", self.max_severity),
-            if failing.is_empty() {
-                format!("{vulns} found, none above {}", self.max_severity)
-            } else {
-                format!(
-                    "{} above {}: {}",
-                    failing.len(),
-                    self.max_severity,
-                    list(&failing)
-                )
-            },
-            failing.is_empty(),
-        ));
-        if !self.fail_on_warnings.is_empty() {
-            o.checks.push(Check::new(
-                "warnings",
-                format!("no {}", self.fail_on_warnings.join("/")),
-                if warnings_failing.is_empty() {
-                    "none".into()
-                } else {
-                    list(&warnings_failing)
-                },
-                warnings_failing.is_empty(),
-            ));
-        }
-        if !warnings_reported.is_empty() {
-            o.checks.push(
-                Check::new(
-                    "reported warnings",
-                    "none (advisory)",
-                    format!("{}: {}", warnings_reported.len(), list(&warnings_reported)),
-                    false,
-                )
-                .advisory(),
-            );
-        }
-        if !scan.notes.is_empty() {
-            o.checks.push(
-                Check::new(
-                    "not audited",
-                    "every dependency audited (advisory)",
-                    scan.notes.join("; "),
-                    false,
-                )
-                .advisory(),
-            );
-        }
-        let mut summary = if failing.is_empty() {
-            format!(
-                "{}: {vulns} vulnerabilit{} found, none above {}",
-                scan.tool,
-                if vulns == 1 { "y" } else { "ies" },
-                self.max_severity
-            )
-        } else {
-            format!(
-                "{}: {} vulnerabilit{} above {}: {}",
-                scan.tool,
-                failing.len(),
-                if failing.len() == 1 { "y" } else { "ies" },
-                self.max_severity,
-                list(&failing)
-            )
-        };
-        if ignored > 0 {
-            summary.push_str(&format!("; {ignored} ignored"));
-        }
-        if !expired_notes.is_empty() {
-            summary.push_str(&format!("; {}", expired_notes.join("; ")));
-        }
-        o.summary = summary;
-        o
+        expired_notes
     }
+}
+
+/// Where each finding of a scan went.
+#[derive(Default)]
+struct Tally<'s> {
+    /// One report row per finding.
+    rows: Vec<Vec<String>>,
+    /// Vulnerabilities above `max_severity`.
+    failing: Vec<&'s Finding>,
+    /// Vulnerabilities counted per level (critical … none, then unknown).
+    by_level: [u64; 6],
+    /// Warnings of a kind in `fail_on_warnings`.
+    warnings_failing: Vec<&'s Finding>,
+    /// Other warnings (advisory).
+    warnings_reported: Vec<&'s Finding>,
+    /// Findings an unexpired ignore covers.
+    ignored: u64,
+}
+
+/// Up to five findings for a message: `RUSTSEC-… crate (high), … 3 more`.
+fn list(fs: &[&Finding]) -> String {
+    let mut parts: Vec<String> = fs
+        .iter()
+        .take(5)
+        .map(|f| format!("{} {} ({})", f.id, f.package, f.severity_text()))
+        .collect();
+    if fs.len() > 5 {
+        parts.push(format!("… {} more", fs.len() - 5));
+    }
+    parts.join(", ")
+}
+
+/// The counts for machines.
+fn measure_tally(o: &mut ProbeOutput, t: &Tally<'_>, vulns: usize) {
+    o.measure("vulnerabilities", vulns as u64);
+    for (i, l) in Level::ALL.iter().enumerate() {
+        o.measure(&format!("vulnerabilities_{}", l.as_str()), t.by_level[i]);
+    }
+    o.measure("vulnerabilities_unknown", t.by_level[5]);
+    o.measure("ignored", t.ignored);
+    o.measure("failing", t.failing.len() as u64);
+    o.measure(
+        "warnings",
+        (t.warnings_failing.len() + t.warnings_reported.len()) as u64,
+    );
 }
 
 impl crate::probe::ProbeKind for AuditProbe {
