@@ -258,6 +258,29 @@ fn coveragepy_json_format_3_equals_coverage_report_total() {
 }
 
 #[test]
+fn coveragepy_6_json_without_a_format_number_equals_its_report_total() {
+    // Debian 12's python3-coverage 6.5 writes no meta.format; the summaries are the same.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, o) = run_item(
+        dir.path(),
+        &format!(
+            "report = {:?}\nlines = 0\nbranches = 0",
+            fixture("coveragepy-6.5.json")
+        ),
+    );
+    assert_eq!(code, 0, "{o:#}");
+    let text = std::fs::read_to_string(fixtures().join("coveragepy-6.5.report.txt")).unwrap();
+    let row = text.lines().find(|l| l.starts_with("TOTAL")).unwrap();
+    let t: Vec<f64> = row.split_whitespace().skip(1).map(num).collect();
+    assert_eq!(m(&o, "lines_found"), t[0]);
+    assert_eq!(m(&o, "lines_hit"), t[0] - t[1]);
+    assert_eq!(m(&o, "branches_found"), t[2]);
+    let combined = (m(&o, "lines_hit") + m(&o, "branches_hit")) * 100.0
+        / (m(&o, "lines_found") + m(&o, "branches_found"));
+    close(combined, t[4], "combined %");
+}
+
+#[test]
 fn cobertura_from_coveragepy_and_from_cargo_llvm_cov_equal_their_root_totals() {
     for file in ["coveragepy.cobertura.xml", "cargo-llvm-cov.cobertura.xml"] {
         let xml = std::fs::read_to_string(fixtures().join(file)).unwrap();
@@ -501,7 +524,7 @@ fn run_produces_the_report_first_with_real_coverage_py() {
     }
     let (code, o) = run_item(
         dir.path(),
-        "report = \"python/cov.json\"\nrun = [\"sh\", \"-c\", \"python3 -m coverage run --branch run_checks.py && python3 -m coverage json --omit=run_checks.py -o cov.json\"]\ncwd = \"python\"\nlines = 50\nbranches = 40",
+        "report = \"python/cov.json\"\nrun = [\"sh\", \"-c\", \"python3 -m coverage run --source=. --branch run_checks.py && python3 -m coverage json --omit=run_checks.py -o cov.json\"]\ncwd = \"python\"\nlines = 50\nbranches = 40",
     );
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["status"], "pass");

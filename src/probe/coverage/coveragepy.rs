@@ -1,4 +1,6 @@
-//! coverage.py's JSON report (`coverage json`), `meta.format` 2 and 3.
+//! coverage.py's JSON report (`coverage json`): `meta.format` 2 and 3 (coverage.py 7), and the
+//! unnumbered format of coverage.py 6 (Debian 12's `python3-coverage` 6.5), whose file
+//! summaries carry the same fields.
 //!
 //! Lines are coverage.py's statements: `summary.covered_lines` of `summary.num_statements`
 //! per file. Branches (when the run measured them, `meta.branch_coverage`) are
@@ -22,6 +24,9 @@ struct Report {
 struct Meta {
     #[serde(default)]
     format: Option<u32>,
+    /// coverage.py's version, e.g. `"6.5.0"`; the only mark of a report before format numbers.
+    #[serde(default)]
+    version: Option<String>,
     #[serde(default)]
     branch_coverage: bool,
 }
@@ -45,15 +50,23 @@ struct Summary {
 ///
 /// # Errors
 /// A [`ParseError`] with line and column for malformed or truncated JSON or a missing field,
-/// and one naming the format number when it is not 2 or 3.
+/// and one naming the format when it is neither 2, 3 nor coverage.py 6's (no format number,
+/// a `meta.version` of 6.x).
 pub fn parse(text: &str) -> Result<CoverageData, ParseError> {
     let r: Report = serde_json::from_str(text).map_err(|e| ParseError::json(&e))?;
+    let v6 = r
+        .meta
+        .version
+        .as_deref()
+        .is_some_and(|v| v.starts_with("6."));
     match r.meta.format {
         Some(2) | Some(3) => {}
+        None if v6 => {}
         other => {
             return Err(ParseError::whole(format!(
-                "coverage.py JSON format {} is not supported (expected 2 or 3)",
-                other.map_or("(missing)".to_string(), |f| f.to_string())
+                "coverage.py JSON format {} (coverage.py {}) is not supported (expected format 2 or 3, or coverage.py 6)",
+                other.map_or("(missing)".to_string(), |f| f.to_string()),
+                r.meta.version.as_deref().unwrap_or("unknown")
             )));
         }
     }
