@@ -239,52 +239,9 @@ impl CommandProbe {
 
         let mut o = ProbeOutput::default();
         o.measure("duration_ms", elapsed.as_millis() as u64);
-        let mut log = format!("$ {}\n", self.display());
-        if !stdout.is_empty() {
-            log.push_str(&last_lines(&stdout, 40));
-            log.push('\n');
-        }
-        if !stderr.is_empty() {
-            log.push_str("--- stderr ---\n");
-            log.push_str(&last_lines(&stderr, 40));
-            log.push('\n');
-        }
-        o.log_tail = Some(log);
-        if !stdout.is_empty() || !stderr.is_empty() {
-            let mut full = format!("$ {}\n--- stdout ---\n{stdout}", self.display());
-            full.push_str(&format!("\n--- stderr ---\n{stderr}"));
-            if let Ok(ev) = ctx.write_evidence(
-                "output.log",
-                full.as_bytes(),
-                "command output",
-                "text/plain",
-            ) {
-                o.evidence.push(ev);
-            }
-        }
-
-        let status = match end {
-            Finished::Exited(s) => s,
-            Finished::TimedOut => {
-                o.forced = Some(crate::model::Status::Error);
-                o.summary = format!(
-                    "`{}` timed out after {}; its process group was killed",
-                    self.display(),
-                    format_duration(self.timeout)
-                );
-                o.measure("timed_out", true);
-                return o;
-            }
-            Finished::Cancelled => {
-                o.forced = Some(crate::model::Status::Error);
-                o.summary = format!("`{}` was interrupted", self.display());
-                return o;
-            }
-            Finished::WaitFailed(e) => {
-                o.forced = Some(crate::model::Status::Error);
-                o.summary = format!("waiting for `{}` failed: {e}", self.display());
-                return o;
-            }
+        self.record_output(ctx, &mut o, &stdout, &stderr);
+        let Some(status) = self.exit_status(&mut o, end) else {
+            return o;
         };
         let code = status.code();
         o.measure("exit_code", code);
@@ -301,83 +258,9 @@ impl CommandProbe {
             measured_code.clone(),
             code == Some(self.exit_code),
         ));
-        if let Some(re) = &self.stdout_matches {
-            o.checks.push(Check::new(
-                "stdout",
-                format!("matches /{}/", re.as_str()),
-                if re.is_match(&stdout) {
-                    "matched"
-                } else {
-                    "no match"
-                },
-                re.is_match(&stdout),
-            ));
-        }
-        if let Some(re) = &self.stderr_matches {
-            o.checks.push(Check::new(
-                "stderr",
-                format!("matches /{}/", re.as_str()),
-                if re.is_match(&stderr) {
-                    "matched"
-                } else {
-                    "no match"
-                },
-                re.is_match(&stderr),
-            ));
-        }
-        if let Some(re) = &self.output_not_matches {
-            let hit = re
-                .find(&stdout)
-                .or_else(|| re.find(&stderr))
-                .map(|m| m.as_str().chars().take(80).collect::<String>());
-            o.checks.push(Check::new(
-                "output",
-                format!("does not match /{}/", re.as_str()),
-                match &hit {
-                    Some(h) => format!("matched \"{h}\""),
-                    None => "no match".into(),
-                },
-                hit.is_none(),
-            ));
-        }
+        self.output_checks(&mut o, &stdout, &stderr);
         if let Some(x) = &self.extract {
-            let hay = match x.from {
-                Stream::Stdout => stdout.clone(),
-                Stream::Stderr => stderr.clone(),
-                Stream::Both => format!("{stdout}\n{stderr}"),
-            };
-            let value = x
-                .regex
-                .captures_iter(&hay)
-                .last()
-                .and_then(|c| c.get(1))
-                .map(|m| m.as_str().trim().to_string());
-            let (expected, _) = compare_range(x.min, x.max, 0.0);
-            match value.as_deref().map(str::parse::<f64>) {
-                Some(Ok(n)) => {
-                    let (_, ok) = compare_range(x.min, x.max, n);
-                    o.measure(&x.name, n);
-                    o.checks
-                        .push(Check::new(&x.name, expected, format!("{n}"), ok));
-                }
-                Some(Err(_)) => {
-                    o.checks.push(Check::new(
-                        &x.name,
-                        expected,
-                        format!("\"{}\" is not a number", value.unwrap_or_default()),
-                        false,
-                    ));
-                }
-                None => {
-                    o.forced = Some(crate::model::Status::Error);
-                    o.checks.push(Check::new(
-                        &x.name,
-                        expected,
-                        format!("no match for /{}/", x.regex.as_str()),
-                        false,
-                    ));
-                }
-            }
+            extract_check(&mut o, x, &stdout, &stderr);
         }
         let failed: Vec<&str> = o
             .checks
@@ -401,6 +284,146 @@ impl CommandProbe {
             )
         };
         o
+    }
+
+    /// The log tail for the report and the whole output as evidence (both redacted).
+    fn record_output(&self, ctx: &ProbeContext, o: &mut ProbeOutput, stdout: &str, stderr: &str) {
+        let mut log = format!("$ {}\n", self.display());
+        if !stdout.is_empty() {
+            log.push_str(&last_lines(stdout, 40));
+            log.push('\n');
+        }
+        if !stderr.is_empty() {
+            log.push_str("--- stderr ---\n");
+            log.push_str(&last_lines(stderr, 40));
+            log.push('\n');
+        }
+        o.log_tail = Some(log);
+        if !stdout.is_empty() || !stderr.is_empty() {
+            let mut full = format!("$ {}\n--- stdout ---\n{stdout}", self.display());
+            full.push_str(&format!("\n--- stderr ---\n{stderr}"));
+            if let Ok(ev) = ctx.write_evidence(
+                "output.log",
+                full.as_bytes(),
+                "command output",
+                "text/plain",
+            ) {
+                o.evidence.push(ev);
+            }
+        }
+    }
+
+    /// The exit status, or `None` with the outcome made an error (timeout, interruption,
+    /// wait failure).
+    fn exit_status(&self, o: &mut ProbeOutput, end: Finished) -> Option<std::process::ExitStatus> {
+        match end {
+            Finished::Exited(s) => Some(s),
+            Finished::TimedOut => {
+                o.forced = Some(crate::model::Status::Error);
+                o.summary = format!(
+                    "`{}` timed out after {}; its process group was killed",
+                    self.display(),
+                    format_duration(self.timeout)
+                );
+                o.measure("timed_out", true);
+                None
+            }
+            Finished::Cancelled => {
+                o.forced = Some(crate::model::Status::Error);
+                o.summary = format!("`{}` was interrupted", self.display());
+                None
+            }
+            Finished::WaitFailed(e) => {
+                o.forced = Some(crate::model::Status::Error);
+                o.summary = format!("waiting for `{}` failed: {e}", self.display());
+                None
+            }
+        }
+    }
+
+    /// `stdout_matches`, `stderr_matches` and `output_not_matches`.
+    fn output_checks(&self, o: &mut ProbeOutput, stdout: &str, stderr: &str) {
+        if let Some(re) = &self.stdout_matches {
+            o.checks.push(Check::new(
+                "stdout",
+                format!("matches /{}/", re.as_str()),
+                if re.is_match(stdout) {
+                    "matched"
+                } else {
+                    "no match"
+                },
+                re.is_match(stdout),
+            ));
+        }
+        if let Some(re) = &self.stderr_matches {
+            o.checks.push(Check::new(
+                "stderr",
+                format!("matches /{}/", re.as_str()),
+                if re.is_match(stderr) {
+                    "matched"
+                } else {
+                    "no match"
+                },
+                re.is_match(stderr),
+            ));
+        }
+        if let Some(re) = &self.output_not_matches {
+            let hit = re
+                .find(stdout)
+                .or_else(|| re.find(stderr))
+                .map(|m| m.as_str().chars().take(80).collect::<String>());
+            o.checks.push(Check::new(
+                "output",
+                format!("does not match /{}/", re.as_str()),
+                match &hit {
+                    Some(h) => format!("matched \"{h}\""),
+                    None => "no match".into(),
+                },
+                hit.is_none(),
+            ));
+        }
+    }
+}
+
+/// The `extract` check: the last match of the regex's first group, as a number within bounds;
+/// no match is an error (nothing measured), a non-number a failure.
+fn extract_check(o: &mut ProbeOutput, x: &Extract, stdout: &str, stderr: &str) {
+    let hay = match x.from {
+        Stream::Stdout => stdout.to_string(),
+        Stream::Stderr => stderr.to_string(),
+        Stream::Both => format!("{stdout}\n{stderr}"),
+    };
+    let value = x
+        .regex
+        .captures_iter(&hay)
+        .last()
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().trim().to_string());
+    let (expected, _) = compare_range(x.min, x.max, 0.0);
+    match value.as_deref().map(str::parse::<f64>) {
+        Some(Ok(n)) => {
+            let (_, ok) = compare_range(x.min, x.max, n);
+            o.measure(&x.name, n);
+            o.checks
+                .push(Check::new(&x.name, expected, format!("{n}"), ok));
+        }
+        Some(Err(_)) => {
+            o.checks.push(Check::new(
+                &x.name,
+                expected,
+                format!("\"{}\" is not a number", value.unwrap_or_default()),
+                false,
+            ));
+        }
+        None => {
+            o.forced = Some(crate::model::Status::Error);
+            o.checks.push(Check::new(
+                &x.name,
+                expected,
+                format!("no match for /{}/", x.regex.as_str()),
+                false,
+            ));
+        }
     }
 }
 
