@@ -183,36 +183,10 @@ impl UptimeProbe {
     fn judge(&self, s: &Summary, first_ms: i64) -> ProbeOutput {
         let mut o = ProbeOutput::default();
         let t = &s.totals;
-        let allowed = 1.0 - self.target_percent / 100.0;
-        let observed_span = (s.to_ms - first_ms.max(s.from_ms)).max(1);
-        let days_observed = observed_span as f64 / 86_400_000.0;
-        let window_days = s.window_ms as f64 / 86_400_000.0;
         let budget_left = s.budget_ms - t.down_ms as f64;
         let coverage = s.coverage;
-        o.measure("availability_percent", s.availability.map(|a| a * 100.0));
-        o.measure("coverage_percent", coverage * 100.0);
-        o.measure("window_progress_percent", s.window_progress * 100.0);
-        o.measure("up_ms", t.up_ms);
-        o.measure("downtime_ms", t.down_ms);
-        o.measure("unknown_ms", s.unknown_ms);
-        o.measure("maintenance_ms", t.maint_ms);
-        o.measure("error_budget_ms", s.budget_ms);
-        o.measure("error_budget_used_percent", s.budget_used * 100.0);
-        o.measure("error_budget_left_ms", budget_left);
-        for (label, b) in &s.burn_rates {
-            o.measure(&format!("burn_rate_{label}"), *b);
-        }
-        o.measure("operations", t.ops);
-        o.measure("operation_errors", t.op_errors);
-        o.measure(
-            "errors_per_1000_operations",
-            s.error_rate.map(|r| r * 1000.0),
-        );
-        o.measure("incidents", s.incidents.len());
-        o.measure("days_observed", days_observed);
-        o.measure("window_days", window_days);
-        o.measure("window_complete", s.complete);
-
+        let observed = Observed::of(s, first_ms);
+        measure_summary(&mut o, s, &observed, budget_left);
         let Some(avail) = s.availability else {
             o.forced = Some(Status::Error);
             o.summary = format!(
@@ -243,6 +217,15 @@ impl UptimeProbe {
             ),
             coverage * 100.0 >= self.min_coverage_percent,
         ));
+        self.error_rate_check(&mut o, s);
+        self.summarize(&mut o, s, avail, &observed, budget_left);
+        detail_tables(&mut o, s);
+        o
+    }
+
+    /// For order monitors: failed operations per 1 000 against `max_error_rate`.
+    fn error_rate_check(&self, o: &mut ProbeOutput, s: &Summary) {
+        let t = &s.totals;
         if s.kind == "order" || t.ops > 0 {
             let (measured, ok) = match s.error_rate {
                 Some(r) => (
@@ -263,6 +246,20 @@ impl UptimeProbe {
                 ok,
             ));
         }
+    }
+
+    /// The one-line summary: the window's figures when it is complete, else days observed,
+    /// availability so far and the projection (`pending` while the budget is not spent).
+    fn summarize(
+        &self,
+        o: &mut ProbeOutput,
+        s: &Summary,
+        avail: f64,
+        w: &Observed,
+        budget_left: f64,
+    ) {
+        let coverage = s.coverage;
+        let (days_observed, window_days) = (w.days, w.window_days);
         let burn = s
             .burn_rates
             .iter()
@@ -301,61 +298,6 @@ impl UptimeProbe {
                     .push_str(" — the whole window's error budget is already spent");
             }
         }
-        let _ = allowed;
-        if !s.incidents.is_empty() {
-            o.tables.push(Table {
-                title: format!("Incidents of {}", s.monitor),
-                columns: ["start", "end", "duration", "failed checks", "first error"]
-                    .map(String::from)
-                    .to_vec(),
-                rows: s
-                    .incidents
-                    .iter()
-                    .map(|i| {
-                        vec![
-                            fmt_time(i.start_ms),
-                            i.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
-                            fmt_ms((i.end_ms.unwrap_or(s.to_ms) - i.start_ms) as f64),
-                            i.failures.to_string(),
-                            i.first_error.chars().take(200).collect(),
-                        ]
-                    })
-                    .collect(),
-            });
-        }
-        if !s.maintenance.is_empty() {
-            o.tables.push(Table {
-                title: format!(
-                    "Maintenance excluded for {} (total {})",
-                    s.monitor,
-                    fmt_ms(t.maint_ms as f64)
-                ),
-                columns: ["start", "end", "reason"].map(String::from).to_vec(),
-                rows: s
-                    .maintenance
-                    .iter()
-                    .map(|m| {
-                        vec![
-                            fmt_time(m.start_ms),
-                            m.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
-                            m.reason.clone(),
-                        ]
-                    })
-                    .collect(),
-            });
-        }
-        if !s.events.is_empty() {
-            o.tables.push(Table {
-                title: "Tracker gaps, reboots and wall-clock steps".into(),
-                columns: ["at", "event", "detail"].map(String::from).to_vec(),
-                rows: s
-                    .events
-                    .iter()
-                    .map(|e| vec![fmt_time(e.at_ms), e.kind.clone(), e.detail.clone()])
-                    .collect(),
-            });
-        }
-        o
     }
 }
 
@@ -423,6 +365,112 @@ fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
         let _ = root.present();
     }
     svg
+}
+
+/// How much of the window the store has observed.
+struct Observed {
+    /// Days from the window's start (or the first observation) to now.
+    days: f64,
+    /// The window, days.
+    window_days: f64,
+}
+
+impl Observed {
+    fn of(s: &Summary, first_ms: i64) -> Observed {
+        let span = (s.to_ms - first_ms.max(s.from_ms)).max(1);
+        Observed {
+            days: span as f64 / 86_400_000.0,
+            window_days: s.window_ms as f64 / 86_400_000.0,
+        }
+    }
+}
+
+/// The summary's figures for machines.
+fn measure_summary(o: &mut ProbeOutput, s: &Summary, w: &Observed, budget_left: f64) {
+    let t = &s.totals;
+    let coverage = s.coverage;
+    let (days_observed, window_days) = (w.days, w.window_days);
+    o.measure("availability_percent", s.availability.map(|a| a * 100.0));
+    o.measure("coverage_percent", coverage * 100.0);
+    o.measure("window_progress_percent", s.window_progress * 100.0);
+    o.measure("up_ms", t.up_ms);
+    o.measure("downtime_ms", t.down_ms);
+    o.measure("unknown_ms", s.unknown_ms);
+    o.measure("maintenance_ms", t.maint_ms);
+    o.measure("error_budget_ms", s.budget_ms);
+    o.measure("error_budget_used_percent", s.budget_used * 100.0);
+    o.measure("error_budget_left_ms", budget_left);
+    for (label, b) in &s.burn_rates {
+        o.measure(&format!("burn_rate_{label}"), *b);
+    }
+    o.measure("operations", t.ops);
+    o.measure("operation_errors", t.op_errors);
+    o.measure(
+        "errors_per_1000_operations",
+        s.error_rate.map(|r| r * 1000.0),
+    );
+    o.measure("incidents", s.incidents.len());
+    o.measure("days_observed", days_observed);
+    o.measure("window_days", window_days);
+    o.measure("window_complete", s.complete);
+}
+
+/// Incidents, maintenance and tracker events, one table each when there are any.
+fn detail_tables(o: &mut ProbeOutput, s: &Summary) {
+    let t = &s.totals;
+    if !s.incidents.is_empty() {
+        o.tables.push(Table {
+            title: format!("Incidents of {}", s.monitor),
+            columns: ["start", "end", "duration", "failed checks", "first error"]
+                .map(String::from)
+                .to_vec(),
+            rows: s
+                .incidents
+                .iter()
+                .map(|i| {
+                    vec![
+                        fmt_time(i.start_ms),
+                        i.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
+                        fmt_ms((i.end_ms.unwrap_or(s.to_ms) - i.start_ms) as f64),
+                        i.failures.to_string(),
+                        i.first_error.chars().take(200).collect(),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    if !s.maintenance.is_empty() {
+        o.tables.push(Table {
+            title: format!(
+                "Maintenance excluded for {} (total {})",
+                s.monitor,
+                fmt_ms(t.maint_ms as f64)
+            ),
+            columns: ["start", "end", "reason"].map(String::from).to_vec(),
+            rows: s
+                .maintenance
+                .iter()
+                .map(|m| {
+                    vec![
+                        fmt_time(m.start_ms),
+                        m.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
+                        m.reason.clone(),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    if !s.events.is_empty() {
+        o.tables.push(Table {
+            title: "Tracker gaps, reboots and wall-clock steps".into(),
+            columns: ["at", "event", "detail"].map(String::from).to_vec(),
+            rows: s
+                .events
+                .iter()
+                .map(|e| vec![fmt_time(e.at_ms), e.kind.clone(), e.detail.clone()])
+                .collect(),
+        });
+    }
 }
 
 impl crate::probe::ProbeKind for UptimeProbe {
