@@ -988,6 +988,17 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Verification> {
         .map(|s| check_signature(s, &loaded, allowed.as_ref()))
         .collect();
 
+    verify_digest(&mut v, &loaded, &findings);
+    verify_signatures(&mut v, r, &findings);
+    verify_roles(&mut v, r, &findings);
+    attestations::verify_in_report(r, allowed.as_ref(), opts.on, &mut v);
+    verify_waivers(r, allowed.as_ref(), opts.on, &mut v);
+    Ok(v)
+}
+
+/// The body digest: every signature of this run signed the body as it is now.
+fn verify_digest(v: &mut Verification, loaded: &LoadedReport, findings: &[SigFinding]) {
+    let r = &loaded.report;
     // The body digest, as seen by every signature of this run.
     let signed_digests: Vec<&str> = findings
         .iter()
@@ -1029,8 +1040,11 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Verification> {
             ),
         );
     }
+}
 
-    for (i, (s, f)) in r.signoff.signatures.iter().zip(&findings).enumerate() {
+/// One row per signature: valid or why not.
+fn verify_signatures(v: &mut Verification, r: &Report, findings: &[SigFinding]) {
+    for (i, (s, f)) in r.signoff.signatures.iter().zip(findings).enumerate() {
         v.push(
             format!(
                 "signature {}: {} ({}, {})",
@@ -1047,7 +1061,10 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Verification> {
             f.detail.clone(),
         );
     }
+}
 
+/// Each required role has an approving signature by a principal allowed for it, and no reject.
+fn verify_roles(v: &mut Verification, r: &Report, findings: &[SigFinding]) {
     if r.signoff.required_roles.is_empty() {
         v.push(
             "required roles",
@@ -1060,7 +1077,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Verification> {
             .signoff
             .signatures
             .iter()
-            .zip(&findings)
+            .zip(findings)
             .filter(|(s, f)| f.valid && s.role.eq_ignore_ascii_case(role))
             .collect();
         let rejects: Vec<&str> = valid
@@ -1085,7 +1102,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Verification> {
                 .signoff
                 .signatures
                 .iter()
-                .zip(&findings)
+                .zip(findings)
                 .filter(|(s, f)| !f.valid && s.role.eq_ignore_ascii_case(role))
                 .count();
             v.push(
@@ -1107,10 +1124,6 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Verification> {
             );
         }
     }
-
-    attestations::verify_in_report(r, allowed.as_ref(), opts.on, &mut v);
-    verify_waivers(r, allowed.as_ref(), opts.on, &mut v);
-    Ok(v)
 }
 
 fn verify_waivers(
