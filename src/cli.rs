@@ -90,7 +90,7 @@ pub struct SignArgs {
           required_unless_present_any = ["statement", "print_statement", "merge_from"])]
     pub key: Option<PathBuf>,
     /// The decision.
-    #[arg(long, value_enum, default_value_t = crate::signoff::Decision::Approve)]
+    #[arg(long, value_name = "approve|reject", default_value = "approve", value_parser = crate::signoff::Decision::parse)]
     pub decision: crate::signoff::Decision,
     /// Free text stored with (and covered by) the signature.
     #[arg(long, default_value = "")]

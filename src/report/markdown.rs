@@ -474,10 +474,10 @@ fn write_signoff<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
                         w,
                         "| {} | {} | {} | `{}` | {} | {} |",
                         cell(role),
-                        if s.decision == "approve" {
-                            cell(&s.decision)
+                        if s.decision == super::Decision::Approve {
+                            cell(s.decision.as_str())
                         } else {
-                            format!("**{}**", cell(&s.decision))
+                            format!("**{}**", cell(s.decision.as_str()))
                         },
                         cell(&s.signer),
                         cell(&s.key_fingerprint),

@@ -252,6 +252,46 @@ pub struct Signoff {
     pub signatures: Vec<Signature>,
 }
 
+/// A sign-off decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The role approves going live.
+    Approve,
+    /// The role rejects going live.
+    Reject,
+}
+
+impl Decision {
+    /// `approve` or `reject`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        }
+    }
+
+    /// Parse `approve` or `reject`.
+    ///
+    /// # Errors
+    /// A message for anything else.
+    pub fn parse(s: &str) -> std::result::Result<Decision, String> {
+        match s {
+            "approve" => Ok(Decision::Approve),
+            "reject" => Ok(Decision::Reject),
+            other => Err(format!(
+                "decision \"{other}\" is not one of: approve, reject"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One role's signed decision on the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Signature {
@@ -260,7 +300,7 @@ pub struct Signature {
     /// The signer (principal or key comment).
     pub signer: String,
     /// `approve` or `reject`.
-    pub decision: String,
+    pub decision: Decision,
     /// Free text.
     #[serde(default)]
     pub comment: String,

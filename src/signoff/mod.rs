@@ -34,38 +34,7 @@ pub use allowed_signers::{AllowedSigners, NAMESPACE, RoleNeed};
 /// Environment variable read for the passphrase of an encrypted private key.
 pub const PASSPHRASE_ENV: &str = "PRODREADY_KEY_PASSPHRASE";
 
-/// A sign-off decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Decision {
-    /// The role approves going live.
-    Approve,
-    /// The role rejects going live.
-    Reject,
-}
-
-impl Decision {
-    /// `approve` or `reject`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Approve => "approve",
-            Decision::Reject => "reject",
-        }
-    }
-
-    /// Parse `approve` or `reject`.
-    ///
-    /// # Errors
-    /// A message for anything else.
-    pub fn parse(s: &str) -> std::result::Result<Decision, String> {
-        match s {
-            "approve" => Ok(Decision::Approve),
-            "reject" => Ok(Decision::Reject),
-            other => Err(format!(
-                "decision \"{other}\" is not one of: approve, reject"
-            )),
-        }
-    }
-}
+pub use crate::report::Decision;
 
 // ---------------------------------------------------------------------------------------------
 // Statements: the exact bytes that are signed.
@@ -649,7 +618,7 @@ fn record_from(
     Signature {
         role: st.role.clone(),
         signer: st.signer.clone(),
-        decision: st.decision.as_str().to_string(),
+        decision: st.decision,
         comment: st.comment.clone(),
         signed_at: st.signed_at.clone(),
         key_fingerprint: fingerprint(public),
@@ -866,7 +835,11 @@ fn check_signature(
     let mismatches: Vec<String> = [
         ("role", &s.role, &st.role),
         ("signer", &s.signer, &st.signer),
-        ("decision", &s.decision, &st.decision.as_str().to_string()),
+        (
+            "decision",
+            &s.decision.as_str().to_string(),
+            &st.decision.as_str().to_string(),
+        ),
         ("comment", &s.comment, &st.comment),
         ("signed_at", &s.signed_at, &st.signed_at),
         ("body_sha256", &s.body_sha256, &st.body_sha256),
@@ -1082,12 +1055,12 @@ fn verify_roles(v: &mut Verification, r: &Report, findings: &[SigFinding]) {
             .collect();
         let rejects: Vec<&str> = valid
             .iter()
-            .filter(|(s, _)| s.decision == "reject")
+            .filter(|(s, _)| s.decision == Decision::Reject)
             .map(|(s, _)| s.signer.as_str())
             .collect();
         let approvers: Vec<&str> = valid
             .iter()
-            .filter(|(s, _)| s.decision == "approve")
+            .filter(|(s, _)| s.decision == Decision::Approve)
             .map(|(s, _)| s.signer.as_str())
             .collect();
         let check = format!("role: {role}");
