@@ -201,7 +201,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "TAG")]
     pub tag: Vec<String>,
     /// Lowest severity whose fail/error/pending makes the run not ready.
-    #[arg(long, value_enum, default_value_t = Severity::Major)]
+    #[arg(long, value_name = "SEVERITY", default_value = "major", value_parser = Severity::parse)]
     pub fail_on: Severity,
     /// Do not append the summary to $GITHUB_STEP_SUMMARY even when it is set.
     #[arg(long)]

@@ -10,18 +10,7 @@ use serde::{Deserialize, Serialize};
 /// How much an item matters, from least to most. The verdict counts `fail`/`error` at or above
 /// `--fail-on` (default `major`).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    clap::ValueEnum,
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
@@ -44,6 +33,25 @@ impl Severity {
             Severity::Major => "major",
             Severity::Blocker => "blocker",
         }
+    }
+
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Minor,
+        Severity::Major,
+        Severity::Blocker,
+    ];
+
+    /// Parse `info`, `minor`, `major` or `blocker`.
+    ///
+    /// # Errors
+    /// A message listing the accepted names.
+    pub fn parse(s: &str) -> Result<Severity, String> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("\"{s}\" is not one of: info, minor, major, blocker"))
     }
 }
 
