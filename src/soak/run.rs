@@ -148,6 +148,12 @@ pub async fn soak(
                     _ = cancel.cancelled() => break,
                     r = runner.run() => r,
                 };
+                // A check cut short by the shutdown says nothing about the target: its time
+                // stays unknown instead of becoming a failure (both select arms can be ready at
+                // once, and the probe itself returns "interrupted" on the same token).
+                if cancel.is_cancelled() {
+                    break;
+                }
                 if tx
                     .send(Sample {
                         monitor: i,
