@@ -23,38 +23,28 @@ pub fn host_facts() -> HostFacts {
 /// The path of file `name` in folder `dir` relative to the root of the git repository holding
 /// it (`checklists/ci.toml`), or `None` outside a repository or without git.
 pub fn repo_relative_path(dir: &Path, name: &std::ffi::OsStr) -> Option<String> {
+    let prefix = git(dir, &["rev-parse", "--show-prefix"])?;
+    Some(format!("{}{}", prefix.trim(), name.to_string_lossy()))
+}
+
+/// The standard output of `git ARGS` run in `dir`, when git exists and succeeds.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("git")
-        .args(["rev-parse", "--show-prefix"])
+        .args(args)
         .current_dir(dir)
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let prefix = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Some(format!("{prefix}{}", name.to_string_lossy()))
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// HEAD commit of the git repository holding `dir`, and whether the tree is dirty; `None`
 /// outside a repository or without git.
 pub fn git_info(dir: &Path) -> Option<GitInfo> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let dirty = std::process::Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .map(|o| !o.stdout.is_empty())
-        .unwrap_or(false);
+    let commit = git(dir, &["rev-parse", "HEAD"])?.trim().to_string();
+    let dirty = git(dir, &["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|s| !s.trim().is_empty());
     Some(GitInfo { commit, dirty })
 }
