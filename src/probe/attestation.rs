@@ -218,21 +218,4 @@ impl AttestationProbe {
     }
 }
 
-impl crate::probe::ProbeKind for AttestationProbe {
-    type Raw = RawAttestationProbe;
-
-    fn validate(
-        raw: RawAttestationProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<AttestationProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        crate::probe::blocking(self, ctx, AttestationProbe::run).await
-    }
-}
+crate::probe::probe_kind!(AttestationProbe, RawAttestationProbe, blocking);

@@ -427,21 +427,4 @@ fn extract_check(o: &mut ProbeOutput, x: &Extract, stdout: &str, stderr: &str) {
     }
 }
 
-impl crate::probe::ProbeKind for CommandProbe {
-    type Raw = RawCommandProbe;
-
-    fn validate(
-        raw: RawCommandProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<CommandProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        CommandProbe::run(self, ctx).await
-    }
-}
+crate::probe::probe_kind!(CommandProbe, RawCommandProbe, async);

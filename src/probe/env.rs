@@ -87,21 +87,4 @@ impl EnvProbe {
     }
 }
 
-impl crate::probe::ProbeKind for EnvProbe {
-    type Raw = RawEnvProbe;
-
-    fn validate(
-        raw: RawEnvProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<EnvProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        EnvProbe::run(self, ctx)
-    }
-}
+crate::probe::probe_kind!(EnvProbe, RawEnvProbe, inline);

@@ -212,24 +212,7 @@ impl FileProbe {
     }
 }
 
-impl crate::probe::ProbeKind for FileProbe {
-    type Raw = RawFileProbe;
-
-    fn validate(
-        raw: RawFileProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<FileProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        crate::probe::blocking(self, ctx, FileProbe::run).await
-    }
-}
+crate::probe::probe_kind!(FileProbe, RawFileProbe, blocking);
 
 #[cfg(test)]
 mod tests {

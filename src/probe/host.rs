@@ -159,21 +159,4 @@ impl HostProbe {
     }
 }
 
-impl crate::probe::ProbeKind for HostProbe {
-    type Raw = RawHostProbe;
-
-    fn validate(
-        raw: RawHostProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<HostProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        crate::probe::blocking(self, ctx, HostProbe::run).await
-    }
-}
+crate::probe::probe_kind!(HostProbe, RawHostProbe, blocking);

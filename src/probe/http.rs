@@ -301,21 +301,4 @@ fn cert_days_left(der: &[u8]) -> Option<i64> {
     Some((not_after - now).div_euclid(86_400))
 }
 
-impl crate::probe::ProbeKind for HttpProbe {
-    type Raw = RawHttpProbe;
-
-    fn validate(
-        raw: RawHttpProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<HttpProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        HttpProbe::run(self, ctx).await
-    }
-}
+crate::probe::probe_kind!(HttpProbe, RawHttpProbe, async);

@@ -82,6 +82,42 @@ pub async fn blocking<P: ProbeKind>(
         .unwrap_or_else(|e| ProbeOutput::error(format!("the probe panicked: {e}")))
 }
 
+/// `impl ProbeKind` for a kind whose raw table has `validate(self, &mut Validator)` and whose
+/// probe has an inherent `run(&self, &ProbeContext)`: `async` awaits it, `blocking` runs it on
+/// the blocking pool ([`blocking`]), `inline` calls it (fast, non-blocking work only).
+macro_rules! probe_kind {
+    ($ty:ty, $raw:ty, $mode:ident) => {
+        impl $crate::probe::ProbeKind for $ty {
+            type Raw = $raw;
+
+            fn validate(
+                raw: $raw,
+                v: &mut $crate::probe::Validator,
+            ) -> Result<$ty, $crate::probe::FieldError> {
+                raw.validate(v)
+            }
+
+            async fn run(
+                &self,
+                ctx: &$crate::probe::ProbeContext,
+                _until: Option<&tokio_util::sync::CancellationToken>,
+            ) -> $crate::model::ProbeOutput {
+                $crate::probe::probe_kind!(@run $mode, $ty, self, ctx)
+            }
+        }
+    };
+    (@run async, $ty:ty, $p:ident, $ctx:ident) => {
+        <$ty>::run($p, $ctx).await
+    };
+    (@run blocking, $ty:ty, $p:ident, $ctx:ident) => {
+        $crate::probe::blocking($p, $ctx, <$ty>::run).await
+    };
+    (@run inline, $ty:ty, $p:ident, $ctx:ident) => {
+        <$ty>::run($p, $ctx)
+    };
+}
+pub(crate) use probe_kind;
+
 /// The registry: one line per probe kind, `"kind" => Variant(Type)`. It generates the raw
 /// tagged enum the checklist deserializes into ([`RawProbe`]), the validated enum
 /// ([`Probe`]) and the dispatch between them; nothing else matches over kinds.

@@ -238,18 +238,4 @@ fn same_value(got: &serde_json::Value, want: &serde_json::Value) -> bool {
     }
 }
 
-impl super::ProbeKind for SqlProbe {
-    type Raw = RawSqlProbe;
-
-    fn validate(raw: RawSqlProbe, v: &mut Validator) -> Result<SqlProbe, FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        super::blocking(self, ctx, SqlProbe::run).await
-    }
-}
+crate::probe::probe_kind!(SqlProbe, RawSqlProbe, blocking);

@@ -473,24 +473,7 @@ fn detail_tables(o: &mut ProbeOutput, s: &Summary) {
     }
 }
 
-impl crate::probe::ProbeKind for UptimeProbe {
-    type Raw = RawUptimeProbe;
-
-    fn validate(
-        raw: RawUptimeProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<UptimeProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        crate::probe::blocking(self, ctx, UptimeProbe::run).await
-    }
-}
+crate::probe::probe_kind!(UptimeProbe, RawUptimeProbe, blocking);
 
 #[cfg(test)]
 mod tests {

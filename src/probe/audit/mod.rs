@@ -644,24 +644,7 @@ fn measure_tally(o: &mut ProbeOutput, t: &Tally<'_>, vulns: usize) {
     );
 }
 
-impl crate::probe::ProbeKind for AuditProbe {
-    type Raw = RawAuditProbe;
-
-    fn validate(
-        raw: RawAuditProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<AuditProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        AuditProbe::run(self, ctx).await
-    }
-}
+crate::probe::probe_kind!(AuditProbe, RawAuditProbe, async);
 
 #[cfg(test)]
 mod tests {

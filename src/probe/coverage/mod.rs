@@ -558,21 +558,4 @@ fn least_covered(kept: &[(&FileCoverage, &str)], data: &CoverageData) -> Table {
     }
 }
 
-impl crate::probe::ProbeKind for CoverageProbe {
-    type Raw = RawCoverageProbe;
-
-    fn validate(
-        raw: RawCoverageProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<CoverageProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        CoverageProbe::run(self, ctx).await
-    }
-}
+crate::probe::probe_kind!(CoverageProbe, RawCoverageProbe, async);

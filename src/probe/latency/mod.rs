@@ -678,24 +678,7 @@ fn percentile_table(r: &load::LoadResult) -> Table {
     }
 }
 
-impl crate::probe::ProbeKind for LatencyProbe {
-    type Raw = RawLatencyProbe;
-
-    fn validate(
-        raw: RawLatencyProbe,
-        v: &mut crate::probe::Validator,
-    ) -> Result<LatencyProbe, crate::probe::FieldError> {
-        raw.validate(v)
-    }
-
-    async fn run(
-        &self,
-        ctx: &crate::probe::ProbeContext,
-        _until: Option<&tokio_util::sync::CancellationToken>,
-    ) -> ProbeOutput {
-        LatencyProbe::run(self, ctx).await
-    }
-}
+crate::probe::probe_kind!(LatencyProbe, RawLatencyProbe, async);
 
 #[cfg(test)]
 mod tests {
