@@ -149,6 +149,86 @@ impl RawLatencyProbe {
             .map_err(|_| {
                 FieldError::new("method", format!("invalid HTTP method \"{method_text}\""))
             })?;
+        let headers = self.headers(v, body.is_some())?;
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 10_000_000.0) {
+            return Err(FieldError::new(
+                "rate",
+                "expected requests per second, more than 0 and at most 10 000 000",
+            ));
+        }
+        let rate = self.rate;
+        let measured_requests = self.measured_requests(v, rate)?;
+        let warmup = self
+            .warmup
+            .as_deref()
+            .map(|w| v.duration("warmup", w))
+            .transpose()?
+            .unwrap_or_default();
+        let warmup_requests = (warmup.as_secs_f64() * rate).round() as u64;
+        let connections = self.connections(rate)?;
+        let timeout = self
+            .timeout
+            .as_deref()
+            .map(|t| v.duration("timeout", t))
+            .transpose()?
+            .unwrap_or(Duration::from_secs(10));
+        if timeout.is_zero() {
+            return Err(FieldError::new("timeout", "expected more than 0"));
+        }
+        let thresholds = self.thresholds(v)?;
+        let max_error_rate = self.max_error_rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&max_error_rate) {
+            return Err(FieldError::new(
+                "max_error_rate",
+                "expected a fraction from 0 to 1 (0.001 = 0.1 %)",
+            ));
+        }
+        let min_samples = self.min_samples(&thresholds, measured_requests)?;
+        let seed = self.seed.unwrap_or(1);
+        let expect = RawHttpExpect {
+            status: self.status,
+            body_contains: self.body_contains,
+            json_pointer: self.json_pointer,
+            json_equals: self.json_equals,
+            json_one_of: self.json_one_of,
+        }
+        .validate()?;
+        Ok(LatencyProbe {
+            url_display: url.display.clone(),
+            host: host.clone(),
+            port,
+            plan: Plan {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                host: if port == 80 {
+                    host
+                } else {
+                    format!("{host}:{port}")
+                },
+                method,
+                path,
+                body,
+                headers,
+                rate_per_s: rate,
+                warmup_requests,
+                measured_requests,
+                connections,
+                timeout,
+                expect,
+                seed,
+            },
+            thresholds,
+            max_error_rate,
+            min_samples,
+        })
+    }
+
+    /// Request headers (`${VAR}` interpolated, validated); `Content-Type: application/json`
+    /// is added when there is a body and no header says otherwise.
+    fn headers(
+        &self,
+        v: &mut Validator,
+        has_body: bool,
+    ) -> Result<Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>, FieldError> {
         let mut headers = Vec::new();
         let mut has_content_type = false;
         for (k, val) in &self.headers {
@@ -164,20 +244,18 @@ impl RawLatencyProbe {
                 .map_err(|_| FieldError::new(&key, "invalid header value"))?;
             headers.push((name, hv));
         }
-        if body.is_some() && !has_content_type {
+        if has_body && !has_content_type {
             headers.push((
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("application/json"),
             ));
         }
-        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 10_000_000.0) {
-            return Err(FieldError::new(
-                "rate",
-                "expected requests per second, more than 0 and at most 10 000 000",
-            ));
-        }
-        let rate = self.rate;
-        let measured_requests = match (&self.duration, self.count) {
+        Ok(headers)
+    }
+
+    /// Requests measured: `count`, or `duration` × `rate` (exactly one of them).
+    fn measured_requests(&self, v: &Validator, rate: f64) -> Result<u64, FieldError> {
+        Ok(match (&self.duration, self.count) {
             (Some(_), Some(_)) => {
                 return Err(FieldError::new(
                     "count",
@@ -195,39 +273,23 @@ impl RawLatencyProbe {
                 (d.as_secs_f64() * rate).round() as u64
             }
             (None, Some(c)) => c,
-        };
-        let warmup = self
-            .warmup
-            .as_deref()
-            .map(|w| v.duration("warmup", w))
-            .transpose()?
-            .unwrap_or_default();
-        let warmup_requests = (warmup.as_secs_f64() * rate).round() as u64;
-        let connections = match self.connections {
+        })
+    }
+
+    /// Keep-alive connections: `connections` (1 … 10 000), else rate / 500 within 4 … 64.
+    fn connections(&self, rate: f64) -> Result<usize, FieldError> {
+        Ok(match self.connections {
             Some(0) => return Err(FieldError::new("connections", "expected at least 1")),
             Some(c) if c > 10_000 => {
                 return Err(FieldError::new("connections", "expected at most 10 000"));
             }
             Some(c) => c,
             None => ((rate / 500.0).ceil() as usize).clamp(4, 64),
-        };
-        let timeout = self
-            .timeout
-            .as_deref()
-            .map(|t| v.duration("timeout", t))
-            .transpose()?
-            .unwrap_or(Duration::from_secs(10));
-        if timeout.is_zero() {
-            return Err(FieldError::new("timeout", "expected more than 0"));
-        }
-        let expect = RawHttpExpect {
-            status: self.status,
-            body_contains: self.body_contains,
-            json_pointer: self.json_pointer,
-            json_equals: self.json_equals,
-            json_one_of: self.json_one_of,
-        }
-        .validate()?;
+        })
+    }
+
+    /// The latency thresholds given (mean, percentiles, max), in that order.
+    fn thresholds(&self, v: &Validator) -> Result<Vec<Threshold>, FieldError> {
         let mut thresholds = Vec::new();
         for (key, quantile, text) in [
             ("mean", None, &self.mean),
@@ -246,13 +308,16 @@ impl RawLatencyProbe {
                 });
             }
         }
-        let max_error_rate = self.max_error_rate.unwrap_or(0.0);
-        if !(0.0..=1.0).contains(&max_error_rate) {
-            return Err(FieldError::new(
-                "max_error_rate",
-                "expected a fraction from 0 to 1 (0.001 = 0.1 %)",
-            ));
-        }
+        Ok(thresholds)
+    }
+
+    /// `min_samples`, by default enough for the highest percentile threshold (10 samples
+    /// beyond it, at least 100); the run must measure at least that many.
+    fn min_samples(
+        &self,
+        thresholds: &[Threshold],
+        measured_requests: u64,
+    ) -> Result<u64, FieldError> {
         let highest_q = thresholds
             .iter()
             .filter_map(|t| t.quantile)
@@ -285,33 +350,7 @@ impl RawLatencyProbe {
                 ),
             ));
         }
-        Ok(LatencyProbe {
-            url_display: url.display.clone(),
-            host: host.clone(),
-            port,
-            plan: Plan {
-                addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                host: if port == 80 {
-                    host
-                } else {
-                    format!("{host}:{port}")
-                },
-                method,
-                path,
-                body,
-                headers,
-                rate_per_s: rate,
-                warmup_requests,
-                measured_requests,
-                connections,
-                timeout,
-                expect,
-                seed: self.seed.unwrap_or(1),
-            },
-            thresholds,
-            max_error_rate,
-            min_samples,
-        })
+        Ok(min_samples)
     }
 }
 
