@@ -354,6 +354,67 @@ impl RawLatencyProbe {
     }
 }
 
+/// Errors and rates of one run.
+#[derive(Clone, Copy)]
+struct Rates {
+    /// Failed requests, all kinds.
+    errors: u64,
+    /// errors / attempted.
+    error_rate: f64,
+    /// Requests sent per second over the measured span.
+    achieved: f64,
+    /// The measured requests all left within the planned span (with [`SUSTAINED_SHARE`]).
+    sustained: bool,
+}
+
+impl Rates {
+    fn of(p: &Plan, r: &load::LoadResult) -> Rates {
+        let errors: u64 = r.errors.values().sum();
+        let attempted = r.attempted.max(1);
+        let error_rate = errors as f64 / attempted as f64;
+        let achieved = if r.send_span.is_zero() {
+            0.0
+        } else {
+            // Requests sent over the time from the first intended send to the last real one:
+            // (n − 1) intervals between n sends.
+            (r.attempted.saturating_sub(1)) as f64 / r.send_span.as_secs_f64()
+        };
+        let planned_span = (p.measured_requests.saturating_sub(1)) as f64 / p.rate_per_s;
+        let sustained = r.attempted >= p.measured_requests
+            && (planned_span <= 0.0
+                || r.send_span.as_secs_f64() <= planned_span / SUSTAINED_SHARE + 0.05);
+
+        Rates {
+            errors,
+            error_rate,
+            achieved,
+            sustained,
+        }
+    }
+}
+
+/// Errors by kind with the first example of each (redacted).
+fn error_table(ctx: &ProbeContext, r: &load::LoadResult) -> Table {
+    Table {
+        title: "Errors by kind".into(),
+        columns: vec!["kind".into(), "count".into(), "first example".into()],
+        rows: ErrorKind::ALL
+            .iter()
+            .filter_map(|k| {
+                let n = r.errors.get(k).copied().unwrap_or(0);
+                (n > 0).then(|| {
+                    vec![
+                        k.as_str().to_string(),
+                        n.to_string(),
+                        ctx.redactor
+                            .redact(r.first_error.get(k).map(String::as_str).unwrap_or("")),
+                    ]
+                })
+            })
+            .collect(),
+    }
+}
+
 /// Split an `http://` URL into host, port and the raw path-and-query text (placeholders
 /// intact; `url::Url` would percent-encode the braces).
 fn split_url(url: &str) -> Result<(String, u16, String), String> {
@@ -436,25 +497,31 @@ impl LatencyProbe {
     }
 
     fn judge(&self, ctx: &ProbeContext, shown: &str, r: load::LoadResult) -> ProbeOutput {
-        let p = &self.plan;
         let mut o = ProbeOutput::default();
-        let h = &r.recorder.corrected;
-        let u = &r.recorder.uncorrected;
-        let errors: u64 = r.errors.values().sum();
-        let attempted = r.attempted.max(1);
-        let error_rate = errors as f64 / attempted as f64;
-        let achieved = if r.send_span.is_zero() {
-            0.0
-        } else {
-            // Requests sent over the time from the first intended send to the last real one:
-            // (n − 1) intervals between n sends.
-            (r.attempted.saturating_sub(1)) as f64 / r.send_span.as_secs_f64()
-        };
-        let planned_span = (p.measured_requests.saturating_sub(1)) as f64 / p.rate_per_s;
-        let sustained = r.attempted >= p.measured_requests
-            && (planned_span <= 0.0
-                || r.send_span.as_secs_f64() <= planned_span / SUSTAINED_SHARE + 0.05);
+        let rt = Rates::of(&self.plan, &r);
+        self.measure(&mut o, &r, &rt);
+        // Evidence first, so even an error outcome carries what was measured.
+        self.evidence(ctx, &r, &mut o);
+        o.tables.push(percentile_table(&r));
+        if rt.errors > 0 {
+            o.tables.push(error_table(ctx, &r));
+        }
+        self.checks(&mut o, &r, &rt);
+        self.summarize(&mut o, shown, &r, &rt);
+        o.summary = ctx.redactor.redact(&o.summary);
+        o
+    }
 
+    /// Counts, rates, percentiles (corrected and uncorrected) and schedule lag for machines.
+    fn measure(&self, o: &mut ProbeOutput, r: &load::LoadResult, rt: &Rates) {
+        let p = &self.plan;
+        let (h, u) = (&r.recorder.corrected, &r.recorder.uncorrected);
+        let Rates {
+            errors,
+            error_rate,
+            achieved,
+            sustained,
+        } = *rt;
         o.measure("requests", r.attempted);
         o.measure("responses", r.responded);
         o.measure("ok", r.ok);
@@ -487,31 +554,18 @@ impl LatencyProbe {
             "scheduler_max_late_ms",
             r.scheduler_max_late.as_secs_f64() * 1e3,
         );
+    }
 
-        // Evidence first, so even an error outcome carries what was measured.
-        self.evidence(ctx, &r, &mut o);
-        o.tables.push(percentile_table(&r));
-        if errors > 0 {
-            o.tables.push(Table {
-                title: "Errors by kind".into(),
-                columns: vec!["kind".into(), "count".into(), "first example".into()],
-                rows: ErrorKind::ALL
-                    .iter()
-                    .filter_map(|k| {
-                        let n = r.errors.get(k).copied().unwrap_or(0);
-                        (n > 0).then(|| {
-                            vec![
-                                k.as_str().to_string(),
-                                n.to_string(),
-                                ctx.redactor
-                                    .redact(r.first_error.get(k).map(String::as_str).unwrap_or("")),
-                            ]
-                        })
-                    })
-                    .collect(),
-            });
-        }
-
+    /// The thresholds, the error rate, the sample count and whether the rate was sustained.
+    fn checks(&self, o: &mut ProbeOutput, r: &load::LoadResult, rt: &Rates) {
+        let p = &self.plan;
+        let h = &r.recorder.corrected;
+        let Rates {
+            errors,
+            error_rate,
+            achieved,
+            sustained,
+        } = *rt;
         // Checks.
         for t in &self.thresholds {
             let (measured, ok) = if h.is_empty() {
@@ -534,7 +588,7 @@ impl LatencyProbe {
                 "{} ({errors} of {}{})",
                 percent(error_rate),
                 r.attempted,
-                error_breakdown(&r)
+                error_breakdown(r)
             ),
             r.attempted > 0 && error_rate <= self.max_error_rate,
         ));
@@ -558,7 +612,20 @@ impl LatencyProbe {
             ),
             sustained,
         ));
+    }
 
+    /// The one-line summary; an aborted run, no response, too few samples or an unsustained
+    /// rate make the item an error that says why.
+    fn summarize(&self, o: &mut ProbeOutput, shown: &str, r: &load::LoadResult, rt: &Rates) {
+        let p = &self.plan;
+        let (h, u) = (&r.recorder.corrected, &r.recorder.uncorrected);
+        let Rates {
+            errors,
+            achieved,
+            sustained,
+            ..
+        } = *rt;
+        let samples = h.len();
         let p99 = if h.is_empty() {
             "no samples".into()
         } else {
@@ -603,8 +670,6 @@ impl LatencyProbe {
                 p.connections
             );
         }
-        o.summary = ctx.redactor.redact(&o.summary);
-        o
     }
 
     fn evidence(&self, ctx: &ProbeContext, r: &load::LoadResult, o: &mut ProbeOutput) {
