@@ -366,39 +366,8 @@ impl CoverageProbe {
             .map(|(f, s)| (f, s.as_str()))
             .collect();
         let excluded = data.files.len() - kept.len();
-        let mut t = data::Totals::default();
-        for (f, _) in &kept {
-            t.files += 1;
-            t.lines.add(f.lines);
-            if let Some(b) = f.branches {
-                t.branches.add(b);
-            }
-            if let Some(n) = f.functions {
-                t.functions.add(n);
-            }
-        }
-        o.measure("format", data.format.as_str());
-        o.measure("files", t.files as u64);
-        o.measure("excluded_files", excluded as u64);
-        o.measure("lines_found", t.lines.found);
-        o.measure("lines_hit", t.lines.hit);
-        if let Some(p) = t.lines.percent() {
-            o.measure("line_percent", p);
-        }
-        if data.has_branches {
-            o.measure("branches_found", t.branches.found);
-            o.measure("branches_hit", t.branches.hit);
-            if let Some(p) = t.branches.percent() {
-                o.measure("branch_percent", p);
-            }
-        }
-        if data.has_functions {
-            o.measure("functions_found", t.functions.found);
-            o.measure("functions_hit", t.functions.hit);
-            if let Some(p) = t.functions.percent() {
-                o.measure("function_percent", p);
-            }
-        }
+        let t = totals(&kept);
+        measure_totals(&mut o, data, &t, excluded);
         if t.lines.found == 0 {
             o.forced = Some(Status::Error);
             o.summary = format!(
@@ -409,6 +378,38 @@ impl CoverageProbe {
         }
         o.tables.push(least_covered(&kept, data));
 
+        let unmeasurable = self.gates(&mut o, data, &t);
+        if let Some(min) = self.per_file_lines {
+            per_file_check(&mut o, &kept, t.files, min);
+        }
+        let mut parts = vec![format!("lines {}", pct(t.lines.percent()))];
+        if data.has_branches && t.branches.found > 0 {
+            parts.push(format!("branches {}", pct(t.branches.percent())));
+        }
+        if data.has_functions && t.functions.found > 0 {
+            parts.push(format!("functions {}", pct(t.functions.percent())));
+        }
+        o.summary = format!(
+            "{} over {} files ({}{})",
+            parts.join(", "),
+            t.files,
+            data.format,
+            if excluded > 0 {
+                format!(", {excluded} excluded")
+            } else {
+                String::new()
+            }
+        );
+        if !unmeasurable.is_empty() {
+            o.forced = Some(Status::Error);
+            o.summary = format!("cannot measure {}: {}", unmeasurable.join(", "), o.summary);
+        }
+        o
+    }
+
+    /// The line, branch and function minimums; returns the ones the report cannot measure
+    /// (no data of that kind, or nothing found), which make the item an error.
+    fn gates(&self, o: &mut ProbeOutput, data: &CoverageData, t: &data::Totals) -> Vec<String> {
         let mut unmeasurable = Vec::new();
         let mut gate = |o: &mut ProbeOutput,
                         name: &str,
@@ -439,9 +440,9 @@ impl CoverageProbe {
                 }
             }
         };
-        gate(&mut o, "line coverage", "lines", self.lines, t.lines, true);
+        gate(o, "line coverage", "lines", self.lines, t.lines, true);
         gate(
-            &mut o,
+            o,
             "branch coverage",
             "branches",
             self.branches,
@@ -449,67 +450,89 @@ impl CoverageProbe {
             data.has_branches,
         );
         gate(
-            &mut o,
+            o,
             "function coverage",
             "functions",
             self.functions,
             t.functions,
             data.has_functions,
         );
-        if let Some(min) = self.per_file_lines {
-            let mut below: Vec<(f64, &str)> = kept
-                .iter()
-                .filter_map(|(f, s)| f.lines.percent().map(|p| (p, *s)))
-                .filter(|(p, _)| p + 1e-9 < min)
-                .collect();
-            below.sort_by(|a, b| a.0.total_cmp(&b.0));
-            o.measure("files_below_per_file_minimum", below.len() as u64);
-            let measured = if below.is_empty() {
-                format!("all {} files", t.files)
-            } else {
-                let shown: Vec<String> = below
-                    .iter()
-                    .take(5)
-                    .map(|(p, s)| format!("{s} {}", pct(Some(*p))))
-                    .collect();
-                format!(
-                    "{} file(s) below: {}{}",
-                    below.len(),
-                    shown.join(", "),
-                    if below.len() > 5 { ", …" } else { "" }
-                )
-            };
-            o.checks.push(Check::new(
-                "per-file line coverage",
-                format!("≥ {min} % in every file"),
-                measured,
-                below.is_empty(),
-            ));
-        }
-        let mut parts = vec![format!("lines {}", pct(t.lines.percent()))];
-        if data.has_branches && t.branches.found > 0 {
-            parts.push(format!("branches {}", pct(t.branches.percent())));
-        }
-        if data.has_functions && t.functions.found > 0 {
-            parts.push(format!("functions {}", pct(t.functions.percent())));
-        }
-        o.summary = format!(
-            "{} over {} files ({}{})",
-            parts.join(", "),
-            t.files,
-            data.format,
-            if excluded > 0 {
-                format!(", {excluded} excluded")
-            } else {
-                String::new()
-            }
-        );
-        if !unmeasurable.is_empty() {
-            o.forced = Some(Status::Error);
-            o.summary = format!("cannot measure {}: {}", unmeasurable.join(", "), o.summary);
-        }
-        o
+        unmeasurable
     }
+}
+
+/// Sum the kept files.
+fn totals(kept: &[(&FileCoverage, &str)]) -> data::Totals {
+    let mut t = data::Totals::default();
+    for (f, _) in kept {
+        t.files += 1;
+        t.lines.add(f.lines);
+        if let Some(b) = f.branches {
+            t.branches.add(b);
+        }
+        if let Some(n) = f.functions {
+            t.functions.add(n);
+        }
+    }
+    t
+}
+
+/// Totals for machines.
+fn measure_totals(o: &mut ProbeOutput, data: &CoverageData, t: &data::Totals, excluded: usize) {
+    o.measure("format", data.format.as_str());
+    o.measure("files", t.files as u64);
+    o.measure("excluded_files", excluded as u64);
+    o.measure("lines_found", t.lines.found);
+    o.measure("lines_hit", t.lines.hit);
+    if let Some(p) = t.lines.percent() {
+        o.measure("line_percent", p);
+    }
+    if data.has_branches {
+        o.measure("branches_found", t.branches.found);
+        o.measure("branches_hit", t.branches.hit);
+        if let Some(p) = t.branches.percent() {
+            o.measure("branch_percent", p);
+        }
+    }
+    if data.has_functions {
+        o.measure("functions_found", t.functions.found);
+        o.measure("functions_hit", t.functions.hit);
+        if let Some(p) = t.functions.percent() {
+            o.measure("function_percent", p);
+        }
+    }
+}
+
+/// `per_file_lines`: every kept file at or above `min` percent of its lines.
+fn per_file_check(o: &mut ProbeOutput, kept: &[(&FileCoverage, &str)], files: usize, min: f64) {
+    let mut below: Vec<(f64, &str)> = kept
+        .iter()
+        .filter_map(|(f, s)| f.lines.percent().map(|p| (p, *s)))
+        .filter(|(p, _)| p + 1e-9 < min)
+        .collect();
+    below.sort_by(|a, b| a.0.total_cmp(&b.0));
+    o.measure("files_below_per_file_minimum", below.len() as u64);
+    let measured = if below.is_empty() {
+        format!("all {files} files")
+    } else {
+        let shown: Vec<String> = below
+            .iter()
+            .take(5)
+            .map(|(p, s)| format!("{s} {}", pct(Some(*p))))
+            .collect();
+        format!(
+            "{} file(s) below: {}{}",
+            below.len(),
+            shown.join(", "),
+            if below.len() > 5 { ", …" } else { "" }
+        )
+    };
+    o.checks.push(Check::new(
+        "per-file line coverage",
+        format!("≥ {min} % in every file"),
+        measured,
+        below.is_empty(),
+    ));
 }
 
 fn least_covered(kept: &[(&FileCoverage, &str)], data: &CoverageData) -> Table {
