@@ -68,6 +68,9 @@ impl RawAttestationProbe {
     }
 }
 
+/// What an attestation item expects, as the report shows it.
+const EXPECTED: &str = "signed by an allowed signer, not expired";
+
 impl AttestationProbe {
     /// Look for a valid attestation of `ctx.item_id`.
     pub fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
@@ -134,87 +137,111 @@ impl AttestationProbe {
             ]);
         }
         o.measure("attestations", mine.len() as u64);
-        let expected = "signed by an allowed signer, not expired";
         match best {
             Some(rec) => {
-                o.checks.push(Check::new(
-                    "attestation",
-                    expected,
-                    format!("valid, by {} until {}", rec.signer, rec.expires),
-                    true,
-                ));
-                o.measure("signer", rec.signer.clone());
-                o.measure("attested_at", rec.attested_at.clone());
-                o.measure("expires", rec.expires.clone());
-                o.measure("evidence", rec.evidence.clone());
-                o.measure(
-                    "attestation",
-                    serde_json::to_value(rec).expect("record serializes"),
-                );
-                if !self.roles.is_empty() {
-                    o.measure(
-                        "attestation_roles",
-                        serde_json::to_value(&self.roles).expect("roles serialize"),
-                    );
-                }
-                o.summary = format!(
-                    "attested by {} on {}: \"{}\" (until {}; evidence {})",
-                    rec.signer, rec.attested_at, rec.statement, rec.expires, rec.evidence
-                );
-                let slug = format!("attestation-{}", rec.attested_at.replace(':', ""));
-                for (name, bytes, label) in [
-                    (
-                        format!("{slug}.txt"),
-                        AttestationStatement::text(rec),
-                        "signed attestation statement",
-                    ),
-                    (
-                        format!("{slug}.txt.sig"),
-                        rec.signature.clone(),
-                        "SSHSIG signature of the statement",
-                    ),
-                ] {
-                    match ctx.write_evidence(&name, bytes.as_bytes(), label, "text/plain") {
-                        Ok(ev) => o.evidence.push(ev),
-                        Err(m) => return ProbeOutput::error(m),
-                    }
+                if let Err(m) = self.accept(&mut o, ctx, rec) {
+                    return ProbeOutput::error(m);
                 }
             }
-            None => {
-                let measured = if mine.is_empty() {
-                    "none".to_string()
-                } else {
-                    format!("{} attestation(s), none valid", mine.len())
-                };
-                o.checks
-                    .push(Check::new("attestation", expected, &measured, false));
-                o.summary = if mine.is_empty() {
-                    format!(
-                        "no attestation for \"{}\" in {}; record one with `prodready attest {} \
-                         --key KEY --evidence URL --expires DATE --file {}`",
-                        ctx.item_id,
-                        self.file.display(),
-                        ctx.item_id,
-                        file.display()
-                    )
-                } else {
-                    format!(
-                        "no valid attestation for \"{}\": {}",
-                        ctx.item_id,
-                        table
-                            .rows
-                            .iter()
-                            .map(|r| r[5].clone())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    )
-                };
-            }
+            None => self.reject(&mut o, ctx, &file, mine.len(), &table),
         }
         if !table.rows.is_empty() {
             o.tables.push(table);
         }
         o
+    }
+
+    /// The valid attestation that lasts longest: its check, its figures for machines, and the
+    /// signed statement with its signature as evidence.
+    fn accept(
+        &self,
+        o: &mut ProbeOutput,
+        ctx: &ProbeContext,
+        rec: &AttestationRecord,
+    ) -> Result<(), String> {
+        o.checks.push(Check::new(
+            "attestation",
+            EXPECTED,
+            format!("valid, by {} until {}", rec.signer, rec.expires),
+            true,
+        ));
+        o.measure("signer", rec.signer.clone());
+        o.measure("attested_at", rec.attested_at.clone());
+        o.measure("expires", rec.expires.clone());
+        o.measure("evidence", rec.evidence.clone());
+        o.measure(
+            "attestation",
+            serde_json::to_value(rec).expect("record serializes"),
+        );
+        if !self.roles.is_empty() {
+            o.measure(
+                "attestation_roles",
+                serde_json::to_value(&self.roles).expect("roles serialize"),
+            );
+        }
+        o.summary = format!(
+            "attested by {} on {}: \"{}\" (until {}; evidence {})",
+            rec.signer, rec.attested_at, rec.statement, rec.expires, rec.evidence
+        );
+        let slug = format!("attestation-{}", rec.attested_at.replace(':', ""));
+        for (name, bytes, label) in [
+            (
+                format!("{slug}.txt"),
+                AttestationStatement::text(rec),
+                "signed attestation statement",
+            ),
+            (
+                format!("{slug}.txt.sig"),
+                rec.signature.clone(),
+                "SSHSIG signature of the statement",
+            ),
+        ] {
+            match ctx.write_evidence(&name, bytes.as_bytes(), label, "text/plain") {
+                Ok(ev) => o.evidence.push(ev),
+                Err(m) => return Err(m),
+            }
+        }
+        Ok(())
+    }
+
+    /// No valid attestation: say how to record one, or why each recorded one is not valid
+    /// (the table's state column).
+    fn reject(
+        &self,
+        o: &mut ProbeOutput,
+        ctx: &ProbeContext,
+        file: &std::path::Path,
+        recorded: usize,
+        table: &Table,
+    ) {
+        let measured = if recorded == 0 {
+            "none".to_string()
+        } else {
+            format!("{} attestation(s), none valid", recorded)
+        };
+        o.checks
+            .push(Check::new("attestation", EXPECTED, &measured, false));
+        o.summary = if recorded == 0 {
+            format!(
+                "no attestation for \"{}\" in {}; record one with `prodready attest {} \
+                 --key KEY --evidence URL --expires DATE --file {}`",
+                ctx.item_id,
+                self.file.display(),
+                ctx.item_id,
+                file.display()
+            )
+        } else {
+            format!(
+                "no valid attestation for \"{}\": {}",
+                ctx.item_id,
+                table
+                    .rows
+                    .iter()
+                    .map(|r| r[5].clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
     }
 }
 
