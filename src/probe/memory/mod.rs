@@ -211,6 +211,42 @@ impl RawMemoryProbe {
     /// # Errors
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<MemoryProbe, FieldError> {
+        let target = self.target(v)?;
+        let Schedule {
+            interval,
+            duration,
+            warmup_key,
+            min_samples,
+        } = self.schedule(v)?;
+        let max_growth_bytes_per_hour =
+            parse_growth(&self.max_growth).map_err(|m| FieldError::new("max_growth", m))?;
+        let max_rss_bytes = self
+            .max_rss
+            .as_deref()
+            .map(|s| v.bytes("max_rss", s))
+            .transpose()?;
+        let metric = self.metric()?;
+        if let Some(d) = &self.during
+            && d.trim().is_empty()
+        {
+            return Err(FieldError::new("during", "expected an item id"));
+        }
+        Ok(MemoryProbe {
+            target,
+            interval,
+            duration,
+            warmup: warmup_key,
+            during: self.during,
+            max_growth_bytes_per_hour,
+            max_growth_text: self.max_growth,
+            max_rss_bytes,
+            min_samples,
+            metric,
+        })
+    }
+
+    /// Exactly one of `service`, `pid`, `pid_file` (`${VAR}` interpolated) and `process`.
+    fn target(&self, v: &mut Validator) -> Result<Target, FieldError> {
         let given = [
             self.service.is_some(),
             self.pid.is_some(),
@@ -226,23 +262,29 @@ impl RawMemoryProbe {
                 "expected exactly one target: service, pid, pid_file or process",
             ));
         }
-        let target = if let Some(s) = self.service {
+        let target = if let Some(s) = self.service.clone() {
             Target::Service(s)
         } else if let Some(p) = self.pid {
             if p == 0 {
                 return Err(FieldError::new("pid", "expected a positive process id"));
             }
             Target::Pid(p)
-        } else if let Some(f) = self.pid_file {
-            let i = v.interpolate("pid_file", &f)?;
+        } else if let Some(f) = &self.pid_file {
+            let i = v.interpolate("pid_file", f)?;
             Target::PidFile {
                 display: i.display,
                 path: PathBuf::from(i.value),
             }
         } else {
-            let p = self.process.unwrap_or_default();
+            let p = self.process.clone().unwrap_or_default();
             Target::Process(v.regex("process", &p)?)
         };
+        Ok(target)
+    }
+
+    /// `interval` (≥ 1 s), `duration`, `warmup` and `min_samples`, checked against each other:
+    /// a fixed window must leave at least `min_samples` after its warm-up.
+    fn schedule(&self, v: &Validator) -> Result<Schedule, FieldError> {
         let interval = match &self.interval {
             Some(t) => v.duration("interval", t)?,
             None => DEFAULT_INTERVAL,
@@ -315,14 +357,17 @@ impl RawMemoryProbe {
                 ));
             }
         }
-        let max_growth_bytes_per_hour =
-            parse_growth(&self.max_growth).map_err(|m| FieldError::new("max_growth", m))?;
-        let max_rss_bytes = self
-            .max_rss
-            .as_deref()
-            .map(|s| v.bytes("max_rss", s))
-            .transpose()?;
-        let metric = match self.metric.as_deref() {
+        Ok(Schedule {
+            interval,
+            duration,
+            warmup_key,
+            min_samples,
+        })
+    }
+
+    /// `metric`: auto (default), anon or rss.
+    fn metric(&self) -> Result<MetricChoice, FieldError> {
+        Ok(match self.metric.as_deref() {
             None | Some("auto") => MetricChoice::Auto,
             Some("anon") => MetricChoice::Anon,
             Some("rss") => MetricChoice::Rss,
@@ -332,25 +377,17 @@ impl RawMemoryProbe {
                     format!("unknown metric \"{other}\" (expected one of: auto, anon, rss)"),
                 ));
             }
-        };
-        if let Some(d) = &self.during
-            && d.trim().is_empty()
-        {
-            return Err(FieldError::new("during", "expected an item id"));
-        }
-        Ok(MemoryProbe {
-            target,
-            interval,
-            duration,
-            warmup: warmup_key,
-            during: self.during,
-            max_growth_bytes_per_hour,
-            max_growth_text: self.max_growth,
-            max_rss_bytes,
-            min_samples,
-            metric,
         })
     }
+}
+
+/// The validated sampling schedule of a memory probe.
+struct Schedule {
+    interval: Duration,
+    duration: Option<Duration>,
+    /// The `warmup` key as given.
+    warmup_key: Option<Duration>,
+    min_samples: u32,
 }
 
 /// Why sampling stopped.
