@@ -135,6 +135,15 @@ impl RawHttpProbe {
     }
 }
 
+/// One response, read whole.
+struct Exchange {
+    status: u16,
+    /// Days left on the peer certificate (https).
+    cert_days: Option<i64>,
+    body: bytes::Bytes,
+    latency: Duration,
+}
+
 impl HttpProbe {
     /// The same probe with another request timeout (a soak monitor's per-check timeout).
     pub fn with_timeout(mut self, timeout: Duration) -> HttpProbe {
@@ -167,9 +176,17 @@ impl HttpProbe {
 
     /// Make the request once.
     pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
+        match self.exchange(ctx).await {
+            Ok(ex) => self.judge(ctx, ex),
+            Err(o) => o,
+        }
+    }
+
+    /// Send the request and read the whole response; an `error` outcome when that fails.
+    async fn exchange(&self, ctx: &ProbeContext) -> Result<Exchange, ProbeOutput> {
         let client = match self.client(ctx) {
             Ok(c) => c,
-            Err(e) => return ProbeOutput::error(e),
+            Err(e) => return Err(ProbeOutput::error(e)),
         };
         let mut req = client.request(self.method.clone(), &self.url.value);
         for (k, v) in &self.headers {
@@ -182,7 +199,7 @@ impl HttpProbe {
         let started = Instant::now();
         let resp = tokio::select! {
             r = req.send() => r,
-            _ = ctx.cancel.cancelled() => return ProbeOutput::error(format!("{shown}: interrupted")),
+            _ = ctx.cancel.cancelled() => return Err(ProbeOutput::error(format!("{shown}: interrupted"))),
         };
         let resp = match resp {
             Ok(r) => r,
@@ -200,9 +217,9 @@ impl HttpProbe {
                     detail = format!("{detail}: {s}");
                     src = s.source();
                 }
-                return ProbeOutput::error(
+                return Err(ProbeOutput::error(
                     ctx.redactor.redact(&format!("{shown}: {kind}: {detail}")),
-                );
+                ));
             }
         };
         let status = resp.status().as_u16();
@@ -213,13 +230,34 @@ impl HttpProbe {
             .and_then(cert_days_left);
         let body = tokio::select! {
             b = resp.bytes() => b,
-            _ = ctx.cancel.cancelled() => return ProbeOutput::error(format!("{shown}: interrupted")),
+            _ = ctx.cancel.cancelled() => return Err(ProbeOutput::error(format!("{shown}: interrupted"))),
         };
         let latency = started.elapsed();
         let body = match body {
             Ok(b) => b,
-            Err(e) => return ProbeOutput::error(format!("{shown}: reading the body failed: {e}")),
+            Err(e) => {
+                return Err(ProbeOutput::error(format!(
+                    "{shown}: reading the body failed: {e}"
+                )));
+            }
         };
+        Ok(Exchange {
+            status,
+            cert_days,
+            body,
+            latency,
+        })
+    }
+
+    /// The checks on a response: status, body, JSON pointer, latency, certificate days.
+    fn judge(&self, ctx: &ProbeContext, ex: Exchange) -> ProbeOutput {
+        let shown = format!("{} {}", self.method, self.url.display);
+        let Exchange {
+            status,
+            cert_days,
+            body,
+            latency,
+        } = ex;
         let text = String::from_utf8_lossy(&body);
 
         let mut o = ProbeOutput::default();
