@@ -326,59 +326,9 @@ pub fn summarize(
             bt.availability().map(|a| (1.0 - a) / allowed),
         ));
     }
-    let mut incidents = Vec::new();
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT start_ms, end_ms, failures, coalesce(first_error, '') FROM incidents
-             WHERE monitor_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2) ORDER BY start_ms",
-        )?;
-        let rows = st.query_map(params![m.id, from, now_ms], |r| {
-            Ok(Incident {
-                start_ms: r.get(0)?,
-                end_ms: r.get(1)?,
-                failures: r.get(2)?,
-                first_error: r.get(3)?,
-            })
-        })?;
-        for r in rows {
-            incidents.push(r?);
-        }
-    }
-    let mut maintenance = Vec::new();
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT reason, start_ms, end_ms FROM maintenance
-             WHERE monitor_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2) ORDER BY start_ms",
-        )?;
-        let rows = st.query_map(params![m.id, from, now_ms], |r| {
-            Ok(MaintenancePeriod {
-                reason: r.get(0)?,
-                start_ms: r.get(1)?,
-                end_ms: r.get(2)?,
-            })
-        })?;
-        for r in rows {
-            maintenance.push(r?);
-        }
-    }
-    let mut events = Vec::new();
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT at_ms, kind, duration_ms, detail FROM events
-             WHERE at_ms >= ?1 AND at_ms < ?2 AND kind IN ('tracker_gap', 'reboot', 'clock_jump') ORDER BY at_ms",
-        )?;
-        let rows = st.query_map(params![from, now_ms], |r| {
-            Ok(Event {
-                at_ms: r.get(0)?,
-                kind: r.get(1)?,
-                duration_ms: r.get(2)?,
-                detail: r.get(3)?,
-            })
-        })?;
-        for r in rows {
-            events.push(r?);
-        }
-    }
+    let incidents = incidents_in(conn, m, from, now_ms)?;
+    let maintenance = maintenance_in(conn, m, from, now_ms)?;
+    let events = events_in(conn, from, now_ms)?;
     let complete = first_ms.is_some_and(|f| f <= from);
     let availability = t.availability();
     Ok(Summary {
@@ -411,6 +361,78 @@ pub fn summarize(
         complete,
         projected: availability,
     })
+}
+
+/// Incidents of monitor `m` overlapping `[from, to)`, oldest first.
+fn incidents_in(
+    conn: &Connection,
+    m: &MonitorRow,
+    from: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<Incident>> {
+    let mut incidents = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT start_ms, end_ms, failures, coalesce(first_error, '') FROM incidents
+         WHERE monitor_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2) ORDER BY start_ms",
+    )?;
+    let rows = st.query_map(params![m.id, from, now_ms], |r| {
+        Ok(Incident {
+            start_ms: r.get(0)?,
+            end_ms: r.get(1)?,
+            failures: r.get(2)?,
+            first_error: r.get(3)?,
+        })
+    })?;
+    for r in rows {
+        incidents.push(r?);
+    }
+    Ok(incidents)
+}
+
+/// Maintenance periods of monitor `m` overlapping `[from, to)`.
+fn maintenance_in(
+    conn: &Connection,
+    m: &MonitorRow,
+    from: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<MaintenancePeriod>> {
+    let mut maintenance = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT reason, start_ms, end_ms FROM maintenance
+         WHERE monitor_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2) ORDER BY start_ms",
+    )?;
+    let rows = st.query_map(params![m.id, from, now_ms], |r| {
+        Ok(MaintenancePeriod {
+            reason: r.get(0)?,
+            start_ms: r.get(1)?,
+            end_ms: r.get(2)?,
+        })
+    })?;
+    for r in rows {
+        maintenance.push(r?);
+    }
+    Ok(maintenance)
+}
+
+/// Tracker gaps, reboots and clock steps in `[from, to)`.
+fn events_in(conn: &Connection, from: i64, now_ms: i64) -> rusqlite::Result<Vec<Event>> {
+    let mut events = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT at_ms, kind, duration_ms, detail FROM events
+         WHERE at_ms >= ?1 AND at_ms < ?2 AND kind IN ('tracker_gap', 'reboot', 'clock_jump') ORDER BY at_ms",
+    )?;
+    let rows = st.query_map(params![from, now_ms], |r| {
+        Ok(Event {
+            at_ms: r.get(0)?,
+            kind: r.get(1)?,
+            duration_ms: r.get(2)?,
+            detail: r.get(3)?,
+        })
+    })?;
+    for r in rows {
+        events.push(r?);
+    }
+    Ok(events)
 }
 
 /// One column of the timeline chart: shares of a bucket of time, summing to 1.
