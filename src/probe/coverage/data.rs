@@ -118,8 +118,15 @@ pub struct Totals {
 impl CoverageData {
     /// Sum the counts of the files `keep` accepts.
     pub fn totals(&self, mut keep: impl FnMut(&FileCoverage) -> bool) -> Totals {
+        Totals::of(self.files.iter().filter(|f| keep(f)))
+    }
+}
+
+impl Totals {
+    /// Sum the counts of `files`.
+    pub fn of<'a>(files: impl IntoIterator<Item = &'a FileCoverage>) -> Totals {
         let mut t = Totals::default();
-        for f in self.files.iter().filter(|f| keep(f)) {
+        for f in files {
             t.files += 1;
             t.lines.add(f.lines);
             if let Some(b) = f.branches {

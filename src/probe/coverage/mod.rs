@@ -366,7 +366,7 @@ impl CoverageProbe {
             .map(|(f, s)| (f, s.as_str()))
             .collect();
         let excluded = data.files.len() - kept.len();
-        let t = totals(&kept);
+        let t = data::Totals::of(kept.iter().map(|(f, _)| *f));
         measure_totals(&mut o, data, &t, excluded);
         if t.lines.found == 0 {
             o.forced = Some(Status::Error);
@@ -459,22 +459,6 @@ impl CoverageProbe {
         );
         unmeasurable
     }
-}
-
-/// Sum the kept files.
-fn totals(kept: &[(&FileCoverage, &str)]) -> data::Totals {
-    let mut t = data::Totals::default();
-    for (f, _) in kept {
-        t.files += 1;
-        t.lines.add(f.lines);
-        if let Some(b) = f.branches {
-            t.branches.add(b);
-        }
-        if let Some(n) = f.functions {
-            t.functions.add(n);
-        }
-    }
-    t
 }
 
 /// Totals for machines.
