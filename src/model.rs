@@ -223,6 +223,15 @@ impl ProbeOutput {
         self.measured.insert(key.to_string(), value.into());
     }
 
+    /// Names of the checks that did not hold, in order.
+    pub fn failed_checks(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
     /// The status the checks imply (fail closed: no checks at all is an error).
     pub fn status(&self) -> Status {
         if let Some(s) = self.forced {

@@ -262,12 +262,7 @@ impl CommandProbe {
         if let Some(x) = &self.extract {
             extract_check(&mut o, x, &stdout, &stderr);
         }
-        let failed: Vec<&str> = o
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.name.as_str())
-            .collect();
+        let failed = o.failed_checks();
         o.summary = if failed.is_empty() {
             format!(
                 "`{}` exited {measured_code} in {}",

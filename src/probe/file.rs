@@ -197,12 +197,7 @@ impl FileProbe {
                 }
             }
         }
-        let failed: Vec<&str> = o
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.name.as_str())
-            .collect();
+        let failed = o.failed_checks();
         o.summary = if failed.is_empty() {
             format!("{shown} ({})", format_bytes(meta.len()))
         } else {
