@@ -52,6 +52,11 @@ fn num(o: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{key} missing in {o:#}"))
 }
 
+/// Tests about what the target did widen the bound on the generator's own lateness: a debug
+/// build on a busy 2-core machine may wake a few milliseconds late now and then, and that is
+/// what `a_starved_generator_is_an_error_never_a_failure_of_the_target` is about, not them.
+const LENIENT_GENERATOR: &str = "max_generator_lag = \"50ms\"";
+
 const ORDER: &str = r#"body = '{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"{{seq}}"}'"#;
 
 /// One injected 1 s stall in a 60 s run at 1 000 orders/s.
@@ -77,7 +82,7 @@ fn stall_of_one_second_shows_in_corrected_p99_but_not_in_the_uncorrected_twin() 
     let (_, base) = run_item(
         dir.path(),
         &format!(
-            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000\nduration = \"5s\"\nconnections = 16\nmax_error_rate = 0.0\n",
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000\nduration = \"5s\"\nconnections = 16\nmax_error_rate = 0.0\n{LENIENT_GENERATOR}\n",
             calm.addr
         ),
     );
@@ -90,7 +95,7 @@ fn stall_of_one_second_shows_in_corrected_p99_but_not_in_the_uncorrected_twin() 
     let (_, o) = run_item(
         dir.path(),
         &format!(
-            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000\nduration = \"60s\"\nconnections = 16\nmax_error_rate = 0.0\np99 = \"100ms\"\n",
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000\nduration = \"60s\"\nconnections = 16\nmax_error_rate = 0.0\np99 = \"100ms\"\n{LENIENT_GENERATOR}\n",
             stalling.addr
         ),
     );
@@ -198,32 +203,83 @@ fn non_json_acknowledgement_counts_as_body_errors() {
     );
 }
 
+/// A generator starved on purpose: one thread, 256 connections, one million orders per second.
+/// Every connection is free most of the time and the one runtime thread cannot keep up with
+/// them, so the generator's own lateness dwarfs the target's: the item is an `error` naming
+/// the generator, never a latency `fail` blamed on the target.
 #[test]
-fn unsustainable_rate_is_reported_as_such() {
+fn a_starved_generator_is_an_error_never_a_failure_of_the_target() {
     let b = Broker::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    // One million orders per second over two connections: far beyond this machine.
     let (code, o) = run_item(
         dir.path(),
         &format!(
-            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000000\ncount = 20000\nconnections = 2\np99 = \"1s\"\n",
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000000\ncount = 20000\nconnections = 256\nthreads = 1\np99 = \"1s\"\n",
             b.addr
         ),
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
-    assert_eq!(o["measured"]["sustained"], false);
-    assert!(num(&o, "rate_achieved_per_s") < 500_000.0);
-    assert!(num(&o, "schedule_lag_p99_ms") > 1.0);
     let summary = o["summary"].as_str().unwrap();
-    assert!(summary.contains("not sustained"), "{summary}");
+    assert!(summary.contains("load generator saturated"), "{summary}");
+    assert!(
+        summary.contains("1 thread(s) with 256 connections"),
+        "{summary}"
+    );
+    assert_eq!(num(&o, "threads"), 1.0);
+    let own = num(&o, "generator_lag_p99_ms").max(num(&o, "runtime_lag_p99_ms"));
+    assert!(own > num(&o, "max_generator_lag_ms"), "{o:#}");
     let check = o["checks"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["name"] == "rate sustained")
+        .find(|c| c["name"] == "generator lag")
         .unwrap();
     assert_eq!(check["passed"], false);
+}
+
+/// A target slow on purpose (5 ms per order) behind two connections, asked for 1 000 orders/s:
+/// the two connections carry at most 400/s, so requests queue behind busy connections. That
+/// lateness is the target's: it is in the corrected latency (the last orders wait ~1.5 s),
+/// the generator's own lag stays small next to it, and the item fails on its p99 instead of
+/// blaming the generator.
+#[test]
+fn a_slow_target_shows_in_the_corrected_latency_and_is_not_called_saturation() {
+    let b = Broker::start(&["--latency", "5ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, o) = run_item(
+        dir.path(),
+        &format!(
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000\ncount = 1000\nconnections = 2\np99 = \"100ms\"\n{LENIENT_GENERATOR}\n",
+            b.addr
+        ),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(o["status"], "fail", "{o:#}");
+    let summary = o["summary"].as_str().unwrap();
+    assert!(!summary.contains("saturated"), "{summary}");
+    assert!(summary.contains("did not keep up"), "{summary}");
+    assert!(summary.contains("Little's law"), "{summary}");
+    // The j-th order of a connection is intended at j × 2 ms but cannot leave before the
+    // j earlier ones took ≥ 5 ms each: it is ≥ j × 3 ms late. The 1 % tail (10 orders) has
+    // j ≥ 495, so the corrected p99 is at least 1.485 s however fast this build is.
+    let p99 = num(&o, "p99_ms");
+    assert!(p99 >= 1_400.0, "corrected p99 {p99} ms, expected ≥ 1.485 s");
+    let unc = num(&o, "uncorrected_p99_ms");
+    assert!(
+        unc * 10.0 <= p99,
+        "uncorrected p99 {unc} ms vs corrected {p99} ms"
+    );
+    let sched = num(&o, "schedule_lag_p99_ms");
+    let own = num(&o, "generator_lag_p99_ms");
+    assert!(
+        own * 10.0 <= sched,
+        "generator lag p99 {own} ms vs schedule lag p99 {sched} ms"
+    );
+    for check in o["checks"].as_array().unwrap() {
+        let expected = !matches!(check["name"].as_str(), Some("p99" | "rate sustained"));
+        assert_eq!(check["passed"], expected, "{check:#}");
+    }
 }
 
 #[test]
@@ -233,7 +289,7 @@ fn evidence_holds_interval_log_percentiles_and_chart() {
     let (code, o) = run_item(
         dir.path(),
         &format!(
-            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 500\nduration = \"3s\"\nwarmup = \"1s\"\np99 = \"500ms\"\njson_pointer = \"/status\"\njson_one_of = [\"filled\"]\n",
+            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 500\nduration = \"3s\"\nwarmup = \"1s\"\np99 = \"500ms\"\njson_pointer = \"/status\"\njson_one_of = [\"filled\"]\n{LENIENT_GENERATOR}\n",
             b.addr
         ),
     );

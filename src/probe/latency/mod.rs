@@ -62,8 +62,17 @@ pub struct RawLatencyProbe {
     /// Warm-up sent at the same rate before measuring starts, excluded from every result
     /// (humantime). Default `"0s"`.
     pub warmup: Option<String>,
-    /// Keep-alive connections in the pool. Default: rate / 500, between 4 and 64.
+    /// Keep-alive connections in the pool; connection `k` of `N` sends requests `k, k + N, …`
+    /// (wrk2's model). Default: enough for a 5 ms mean latency at the full rate (Little's law:
+    /// rate × 5 ms), between 4 and 128, a multiple of `threads`.
     pub connections: Option<usize>,
+    /// Generator threads, each a single-threaded runtime with its share of the connections.
+    /// Default: one per 25 000 requests/s, at most the number of cores.
+    pub threads: Option<usize>,
+    /// Largest generator lag at p99 (humantime): the lateness the target did not cause (a late
+    /// timer, a busy or starved generator). Beyond it the item is `error` ("load generator
+    /// saturated"), never `fail`. Default: the larger of 1 ms and 1 % of the `p99` threshold.
+    pub max_generator_lag: Option<String>,
     /// Per-request timeout, connection set-up included (humantime). Default `"10s"`.
     pub timeout: Option<String>,
     /// Expected status code(s). Default: any 2xx (the rules, shared with the `http` probe:
@@ -118,9 +127,13 @@ pub struct LatencyProbe {
     host: String,
     port: u16,
     plan: Plan,
+    /// `connections` and `threads` were chosen by the probe, not given.
+    auto_connections: bool,
+    auto_threads: bool,
     thresholds: Vec<Threshold>,
     max_error_rate: f64,
     min_samples: u64,
+    max_generator_lag: Duration,
 }
 
 impl RawLatencyProbe {
@@ -145,7 +158,7 @@ impl RawLatencyProbe {
             .method
             .clone()
             .unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.into());
-        let method = hyper::Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
+        let method = http::Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
             .map_err(|_| {
                 FieldError::new("method", format!("invalid HTTP method \"{method_text}\""))
             })?;
@@ -165,7 +178,8 @@ impl RawLatencyProbe {
             .transpose()?
             .unwrap_or_default();
         let warmup_requests = (warmup.as_secs_f64() * rate).round() as u64;
-        let connections = self.connections(rate)?;
+        let threads = self.threads(rate)?;
+        let connections = self.connections(rate, threads)?;
         let timeout = self
             .timeout
             .as_deref()
@@ -184,6 +198,10 @@ impl RawLatencyProbe {
             ));
         }
         let min_samples = self.min_samples(&thresholds, measured_requests)?;
+        let max_generator_lag = match &self.max_generator_lag {
+            Some(t) => v.duration("max_generator_lag", t)?,
+            None => default_generator_lag(&thresholds),
+        };
         let seed = self.seed.unwrap_or(1);
         let expect = RawHttpExpect {
             status: self.status,
@@ -212,13 +230,17 @@ impl RawLatencyProbe {
                 warmup_requests,
                 measured_requests,
                 connections,
+                threads: threads.min(connections),
                 timeout,
                 expect,
                 seed,
             },
+            auto_connections: self.connections.is_none(),
+            auto_threads: self.threads.is_none(),
             thresholds,
             max_error_rate,
             min_samples,
+            max_generator_lag,
         })
     }
 
@@ -228,26 +250,26 @@ impl RawLatencyProbe {
         &self,
         v: &mut Validator,
         has_body: bool,
-    ) -> Result<Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>, FieldError> {
+    ) -> Result<Vec<(http::header::HeaderName, http::header::HeaderValue)>, FieldError> {
         let mut headers = Vec::new();
         let mut has_content_type = false;
         for (k, val) in &self.headers {
             let key = format!("headers.{k}");
-            let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+            let name = http::header::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| FieldError::new(&key, "invalid header name"))?;
-            if name == hyper::header::HOST {
+            if name == http::header::HOST {
                 return Err(FieldError::new(&key, "Host is set from the URL"));
             }
-            has_content_type |= name == hyper::header::CONTENT_TYPE;
+            has_content_type |= name == http::header::CONTENT_TYPE;
             let value = v.interpolate(&key, val)?;
-            let hv = hyper::header::HeaderValue::from_str(&value.value)
+            let hv = http::header::HeaderValue::from_str(&value.value)
                 .map_err(|_| FieldError::new(&key, "invalid header value"))?;
             headers.push((name, hv));
         }
         if has_body && !has_content_type {
             headers.push((
-                hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("application/json"),
+                http::header::CONTENT_TYPE,
+                http::header::HeaderValue::from_static("application/json"),
             ));
         }
         Ok(headers)
@@ -276,15 +298,32 @@ impl RawLatencyProbe {
         })
     }
 
-    /// Keep-alive connections: `connections` (1 … 10 000), else rate / 500 within 4 … 64.
-    fn connections(&self, rate: f64) -> Result<usize, FieldError> {
+    /// Keep-alive connections: `connections` (1 … 10 000), else rate × 5 ms within 4 … 128,
+    /// rounded up to a multiple of `threads` so every thread carries the same share.
+    fn connections(&self, rate: f64, threads: usize) -> Result<usize, FieldError> {
         Ok(match self.connections {
             Some(0) => return Err(FieldError::new("connections", "expected at least 1")),
             Some(c) if c > 10_000 => {
                 return Err(FieldError::new("connections", "expected at most 10 000"));
             }
             Some(c) => c,
-            None => ((rate / 500.0).ceil() as usize).clamp(4, 64),
+            None => ((rate * 0.005).ceil() as usize)
+                .clamp(4, 128)
+                .next_multiple_of(threads.max(1)),
+        })
+    }
+
+    /// Generator threads: `threads` (1 … 256), else one per 25 000 requests/s, at most the
+    /// cores this process may use.
+    fn threads(&self, rate: f64) -> Result<usize, FieldError> {
+        Ok(match self.threads {
+            Some(0) => return Err(FieldError::new("threads", "expected at least 1")),
+            Some(t) if t > 256 => return Err(FieldError::new("threads", "expected at most 256")),
+            Some(t) => t,
+            None => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                ((rate / 25_000.0).ceil() as usize).clamp(1, cores)
+            }
         })
     }
 
@@ -352,6 +391,16 @@ impl RawLatencyProbe {
         }
         Ok(min_samples)
     }
+}
+
+/// The default bound on the generator's own lateness at p99: the larger of 1 ms and 1 % of the
+/// `p99` threshold, so the generator adds at most 1 % to the figure being judged.
+fn default_generator_lag(thresholds: &[Threshold]) -> Duration {
+    let floor = Duration::from_millis(1);
+    thresholds
+        .iter()
+        .find(|t| t.key == "p99")
+        .map_or(floor, |t| (t.max / 100).max(floor))
 }
 
 /// Errors and rates of one run.
@@ -503,6 +552,7 @@ impl LatencyProbe {
         // Evidence first, so even an error outcome carries what was measured.
         self.evidence(ctx, &r, &mut o);
         o.tables.push(percentile_table(&r));
+        o.tables.push(self.generator_table(&r));
         if rt.errors > 0 {
             o.tables.push(error_table(ctx, &r));
         }
@@ -550,10 +600,130 @@ impl LatencyProbe {
             o.measure("schedule_lag_p99_ms", ms(lag.value_at_quantile(0.99)));
             o.measure("schedule_lag_max_ms", ms(lag.max()));
         }
+        self.measure_generator(o, r);
+    }
+
+    /// The generator's own figures: threads, generator lag, connection set-up, timer wakes and
+    /// CPU per request.
+    fn measure_generator(&self, o: &mut ProbeOutput, r: &load::LoadResult) {
+        let rec = &r.recorder;
+        o.measure("threads", r.threads as u64);
+        o.measure("connections_auto", self.auto_connections);
+        o.measure("threads_auto", self.auto_threads);
+        if !rec.generator_lag.is_empty() {
+            let g = &rec.generator_lag;
+            o.measure("generator_lag_p50_ms", ms(g.value_at_quantile(0.5)));
+            o.measure("generator_lag_p99_ms", ms(g.value_at_quantile(0.99)));
+            o.measure("generator_lag_max_ms", ms(g.max()));
+        }
+        if !rec.runtime_lag.is_empty() {
+            let g = &rec.runtime_lag;
+            o.measure("runtime_lag_p50_ms", ms(g.value_at_quantile(0.5)));
+            o.measure("runtime_lag_p99_ms", ms(g.value_at_quantile(0.99)));
+            o.measure("runtime_lag_max_ms", ms(g.max()));
+        }
         o.measure(
-            "scheduler_max_late_ms",
-            r.scheduler_max_late.as_secs_f64() * 1e3,
+            "max_generator_lag_ms",
+            self.max_generator_lag.as_secs_f64() * 1e3,
         );
+        o.measure("connects", r.connects);
+        if !rec.connect.is_empty() {
+            o.measure("connect_p50_ms", ms(rec.connect.value_at_quantile(0.5)));
+            o.measure("connect_max_ms", ms(rec.connect.max()));
+        }
+        o.measure("timer_wakes", r.timer_wakes);
+        let sent = r.attempted + self.plan.warmup_requests;
+        if sent > 0 {
+            o.measure(
+                "generator_cpu_us_per_request",
+                r.cpu.as_secs_f64() * 1e6 / sent as f64,
+            );
+        }
+    }
+
+    /// How the generator ran: its chosen sizes, its own lateness, connection set-up and cost.
+    fn generator_table(&self, r: &load::LoadResult) -> Table {
+        let rec = &r.recorder;
+        let chosen = |auto: bool| {
+            if auto {
+                "chosen from the rate and cores"
+            } else {
+                "set"
+            }
+        };
+        let hist = |h: &Histogram<u64>| {
+            if h.is_empty() {
+                "—".to_string()
+            } else {
+                format!(
+                    "p50 {}, p99 {}, max {}",
+                    fmt_us(h.value_at_quantile(0.5) as f64),
+                    fmt_us(h.value_at_quantile(0.99) as f64),
+                    fmt_us(h.max() as f64)
+                )
+            }
+        };
+        let sent = r.attempted + self.plan.warmup_requests;
+        let row = |a: &str, b: String| vec![a.to_string(), b];
+        Table {
+            title: "Load generator".into(),
+            columns: vec!["".into(), "value".into()],
+            rows: vec![
+                row(
+                    "threads",
+                    format!("{} ({})", r.threads, chosen(self.auto_threads)),
+                ),
+                row(
+                    "connections",
+                    format!(
+                        "{} ({})",
+                        self.plan.connections,
+                        chosen(self.auto_connections)
+                    ),
+                ),
+                row(
+                    "own lag, sends on a free connection",
+                    hist(&rec.generator_lag),
+                ),
+                row("own lag, runtime (1 ms heartbeat)", hist(&rec.runtime_lag)),
+                row(
+                    "bound on own lag at p99",
+                    format_duration(self.max_generator_lag),
+                ),
+                row(
+                    "connection set-up",
+                    format!("{} connections; {}", r.connects, hist(&rec.connect)),
+                ),
+                row(
+                    "timer wakes",
+                    format!(
+                        "{} ({:.2} per request)",
+                        r.timer_wakes,
+                        r.timer_wakes as f64 / sent.max(1) as f64
+                    ),
+                ),
+                row(
+                    "CPU per request",
+                    format!("{:.1} µs", r.cpu.as_secs_f64() * 1e6 / sent.max(1) as f64),
+                ),
+            ],
+        }
+    }
+
+    /// The generator's own lateness at p99: the larger of the send lateness on a free connection
+    /// and the runtime's lateness, µs; `None` without samples.
+    fn own_lag_p99(r: &load::LoadResult) -> Option<u64> {
+        let (g, rt) = (&r.recorder.generator_lag, &r.recorder.runtime_lag);
+        let p99 = |h: &Histogram<u64>| (!h.is_empty()).then(|| h.value_at_quantile(0.99));
+        match (p99(g), p99(rt)) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+        }
+    }
+
+    /// The generator's own lateness at p99 exceeded its bound: the latencies include it.
+    fn saturated(&self, r: &load::LoadResult) -> bool {
+        Self::own_lag_p99(r).is_some_and(|us| us > self.max_generator_lag.as_micros() as u64)
     }
 
     /// The thresholds, the error rate, the sample count and whether the rate was sustained.
@@ -612,6 +782,23 @@ impl LatencyProbe {
             ),
             sustained,
         ));
+        let (g, rt) = (&r.recorder.generator_lag, &r.recorder.runtime_lag);
+        let own = Self::own_lag_p99(r);
+        o.checks.push(Check::new(
+            "generator lag",
+            format!("≤ {} at p99", format_duration(self.max_generator_lag)),
+            match own {
+                None => "no samples".to_string(),
+                Some(_) => format!(
+                    "sends p99 {}, runtime p99 {} ({} threads, {} connections)",
+                    p99_text(g),
+                    p99_text(rt),
+                    r.threads,
+                    p.connections
+                ),
+            },
+            own.is_some() && !self.saturated(r),
+        ));
     }
 
     /// The one-line summary; an aborted run, no response, too few samples or an unsustained
@@ -660,16 +847,49 @@ impl LatencyProbe {
                 "{shown}: only {samples} samples, fewer than min_samples = {} ({})",
                 self.min_samples, o.summary
             );
-        } else if !sustained {
+        } else if self.saturated(r) {
             o.forced = Some(Status::Error);
+            o.summary = format!("{shown}: {}", self.saturation_message(r, achieved));
+        } else if !sustained {
+            // The generator was on time whenever a connection was free: the lateness is the
+            // target's, and it is in the corrected latency (a failed check, not an error).
+            let in_use = p.rate_per_s * u.mean() / 1e6;
             o.summary = format!(
-                "{shown}: the requested rate was not sustained: {achieved:.1}/s achieved of {}/s requested (schedule lag p99 {}, scheduler late by up to {}); the load generator (connections = {}) or the target is saturated, so the latencies do not describe the requested load",
+                "{shown}: the target did not keep up with {}/s: {achieved:.1}/s achieved, every connection was busy (schedule lag p99 {}, the generator's own lag p99 {}); the wait is in the corrected latency (p99 {p99}).{}",
                 p.rate_per_s,
                 fmt_us(r.recorder.lag.value_at_quantile(0.99) as f64),
-                format_duration(r.scheduler_max_late),
-                p.connections
+                fmt_us(Self::own_lag_p99(r).unwrap_or(0) as f64),
+                if in_use > p.connections as f64 {
+                    format!(
+                        " At its mean service time of {} the rate needs about {in_use:.0} connections in flight (Little's law), more than the {} given; raise `connections` if real clients would use more",
+                        fmt_us(u.mean()),
+                        p.connections
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
+    }
+
+    /// "load generator saturated: …" with the figures and what to do about it.
+    fn saturation_message(&self, r: &load::LoadResult, achieved: f64) -> String {
+        let p = &self.plan;
+        let g = &r.recorder.generator_lag;
+        let sent = (r.attempted + p.warmup_requests).max(1);
+        format!(
+            "load generator saturated: its own lag p99 {} exceeds {} (sends on a free connection p99 {}, max {}; runtime p99 {}; schedule lag p99 {}) at {achieved:.1}/s of {}/s on {} thread(s) with {} connections, {:.1} µs CPU per request; the latencies include the generator's lateness and do not describe the target. Use fewer connections, more cores (`threads`), a lower rate, or several generators whose .hlog files `prodready latency merge` combines",
+            fmt_us(Self::own_lag_p99(r).unwrap_or(0) as f64),
+            format_duration(self.max_generator_lag),
+            p99_text(g),
+            fmt_us(g.max() as f64),
+            p99_text(&r.recorder.runtime_lag),
+            fmt_us(r.recorder.lag.value_at_quantile(0.99) as f64),
+            p.rate_per_s,
+            r.threads,
+            p.connections,
+            r.cpu.as_secs_f64() * 1e6 / sent as f64,
+        )
     }
 
     fn evidence(&self, ctx: &ProbeContext, r: &load::LoadResult, o: &mut ProbeOutput) {
@@ -726,6 +946,15 @@ impl LatencyProbe {
                 Err(e) => o.log_tail = Some(e),
             }
         }
+    }
+}
+
+/// The p99 of `h` as text, "n/a" when empty.
+fn p99_text(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        "n/a".into()
+    } else {
+        fmt_us(h.value_at_quantile(0.99) as f64)
     }
 }
 

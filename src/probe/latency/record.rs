@@ -11,6 +11,7 @@
 //! - `.hgrm`: the percentile distribution text of `Histogram.outputPercentileDistribution`
 //!   (values in milliseconds, 5 ticks per half distance).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
@@ -49,8 +50,18 @@ pub struct Recorder {
     pub corrected: Histogram<u64>,
     /// Latency from the actual send time, µs.
     pub uncorrected: Histogram<u64>,
-    /// How late each request left against its schedule, µs (0 recorded as 1).
+    /// How late each request left against its schedule, µs (0 recorded as 1): all lateness,
+    /// the target's (its connection was still busy) and the generator's.
     pub lag: Histogram<u64>,
+    /// The generator's own part of the lateness, µs: from the later of the intended send time
+    /// and the moment the request's connection became free, to the send.
+    pub generator_lag: Histogram<u64>,
+    /// How late each generator thread's runtime ran a task whose timer had fired, µs, sampled
+    /// every millisecond: a busy or CPU-starved generator reads responses late, and that
+    /// lateness would otherwise pass for the target's.
+    pub runtime_lag: Histogram<u64>,
+    /// Connection set-up times (TCP, and TLS when used), µs; never in the latency figures.
+    pub connect: Histogram<u64>,
     interval_corrected: Histogram<u64>,
     interval_uncorrected: Histogram<u64>,
     interval_start: Duration,
@@ -65,6 +76,9 @@ impl Recorder {
             corrected: new_histogram(),
             uncorrected: new_histogram(),
             lag: new_histogram(),
+            generator_lag: new_histogram(),
+            runtime_lag: new_histogram(),
+            connect: new_histogram(),
             interval_corrected: new_histogram(),
             interval_uncorrected: new_histogram(),
             interval_start: Duration::ZERO,
@@ -87,6 +101,93 @@ impl Recorder {
     /// Record the schedule lag of one send.
     pub fn record_lag(&mut self, lag: Duration) {
         self.lag.saturating_record(micros(lag));
+    }
+
+    /// Record the generator's own lateness for one send.
+    pub fn record_generator_lag(&mut self, lag: Duration) {
+        self.generator_lag.saturating_record(micros(lag));
+    }
+
+    /// Record one sample of the runtime's lateness.
+    pub fn record_runtime_lag(&mut self, lag: Duration) {
+        self.runtime_lag.saturating_record(micros(lag));
+    }
+
+    /// Record one connection's set-up time.
+    pub fn record_connect(&mut self, took: Duration) {
+        self.connect.saturating_record(micros(took));
+    }
+
+    /// Merge the recorders of several generator threads of one run (same base time, same
+    /// interval length): each is finished at `end`, then histograms are added and intervals
+    /// with the same start combined (adding HdrHistograms is exact).
+    ///
+    /// # Errors
+    /// A message when an interval histogram cannot be decoded or encoded again.
+    pub fn merge(parts: Vec<Recorder>, end: Duration) -> Result<Recorder, String> {
+        let mut parts = parts.into_iter();
+        let Some(mut merged) = parts.next() else {
+            return Ok(Recorder::new(Duration::from_secs(1)));
+        };
+        merged.finish(end);
+        let mut rest: Vec<Recorder> = parts.collect();
+        if rest.is_empty() {
+            return Ok(merged);
+        }
+        let add = |a: &mut Histogram<u64>, b: &Histogram<u64>| {
+            a.add(b).map_err(|e| format!("adding histograms: {e:?}"))
+        };
+        let mut by_start: BTreeMap<Duration, (Duration, Histogram<u64>, Histogram<u64>)> =
+            BTreeMap::new();
+        let mut de = Deserializer::new();
+        let mut decode = |bytes: &[u8]| -> Result<Histogram<u64>, String> {
+            de.deserialize(&mut &bytes[..])
+                .map_err(|e| format!("decoding an interval histogram: {e:?}"))
+        };
+        for r in rest.iter_mut() {
+            r.finish(end);
+            add(&mut merged.corrected, &r.corrected)?;
+            add(&mut merged.uncorrected, &r.uncorrected)?;
+            add(&mut merged.lag, &r.lag)?;
+            add(&mut merged.generator_lag, &r.generator_lag)?;
+            add(&mut merged.runtime_lag, &r.runtime_lag)?;
+            add(&mut merged.connect, &r.connect)?;
+        }
+        for iv in merged
+            .intervals
+            .drain(..)
+            .chain(rest.iter_mut().flat_map(|r| r.intervals.drain(..)))
+        {
+            let c = decode(&iv.corrected)?;
+            let u = decode(&iv.uncorrected)?;
+            match by_start.get_mut(&iv.start) {
+                Some((len, mc, mu)) => {
+                    *len = (*len).max(iv.length);
+                    add(mc, &c)?;
+                    add(mu, &u)?;
+                }
+                None => {
+                    by_start.insert(iv.start, (iv.length, c, u));
+                }
+            }
+        }
+        let mut serializer = V2DeflateSerializer::new();
+        for (start, (length, c, u)) in by_start {
+            let (mut cb, mut ub) = (Vec::new(), Vec::new());
+            serializer
+                .serialize(&c, &mut cb)
+                .map_err(|e| format!("encoding an interval histogram: {e:?}"))?;
+            serializer
+                .serialize(&u, &mut ub)
+                .map_err(|e| format!("encoding an interval histogram: {e:?}"))?;
+            merged.intervals.push(Interval {
+                start,
+                length,
+                corrected: cb,
+                uncorrected: ub,
+            });
+        }
+        Ok(merged)
     }
 
     /// Close intervals that ended before `at`.

@@ -1,0 +1,382 @@
+//! One generator thread: a current-thread tokio runtime, its share of the connections, one
+//! timer, and the driver that marks their sends due.
+//!
+//! Connection `k` of `N` lives on thread `k mod T` and sends requests `k, k + N, k + 2N, …`.
+//! The thread's driver walks the merged schedule of its connections in order: it sleeps on the
+//! thread's [`Timer`] only when the next send is still in the future, then bumps that
+//! connection's due count and wakes its task (a same-thread wake-up, no syscall). A connection
+//! busy with an earlier response picks the send up when it is free; that wait is the target's.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::clock::{Timer, now_ns, since};
+use super::http1::{ExchangeError, Reader, RequestHead};
+use super::{ErrorKind, Global, Stats, snippet};
+use crate::probe::latency::template::Rng;
+
+/// What a thread is given.
+pub(super) struct Thread {
+    pub index: usize,
+    pub threads: usize,
+    pub global: Arc<Global>,
+    /// Sends the number of connections opened (or the first error) once the pool is up.
+    pub ready: mpsc::UnboundedSender<Result<usize, String>>,
+    /// The schedule's start (ns of `CLOCK_MONOTONIC`), once every thread is ready.
+    pub start: watch::Receiver<Option<u64>>,
+}
+
+/// A connection's mailbox from the driver.
+#[derive(Default)]
+struct Slot {
+    /// Sends released to this connection so far.
+    due: Cell<u64>,
+    /// The driver has released its last send.
+    finished: Cell<bool>,
+    wake: Notify,
+}
+
+/// What the tasks of one thread share.
+struct Local {
+    global: Arc<Global>,
+    start_ns: u64,
+    connections: u64,
+    head: RequestHead,
+    stats: RefCell<Stats>,
+}
+
+impl Local {
+    fn intended(&self, i: u64) -> u64 {
+        self.start_ns + (i as f64 * self.global.period_ns) as u64
+    }
+}
+
+impl Thread {
+    /// Run this thread's share of the plan; its statistics, CPU time included.
+    pub fn run(mut self) -> Stats {
+        let _ = nix::sys::prctl::set_timerslack(1_000);
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = self.ready.send(Err(format!("starting a runtime: {e}")));
+                return Stats::new();
+            }
+        };
+        let local = tokio::task::LocalSet::new();
+        let mut stats = local.block_on(&rt, self.drive());
+        drop(local);
+        drop(rt);
+        if let Ok(u) = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD) {
+            let us = |t: nix::sys::time::TimeVal| {
+                Duration::from_micros(t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64)
+            };
+            stats.cpu = us(u.user_time()) + us(u.system_time());
+        }
+        stats
+    }
+
+    async fn drive(&mut self) -> Stats {
+        let g = self.global.clone();
+        let n = g.plan.connections.max(1) as u64;
+        let mine: Vec<u64> = (0..n)
+            .filter(|k| *k as usize % self.threads == self.index)
+            .collect();
+        let mut stats = Stats::new();
+        let opened = tokio::select! {
+            o = futures::future::join_all(mine.iter().map(|_| timed_connect(g.plan.addr, g.plan.timeout))) => o,
+            _ = g.stop.cancelled() => return stats,
+        };
+        let mut first_error = None;
+        let mut streams = Vec::new();
+        for o in opened {
+            match o {
+                Ok((s, took)) => {
+                    stats.connects += 1;
+                    stats.recorder.record_connect(took);
+                    streams.push(Some(s));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    streams.push(None);
+                }
+            }
+        }
+        let up = streams.iter().filter(|s| s.is_some()).count();
+        let _ = self.ready.send(if up > 0 {
+            Ok(up)
+        } else {
+            Err(first_error.unwrap_or_else(|| "no connection".into()))
+        });
+        // Drop our sender so the coordinator sees every thread has reported.
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.ready, closed));
+        let start_ns = tokio::select! {
+            s = self.start.wait_for(Option::is_some) => match s {
+                Ok(v) => v.unwrap_or_default(),
+                Err(_) => return stats,
+            },
+            _ = g.stop.cancelled() => return stats,
+        };
+        let local = Rc::new(Local {
+            head: RequestHead::new(&g.plan.method, &g.plan.host, &g.plan.headers),
+            global: g.clone(),
+            start_ns,
+            connections: n,
+            stats: RefCell::new(stats),
+        });
+        let slots: Vec<Rc<Slot>> = mine.iter().map(|_| Rc::new(Slot::default())).collect();
+        let mut tasks = Vec::new();
+        for ((k, stream), slot) in mine.iter().zip(streams).zip(&slots) {
+            tasks.push(tokio::task::spawn_local(connection(
+                *k,
+                slot.clone(),
+                stream,
+                local.clone(),
+            )));
+        }
+        let heartbeat = tokio::task::spawn_local(heartbeat(local.clone()));
+        let wakes = tokio::select! {
+            w = release(&local, &mine, &slots) => w,
+            _ = g.stop.cancelled() => 0,
+        };
+        for s in &slots {
+            s.finished.set(true);
+            s.wake.notify_one();
+        }
+        tokio::select! {
+            _ = futures::future::join_all(tasks) => {},
+            _ = g.stop.cancelled() => {},
+        }
+        heartbeat.abort();
+        let mut stats = std::mem::replace(&mut *local.stats.borrow_mut(), Stats::new());
+        stats.timer_wakes = wakes;
+        stats
+    }
+}
+
+/// The driver: release each of this thread's sends at its intended time. Returns the timer's
+/// wake count.
+async fn release(local: &Local, mine: &[u64], slots: &[Rc<Slot>]) -> u64 {
+    let g = &local.global;
+    let mut timer = match Timer::new() {
+        Ok(t) => t,
+        Err(e) => {
+            g.halt(format!("generator timer: {e}"));
+            return 0;
+        }
+    };
+    let mut round = 0u64;
+    'schedule: loop {
+        for (k, slot) in mine.iter().zip(slots) {
+            let i = round * local.connections + k;
+            if i >= g.total {
+                break 'schedule;
+            }
+            let due = local.intended(i);
+            if let Err(e) = timer.sleep_until(due).await {
+                g.halt(format!("generator timer: {e}"));
+                break 'schedule;
+            }
+            slot.due.set(slot.due.get() + 1);
+            slot.wake.notify_one();
+        }
+        round += 1;
+    }
+    timer.wakes()
+}
+
+/// Period of the runtime-lag heartbeat.
+const HEARTBEAT_NS: u64 = 1_000_000;
+
+/// Sample the runtime's lateness every millisecond of the measured run: sleep on a timer of
+/// its own until a deadline, then record how long after the deadline this task ran. It runs
+/// until the thread's connections are done (the thread aborts it).
+async fn heartbeat(local: Rc<Local>) {
+    let Ok(mut timer) = Timer::new() else { return };
+    let measure_start = local.intended(local.global.plan.warmup_requests);
+    let mut deadline = measure_start;
+    loop {
+        if timer.sleep_until(deadline).await.is_err() {
+            return;
+        }
+        let late = since(now_ns(), deadline);
+        local.stats.borrow_mut().recorder.record_runtime_lag(late);
+        // The next deadline on the grid, skipping the ones already missed.
+        let now = now_ns();
+        deadline += HEARTBEAT_NS * (1 + now.saturating_sub(deadline) / HEARTBEAT_NS);
+    }
+}
+
+/// Open one connection (TCP_NODELAY), with its set-up time.
+async fn timed_connect(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(TcpStream, Duration), String> {
+    let t0 = now_ns();
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok((s, since(now_ns(), t0)))
+        }
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Err(_) => Err(format!(
+            "{addr}: connect timed out after {}",
+            crate::units::format_duration(timeout)
+        )),
+    }
+}
+
+/// One connection's task: send each released request, read its response, record.
+async fn connection(k: u64, slot: Rc<Slot>, mut stream: Option<TcpStream>, local: Rc<Local>) {
+    let g = &local.global;
+    let plan = &g.plan;
+    // Independent streams: SplitMix64 states that differ by a multiple of its increment would
+    // replay each other, so each connection starts from a mixed (effectively random) state.
+    let mut rng = Rng::new(
+        Rng::new(
+            plan.seed
+                .wrapping_add(k.wrapping_mul(0xd1b5_4a32_d192_ed03)),
+        )
+        .next_u64(),
+    );
+    let mut path = String::new();
+    let mut body = String::new();
+    let mut request = Vec::with_capacity(512);
+    let mut reader = Reader::default();
+    let mut free_since = local.start_ns;
+    let mut j = 0u64;
+    loop {
+        while slot.due.get() <= j {
+            if slot.finished.get() {
+                return;
+            }
+            slot.wake.notified().await;
+        }
+        let i = j * local.connections + k;
+        j += 1;
+        let intended = local.intended(i);
+        let measured = i >= plan.warmup_requests;
+        if stream.is_none() {
+            match timed_connect(plan.addr, plan.timeout).await {
+                Ok((s, took)) => {
+                    let mut st = local.stats.borrow_mut();
+                    st.connects += 1;
+                    st.recorder.record_connect(took);
+                    stream = Some(s);
+                    free_since = now_ns();
+                }
+                Err(e) => {
+                    if connect_failed(&local, measured, e) {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(s) = stream.as_mut() else { continue };
+        plan.path.render(i, &mut rng, &mut path);
+        let req_body = plan.body.as_ref().map(|t| {
+            t.render(i, &mut rng, &mut body);
+            body.as_str()
+        });
+        local.head.render(&path, req_body, &mut request);
+        let sent = now_ns();
+        let exchange = async {
+            super::http1::write(s, &request).await?;
+            reader.read(s, local.head.head).await
+        };
+        let result = tokio::time::timeout(plan.timeout, exchange).await;
+        let done = now_ns();
+        let ready_at = intended.max(free_since);
+        free_since = done;
+        let mut st = local.stats.borrow_mut();
+        if measured {
+            st.attempted += 1;
+            st.recorder.record_lag(since(sent, intended));
+            st.recorder.record_generator_lag(since(sent, ready_at));
+            st.last_send_ns = st.last_send_ns.max(sent);
+        }
+        match result {
+            Err(_) => {
+                stream = None;
+                if measured {
+                    let t = plan.timeout;
+                    st.error(ErrorKind::Timeout, || {
+                        format!(
+                            "no complete response within {}",
+                            crate::units::format_duration(t)
+                        )
+                    });
+                }
+            }
+            Ok(Err(e)) => {
+                stream = None;
+                if measured {
+                    let (kind, m) = match e {
+                        ExchangeError::Io(m) => (ErrorKind::Connect, m),
+                        ExchangeError::Protocol(m) => (ErrorKind::Body, m),
+                    };
+                    st.error(kind, || format!("{}: {m}", plan.addr));
+                }
+            }
+            Ok(Ok(resp)) => {
+                if !g.any_response.load(Ordering::Relaxed) {
+                    g.any_response.store(true, Ordering::Relaxed);
+                }
+                if resp.close {
+                    stream = None;
+                }
+                if measured {
+                    let bytes = reader.body(&resp);
+                    st.responded += 1;
+                    st.last_done_ns = st.last_done_ns.max(done);
+                    *st.statuses.entry(resp.status).or_default() += 1;
+                    let base = local.intended(plan.warmup_requests);
+                    st.recorder
+                        .record(since(done, base), since(done, intended), since(done, sent));
+                    let status = resp.status;
+                    if !plan.expect.status.accepts(status) {
+                        st.error(ErrorKind::Status, || {
+                            format!("HTTP {status}: {}", snippet(bytes))
+                        });
+                    } else {
+                        match plan.expect.check_body(bytes) {
+                            Ok(()) => st.ok += 1,
+                            Err(m) => {
+                                st.error(ErrorKind::Body, || format!("{m}: {}", snippet(bytes)))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Count a failed (re)connect; `true` when the target is hopeless (20 failures and never an
+/// answer) and the run was stopped.
+fn connect_failed(local: &Local, measured: bool, e: String) -> bool {
+    let g = &local.global;
+    let failures = g.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
+    if measured {
+        let mut st = local.stats.borrow_mut();
+        st.attempted += 1;
+        st.error(ErrorKind::Connect, || e.clone());
+    }
+    if !g.any_response.load(Ordering::Relaxed) && failures >= 20 {
+        g.halt(format!("target unreachable: {e}"));
+        return true;
+    }
+    false
+}

@@ -1,0 +1,373 @@
+//! The open-model load generator: requests leave on a fixed schedule (`start + i / rate`),
+//! whatever the responses do, over a pool of HTTP/1.1 keep-alive connections, and the
+//! generator tells its own lateness apart from the target's.
+//!
+//! The design follows wrk2 (Tene's fork of wrk): connection `k` of `N` owns the intended
+//! send times of requests `k, k + N, k + 2N, …`, so no request waits for a central permit or
+//! crosses a thread. The connections are spread over `threads` OS threads, each running a
+//! current-thread tokio runtime with one precise timer ([`clock`]): a thread sleeps until its
+//! earliest due send, marks every send that has come due, and its connection tasks write them.
+//! Requests are rendered into reused buffers and responses parsed without allocating
+//! ([`http1`]). Each thread records into its own histograms; they are merged once, at the end.
+//!
+//! Every request gets three times (ns of `CLOCK_MONOTONIC`): `intended`, `sent` and `done`.
+//! - corrected latency = done − intended (coordinated omission corrected, as wrk2 does);
+//! - uncorrected latency = done − sent (what a closed-loop tool reports);
+//! - schedule lag = sent − intended: all lateness, whoever caused it;
+//! - generator lag = sent − max(intended, the moment its connection became free). When the
+//!   connection was still busy with an earlier response, the wait is the target's (it stays in
+//!   the corrected latency, as the correction requires); whatever remains is the generator's
+//!   own: a late timer, a busy runtime thread, a starved CPU. The probe turns a large
+//!   generator lag into "load generator saturated", never into a latency failure.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::probe::expect::HttpExpect;
+use http::header::{HeaderName, HeaderValue};
+use tokio_util::sync::CancellationToken;
+
+use super::record::Recorder;
+use super::template::Template;
+
+pub mod clock;
+mod engine;
+pub mod http1;
+
+/// The kinds of request errors, as counted and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// No connection (refused, unreachable, reset before a response arrived).
+    Connect,
+    /// No complete response within the request timeout.
+    Timeout,
+    /// A response with an unexpected HTTP status.
+    Status,
+    /// A response whose body is unreadable, not JSON, or fails the JSON pointer check.
+    Body,
+}
+
+impl ErrorKind {
+    /// Lowercase name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Status => "status",
+            ErrorKind::Body => "body",
+        }
+    }
+
+    /// Every kind, in report order.
+    pub const ALL: [ErrorKind; 4] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Status,
+        ErrorKind::Body,
+    ];
+}
+
+/// Everything the generator needs, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Resolved target address.
+    pub addr: SocketAddr,
+    /// `Host` header value.
+    pub host: String,
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path and query template (origin form, starts with `/`).
+    pub path: Template,
+    /// Body template.
+    pub body: Option<Template>,
+    /// Extra headers (values may hold secrets; never shown).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Arrival rate, requests per second.
+    pub rate_per_s: f64,
+    /// Requests sent before measuring starts.
+    pub warmup_requests: u64,
+    /// Requests measured.
+    pub measured_requests: u64,
+    /// Keep-alive connections.
+    pub connections: usize,
+    /// Generator threads, each a current-thread runtime (at most `connections`).
+    pub threads: usize,
+    /// Per-request timeout (connect included).
+    pub timeout: Duration,
+    /// What an acknowledgement must look like (status, body, JSON pointer).
+    pub expect: HttpExpect,
+    /// Seed of the template generator.
+    pub seed: u64,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct LoadResult {
+    /// The histograms.
+    pub recorder: Recorder,
+    /// Errors by kind (measured requests only).
+    pub errors: BTreeMap<ErrorKind, u64>,
+    /// The first error message of each kind.
+    pub first_error: BTreeMap<ErrorKind, String>,
+    /// Responses by status code (measured requests only).
+    pub statuses: BTreeMap<u16, u64>,
+    /// Measured requests that succeeded.
+    pub ok: u64,
+    /// Measured requests whose turn came (sent or failed to connect).
+    pub attempted: u64,
+    /// Measured requests that got a response (any status).
+    pub responded: u64,
+    /// Wall-clock time of the first measured request's intended send time.
+    pub base_wall: SystemTime,
+    /// From the first measured intended send time to the last measured send.
+    pub send_span: Duration,
+    /// From the first measured intended send time to the last measured response.
+    pub measure_span: Duration,
+    /// Generator threads used.
+    pub threads: usize,
+    /// Times a generator thread armed its timer and slept until a send was due.
+    pub timer_wakes: u64,
+    /// CPU time (user + system) of the generator threads, connection set-up included.
+    pub cpu: Duration,
+    /// Connections opened (the initial pool and every reconnect).
+    pub connects: u64,
+    /// Why the run stopped early, if it did.
+    pub aborted: Option<String>,
+}
+
+/// What every generator thread shares: the plan and the run's fate.
+struct Global {
+    plan: Plan,
+    total: u64,
+    period_ns: f64,
+    stop: CancellationToken,
+    connect_failures: AtomicU64,
+    any_response: AtomicBool,
+    aborted: Mutex<Option<String>>,
+}
+
+impl Global {
+    /// Stop the run; the first reason given is kept.
+    fn halt(&self, reason: String) {
+        let mut a = self.aborted.lock().unwrap_or_else(|e| e.into_inner());
+        if a.is_none() {
+            *a = Some(reason);
+        }
+        drop(a);
+        self.stop.cancel();
+    }
+}
+
+/// One thread's counts and histograms, merged into the [`LoadResult`] at the end.
+struct Stats {
+    recorder: Recorder,
+    errors: BTreeMap<ErrorKind, u64>,
+    first_error: BTreeMap<ErrorKind, String>,
+    statuses: BTreeMap<u16, u64>,
+    ok: u64,
+    attempted: u64,
+    responded: u64,
+    last_send_ns: u64,
+    last_done_ns: u64,
+    connects: u64,
+    timer_wakes: u64,
+    cpu: Duration,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            recorder: Recorder::new(Duration::from_secs(1)),
+            errors: BTreeMap::new(),
+            first_error: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            ok: 0,
+            attempted: 0,
+            responded: 0,
+            last_send_ns: 0,
+            last_done_ns: 0,
+            connects: 0,
+            timer_wakes: 0,
+            cpu: Duration::ZERO,
+        }
+    }
+
+    fn error(&mut self, kind: ErrorKind, message: impl FnOnce() -> String) {
+        *self.errors.entry(kind).or_default() += 1;
+        self.first_error.entry(kind).or_insert_with(message);
+    }
+
+    /// Add `other`'s counts (histograms are merged separately).
+    fn absorb(&mut self, other: Stats) -> Recorder {
+        for (k, n) in other.errors {
+            *self.errors.entry(k).or_default() += n;
+        }
+        for (k, m) in other.first_error {
+            self.first_error.entry(k).or_insert(m);
+        }
+        for (k, n) in other.statuses {
+            *self.statuses.entry(k).or_default() += n;
+        }
+        self.ok += other.ok;
+        self.attempted += other.attempted;
+        self.responded += other.responded;
+        self.last_send_ns = self.last_send_ns.max(other.last_send_ns);
+        self.last_done_ns = self.last_done_ns.max(other.last_done_ns);
+        self.connects += other.connects;
+        self.timer_wakes += other.timer_wakes;
+        self.cpu += other.cpu;
+        other.recorder
+    }
+}
+
+/// Run the plan to the end (or until `cancel`, or until the target proves unreachable).
+///
+/// Dropping the returned future (the item timeout) stops every generator thread.
+pub async fn run(plan: Plan, cancel: CancellationToken) -> LoadResult {
+    let connections = plan.connections.max(1);
+    let threads = plan.threads.clamp(1, connections);
+    let total = plan.warmup_requests + plan.measured_requests;
+    let stop = CancellationToken::new();
+    let _stop_on_drop = stop.clone().drop_guard();
+    let global = Arc::new(Global {
+        period_ns: 1e9 / plan.rate_per_s,
+        plan,
+        total,
+        stop: stop.clone(),
+        connect_failures: AtomicU64::new(0),
+        any_response: AtomicBool::new(false),
+        aborted: Mutex::new(None),
+    });
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (start_tx, start_rx) = tokio::sync::watch::channel(None::<u64>);
+    let mut results = Vec::new();
+    for t in 0..threads {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        results.push(rx);
+        let job = engine::Thread {
+            index: t,
+            threads,
+            global: global.clone(),
+            ready: ready_tx.clone(),
+            start: start_rx.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("latency-gen-{t}"))
+            .spawn(move || {
+                let _ = tx.send(job.run());
+            });
+        if let Err(e) = spawned {
+            global.halt(format!("starting generator thread {t}: {e}"));
+        }
+    }
+    drop(ready_tx);
+    let watcher = {
+        let global = global.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => global.halt("interrupted".into()),
+                _ = global.stop.cancelled() => {}
+            }
+        })
+    };
+    // Open every pool first, so connection set-up does not land on the first samples.
+    let mut up = 0usize;
+    let mut first_error = None;
+    while let Some(r) = ready_rx.recv().await {
+        match r {
+            Ok(n) => up += n,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let start_ns = clock::now_ns() + 2_000_000;
+    let measure_start_ns =
+        start_ns + (global.plan.warmup_requests as f64 * global.period_ns) as u64;
+    let base_wall = SystemTime::now() + clock::since(measure_start_ns, clock::now_ns());
+    if up == 0 {
+        global.halt(format!(
+            "could not connect: {}",
+            first_error.unwrap_or_else(|| "no connection".into())
+        ));
+    } else {
+        let _ = start_tx.send(Some(start_ns));
+    }
+    let mut parts = Vec::new();
+    for rx in results {
+        if let Ok(s) = rx.await {
+            parts.push(s);
+        }
+    }
+    watcher.abort();
+    finish(&global, parts, measure_start_ns, base_wall, threads)
+}
+
+/// Merge the threads' results into one.
+fn finish(
+    global: &Global,
+    parts: Vec<Stats>,
+    measure_start_ns: u64,
+    base_wall: SystemTime,
+    threads: usize,
+) -> LoadResult {
+    let mut all = Stats::new();
+    let mut recorders = Vec::new();
+    for p in parts {
+        recorders.push(all.absorb(p));
+    }
+    let end = if all.last_done_ns == 0 {
+        Duration::ZERO
+    } else {
+        clock::since(all.last_done_ns, measure_start_ns)
+    };
+    let send_span = if all.last_send_ns == 0 {
+        Duration::ZERO
+    } else {
+        clock::since(all.last_send_ns, measure_start_ns)
+    };
+    let mut aborted = global
+        .aborted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let recorder = match Recorder::merge(recorders, end) {
+        Ok(r) => r,
+        Err(e) => {
+            aborted.get_or_insert(format!("merging the threads' histograms: {e}"));
+            Recorder::new(Duration::from_secs(1))
+        }
+    };
+    LoadResult {
+        recorder,
+        errors: all.errors,
+        first_error: all.first_error,
+        statuses: all.statuses,
+        ok: all.ok,
+        attempted: all.attempted,
+        responded: all.responded,
+        base_wall,
+        send_span,
+        measure_span: end,
+        threads,
+        timer_wakes: all.timer_wakes,
+        cpu: all.cpu,
+        connects: all.connects,
+        aborted,
+    }
+}
+
+/// A short one-line excerpt of a response body for error messages.
+fn snippet(bytes: &[u8]) -> String {
+    let t = String::from_utf8_lossy(bytes);
+    let one_line: String = t
+        .chars()
+        .take(160)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    one_line.trim().to_string()
+}
