@@ -22,6 +22,7 @@
 pub mod book;
 pub mod faults;
 mod metrics;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,6 +85,13 @@ pub struct PaperBrokerArgs {
     /// are always kept.
     #[arg(long, default_value_t = 1000)]
     pub order_history: usize,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this PEM certificate chain. Needs
+    /// --tls-key. Without it the broker speaks plain HTTP/1.1 and HTTP/2 with prior knowledge.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 fn parse_duration_arg(s: &str) -> std::result::Result<Duration, String> {
@@ -158,8 +166,13 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::Internal(format!("reading the bound address: {e}")))?;
     println!("listening on {addr}");
+    let acceptor = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(Error::Usage)?),
+        _ => None,
+    };
     eprintln!(
-        "paper broker: listening on {addr}; auth {}; faults: {}",
+        "paper broker: listening on {addr} ({}); auth {}; faults: {}",
+        if acceptor.is_some() { "https" } else { "http" },
         if args.api_key.is_some() { "on" } else { "off" },
         faults.describe()
     );
@@ -196,9 +209,26 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
         .with_state(state.clone());
 
     let stop = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let graceful = async move {
         stop.cancelled().await;
-    });
+    };
+    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match acceptor
+    {
+        Some(acceptor) => {
+            let tls = tls::TlsListener::new(listener, acceptor)
+                .map_err(|e| Error::Internal(format!("listening: {e}")))?;
+            Box::pin(
+                axum::serve(tls, app)
+                    .with_graceful_shutdown(graceful)
+                    .into_future(),
+            )
+        }
+        None => Box::pin(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .into_future(),
+        ),
+    };
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(Duration::from_secs(8)).await;

@@ -39,10 +39,16 @@ pub const SUSTAINED_SHARE: f64 = 0.95;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLatencyProbe {
-    /// Target URL (`http://` only). `${VAR}` is interpolated; the path and query may use the
+    /// Target URL, `http://` or `https://`. `${VAR}` is interpolated; the path and query may use the
     /// request placeholders (`{{seq}}`, `{{uuid}}`, `{{now_ms}}`, `{{rand_int LO HI}}`,
     /// `{{choice A B ...}}`).
     pub url: String,
+    /// `"1.1"` (default; keep-alive, one request in flight per connection) or `"2"` (HTTP/2,
+    /// multiplexed: by ALPN over TLS, with prior knowledge over plain TCP).
+    pub http_version: Option<String>,
+    /// PEM file of certificates trusted besides the Mozilla roots for `https://` (e.g. a
+    /// private CA), relative to the checklist's directory.
+    pub ca_file: Option<String>,
     /// HTTP method. Default `POST` when a body is given, else `GET`.
     pub method: Option<String>,
     /// Request headers; values may use `${VAR}` (never shown in reports).
@@ -143,8 +149,24 @@ impl RawLatencyProbe {
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<LatencyProbe, FieldError> {
         let url = v.interpolate("url", &self.url)?;
-        let (host, port, path_text) =
+        let (tls, host, port, path_text) =
             split_url(&url.value).map_err(|m| FieldError::new("url", m))?;
+        let version = match self.http_version.as_deref() {
+            None | Some("1.1") => load::transport::Version::Http1,
+            Some("2") => load::transport::Version::Http2,
+            Some(other) => {
+                return Err(FieldError::new(
+                    "http_version",
+                    format!("expected \"1.1\" or \"2\", found \"{other}\""),
+                ));
+            }
+        };
+        if self.ca_file.is_some() && !tls {
+            return Err(FieldError::new(
+                "ca_file",
+                "a CA file is for https:// URLs; this one is http://",
+            ));
+        }
         let path = Template::parse(&path_text).map_err(|m| FieldError::new("url", m))?;
         let body = self
             .body
@@ -216,8 +238,10 @@ impl RawLatencyProbe {
             host: host.clone(),
             port,
             plan: Plan {
-                addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                host: if port == 80 {
+                tls,
+                ca_file: self.ca_file.as_deref().map(std::path::PathBuf::from),
+                version,
+                host: if port == if tls { 443 } else { 80 } {
                     host
                 } else {
                     format!("{host}:{port}")
@@ -464,15 +488,15 @@ fn error_table(ctx: &ProbeContext, r: &load::LoadResult) -> Table {
     }
 }
 
-/// Split an `http://` URL into host, port and the raw path-and-query text (placeholders
-/// intact; `url::Url` would percent-encode the braces).
-fn split_url(url: &str) -> Result<(String, u16, String), String> {
-    let rest = if let Some(r) = url.strip_prefix("http://") {
-        r
-    } else if url.starts_with("https://") {
-        return Err("https:// is not supported by the latency probe yet; measure over http:// (e.g. on loopback behind the TLS terminator)".into());
+/// Split an `http://` or `https://` URL into TLS or not, host, port and the raw
+/// path-and-query text (placeholders intact; `url::Url` would percent-encode the braces).
+fn split_url(url: &str) -> Result<(bool, String, u16, String), String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
     } else {
-        return Err("expected an http:// URL".into());
+        return Err("expected an http:// or https:// URL".into());
     };
     let cut = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..cut];
@@ -485,17 +509,22 @@ fn split_url(url: &str) -> Result<(String, u16, String), String> {
     if path.contains('#') {
         return Err("a URL fragment (#…) is never sent; remove it".into());
     }
-    let parsed = reqwest::Url::parse(&format!("http://{authority}/"))
+    let scheme = if tls { "https" } else { "http" };
+    let parsed = reqwest::Url::parse(&format!("{scheme}://{authority}/"))
         .map_err(|e| format!("invalid URL: {e}"))?;
     let host = parsed
         .host_str()
         .ok_or_else(|| "expected a host in the URL".to_string())?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
         .to_string();
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("credentials in the URL are not supported; use headers".into());
     }
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    Ok((host, port, path))
+    let port = parsed
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    Ok((tls, host, port, path))
 }
 
 fn ms(us: u64) -> f64 {
@@ -539,9 +568,31 @@ impl LatencyProbe {
                 return ProbeOutput::error(format!("{shown}: cannot resolve {}: {e}", self.host));
             }
         };
-        let mut plan = self.plan.clone();
-        plan.addr = addr;
-        let r = load::run(plan, ctx.cancel.clone()).await;
+        let connector = if self.plan.tls {
+            let ca = match &self.plan.ca_file {
+                Some(f) => {
+                    let path = ctx.resolve(f);
+                    match std::fs::read(&path) {
+                        Ok(pem) => Some((path, pem)),
+                        Err(e) => {
+                            return ProbeOutput::error(format!(
+                                "{shown}: reading CA file {}: {e}",
+                                path.display()
+                            ));
+                        }
+                    }
+                }
+                None => None,
+            };
+            let ca = ca.as_ref().map(|(p, pem)| (p.as_path(), pem.as_slice()));
+            match load::transport::Connector::tls(addr, self.plan.version, &self.host, ca) {
+                Ok(c) => c,
+                Err(e) => return ProbeOutput::error(format!("{shown}: {e}")),
+            }
+        } else {
+            load::transport::Connector::plain(addr, self.plan.version)
+        };
+        let r = load::run(self.plan.clone(), connector, ctx.cancel.clone()).await;
         self.judge(ctx, &shown, r)
     }
 
@@ -1026,17 +1077,14 @@ mod tests {
 
     #[test]
     fn url_path_keeps_placeholders_and_host_port() {
-        let (h, port, path) = split_url("http://localhost:8080/a/{{seq}}?q={{uuid}}").unwrap();
+        let (tls, h, port, path) = split_url("http://localhost:8080/a/{{seq}}?q={{uuid}}").unwrap();
         assert_eq!(
-            (h.as_str(), port, path.as_str()),
-            ("localhost", 8080, "/a/{{seq}}?q={{uuid}}")
+            (tls, h.as_str(), port, path.as_str()),
+            (false, "localhost", 8080, "/a/{{seq}}?q={{uuid}}")
         );
-        assert_eq!(split_url("http://h").unwrap().2, "/");
-        assert!(
-            split_url("https://h/")
-                .unwrap_err()
-                .contains("not supported")
-        );
+        assert_eq!(split_url("http://h").unwrap().3, "/");
+        let (tls, _, port, _) = split_url("https://h/").unwrap();
+        assert_eq!((tls, port), (true, 443));
         assert!(split_url("ftp://h/").is_err());
     }
 

@@ -8,18 +8,17 @@
 //! busy with an earlier response picks the send up when it is free; that wait is the target's.
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::clock::{Timer, now_ns, since};
 use super::http1::{ExchangeError, Reader, RequestHead};
-use super::{ErrorKind, Global, Stats, snippet};
+use super::transport::{Stream, Version};
+use super::{ErrorKind, Global, Stats, h2, snippet};
 use crate::probe::latency::template::Rng;
 
 /// What a thread is given.
@@ -35,7 +34,7 @@ pub(super) struct Thread {
 
 /// A connection's mailbox from the driver.
 #[derive(Default)]
-struct Slot {
+pub(super) struct Slot {
     /// Sends released to this connection so far.
     due: Cell<u64>,
     /// The driver has released its last send.
@@ -44,16 +43,17 @@ struct Slot {
 }
 
 /// What the tasks of one thread share.
-struct Local {
-    global: Arc<Global>,
-    start_ns: u64,
-    connections: u64,
-    head: RequestHead,
-    stats: RefCell<Stats>,
+pub(super) struct Local {
+    pub global: Arc<Global>,
+    pub start_ns: u64,
+    pub connections: u64,
+    pub head: RequestHead,
+    pub stats: RefCell<Stats>,
 }
 
 impl Local {
-    fn intended(&self, i: u64) -> u64 {
+    /// The intended send time of request `i`.
+    pub fn intended(&self, i: u64) -> u64 {
         self.start_ns + (i as f64 * self.global.period_ns) as u64
     }
 }
@@ -94,7 +94,7 @@ impl Thread {
             .collect();
         let mut stats = Stats::new();
         let opened = tokio::select! {
-            o = futures::future::join_all(mine.iter().map(|_| timed_connect(g.plan.addr, g.plan.timeout))) => o,
+            o = futures::future::join_all(mine.iter().map(|_| g.connector.connect(g.plan.timeout))) => o,
             _ = g.stop.cancelled() => return stats,
         };
         let mut first_error = None;
@@ -138,12 +138,11 @@ impl Thread {
         let slots: Vec<Rc<Slot>> = mine.iter().map(|_| Rc::new(Slot::default())).collect();
         let mut tasks = Vec::new();
         for ((k, stream), slot) in mine.iter().zip(streams).zip(&slots) {
-            tasks.push(tokio::task::spawn_local(connection(
-                *k,
-                slot.clone(),
-                stream,
-                local.clone(),
-            )));
+            let (k, slot, local) = (*k, slot.clone(), local.clone());
+            tasks.push(match g.connector.version {
+                Version::Http1 => tokio::task::spawn_local(connection(k, slot, stream, local)),
+                Version::Http2 => tokio::task::spawn_local(h2::connection(k, slot, stream, local)),
+            });
         }
         let heartbeat = tokio::task::spawn_local(heartbeat(local.clone()));
         let wakes = tokio::select! {
@@ -218,70 +217,139 @@ async fn heartbeat(local: Rc<Local>) {
     }
 }
 
-/// Open one connection (TCP_NODELAY), with its set-up time.
-async fn timed_connect(
-    addr: SocketAddr,
-    timeout: Duration,
-) -> Result<(TcpStream, Duration), String> {
-    let t0 = now_ns();
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok((s, since(now_ns(), t0)))
+/// One request's three times (ns of `CLOCK_MONOTONIC`) and its index.
+#[derive(Clone, Copy)]
+pub(super) struct Times {
+    pub i: u64,
+    pub intended: u64,
+    /// The later of `intended` and the moment the connection could take the request.
+    pub ready_at: u64,
+    pub sent: u64,
+}
+
+/// Record one finished exchange: `Ok((status, body))` or the error's kind and message.
+pub(super) fn record(
+    local: &Local,
+    t: Times,
+    done: u64,
+    result: Result<(u16, &[u8]), (ErrorKind, String)>,
+) {
+    let g = &local.global;
+    let plan = &g.plan;
+    if result.is_ok() && !g.any_response.load(Ordering::Relaxed) {
+        g.any_response.store(true, Ordering::Relaxed);
+    }
+    if t.i < plan.warmup_requests {
+        return;
+    }
+    let mut st = local.stats.borrow_mut();
+    st.attempted += 1;
+    st.recorder.record_lag(since(t.sent, t.intended));
+    st.recorder.record_generator_lag(since(t.sent, t.ready_at));
+    st.last_send_ns = st.last_send_ns.max(t.sent);
+    match result {
+        Err((kind, m)) => st.error(kind, || m),
+        Ok((status, bytes)) => {
+            st.responded += 1;
+            st.last_done_ns = st.last_done_ns.max(done);
+            *st.statuses.entry(status).or_default() += 1;
+            let base = local.intended(plan.warmup_requests);
+            st.recorder.record(
+                since(done, base),
+                since(done, t.intended),
+                since(done, t.sent),
+            );
+            if !plan.expect.status.accepts(status) {
+                st.error(ErrorKind::Status, || {
+                    format!("HTTP {status}: {}", snippet(bytes))
+                });
+            } else {
+                match plan.expect.check_body(bytes) {
+                    Ok(()) => st.ok += 1,
+                    Err(m) => st.error(ErrorKind::Body, || format!("{m}: {}", snippet(bytes))),
+                }
+            }
         }
-        Ok(Err(e)) => Err(format!("{addr}: {e}")),
-        Err(_) => Err(format!(
-            "{addr}: connect timed out after {}",
-            crate::units::format_duration(timeout)
+    }
+}
+
+/// The timeout error message.
+pub(super) fn timeout_message(timeout: Duration) -> String {
+    format!(
+        "no complete response within {}",
+        crate::units::format_duration(timeout)
+    )
+}
+
+/// The next request released to a connection: waits until the driver marks it due. `None`
+/// when the driver is done and nothing more is due.
+pub(super) async fn next_due(
+    slot: &Slot,
+    j: &mut u64,
+    local: &Local,
+    k: u64,
+) -> Option<(u64, u64)> {
+    while slot.due.get() <= *j {
+        if slot.finished.get() {
+            return None;
+        }
+        slot.wake.notified().await;
+    }
+    let i = *j * local.connections + k;
+    *j += 1;
+    Some((i, local.intended(i)))
+}
+
+/// Open a connection for a request whose turn came; the failure is recorded (and may stop a
+/// hopeless run).
+pub(super) async fn reconnect(local: &Local, i: u64) -> Result<Stream, bool> {
+    match local
+        .global
+        .connector
+        .connect(local.global.plan.timeout)
+        .await
+    {
+        Ok((s, took)) => {
+            let mut st = local.stats.borrow_mut();
+            st.connects += 1;
+            st.recorder.record_connect(took);
+            Ok(s)
+        }
+        Err(e) => Err(connect_failed(
+            local,
+            i >= local.global.plan.warmup_requests,
+            e,
         )),
     }
 }
 
-/// One connection's task: send each released request, read its response, record.
-async fn connection(k: u64, slot: Rc<Slot>, mut stream: Option<TcpStream>, local: Rc<Local>) {
-    let g = &local.global;
-    let plan = &g.plan;
-    // Independent streams: SplitMix64 states that differ by a multiple of its increment would
-    // replay each other, so each connection starts from a mixed (effectively random) state.
-    let mut rng = Rng::new(
-        Rng::new(
-            plan.seed
-                .wrapping_add(k.wrapping_mul(0xd1b5_4a32_d192_ed03)),
-        )
-        .next_u64(),
-    );
+/// A connection's random stream for the templates: SplitMix64 states that differ by a multiple
+/// of its increment would replay each other, so each connection starts from a mixed
+/// (effectively random) state.
+pub(super) fn connection_rng(seed: u64, k: u64) -> Rng {
+    Rng::new(Rng::new(seed.wrapping_add(k.wrapping_mul(0xd1b5_4a32_d192_ed03))).next_u64())
+}
+
+/// One HTTP/1.1 connection's task: send each released request when the connection is free,
+/// read its response, record.
+async fn connection(k: u64, slot: Rc<Slot>, mut stream: Option<Stream>, local: Rc<Local>) {
+    let plan = &local.global.plan;
+    let mut rng = connection_rng(plan.seed, k);
     let mut path = String::new();
     let mut body = String::new();
     let mut request = Vec::with_capacity(512);
     let mut reader = Reader::default();
     let mut free_since = local.start_ns;
     let mut j = 0u64;
-    loop {
-        while slot.due.get() <= j {
-            if slot.finished.get() {
-                return;
-            }
-            slot.wake.notified().await;
-        }
-        let i = j * local.connections + k;
-        j += 1;
-        let intended = local.intended(i);
-        let measured = i >= plan.warmup_requests;
+    while let Some((i, intended)) = next_due(&slot, &mut j, &local, k).await {
         if stream.is_none() {
-            match timed_connect(plan.addr, plan.timeout).await {
-                Ok((s, took)) => {
-                    let mut st = local.stats.borrow_mut();
-                    st.connects += 1;
-                    st.recorder.record_connect(took);
+            match reconnect(&local, i).await {
+                Ok(s) => {
                     stream = Some(s);
                     free_since = now_ns();
                 }
-                Err(e) => {
-                    if connect_failed(&local, measured, e) {
-                        return;
-                    }
-                    continue;
-                }
+                Err(true) => return,
+                Err(false) => continue,
             }
         }
         let Some(s) = stream.as_mut() else { continue };
@@ -298,67 +366,30 @@ async fn connection(k: u64, slot: Rc<Slot>, mut stream: Option<TcpStream>, local
         };
         let result = tokio::time::timeout(plan.timeout, exchange).await;
         let done = now_ns();
-        let ready_at = intended.max(free_since);
+        let times = Times {
+            i,
+            intended,
+            ready_at: intended.max(free_since),
+            sent,
+        };
         free_since = done;
-        let mut st = local.stats.borrow_mut();
-        if measured {
-            st.attempted += 1;
-            st.recorder.record_lag(since(sent, intended));
-            st.recorder.record_generator_lag(since(sent, ready_at));
-            st.last_send_ns = st.last_send_ns.max(sent);
-        }
-        match result {
-            Err(_) => {
-                stream = None;
-                if measured {
-                    let t = plan.timeout;
-                    st.error(ErrorKind::Timeout, || {
-                        format!(
-                            "no complete response within {}",
-                            crate::units::format_duration(t)
-                        )
-                    });
-                }
-            }
-            Ok(Err(e)) => {
-                stream = None;
-                if measured {
-                    let (kind, m) = match e {
-                        ExchangeError::Io(m) => (ErrorKind::Connect, m),
-                        ExchangeError::Protocol(m) => (ErrorKind::Body, m),
-                    };
-                    st.error(kind, || format!("{}: {m}", plan.addr));
-                }
-            }
-            Ok(Ok(resp)) => {
-                if !g.any_response.load(Ordering::Relaxed) {
-                    g.any_response.store(true, Ordering::Relaxed);
-                }
+        let outcome = match result {
+            Err(_) => Err((ErrorKind::Timeout, timeout_message(plan.timeout))),
+            Ok(Err(ExchangeError::Io(m))) => Err((ErrorKind::Connect, m)),
+            Ok(Err(ExchangeError::Protocol(m))) => Err((ErrorKind::Body, m)),
+            Ok(Ok(resp)) => Ok(resp),
+        };
+        match outcome {
+            Ok(resp) => {
                 if resp.close {
                     stream = None;
                 }
-                if measured {
-                    let bytes = reader.body(&resp);
-                    st.responded += 1;
-                    st.last_done_ns = st.last_done_ns.max(done);
-                    *st.statuses.entry(resp.status).or_default() += 1;
-                    let base = local.intended(plan.warmup_requests);
-                    st.recorder
-                        .record(since(done, base), since(done, intended), since(done, sent));
-                    let status = resp.status;
-                    if !plan.expect.status.accepts(status) {
-                        st.error(ErrorKind::Status, || {
-                            format!("HTTP {status}: {}", snippet(bytes))
-                        });
-                    } else {
-                        match plan.expect.check_body(bytes) {
-                            Ok(()) => st.ok += 1,
-                            Err(m) => {
-                                st.error(ErrorKind::Body, || format!("{m}: {}", snippet(bytes)))
-                            }
-                        }
-                    }
-                }
+                record(&local, times, done, Ok((resp.status, reader.body(&resp))));
+            }
+            Err((kind, m)) => {
+                stream = None;
+                let addr = local.global.connector.addr;
+                record(&local, times, done, Err((kind, format!("{addr}: {m}"))));
             }
         }
     }

@@ -21,7 +21,6 @@
 //!   generator lag into "load generator saturated", never into a latency failure.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -35,7 +34,11 @@ use super::template::Template;
 
 pub mod clock;
 mod engine;
+mod h2;
 pub mod http1;
+pub mod transport;
+
+use transport::{Connector, Version};
 
 /// The kinds of request errors, as counted and reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,8 +76,12 @@ impl ErrorKind {
 /// Everything the generator needs, validated.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Resolved target address.
-    pub addr: SocketAddr,
+    /// `https://`: connect over TLS.
+    pub tls: bool,
+    /// PEM certificates trusted besides the Mozilla roots (`ca_file`), resolved.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// HTTP/1.1 or HTTP/2.
+    pub version: Version,
     /// `Host` header value.
     pub host: String,
     /// HTTP method.
@@ -141,6 +148,7 @@ pub struct LoadResult {
 /// What every generator thread shares: the plan and the run's fate.
 struct Global {
     plan: Plan,
+    connector: Connector,
     total: u64,
     period_ns: f64,
     stop: CancellationToken,
@@ -226,7 +234,7 @@ impl Stats {
 /// Run the plan to the end (or until `cancel`, or until the target proves unreachable).
 ///
 /// Dropping the returned future (the item timeout) stops every generator thread.
-pub async fn run(plan: Plan, cancel: CancellationToken) -> LoadResult {
+pub async fn run(plan: Plan, connector: Connector, cancel: CancellationToken) -> LoadResult {
     let connections = plan.connections.max(1);
     let threads = plan.threads.clamp(1, connections);
     let total = plan.warmup_requests + plan.measured_requests;
@@ -235,6 +243,7 @@ pub async fn run(plan: Plan, cancel: CancellationToken) -> LoadResult {
     let global = Arc::new(Global {
         period_ns: 1e9 / plan.rate_per_s,
         plan,
+        connector,
         total,
         stop: stop.clone(),
         connect_failures: AtomicU64::new(0),
