@@ -111,7 +111,7 @@ fn stall_of_one_second_shows_in_corrected_p99_but_not_in_the_uncorrected_twin() 
     // 600 requests intended in the first 0.6 s of a stall of at least 1 s wait at least 0.4 s
     // each, and they are 1 % of the 60 000, so the corrected p99 is at least 400 ms (less
     // 10 % for the histogram's and the schedule's granularity). How far above 400 ms it lands
-    // depends on how fast this build drains the backlog; benches/wrk_compare.rs compares the
+    // depends on how fast this build drains the backlog; benches/latency_engine.rs compares the
     // figure with oha's on release builds.
     assert!(
         p99 >= 360.0,

@@ -97,7 +97,11 @@ impl Timer {
                 .map_err(|e| format!("waiting for the timer: {e}"))?;
             let mut expirations = [0u8; 8];
             match nix::unistd::read(self.fd.get_ref().0.as_fd(), &mut expirations) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    // Read, the timer is not readable again until it is re-armed and fires.
+                    guard.clear_ready();
+                    return Ok(());
+                }
                 Err(Errno::EAGAIN) => guard.clear_ready(),
                 Err(Errno::EINTR) => {}
                 Err(e) => return Err(format!("reading the timer: {e}")),

@@ -183,7 +183,15 @@ async fn release(local: &Local, mine: &[u64], slots: &[Rc<Slot>]) -> u64 {
                 break 'schedule;
             }
             let due = local.intended(i);
-            if let Err(e) = timer.sleep_until(due).await {
+            // Coalesce wake-ups: sleep to the next multiple of the quantum on the schedule's
+            // grid, so every send due by then leaves on the same wake (late, never early).
+            let q = g.plan.coalesce_ns;
+            let wake = if q == 0 || now_ns() >= due {
+                due
+            } else {
+                local.start_ns + (due - local.start_ns).div_ceil(q) * q
+            };
+            if let Err(e) = timer.sleep_until(wake).await {
                 g.halt(format!("generator timer: {e}"));
                 break 'schedule;
             }

@@ -102,6 +102,8 @@ pub struct Plan {
     pub connections: usize,
     /// Generator threads, each a current-thread runtime (at most `connections`).
     pub threads: usize,
+    /// Timer coalescing quantum, ns (0: wake at each intended send time).
+    pub coalesce_ns: u64,
     /// Per-request timeout (connect included).
     pub timeout: Duration,
     /// What an acknowledgement must look like (status, body, JSON pointer).
