@@ -24,7 +24,7 @@
 //!
 //! Figures are printed as Markdown tables with the ratios the latency engine is held to:
 //! corrected p99 against oha's, CPU per request against wrk's, and the highest rate each
-//! tool held (the probe: schedule lag p99 < 1 ms; oha: ≥ 95 % of the rate achieved).
+//! tool held (≥ 95 % of the rate achieved; for the probe also its own lag p99 < 1 ms).
 
 use std::io::Write;
 use std::path::Path;
@@ -420,7 +420,10 @@ fn main() {
             if oha.achieved >= 0.95 * rate as f64 {
                 held.1 = held.1.max(rate);
             }
-            if probe.lag_p99_us.is_some_and(|l| l < 1_000.0) && probe.achieved >= 0.95 * rate as f64
+            // Held by the generator: the rate achieved and its own lag p99 under 1 ms (the
+            // schedule lag also holds the target's queueing, which no generator can avoid).
+            if probe.generator_lag_p99_us.is_some_and(|l| l < 1_000.0)
+                && probe.achieved >= 0.95 * rate as f64
             {
                 held.0 = held.0.max(rate);
             }
@@ -437,7 +440,7 @@ fn main() {
         }
         let _ = writeln!(
             o,
-            "- highest rate held: prodready {}/s (schedule lag p99 < 1 ms), oha {}/s (≥ 95 % achieved)\n",
+            "- highest rate held: prodready {}/s (≥ 95 % achieved, own lag p99 < 1 ms), oha {}/s (≥ 95 % achieved)\n",
             held.0, held.1
         );
         stop(server);

@@ -203,19 +203,56 @@ fn non_json_acknowledgement_counts_as_body_errors() {
     );
 }
 
-/// A generator starved on purpose: one thread, 256 connections, one million orders per second.
-/// Every connection is free most of the time and the one runtime thread cannot keep up with
-/// them, so the generator's own lateness dwarfs the target's: the item is an `error` naming
-/// the generator, never a latency `fail` blamed on the target.
+/// An HTTP/1.1 server on a loopback port that answers every request at once with the same
+/// canned 200, one OS thread per connection: far cheaper per request than any generator, so
+/// whatever lateness a run shows is the generator's.
+fn instant_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_nodelay(true);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                let mut tail = Vec::new();
+                loop {
+                    let n = match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    tail.extend_from_slice(&buf[..n]);
+                    let mut answers = Vec::new();
+                    while let Some(end) = tail.windows(4).position(|w| w == b"\r\n\r\n") {
+                        tail.drain(..end + 4);
+                        answers
+                            .extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    }
+                    if !answers.is_empty() && conn.write_all(&answers).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A generator starved on purpose: one thread, 512 connections, one million requests per
+/// second, against a server that answers at once. Every connection is free most of the time
+/// and the one runtime thread cannot keep up with them: each of its rounds over 512
+/// connections takes longer than the 1 ms bound however fast the machine (≥ 2 µs a request),
+/// so the generator's own lateness is over the bound. The item is an `error` naming the
+/// generator, never a latency `fail` blamed on the target.
 #[test]
 fn a_starved_generator_is_an_error_never_a_failure_of_the_target() {
-    let b = Broker::start(&[]);
+    let addr = instant_server();
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
         &format!(
-            "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000000\ncount = 20000\nconnections = 256\nthreads = 1\np99 = \"1s\"\n",
-            b.addr
+            "url = \"http://{addr}/orders?id={{{{uuid}}}}&at={{{{now_ms}}}}\"\nrate = 1000000\ncount = 30000\nconnections = 512\nthreads = 1\np99 = \"1s\"\nmax_generator_lag = \"1ms\"\n"
         ),
     );
     assert_eq!(code, 1);
@@ -223,12 +260,12 @@ fn a_starved_generator_is_an_error_never_a_failure_of_the_target() {
     let summary = o["summary"].as_str().unwrap();
     assert!(summary.contains("load generator saturated"), "{summary}");
     assert!(
-        summary.contains("1 thread(s) with 256 connections"),
+        summary.contains("1 thread(s) with 512 connections"),
         "{summary}"
     );
     assert_eq!(num(&o, "threads"), 1.0);
     let own = num(&o, "generator_lag_p99_ms").max(num(&o, "runtime_lag_p99_ms"));
-    assert!(own > num(&o, "max_generator_lag_ms"), "{o:#}");
+    assert!(own > 1.0, "{o:#}");
     let check = o["checks"]
         .as_array()
         .unwrap()
