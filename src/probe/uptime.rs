@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
+use crate::report::chart::{CAPTION_FONT, render_svg};
 use crate::store::Store;
 use crate::store::summary::{self, Summary};
 use crate::store::summary::{fmt_ms, fmt_pct, fmt_time};
@@ -157,9 +158,8 @@ impl UptimeProbe {
         };
         let mut o = self.judge(&s, first);
         match summary::timeline(&store, &row, s.from_ms, s.to_ms, 120) {
-            Ok(buckets) => {
-                let svg = timeline_svg(&s, &buckets);
-                match ctx.write_evidence(
+            Ok(buckets) => match timeline_svg(&s, &buckets) {
+                Ok(svg) => match ctx.write_evidence(
                     "timeline.svg",
                     svg.as_bytes(),
                     "uptime timeline (up, down, maintenance, unknown)",
@@ -167,8 +167,9 @@ impl UptimeProbe {
                 ) {
                     Ok(ev) => o.evidence.push(ev),
                     Err(e) => o.log_tail = Some(e),
-                }
-            }
+                },
+                Err(e) => o.log_tail = Some(e),
+            },
             Err(e) => o.log_tail = Some(format!("timeline: {e}")),
         }
         if let Ok(json) = serde_json::to_vec_pretty(&s)
@@ -303,11 +304,11 @@ impl UptimeProbe {
 
 /// The timeline chart: one stacked column per bucket (up green, maintenance blue, down red,
 /// unknown grey), x in seconds, minutes, hours or days from the window start.
-fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900, 240)).into_drawing_area();
-        let _ = root.fill(&WHITE);
+///
+/// # Errors
+/// "drawing the uptime timeline chart: …" when plotting fails.
+fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> Result<String, String> {
+    render_svg("uptime timeline", (900, 240), |root| {
         // The x unit follows the window: seconds, minutes, hours or days from its start.
         let (unit_ms, unit) = match s.window_ms {
             w if w <= 120_000 => (1_000.0, "seconds"),
@@ -316,7 +317,7 @@ fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
             _ => (86_400_000.0, "days"),
         };
         let span_h = s.window_ms as f64 / unit_ms;
-        let chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
                     "{}: up / down / maintenance / unknown, {} → {}",
@@ -324,47 +325,46 @@ fn timeline_svg(s: &Summary, buckets: &[summary::Bucket]) -> String {
                     fmt_time(s.from_ms),
                     fmt_time(s.to_ms)
                 ),
-                ("sans-serif", 14),
+                CAPTION_FONT,
             )
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(40)
-            .build_cartesian_2d(0.0..span_h, 0.0..1.0);
-        if let Ok(mut chart) = chart {
-            let _ = chart
-                .configure_mesh()
-                .x_desc(format!("{unit} from window start (UTC); green up, red down, blue maintenance, grey unknown"))
-                .y_desc("share")
-                .disable_mesh()
-                .draw();
-            let width_h = span_h / buckets.len().max(1) as f64;
-            let grey = RGBColor(190, 190, 190);
-            let green = RGBColor(46, 160, 67);
-            let red = RGBColor(207, 34, 46);
-            let blue = RGBColor(84, 130, 230);
-            for b in buckets {
-                let x0 = (b.start_ms - s.from_ms) as f64 / unit_ms;
-                let x1 = x0 + width_h;
-                let mut y = 0.0;
-                for (share, color) in [
-                    (b.up, green),
-                    (b.maint, blue),
-                    (b.down, red),
-                    (b.unknown, grey),
-                ] {
-                    if share > 0.0 {
-                        let _ = chart.draw_series(std::iter::once(Rectangle::new(
-                            [(x0, y), (x1, (y + share).min(1.0))],
-                            color.filled(),
-                        )));
-                    }
-                    y += share;
+            .build_cartesian_2d(0.0..span_h, 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!(
+                "{unit} from window start (UTC); green up, red down, blue maintenance, grey unknown"
+            ))
+            .y_desc("share")
+            .disable_mesh()
+            .draw()?;
+        let width_h = span_h / buckets.len().max(1) as f64;
+        let grey = RGBColor(190, 190, 190);
+        let green = RGBColor(46, 160, 67);
+        let red = RGBColor(207, 34, 46);
+        let blue = RGBColor(84, 130, 230);
+        for b in buckets {
+            let x0 = (b.start_ms - s.from_ms) as f64 / unit_ms;
+            let x1 = x0 + width_h;
+            let mut y = 0.0;
+            for (share, color) in [
+                (b.up, green),
+                (b.maint, blue),
+                (b.down, red),
+                (b.unknown, grey),
+            ] {
+                if share > 0.0 {
+                    chart.draw_series(std::iter::once(Rectangle::new(
+                        [(x0, y), (x1, (y + share).min(1.0))],
+                        color.filled(),
+                    )))?;
                 }
+                y += share;
             }
         }
-        let _ = root.present();
-    }
-    svg
+        Ok(())
+    })
 }
 
 /// How much of the window the store has observed.

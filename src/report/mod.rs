@@ -2,6 +2,7 @@
 //! Markdown ([`markdown`]) and JUnit XML ([`junit`]). Renderers never re-measure and hold no
 //! pass/fail logic; the verdict is computed here, in [`verdict`], and nowhere else.
 
+pub mod chart;
 pub mod junit;
 pub mod markdown;
 pub mod portable;

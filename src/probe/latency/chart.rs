@@ -6,6 +6,8 @@
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
+use crate::report::chart::{CAPTION_FONT, render_svg};
+
 /// Points `(x = log10(1 / (1 − q)), y = latency in ms)` of `h` (values in µs).
 fn points(h: &Histogram<u64>, x_cap: f64) -> Vec<(f64, f64)> {
     let mut pts = Vec::new();
@@ -40,7 +42,7 @@ fn percentile_label(x: f64) -> String {
 /// Render the chart to an SVG string.
 ///
 /// # Errors
-/// A message when plotting fails.
+/// "drawing the latency chart: …" when plotting fails.
 pub fn render(
     title: &str,
     corrected: &Histogram<u64>,
@@ -58,18 +60,14 @@ pub fn render(
         .fold(0.0f64, f64::max)
         .max(0.001)
         * 1.08;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (860, 460)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
+    render_svg("latency", (860, 460), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, CAPTION_FONT)
             .margin(14)
             .margin_right(40)
             .x_label_area_size(42)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..x_cap, 0f64..y_max)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d(0f64..x_cap, 0f64..y_max)?;
         chart
             .configure_mesh()
             .x_labels(x_cap as usize + 1)
@@ -77,18 +75,15 @@ pub fn render(
             .y_label_formatter(&|y| format!("{y:.3}"))
             .x_desc("percentile")
             .y_desc("latency (ms)")
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         let red = RGBColor(200, 30, 30);
         let blue = RGBColor(40, 90, 200);
         chart
-            .draw_series(LineSeries::new(c, red.stroke_width(2)))
-            .map_err(|e| e.to_string())?
+            .draw_series(LineSeries::new(c, red.stroke_width(2)))?
             .label("corrected (from intended send time)")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(2)));
         chart
-            .draw_series(LineSeries::new(u, blue.stroke_width(2)))
-            .map_err(|e| e.to_string())?
+            .draw_series(LineSeries::new(u, blue.stroke_width(2)))?
             .label("uncorrected (from actual send time)")
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2))
@@ -98,11 +93,9 @@ pub fn render(
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+            .draw()?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

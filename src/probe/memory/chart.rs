@@ -5,6 +5,8 @@
 
 use plotters::prelude::*;
 
+use crate::report::chart::{Area, CAPTION_FONT, DrawResult, render_svg};
+
 use super::analysis::{Analysis, Metric, Sample};
 
 const WIDTH: u32 = 900;
@@ -16,25 +18,12 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// # Errors
 /// A message when plotters fails (it should not with an in-memory backend).
 pub fn render(samples: &[Sample], a: &Analysis, title: &str) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, samples, a, title).map_err(|e| format!("drawing the memory chart: {e}"))?;
-        root.present()
-            .map_err(|e| format!("drawing the memory chart: {e}"))?;
-    }
-    Ok(svg)
+    render_svg("memory", (WIDTH, HEIGHT), |root| {
+        draw(root, samples, a, title)
+    })
 }
 
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
-
-fn draw(
-    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
-    samples: &[Sample],
-    a: &Analysis,
-    title: &str,
-) -> DrawResult {
-    root.fill(&WHITE)?;
+fn draw(root: &Area<'_>, samples: &[Sample], a: &Analysis, title: &str) -> DrawResult {
     let metric = a.metric.unwrap_or(Metric::Rss);
     let minutes = samples.last().map(|s| s.t_s).unwrap_or(0.0) > 300.0;
     let (tdiv, tunit) = if minutes { (60.0, "min") } else { (1.0, "s") };
@@ -54,7 +43,7 @@ fn draw(
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.08).max(0.5);
     let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 18))
+        .caption(title, CAPTION_FONT)
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
