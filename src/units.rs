@@ -162,6 +162,41 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+/// Format a fraction (0.5 = half) as a percentage with `decimals` decimals: `50.00 %`. The one
+/// percent formatter of reports and summaries.
+pub fn format_percent(fraction: f64, decimals: usize) -> String {
+    format!("{:.*} %", decimals, fraction * 100.0)
+}
+
+/// [`format_percent`], or `n/a` when nothing was measurable.
+pub fn format_percent_opt(fraction: Option<f64>, decimals: usize) -> String {
+    fraction.map_or_else(|| "n/a".into(), |f| format_percent(f, decimals))
+}
+
+/// Format a signed rate in bytes per hour for people with three significant digits and IEC
+/// units: `+12.3 MiB/h`, `-400 KiB/h`, `+1.76 GiB/h`; `n/a` when not finite.
+pub fn format_byte_rate(bytes_per_hour: f64) -> String {
+    if !bytes_per_hour.is_finite() {
+        return "n/a".into();
+    }
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let sign = if bytes_per_hour < 0.0 { "-" } else { "+" };
+    let mut v = bytes_per_hour.abs();
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    let digits = if i == 0 || v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{sign}{v:.digits$} {}/h", UNITS[i])
+}
+
 /// Check that a percentage lies in 0–100.
 ///
 /// # Errors

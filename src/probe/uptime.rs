@@ -203,7 +203,7 @@ impl UptimeProbe {
                 "{} (downtime {}, budget {} used of {})",
                 fmt_pct(Some(avail)),
                 fmt_ms(t.down_ms as f64),
-                format_args!("{:.1} %", s.budget_used * 100.0),
+                crate::units::format_percent(s.budget_used, 1),
                 fmt_ms(s.budget_ms)
             ),
             avail * 100.0 >= self.target_percent,
@@ -212,8 +212,8 @@ impl UptimeProbe {
             "coverage",
             format!("≥ {} %", self.min_coverage_percent),
             format!(
-                "{:.2} % (unknown {})",
-                coverage * 100.0,
+                "{} (unknown {})",
+                crate::units::format_percent(coverage, 2),
                 fmt_ms(s.unknown_ms as f64)
             ),
             coverage * 100.0 >= self.min_coverage_percent,
@@ -274,11 +274,11 @@ impl UptimeProbe {
             .join(", ");
         if s.complete {
             o.summary = format!(
-                "availability {} over {} (target {} %), coverage {:.2} %, {} incident(s), budget left {}; burn rate {burn}",
+                "availability {} over {} (target {} %), coverage {}, {} incident(s), budget left {}; burn rate {burn}",
                 fmt_pct(Some(avail)),
                 fmt_ms(s.window_ms as f64),
                 self.target_percent,
-                coverage * 100.0,
+                crate::units::format_percent(coverage, 2),
                 s.incidents.len(),
                 fmt_ms(budget_left)
             );

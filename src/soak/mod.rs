@@ -115,13 +115,17 @@ pub fn render_status(summaries: &[Summary]) -> String {
             s.kind.clone(),
             s.last_state.clone().unwrap_or_else(|| "–".into()),
             fmt_pct(s.availability),
-            format!("{:.2} %", s.coverage * 100.0),
-            format!("{:.1} %", s.window_progress * 100.0),
+            crate::units::format_percent(s.coverage, 2),
+            crate::units::format_percent(s.window_progress, 1),
             fmt_ms(s.totals.up_ms as f64),
             fmt_ms(s.totals.down_ms as f64),
             fmt_ms(s.unknown_ms as f64),
             fmt_ms(s.totals.maint_ms as f64),
-            format!("{:.1} % of {}", s.budget_used * 100.0, fmt_ms(s.budget_ms)),
+            format!(
+                "{} of {}",
+                crate::units::format_percent(s.budget_used, 1),
+                fmt_ms(s.budget_ms)
+            ),
             burn,
             s.error_rate
                 .map(|r| format!("{:.2} ({} ops)", r * 1000.0, s.totals.ops))

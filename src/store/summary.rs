@@ -505,8 +505,8 @@ pub fn fmt_ms(ms: f64) -> String {
     }
 }
 
-/// Format a ratio as a percentage with three decimals, or `n/a`.
+/// Format a ratio as a percentage with three decimals, or `n/a`
+/// ([`crate::units::format_percent_opt`]).
 pub fn fmt_pct(r: Option<f64>) -> String {
-    r.map(|v| format!("{:.3} %", v * 100.0))
-        .unwrap_or_else(|| "n/a".into())
+    crate::units::format_percent_opt(r, 3)
 }

@@ -191,8 +191,5 @@ impl ParseError {
 
 /// Format a percentage for people: two decimals, `n/a` when nothing is measurable.
 pub fn pct(p: Option<f64>) -> String {
-    match p {
-        Some(v) => format!("{v:.2} %"),
-        None => "n/a".to_string(),
-    }
+    crate::units::format_percent_opt(p.map(|v| v / 100.0), 2)
 }

@@ -1048,7 +1048,7 @@ fn p99_text(h: &Histogram<u64>) -> String {
 }
 
 fn percent(fraction: f64) -> String {
-    format!("{:.3} %", fraction * 100.0)
+    crate::units::format_percent(fraction, 3)
 }
 
 fn error_breakdown(r: &load::LoadResult) -> String {

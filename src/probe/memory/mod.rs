@@ -181,29 +181,7 @@ pub fn parse_growth(text: &str) -> Result<f64, String> {
     Ok(bytes as f64 * 3600.0 / d.as_secs_f64())
 }
 
-/// Format a signed rate in bytes per hour for people with three significant digits:
-/// `+12.3 MiB/h`, `-400 KiB/h`, `+1.76 GiB/h`.
-pub fn format_rate(bytes_per_hour: f64) -> String {
-    if !bytes_per_hour.is_finite() {
-        return "n/a".into();
-    }
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let sign = if bytes_per_hour < 0.0 { "-" } else { "+" };
-    let mut v = bytes_per_hour.abs();
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    let digits = if i == 0 || v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{sign}{v:.digits$} {}/h", UNITS[i])
-}
+pub use crate::units::format_byte_rate as format_rate;
 
 impl RawMemoryProbe {
     /// Validate.
