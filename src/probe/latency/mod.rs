@@ -151,22 +151,7 @@ impl RawLatencyProbe {
         let url = v.interpolate("url", &self.url)?;
         let (tls, host, port, path_text) =
             split_url(&url.value).map_err(|m| FieldError::new("url", m))?;
-        let version = match self.http_version.as_deref() {
-            None | Some("1.1") => load::transport::Version::Http1,
-            Some("2") => load::transport::Version::Http2,
-            Some(other) => {
-                return Err(FieldError::new(
-                    "http_version",
-                    format!("expected \"1.1\" or \"2\", found \"{other}\""),
-                ));
-            }
-        };
-        if self.ca_file.is_some() && !tls {
-            return Err(FieldError::new(
-                "ca_file",
-                "a CA file is for https:// URLs; this one is http://",
-            ));
-        }
+        let version = self.version(tls)?;
         let path = Template::parse(&path_text).map_err(|m| FieldError::new("url", m))?;
         let body = self
             .body
@@ -176,37 +161,15 @@ impl RawLatencyProbe {
                 Template::parse(&b.value).map_err(|m| FieldError::new("body", m))
             })
             .transpose()?;
-        let method_text = self
-            .method
-            .clone()
-            .unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.into());
-        let method = http::Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
-            .map_err(|_| {
-                FieldError::new("method", format!("invalid HTTP method \"{method_text}\""))
-            })?;
+        let method = self.method(body.is_some())?;
         let headers = self.headers(v, body.is_some())?;
-        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 10_000_000.0) {
-            return Err(FieldError::new(
-                "rate",
-                "expected requests per second, more than 0 and at most 10 000 000",
-            ));
-        }
-        let rate = self.rate;
+        let rate = self.rate()?;
         let measured_requests = self.measured_requests(v, rate)?;
-        let warmup = self
-            .warmup
-            .as_deref()
-            .map(|w| v.duration("warmup", w))
-            .transpose()?
-            .unwrap_or_default();
+        let warmup = optional_duration(v, "warmup", self.warmup.as_deref())?.unwrap_or_default();
         let warmup_requests = (warmup.as_secs_f64() * rate).round() as u64;
         let threads = self.threads(rate)?;
         let connections = self.connections(rate, threads)?;
-        let timeout = self
-            .timeout
-            .as_deref()
-            .map(|t| v.duration("timeout", t))
-            .transpose()?
+        let timeout = optional_duration(v, "timeout", self.timeout.as_deref())?
             .unwrap_or(Duration::from_secs(10));
         if timeout.is_zero() {
             return Err(FieldError::new("timeout", "expected more than 0"));
@@ -220,10 +183,9 @@ impl RawLatencyProbe {
             ));
         }
         let min_samples = self.min_samples(&thresholds, measured_requests)?;
-        let max_generator_lag = match &self.max_generator_lag {
-            Some(t) => v.duration("max_generator_lag", t)?,
-            None => default_generator_lag(&thresholds),
-        };
+        let max_generator_lag =
+            optional_duration(v, "max_generator_lag", self.max_generator_lag.as_deref())?
+                .unwrap_or_else(|| default_generator_lag(&thresholds));
         if max_generator_lag.is_zero() {
             return Err(FieldError::new("max_generator_lag", "expected more than 0"));
         }
@@ -274,6 +236,46 @@ impl RawLatencyProbe {
             min_samples,
             max_generator_lag,
         })
+    }
+
+    /// `http_version`: `"1.1"` (default) or `"2"`; a `ca_file` only with `https://`.
+    fn version(&self, tls: bool) -> Result<load::transport::Version, FieldError> {
+        if self.ca_file.is_some() && !tls {
+            return Err(FieldError::new(
+                "ca_file",
+                "a CA file is for https:// URLs; this one is http://",
+            ));
+        }
+        match self.http_version.as_deref() {
+            None | Some("1.1") => Ok(load::transport::Version::Http1),
+            Some("2") => Ok(load::transport::Version::Http2),
+            Some(other) => Err(FieldError::new(
+                "http_version",
+                format!("expected \"1.1\" or \"2\", found \"{other}\""),
+            )),
+        }
+    }
+
+    /// `method`, by default `POST` with a body and `GET` without.
+    fn method(&self, has_body: bool) -> Result<http::Method, FieldError> {
+        let text = self
+            .method
+            .clone()
+            .unwrap_or_else(|| if has_body { "POST" } else { "GET" }.into());
+        http::Method::from_bytes(text.to_ascii_uppercase().as_bytes())
+            .map_err(|_| FieldError::new("method", format!("invalid HTTP method \"{text}\"")))
+    }
+
+    /// `rate`: requests per second, more than 0 and at most 10 000 000.
+    fn rate(&self) -> Result<f64, FieldError> {
+        if self.rate.is_finite() && self.rate > 0.0 && self.rate <= 10_000_000.0 {
+            Ok(self.rate)
+        } else {
+            Err(FieldError::new(
+                "rate",
+                "expected requests per second, more than 0 and at most 10 000 000",
+            ))
+        }
     }
 
     /// Request headers (`${VAR}` interpolated, validated); `Content-Type: application/json`
@@ -424,6 +426,15 @@ impl RawLatencyProbe {
         }
         Ok(min_samples)
     }
+}
+
+/// An optional humantime value of `key`.
+fn optional_duration(
+    v: &Validator,
+    key: &str,
+    text: Option<&str>,
+) -> Result<Option<Duration>, FieldError> {
+    text.map(|t| v.duration(key, t)).transpose()
 }
 
 /// Largest timer coalescing quantum.

@@ -27,12 +27,109 @@ struct InFlight {
     idle: Notify,
 }
 
-/// One HTTP/2 connection's task.
+/// A request that could not be sent: record it as failed at `now` with `kind` and `message`.
+fn failed(local: &Local, i: u64, intended: u64, kind: ErrorKind, message: String) {
+    let now = now_ns();
+    let t = Times {
+        i,
+        intended,
+        ready_at: now.max(intended),
+        sent: now,
+    };
+    record(local, t, now, Err((kind, message)));
+}
+
+/// An HTTP/2 session on `stream` (opened now when `None`); its connection task runs beside.
+/// `Err(true)`: the run is hopeless and was stopped; `Err(false)`: this request failed.
+async fn session(
+    local: &Local,
+    stream: Option<Stream>,
+    i: u64,
+    intended: u64,
+) -> Result<h2::client::SendRequest<Bytes>, bool> {
+    let s = match stream {
+        Some(s) => s,
+        None => reconnect(local, i).await?,
+    };
+    match h2::client::handshake(s).await {
+        Ok((send, conn)) => {
+            tokio::task::spawn_local(async move {
+                let _ = conn.await;
+            });
+            Ok(send)
+        }
+        Err(e) => {
+            let m = format!("HTTP/2 handshake: {e}");
+            failed(local, i, intended, ErrorKind::Connect, m);
+            Err(false)
+        }
+    }
+}
+
+/// The request for `i`: its head and, if any, its body.
+fn build_request(
+    local: &Local,
+    scheme: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(http::Request<()>, Option<Bytes>), String> {
+    let plan = &local.global.plan;
+    let mut builder = http::Request::builder()
+        .method(plan.method.clone())
+        .uri(format!("{scheme}://{}{path}", plan.host));
+    for (name, value) in &plan.headers {
+        builder = builder.header(name, value);
+    }
+    let request = builder
+        .body(())
+        .map_err(|_| format!("{path} is not a valid request target"))?;
+    Ok((request, body.map(|b| Bytes::copy_from_slice(b.as_bytes()))))
+}
+
+/// Await one response and its whole body in a task of its own, then record it.
+fn await_response(
+    local: Rc<Local>,
+    inflight: Rc<InFlight>,
+    times: Times,
+    response: h2::client::ResponseFuture,
+) {
+    inflight.count.set(inflight.count.get() + 1);
+    tokio::task::spawn_local(async move {
+        let timeout = local.global.plan.timeout;
+        let exchange = async {
+            let resp = response.await?;
+            let status = resp.status().as_u16();
+            let mut body = resp.into_body();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk?;
+                let _ = body.flow_control().release_capacity(chunk.len());
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok::<_, h2::Error>((status, bytes))
+        };
+        let result = tokio::time::timeout(timeout, exchange).await;
+        let done = now_ns();
+        let outcome = match &result {
+            Ok(Ok((status, bytes))) => Ok((*status, bytes.as_slice())),
+            Ok(Err(e)) => Err((ErrorKind::Connect, format!("HTTP/2: {e}"))),
+            Err(_) => Err((ErrorKind::Timeout, timeout_message(timeout))),
+        };
+        record(&local, times, done, outcome);
+        inflight.count.set(inflight.count.get() - 1);
+        if inflight.count.get() == 0 {
+            inflight.idle.notify_one();
+        }
+    });
+}
+
+/// One HTTP/2 connection's task: open a stream for each released request as soon as the
+/// connection allows one, and leave the response to a task of its own.
 pub(super) async fn connection(k: u64, slot: Rc<Slot>, stream: Option<Stream>, local: Rc<Local>) {
     let plan = &local.global.plan;
+    let timeout = plan.timeout;
     let mut rng = connection_rng(plan.seed, k);
-    let mut path = String::new();
-    let mut body = String::new();
+    let (mut path, mut body) = (String::new(), String::new());
     let mut sender: Option<h2::client::SendRequest<Bytes>> = None;
     let mut pending_stream = stream;
     let inflight = Rc::new(InFlight::default());
@@ -43,72 +140,34 @@ pub(super) async fn connection(k: u64, slot: Rc<Slot>, stream: Option<Stream>, l
     };
     let mut j = 0u64;
     while let Some((i, intended)) = next_due(&slot, &mut j, &local, k).await {
-        if sender.is_none() {
-            let s = match pending_stream.take() {
-                Some(s) => s,
-                None => match reconnect(&local, i).await {
-                    Ok(s) => s,
-                    Err(true) => break,
-                    Err(false) => continue,
-                },
-            };
-            match h2::client::handshake(s).await {
-                Ok((send, conn)) => {
-                    tokio::task::spawn_local(async move {
-                        let _ = conn.await;
-                    });
-                    sender = Some(send);
-                }
-                Err(e) => {
-                    let t = Times {
-                        i,
-                        intended,
-                        ready_at: intended,
-                        sent: now_ns(),
-                    };
-                    record(
-                        &local,
-                        t,
-                        now_ns(),
-                        Err((ErrorKind::Connect, format!("HTTP/2 handshake: {e}"))),
-                    );
-                    continue;
-                }
-            }
-        }
-        let Some(send) = sender.take() else { continue };
+        let send = match sender.take() {
+            Some(s) => s,
+            None => match session(&local, pending_stream.take(), i, intended).await {
+                Ok(s) => s,
+                Err(true) => break,
+                Err(false) => continue,
+            },
+        };
         // Waiting for a free stream is the target's backpressure.
-        let mut send = match tokio::time::timeout(plan.timeout, send.ready()).await {
+        let mut send = match tokio::time::timeout(timeout, send.ready()).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                let now = now_ns();
-                let t = Times {
+                failed(
+                    &local,
                     i,
                     intended,
-                    ready_at: now.max(intended),
-                    sent: now,
-                };
-                record(
-                    &local,
-                    t,
-                    now,
-                    Err((ErrorKind::Connect, format!("HTTP/2: {e}"))),
+                    ErrorKind::Connect,
+                    format!("HTTP/2: {e}"),
                 );
                 continue;
             }
             Err(_) => {
-                let now = now_ns();
-                let t = Times {
+                failed(
+                    &local,
                     i,
                     intended,
-                    ready_at: now.max(intended),
-                    sent: now,
-                };
-                record(
-                    &local,
-                    t,
-                    now,
-                    Err((ErrorKind::Timeout, timeout_message(plan.timeout))),
+                    ErrorKind::Timeout,
+                    timeout_message(timeout),
                 );
                 continue;
             }
@@ -117,19 +176,14 @@ pub(super) async fn connection(k: u64, slot: Rc<Slot>, stream: Option<Stream>, l
         plan.path.render(i, &mut rng, &mut path);
         let req_body = plan.body.as_ref().map(|t| {
             t.render(i, &mut rng, &mut body);
-            Bytes::copy_from_slice(body.as_bytes())
+            body.as_str()
         });
-        let mut builder = http::Request::builder()
-            .method(plan.method.clone())
-            .uri(format!("{scheme}://{}{path}", plan.host));
-        for (name, value) in &plan.headers {
-            builder = builder.header(name, value);
-        }
-        let Ok(request) = builder.body(()) else {
-            local
-                .global
-                .halt(format!("request {i}: {path} is not a valid request target"));
-            break;
+        let (request, req_body) = match build_request(&local, scheme, &path, req_body) {
+            Ok(r) => r,
+            Err(m) => {
+                local.global.halt(format!("request {i}: {m}"));
+                break;
+            }
         };
         let sent = now_ns();
         let times = Times {
@@ -138,69 +192,25 @@ pub(super) async fn connection(k: u64, slot: Rc<Slot>, stream: Option<Stream>, l
             ready_at,
             sent,
         };
-        let (response, mut body_stream) = match send.send_request(request, req_body.is_none()) {
-            Ok(r) => r,
-            Err(e) => {
-                record(
-                    &local,
-                    times,
-                    now_ns(),
-                    Err((ErrorKind::Connect, format!("HTTP/2: {e}"))),
-                );
-                continue;
+        let sending =
+            send.send_request(request, req_body.is_none())
+                .and_then(|(response, mut stream)| match req_body {
+                    Some(b) => stream.send_data(b, true).map(|()| response),
+                    None => Ok(response),
+                });
+        match sending {
+            Ok(response) => {
+                sender = Some(send);
+                await_response(local.clone(), inflight.clone(), times, response);
             }
-        };
-        if let Some(b) = req_body
-            && let Err(e) = body_stream.send_data(b, true)
-        {
-            record(
+            // The session is broken: the next request opens a new one.
+            Err(e) => record(
                 &local,
                 times,
                 now_ns(),
                 Err((ErrorKind::Connect, format!("HTTP/2: {e}"))),
-            );
-            sender = Some(send);
-            continue;
+            ),
         }
-        sender = Some(send);
-        inflight.count.set(inflight.count.get() + 1);
-        let (local2, inflight2) = (local.clone(), inflight.clone());
-        tokio::task::spawn_local(async move {
-            let timeout = local2.global.plan.timeout;
-            let exchange = async {
-                let resp = response.await?;
-                let status = resp.status().as_u16();
-                let mut body = resp.into_body();
-                let mut bytes = Vec::new();
-                while let Some(chunk) = body.data().await {
-                    let chunk = chunk?;
-                    let _ = body.flow_control().release_capacity(chunk.len());
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok::<_, h2::Error>((status, bytes))
-            };
-            let result = tokio::time::timeout(timeout, exchange).await;
-            let done = now_ns();
-            match result {
-                Ok(Ok((status, bytes))) => record(&local2, times, done, Ok((status, &bytes))),
-                Ok(Err(e)) => record(
-                    &local2,
-                    times,
-                    done,
-                    Err((ErrorKind::Connect, format!("HTTP/2: {e}"))),
-                ),
-                Err(_) => record(
-                    &local2,
-                    times,
-                    done,
-                    Err((ErrorKind::Timeout, timeout_message(timeout))),
-                ),
-            }
-            inflight2.count.set(inflight2.count.get() - 1);
-            if inflight2.count.get() == 0 {
-                inflight2.idle.notify_one();
-            }
-        });
     }
     while inflight.count.get() > 0 {
         inflight.idle.notified().await;
