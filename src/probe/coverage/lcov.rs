@@ -131,6 +131,153 @@ pub fn parse(text: &str) -> Result<CoverageData, ParseError> {
     })
 }
 
+impl Record {
+    /// Apply one record line (`key:value`, line `n`) of the block for this file.
+    fn apply(&mut self, n: usize, key: &str, value: &str) -> Result<(), ParseError> {
+        match key {
+            "DA" | "LF" | "LH" => self.apply_line(n, key, value),
+            "FN" | "FNDA" | "FNL" | "FNA" | "FNF" | "FNH" => self.apply_function(n, key, value),
+            "BRDA" | "BRF" | "BRH" => self.apply_branch(n, key, value),
+            // MC/DC (lcov 2.2 `MCDC`), line checksums and other newer records are not measured.
+            _ => Ok(()),
+        }
+    }
+
+    /// `DA`, `LF`, `LH`.
+    fn apply_line(&mut self, n: usize, key: &str, value: &str) -> Result<(), ParseError> {
+        let parts: Vec<&str> = value.split(',').collect();
+        match key {
+            "DA" => {
+                if parts.len() < 2 {
+                    return Err(ParseError::at_line(
+                        n,
+                        "DA record: expected DA:<line>,<count>",
+                    ));
+                }
+                let l = num(n, "DA line number", parts[0])?;
+                let c = num(n, "DA execution count", parts[1])?;
+                *self.lines.entry(l).or_default() += c;
+            }
+            "LF" => {
+                let f = num(n, "LF", value)?;
+                self.lf_lh = Some((f, self.lf_lh.map_or(0, |x| x.1)));
+            }
+            "LH" => {
+                let h = num(n, "LH", value)?;
+                self.lf_lh = Some((self.lf_lh.map_or(0, |x| x.0), h));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `FN`, `FNDA`, `FNL`, `FNA`, `FNF`, `FNH` (lcov 1.x and 2.x function records).
+    fn apply_function(&mut self, n: usize, key: &str, value: &str) -> Result<(), ParseError> {
+        let parts: Vec<&str> = value.split(',').collect();
+        match key {
+            "FN" => {
+                // FN:<line>,<name> (1.x) or FN:<line>,<end line>,<name> (2.x). Names may contain
+                // commas (C++ signatures), so split at most twice and keep the rest whole.
+                self.saw_function_records = true;
+                let mut it = value.splitn(3, ',');
+                let start = it.next().unwrap_or("");
+                num(n, "FN line number", start)?;
+                let second = it.next().ok_or_else(|| {
+                    ParseError::at_line(n, "FN record: expected FN:<line>,<name>")
+                })?;
+                let name = match it.next() {
+                    Some(rest) if second.trim().parse::<u64>().is_ok() => rest,
+                    _ => &value[start.len() + 1..],
+                };
+                self.fn_by_name.entry(name.to_string()).or_default();
+            }
+            "FNDA" => {
+                self.saw_function_records = true;
+                let (c, name) = value.split_once(',').ok_or_else(|| {
+                    ParseError::at_line(n, "FNDA record: expected FNDA:<count>,<name>")
+                })?;
+                let c = num(n, "FNDA execution count", c)?;
+                *self.fn_by_name.entry(name.to_string()).or_default() += c;
+            }
+            "FNL" => {
+                self.saw_function_records = true;
+                if parts.len() < 2 {
+                    return Err(ParseError::at_line(
+                        n,
+                        "FNL record: expected FNL:<index>,<line>[,<end line>]",
+                    ));
+                }
+                num(n, "FNL index", parts[0])?;
+                num(n, "FNL line number", parts[1])?;
+                self.fnl.entry(parts[0].trim().to_string()).or_default();
+            }
+            "FNA" => {
+                self.saw_function_records = true;
+                let mut it = value.splitn(3, ',');
+                let (Some(idx), Some(c), Some(_name)) = (it.next(), it.next(), it.next()) else {
+                    return Err(ParseError::at_line(
+                        n,
+                        "FNA record: expected FNA:<index>,<count>,<name>",
+                    ));
+                };
+                num(n, "FNA index", idx)?;
+                let c = num(n, "FNA execution count", c)?;
+                *self.fnl.entry(idx.trim().to_string()).or_default() += c;
+            }
+            "FNF" => {
+                self.saw_function_records = true;
+                let f = num(n, "FNF", value)?;
+                self.fnf_fnh = Some((f, self.fnf_fnh.map_or(0, |x| x.1)));
+            }
+            "FNH" => {
+                let h = num(n, "FNH", value)?;
+                self.fnf_fnh = Some((self.fnf_fnh.map_or(0, |x| x.0), h));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `BRDA`, `BRF`, `BRH`.
+    fn apply_branch(&mut self, n: usize, key: &str, value: &str) -> Result<(), ParseError> {
+        let parts: Vec<&str> = value.split(',').collect();
+        match key {
+            "BRDA" => {
+                self.saw_branch_records = true;
+                // BRDA:<line>,[e]<block>,<branch>,<taken>; in 2.x <branch> may be an expression
+                // containing commas, so the line is the first field and taken the last.
+                if parts.len() < 4 {
+                    return Err(ParseError::at_line(
+                        n,
+                        "BRDA record: expected BRDA:<line>,<block>,<branch>,<taken>",
+                    ));
+                }
+                let l = num(n, "BRDA line number", parts[0])?;
+                let taken_text = parts[parts.len() - 1].trim();
+                let taken = if taken_text == "-" {
+                    0
+                } else {
+                    num(n, "BRDA taken count", taken_text)?
+                };
+                let block = parts[1].trim().to_string();
+                let branch = parts[2..parts.len() - 1].join(",");
+                *self.branches.entry((l, block, branch)).or_default() += taken;
+            }
+            "BRF" => {
+                self.saw_branch_records = true;
+                let f = num(n, "BRF", value)?;
+                self.brf_brh = Some((f, self.brf_brh.map_or(0, |x| x.1)));
+            }
+            "BRH" => {
+                let h = num(n, "BRH", value)?;
+                self.brf_brh = Some((self.brf_brh.map_or(0, |x| x.0), h));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 fn parse_records(text: &str) -> Result<CoverageData, ParseError> {
     let mut files: Vec<Record> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -203,118 +350,7 @@ fn parse_records(text: &str) -> Result<CoverageData, ParseError> {
                 format!("{key} record outside an SF … end_of_record block"),
             ));
         };
-        let parts: Vec<&str> = value.split(',').collect();
-        match key {
-            "DA" => {
-                if parts.len() < 2 {
-                    return Err(ParseError::at_line(
-                        n,
-                        "DA record: expected DA:<line>,<count>",
-                    ));
-                }
-                let l = num(n, "DA line number", parts[0])?;
-                let c = num(n, "DA execution count", parts[1])?;
-                *rec.lines.entry(l).or_default() += c;
-            }
-            "LF" => {
-                let f = num(n, "LF", value)?;
-                rec.lf_lh = Some((f, rec.lf_lh.map_or(0, |x| x.1)));
-            }
-            "LH" => {
-                let h = num(n, "LH", value)?;
-                rec.lf_lh = Some((rec.lf_lh.map_or(0, |x| x.0), h));
-            }
-            "FN" => {
-                // FN:<line>,<name> (1.x) or FN:<line>,<end line>,<name> (2.x). Names may contain
-                // commas (C++ signatures), so split at most twice and keep the rest whole.
-                rec.saw_function_records = true;
-                let mut it = value.splitn(3, ',');
-                let start = it.next().unwrap_or("");
-                num(n, "FN line number", start)?;
-                let second = it.next().ok_or_else(|| {
-                    ParseError::at_line(n, "FN record: expected FN:<line>,<name>")
-                })?;
-                let name = match it.next() {
-                    Some(rest) if second.trim().parse::<u64>().is_ok() => rest,
-                    _ => &value[start.len() + 1..],
-                };
-                rec.fn_by_name.entry(name.to_string()).or_default();
-            }
-            "FNDA" => {
-                rec.saw_function_records = true;
-                let (c, name) = value.split_once(',').ok_or_else(|| {
-                    ParseError::at_line(n, "FNDA record: expected FNDA:<count>,<name>")
-                })?;
-                let c = num(n, "FNDA execution count", c)?;
-                *rec.fn_by_name.entry(name.to_string()).or_default() += c;
-            }
-            "FNL" => {
-                rec.saw_function_records = true;
-                if parts.len() < 2 {
-                    return Err(ParseError::at_line(
-                        n,
-                        "FNL record: expected FNL:<index>,<line>[,<end line>]",
-                    ));
-                }
-                num(n, "FNL index", parts[0])?;
-                num(n, "FNL line number", parts[1])?;
-                rec.fnl.entry(parts[0].trim().to_string()).or_default();
-            }
-            "FNA" => {
-                rec.saw_function_records = true;
-                let mut it = value.splitn(3, ',');
-                let (Some(idx), Some(c), Some(_name)) = (it.next(), it.next(), it.next()) else {
-                    return Err(ParseError::at_line(
-                        n,
-                        "FNA record: expected FNA:<index>,<count>,<name>",
-                    ));
-                };
-                num(n, "FNA index", idx)?;
-                let c = num(n, "FNA execution count", c)?;
-                *rec.fnl.entry(idx.trim().to_string()).or_default() += c;
-            }
-            "FNF" => {
-                rec.saw_function_records = true;
-                let f = num(n, "FNF", value)?;
-                rec.fnf_fnh = Some((f, rec.fnf_fnh.map_or(0, |x| x.1)));
-            }
-            "FNH" => {
-                let h = num(n, "FNH", value)?;
-                rec.fnf_fnh = Some((rec.fnf_fnh.map_or(0, |x| x.0), h));
-            }
-            "BRDA" => {
-                rec.saw_branch_records = true;
-                // BRDA:<line>,[e]<block>,<branch>,<taken>; in 2.x <branch> may be an expression
-                // containing commas, so the line is the first field and taken the last.
-                if parts.len() < 4 {
-                    return Err(ParseError::at_line(
-                        n,
-                        "BRDA record: expected BRDA:<line>,<block>,<branch>,<taken>",
-                    ));
-                }
-                let l = num(n, "BRDA line number", parts[0])?;
-                let taken_text = parts[parts.len() - 1].trim();
-                let taken = if taken_text == "-" {
-                    0
-                } else {
-                    num(n, "BRDA taken count", taken_text)?
-                };
-                let block = parts[1].trim().to_string();
-                let branch = parts[2..parts.len() - 1].join(",");
-                *rec.branches.entry((l, block, branch)).or_default() += taken;
-            }
-            "BRF" => {
-                rec.saw_branch_records = true;
-                let f = num(n, "BRF", value)?;
-                rec.brf_brh = Some((f, rec.brf_brh.map_or(0, |x| x.1)));
-            }
-            "BRH" => {
-                let h = num(n, "BRH", value)?;
-                rec.brf_brh = Some((rec.brf_brh.map_or(0, |x| x.0), h));
-            }
-            // MC/DC (lcov 2.2 `MCDC`), line checksums and other newer records are not measured.
-            _ => {}
-        }
+        rec.apply(n, key, value)?;
     }
     if let Some((start, rec)) = cur {
         return Err(ParseError::at_line(
