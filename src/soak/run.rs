@@ -53,11 +53,64 @@ pub async fn soak(
             "the checklist has no [[monitor]] entries; nothing to soak".into(),
         ));
     }
+    let (store, run, states) = open_store(&monitors, &opts)?;
+    let server = match &opts.listen {
+        Some(addr) => Some(super::metrics::serve(addr, opts.state.clone(), cancel.clone()).await?),
+        None => None,
+    };
+    let (tx, rx) = mpsc::channel::<Sample>();
+    let writer = spawn_writer(store, run, states, rx, &opts)?;
+    let redactor = Arc::new(redactor);
+    let scratch = scratch_dir(&opts.state);
+    let mut tasks = Vec::new();
+    for (i, m) in monitors.into_iter().enumerate() {
+        let runner = Runner::new(
+            &m.name,
+            m.check.clone(),
+            m.timeout,
+            scratch.clone(),
+            redactor.clone(),
+            cancel.clone(),
+        )
+        .with_checklist_dir(opts.checklist_dir.clone());
+        tasks.push(tokio::spawn(monitor_loop(
+            i,
+            m,
+            runner,
+            tx.clone(),
+            opts.clock.clone(),
+            cancel.clone(),
+        )));
+    }
+    drop(tx);
+    eprintln!(
+        "prodready soak: {} monitor(s), store {}",
+        tasks.len(),
+        opts.state.display()
+    );
+    for t in tasks {
+        let _ = t.await;
+    }
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| Error::Internal(format!("soak writer: {e}")))?
+        .map_err(|_| Error::Internal("soak writer panicked".into()))?;
+    if let Some(s) = server {
+        s.abort();
+    }
+    written
+}
+
+/// Open the store, begin this run and resume every monitor's state from it.
+fn open_store(
+    monitors: &[Monitor],
+    opts: &SoakOptions,
+) -> Result<(Store, tracker::Run, Vec<MonitorState>)> {
     let mut store = Store::open(&opts.state)?;
     let boot = boot_id();
-    let mut run = tracker::begin_run(&mut store.conn, &opts.clock, &boot).map_err(db)?;
+    let run = tracker::begin_run(&mut store.conn, &opts.clock, &boot).map_err(db)?;
     let mut states = Vec::new();
-    for m in &monitors {
+    for m in monitors {
         let id = store
             .upsert_monitor(
                 &m.name,
@@ -71,21 +124,25 @@ pub async fn soak(
         s.resume(&store.conn, &run).map_err(db)?;
         states.push(s);
     }
+    Ok((store, run, states))
+}
 
-    let server = match &opts.listen {
-        Some(addr) => Some(super::metrics::serve(addr, opts.state.clone(), cancel.clone()).await?),
-        None => None,
-    };
-
-    let (tx, rx) = mpsc::channel::<Sample>();
+/// The writer thread: the only one that writes the store. It applies each sample in its own
+/// transaction, writes the run's heartbeat every second, prunes raw samples older than
+/// `keep_samples` every 10 minutes, and ends the run when every monitor has stopped.
+fn spawn_writer(
+    mut store: Store,
+    mut run: tracker::Run,
+    mut states: Vec<MonitorState>,
+    rx: mpsc::Receiver<Sample>,
+    opts: &SoakOptions,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
     let clock = opts.clock.clone();
-    let opts_keep = opts.keep_samples;
-    let writer = std::thread::Builder::new()
+    let keep_ms = opts.keep_samples.map(|d| d.as_millis() as i64);
+    std::thread::Builder::new()
         .name("soak-writer".into())
         .spawn(move || -> Result<()> {
-            let mut store = store;
             let mut last_hb = std::time::Instant::now();
-            let keep_ms = opts_keep.map(|d| d.as_millis() as i64);
             let mut last_prune: Option<std::time::Instant> = None;
             loop {
                 match rx.recv_timeout(Duration::from_millis(250)) {
@@ -115,77 +172,50 @@ pub async fn soak(
             let _ = store.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
             Ok(())
         })
-        .map_err(|e| Error::Internal(format!("starting the soak writer: {e}")))?;
+        .map_err(|e| Error::Internal(format!("starting the soak writer: {e}")))
+}
 
-    let redactor = Arc::new(redactor);
-    let scratch = scratch_dir(&opts.state);
-    let mut tasks = Vec::new();
-    for (i, m) in monitors.into_iter().enumerate() {
-        let tx = tx.clone();
-        let cancel = cancel.clone();
-        let clock = opts.clock.clone();
-        let runner = Runner::new(
-            &m.name,
-            m.check.clone(),
-            m.timeout,
-            scratch.clone(),
-            redactor.clone(),
-            cancel.clone(),
-        )
-        .with_checklist_dir(opts.checklist_dir.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(m.interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let wall_ms = clock.wall_ms();
-                let mono_ms = clock.mono_ms();
-                let maintenance = m.maintenance_at(wall_ms).map(str::to_string);
-                let result = tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    r = runner.run() => r,
-                };
-                // A check cut short by the shutdown says nothing about the target: its time
-                // stays unknown instead of becoming a failure (both select arms can be ready at
-                // once, and the probe itself returns "interrupted" on the same token).
-                if cancel.is_cancelled() {
-                    break;
-                }
-                if tx
-                    .send(Sample {
-                        monitor: i,
-                        wall_ms,
-                        mono_ms,
-                        result,
-                        maintenance,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        }));
+/// One monitor: run its check every interval and send each result to the writer, until
+/// `cancel`.
+async fn monitor_loop(
+    i: usize,
+    m: Monitor,
+    runner: Runner,
+    tx: mpsc::Sender<Sample>,
+    clock: Clock,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(m.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let wall_ms = clock.wall_ms();
+        let mono_ms = clock.mono_ms();
+        let maintenance = m.maintenance_at(wall_ms).map(str::to_string);
+        let result = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = runner.run() => r,
+        };
+        // A check cut short by the shutdown says nothing about the target: its time stays
+        // unknown instead of becoming a failure (both select arms can be ready at once, and the
+        // probe itself returns "interrupted" on the same token).
+        if cancel.is_cancelled() {
+            break;
+        }
+        let sample = Sample {
+            monitor: i,
+            wall_ms,
+            mono_ms,
+            result,
+            maintenance,
+        };
+        if tx.send(sample).is_err() {
+            break;
+        }
     }
-    drop(tx);
-    eprintln!(
-        "prodready soak: {} monitor(s), store {}",
-        tasks.len(),
-        opts.state.display()
-    );
-    for t in tasks {
-        let _ = t.await;
-    }
-    let written = tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .map_err(|e| Error::Internal(format!("soak writer: {e}")))?
-        .map_err(|_| Error::Internal("soak writer panicked".into()))?;
-    if let Some(s) = server {
-        s.abort();
-    }
-    written
 }
 
 /// Folder beside the store where command checks keep their last output.
