@@ -23,6 +23,22 @@ pub fn render(samples: &[Sample], a: &Analysis, title: &str) -> Result<String, S
     })
 }
 
+/// The chart's coordinates: f64 time on x, MiB on y.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The frame every series is drawn in: the time divisor (1 = seconds, 60 = minutes), the
+/// y range in MiB and the figure fitted.
+struct Frame {
+    tdiv: f64,
+    y0: f64,
+    y1: f64,
+    metric: Metric,
+}
+
 fn draw(root: &Area<'_>, samples: &[Sample], a: &Analysis, title: &str) -> DrawResult {
     let metric = a.metric.unwrap_or(Metric::Rss);
     let minutes = samples.last().map(|s| s.t_s).unwrap_or(0.0) > 300.0;
@@ -42,20 +58,46 @@ fn draw(root: &Area<'_>, samples: &[Sample], a: &Analysis, title: &str) -> DrawR
     });
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.08).max(0.5);
+    let frame = Frame {
+        tdiv,
+        y0: (lo - pad).max(0.0),
+        y1: hi + pad,
+        metric,
+    };
     let mut chart = ChartBuilder::on(root)
         .caption(title, CAPTION_FONT)
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..t_max, (lo - pad).max(0.0)..hi + pad)?;
+        .build_cartesian_2d(0.0..t_max, frame.y0..frame.y1)?;
     chart
         .configure_mesh()
         .x_desc(format!("time since sampling started ({tunit})"))
         .y_desc("MiB")
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
+    draw_warmups(&mut chart, &frame, samples, a)?;
+    draw_restarts(&mut chart, &frame, a)?;
+    let longest = a.longest_fit().map(|s| s.index).unwrap_or(0);
+    for seg in &a.segments {
+        draw_segment(&mut chart, &frame, samples, seg, seg.index == longest)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
+}
 
-    // Warm-up stretches (recorded, not fitted), shaded.
+/// Warm-up stretches (recorded, not fitted), shaded.
+fn draw_warmups(
+    chart: &mut Chart<'_, '_>,
+    f: &Frame,
+    samples: &[Sample],
+    a: &Analysis,
+) -> DrawResult {
     let shade = RGBColor(0, 0, 0).mix(0.06);
     let mut shaded = false;
     for seg in &a.segments {
@@ -70,7 +112,7 @@ fn draw(root: &Area<'_>, samples: &[Sample], a: &Analysis, title: &str) -> DrawR
             .unwrap_or_else(|| samples[seg.range.end - 1].t_s);
         if to > from {
             let r = chart.draw_series(std::iter::once(Rectangle::new(
-                [(from / tdiv, (lo - pad).max(0.0)), (to / tdiv, hi + pad)],
+                [(from / f.tdiv, f.y0), (to / f.tdiv, f.y1)],
                 shade.filled(),
             )))?;
             if !shaded {
@@ -81,84 +123,88 @@ fn draw(root: &Area<'_>, samples: &[Sample], a: &Analysis, title: &str) -> DrawR
             }
         }
     }
+    Ok(())
+}
 
-    // Restart markers.
+/// A grey vertical line at every restart or drop.
+fn draw_restarts(chart: &mut Chart<'_, '_>, f: &Frame, a: &Analysis) -> DrawResult {
     let marker = RGBColor(150, 150, 150);
     for cut in a.restarts() {
         let t = match *cut {
             super::analysis::Cut::NewProcess { t_s, .. }
-            | super::analysis::Cut::Drop { t_s, .. } => t_s / tdiv,
+            | super::analysis::Cut::Drop { t_s, .. } => t_s / f.tdiv,
         };
         chart.draw_series(LineSeries::new(
-            [(t, (lo - pad).max(0.0)), (t, hi + pad)],
+            [(t, f.y0), (t, f.y1)],
             marker.stroke_width(1),
         ))?;
     }
+    Ok(())
+}
 
+/// One segment: `VmRSS`, the fitted figure, and the Theil–Sen line with its 95 % bounds
+/// (labelled on the `longest` fitted segment).
+fn draw_segment(
+    chart: &mut Chart<'_, '_>,
+    f: &Frame,
+    samples: &[Sample],
+    seg: &super::analysis::Segment,
+    longest: bool,
+) -> DrawResult {
     let rss_color = RGBColor(170, 170, 170);
     let fit_color = RGBColor(31, 119, 180);
     let line_color = RGBColor(214, 39, 40);
-    for seg in &a.segments {
-        let pts = |f: &dyn Fn(&Sample) -> Option<u64>| -> Vec<(f64, f64)> {
-            samples[seg.range.clone()]
-                .iter()
-                .filter_map(|s| f(s).map(|v| (s.t_s / tdiv, v as f64 / MIB)))
-                .collect()
-        };
-        let rss = chart.draw_series(LineSeries::new(pts(&|s| Some(s.rss_bytes)), rss_color))?;
+    let pts = |v: &dyn Fn(&Sample) -> Option<u64>| -> Vec<(f64, f64)> {
+        samples[seg.range.clone()]
+            .iter()
+            .filter_map(|s| v(s).map(|v| (s.t_s / f.tdiv, v as f64 / MIB)))
+            .collect()
+    };
+    let rss = chart.draw_series(LineSeries::new(pts(&|s| Some(s.rss_bytes)), rss_color))?;
+    if seg.index == 0 {
+        rss.label("VmRSS")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], rss_color));
+    }
+    let metric = f.metric;
+    if metric != Metric::Rss {
+        let m = chart.draw_series(LineSeries::new(
+            pts(&|s| metric.of(s)),
+            fit_color.stroke_width(2),
+        ))?;
         if seg.index == 0 {
-            rss.label("VmRSS")
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], rss_color));
-        }
-        if metric != Metric::Rss {
-            let m = chart.draw_series(LineSeries::new(
-                pts(&|s| metric.of(s)),
-                fit_color.stroke_width(2),
-            ))?;
-            if seg.index == 0 {
-                m.label(metric.proc_name()).legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], fit_color.stroke_width(2))
-                });
-            }
-        }
-        if let Some(f) = &seg.fit {
-            let t0 = samples[seg.used.start].t_s;
-            let t1 = samples[seg.used.end - 1].t_s;
-            let at = |slope: f64, t: f64| {
-                // Lines through the fit's centre (median t, median y), scipy's intercept.
-                let tm = (t0 + t1) / 2.0;
-                let ym = f.theil_sen.intercept + f.theil_sen.slope * tm;
-                (t / tdiv, (ym + slope * (t - tm)) / MIB)
-            };
-            for bound in [f.theil_sen.low_slope, f.theil_sen.high_slope] {
-                chart.draw_series(LineSeries::new(
-                    [at(bound, t0), at(bound, t1)],
-                    line_color.mix(0.45).stroke_width(1),
-                ))?;
-            }
-            let l = chart.draw_series(LineSeries::new(
-                [at(f.theil_sen.slope, t0), at(f.theil_sen.slope, t1)],
-                line_color.stroke_width(2),
-            ))?;
-            if seg.index == a.longest_fit().map(|s| s.index).unwrap_or(0) {
-                l.label(format!(
-                    "Theil–Sen {} (95 % CI {} … {})",
-                    super::format_rate(f.slope_bph()),
-                    super::format_rate(f.low_bph()),
-                    super::format_rate(f.high_bph())
-                ))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], line_color.stroke_width(2))
-                });
-            }
+            m.label(metric.proc_name()).legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 16, y)], fit_color.stroke_width(2))
+            });
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    let Some(fit) = &seg.fit else { return Ok(()) };
+    let t0 = samples[seg.used.start].t_s;
+    let t1 = samples[seg.used.end - 1].t_s;
+    let at = |slope: f64, t: f64| {
+        // Lines through the fit's centre (median t, median y), scipy's intercept.
+        let tm = (t0 + t1) / 2.0;
+        let ym = fit.theil_sen.intercept + fit.theil_sen.slope * tm;
+        (t / f.tdiv, (ym + slope * (t - tm)) / MIB)
+    };
+    for bound in [fit.theil_sen.low_slope, fit.theil_sen.high_slope] {
+        chart.draw_series(LineSeries::new(
+            [at(bound, t0), at(bound, t1)],
+            line_color.mix(0.45).stroke_width(1),
+        ))?;
+    }
+    let l = chart.draw_series(LineSeries::new(
+        [at(fit.theil_sen.slope, t0), at(fit.theil_sen.slope, t1)],
+        line_color.stroke_width(2),
+    ))?;
+    if longest {
+        l.label(format!(
+            "Theil–Sen {} (95 % CI {} … {})",
+            super::format_rate(fit.slope_bph()),
+            super::format_rate(fit.low_bph()),
+            super::format_rate(fit.high_bph())
+        ))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], line_color.stroke_width(2)));
+    }
     Ok(())
 }
 
