@@ -319,6 +319,43 @@ impl Runner {
     }
 
     async fn order(&self, o: &OrderCheck, started: Instant) -> CheckResult {
+        let ok = |ops| CheckResult {
+            ok: true,
+            latency: started.elapsed(),
+            error: None,
+            ops,
+            op_errors: 0,
+        };
+        let (ack, shown) = match self.place_order(o).await {
+            Ok(placed) => placed,
+            Err(m) => return CheckResult::fail(started.elapsed(), m, 1, 1),
+        };
+        let ack_status = ack.get("status").and_then(|s| s.as_str()).unwrap_or("");
+        if !(o.cancel && ack_status == "accepted") {
+            return ok(1);
+        }
+        let Some(id) = ack.get("order_id").and_then(|s| {
+            s.as_str()
+                .map(str::to_string)
+                .or_else(|| Some(s.to_string()))
+        }) else {
+            return CheckResult::fail(
+                started.elapsed(),
+                format!("{shown}: acknowledgement has no order_id"),
+                1,
+                1,
+            );
+        };
+        match self.cancel_order(o, &id).await {
+            Ok(()) => ok(2),
+            Err(m) => CheckResult::fail(started.elapsed(), m, 2, 1),
+        }
+    }
+
+    /// Place one order and check its acknowledgement: HTTP success, JSON, a status in
+    /// `accept`, and the echoed `client_order_id`. Returns the acknowledgement and the request
+    /// as shown (`POST <base>/api/v1/orders`), or why it failed (redacted).
+    async fn place_order(&self, o: &OrderCheck) -> Result<(serde_json::Value, String), String> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let client_order_id = format!(
             "soak-{}-{}-{}-{seq}",
@@ -343,110 +380,52 @@ impl Runner {
             req = req.bearer_auth(&k.value);
         }
         let redact = |s: String| self.ctx.redactor.redact(&s);
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return CheckResult::fail(started.elapsed(), redact(format!("{shown}: {e}")), 1, 1);
-            }
-        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| redact(format!("{shown}: {e}")))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if !status.is_success() {
             let snippet: String = text.chars().take(200).collect();
-            return CheckResult::fail(
-                started.elapsed(),
-                redact(format!("{shown} → {status}: {snippet}")),
-                1,
-                1,
-            );
+            return Err(redact(format!("{shown} → {status}: {snippet}")));
         }
-        let ack: serde_json::Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                return CheckResult::fail(
-                    started.elapsed(),
-                    format!("{shown}: acknowledgement is not JSON: {e}"),
-                    1,
-                    1,
-                );
-            }
-        };
+        let ack: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{shown}: acknowledgement is not JSON: {e}"))?;
         let ack_status = ack.get("status").and_then(|s| s.as_str()).unwrap_or("");
         if !o.accept.iter().any(|a| a == ack_status) {
             let reason = ack.get("reason").and_then(|s| s.as_str()).unwrap_or("");
-            return CheckResult::fail(
-                started.elapsed(),
-                format!(
-                    "{shown}: order {ack_status:?} (expected one of {:?}) {reason}",
-                    o.accept
-                ),
-                1,
-                1,
-            );
+            return Err(format!(
+                "{shown}: order {ack_status:?} (expected one of {:?}) {reason}",
+                o.accept
+            ));
         }
         if ack.get("client_order_id").and_then(|s| s.as_str()) != Some(client_order_id.as_str()) {
-            return CheckResult::fail(
-                started.elapsed(),
-                format!("{shown}: acknowledgement does not echo client_order_id {client_order_id}"),
-                1,
-                1,
-            );
+            return Err(format!(
+                "{shown}: acknowledgement does not echo client_order_id {client_order_id}"
+            ));
         }
-        if o.cancel && ack_status == "accepted" {
-            let Some(id) = ack.get("order_id").and_then(|s| {
-                s.as_str()
-                    .map(str::to_string)
-                    .or_else(|| Some(s.to_string()))
-            }) else {
-                return CheckResult::fail(
-                    started.elapsed(),
-                    format!("{shown}: acknowledgement has no order_id"),
-                    1,
-                    1,
-                );
-            };
-            let curl = format!("{}/api/v1/orders/{id}", o.base.value);
-            let mut del = self.client.delete(&curl);
-            if let Some(k) = &o.api_key {
-                del = del.bearer_auth(&k.value);
-            }
-            match del.send().await {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => {
-                    return CheckResult::fail(
-                        started.elapsed(),
-                        format!(
-                            "DELETE {}/api/v1/orders/{id} → {}",
-                            o.base.display,
-                            r.status()
-                        ),
-                        2,
-                        1,
-                    );
-                }
-                Err(e) => {
-                    return CheckResult::fail(
-                        started.elapsed(),
-                        redact(format!("DELETE {}/api/v1/orders/{id}: {e}", o.base.display)),
-                        2,
-                        1,
-                    );
-                }
-            }
-            return CheckResult {
-                ok: true,
-                latency: started.elapsed(),
-                error: None,
-                ops: 2,
-                op_errors: 0,
-            };
+        Ok((ack, shown))
+    }
+
+    /// Cancel the resting order `id`; why it failed otherwise (redacted).
+    async fn cancel_order(&self, o: &OrderCheck, id: &str) -> Result<(), String> {
+        let curl = format!("{}/api/v1/orders/{id}", o.base.value);
+        let mut del = self.client.delete(&curl);
+        if let Some(k) = &o.api_key {
+            del = del.bearer_auth(&k.value);
         }
-        CheckResult {
-            ok: true,
-            latency: started.elapsed(),
-            error: None,
-            ops: 1,
-            op_errors: 0,
+        match del.send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!(
+                "DELETE {}/api/v1/orders/{id} → {}",
+                o.base.display,
+                r.status()
+            )),
+            Err(e) => Err(self.ctx.redactor.redact(&format!(
+                "DELETE {}/api/v1/orders/{id}: {e}",
+                o.base.display
+            ))),
         }
     }
 }
