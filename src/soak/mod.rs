@@ -86,9 +86,52 @@ pub fn tracker_line(state: &Path) -> Result<String> {
 /// Render summaries as the `soak-status` text: one table of monitors, then incidents,
 /// maintenance and tracker events.
 pub fn render_status(summaries: &[Summary]) -> String {
+    let mut out = String::new();
+    if let Some(s) = summaries.first() {
+        out.push_str(&format!(
+            "window {} → {} ({}){}\n",
+            fmt_time(s.from_ms),
+            fmt_time(s.to_ms),
+            fmt_ms(s.window_ms as f64),
+            if s.complete {
+                ""
+            } else {
+                " — not complete yet"
+            }
+        ));
+    }
+    out.push_str(&monitors_table(summaries).to_string());
+    out.push('\n');
+    let incidents = incidents_table(summaries);
+    let maintenance = maintenance_table(summaries);
+    let events = summaries.first().and_then(events_table);
+    for (title, table) in [
+        ("incidents", incidents),
+        ("maintenance (excluded)", maintenance),
+        ("tracker events", events),
+    ] {
+        if let Some(t) = table {
+            out.push_str(title);
+            out.push('\n');
+            out.push_str(&t.to_string());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A table with the house preset and `header`.
+fn table(header: Vec<&str>) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(vec![
+    t.set_header(header);
+    t
+}
+
+/// One row per monitor: state, availability, coverage, window progress, time by state,
+/// budget, burn rates and error rate.
+fn monitors_table(summaries: &[Summary]) -> Table {
+    let mut t = table(vec![
         "monitor",
         "kind",
         "now",
@@ -132,83 +175,68 @@ pub fn render_status(summaries: &[Summary]) -> String {
                 .unwrap_or_else(|| "–".into()),
         ]);
     }
-    let mut out = String::new();
-    if let Some(s) = summaries.first() {
-        out.push_str(&format!(
-            "window {} → {} ({}){}\n",
-            fmt_time(s.from_ms),
-            fmt_time(s.to_ms),
-            fmt_ms(s.window_ms as f64),
-            if s.complete {
-                ""
-            } else {
-                " — not complete yet"
-            }
-        ));
-    }
-    out.push_str(&t.to_string());
-    out.push('\n');
+    t
+}
+
+/// Every monitor's incidents, or `None` when there were none.
+fn incidents_table(summaries: &[Summary]) -> Option<Table> {
     let incidents: Vec<_> = summaries
         .iter()
         .flat_map(|s| s.incidents.iter().map(move |i| (s, i)))
         .collect();
-    if !incidents.is_empty() {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(vec![
-            "monitor",
-            "start",
-            "end",
-            "duration",
-            "failures",
-            "first error",
-        ]);
-        for (s, i) in incidents {
-            t.add_row(vec![
-                s.monitor.clone(),
-                fmt_time(i.start_ms),
-                i.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
-                fmt_ms((i.end_ms.unwrap_or(s.to_ms) - i.start_ms) as f64),
-                i.failures.to_string(),
-                i.first_error.chars().take(120).collect(),
-            ]);
-        }
-        out.push_str("incidents\n");
-        out.push_str(&t.to_string());
-        out.push('\n');
+    if incidents.is_empty() {
+        return None;
     }
+    let mut t = table(vec![
+        "monitor",
+        "start",
+        "end",
+        "duration",
+        "failures",
+        "first error",
+    ]);
+    for (s, i) in incidents {
+        t.add_row(vec![
+            s.monitor.clone(),
+            fmt_time(i.start_ms),
+            i.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
+            fmt_ms((i.end_ms.unwrap_or(s.to_ms) - i.start_ms) as f64),
+            i.failures.to_string(),
+            i.first_error.chars().take(120).collect(),
+        ]);
+    }
+    Some(t)
+}
+
+/// Every monitor's maintenance windows, or `None` when there were none.
+fn maintenance_table(summaries: &[Summary]) -> Option<Table> {
     let maint: Vec<_> = summaries
         .iter()
         .flat_map(|s| s.maintenance.iter().map(move |m| (s, m)))
         .collect();
-    if !maint.is_empty() {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(vec!["monitor", "start", "end", "reason"]);
-        for (s, m) in maint {
-            t.add_row(vec![
-                s.monitor.clone(),
-                fmt_time(m.start_ms),
-                m.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
-                m.reason.clone(),
-            ]);
-        }
-        out.push_str("maintenance (excluded)\n");
-        out.push_str(&t.to_string());
-        out.push('\n');
+    if maint.is_empty() {
+        return None;
     }
-    if let Some(s) = summaries.first()
-        && !s.events.is_empty()
-    {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(vec!["at", "event", "detail"]);
-        for e in &s.events {
-            t.add_row(vec![fmt_time(e.at_ms), e.kind.clone(), e.detail.clone()]);
-        }
-        out.push_str("tracker events\n");
-        out.push_str(&t.to_string());
-        out.push('\n');
+    let mut t = table(vec!["monitor", "start", "end", "reason"]);
+    for (s, m) in maint {
+        t.add_row(vec![
+            s.monitor.clone(),
+            fmt_time(m.start_ms),
+            m.end_ms.map(fmt_time).unwrap_or_else(|| "ongoing".into()),
+            m.reason.clone(),
+        ]);
     }
-    out
+    Some(t)
+}
+
+/// The tracker's events (runs, gaps, clock jumps), or `None` when there were none.
+fn events_table(s: &Summary) -> Option<Table> {
+    if s.events.is_empty() {
+        return None;
+    }
+    let mut t = table(vec!["at", "event", "detail"]);
+    for e in &s.events {
+        t.add_row(vec![fmt_time(e.at_ms), e.kind.clone(), e.detail.clone()]);
+    }
+    Some(t)
 }
