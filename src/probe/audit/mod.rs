@@ -375,46 +375,9 @@ impl AuditProbe {
             .find(|ig| f.is_named(&ig.id) && today <= ig.expires)
     }
 
-    /// Gate a parsed scan.
-    fn evaluate(&self, scan: &Scan, today: jiff::civil::Date, mut o: ProbeOutput) -> ProbeOutput {
-        o.measure("tool", scan.tool.clone());
-        if let Some(n) = scan.scanned {
-            o.measure("scanned", n);
-            if n == 0 {
-                o.forced = Some(Status::Error);
-                o.summary = format!(
-                    "{} scanned nothing (0 {}): nothing was audited",
-                    scan.tool, scan.scanned_unit
-                );
-                return o;
-            }
-        }
-        let mut t = self.tally(scan, today);
-        let vulns = scan
-            .findings
-            .iter()
-            .filter(|f| f.kind == Kind::Vulnerability)
-            .count();
-        measure_tally(&mut o, &t, vulns);
-        if !t.rows.is_empty() {
-            o.tables.push(Table {
-                title: format!("Findings ({})", scan.tool),
-                columns: [
-                    "id",
-                    "package",
-                    "version",
-                    "severity",
-                    "CVSS score",
-                    "title",
-                    "patched",
-                    "gate",
-                ]
-                .map(String::from)
-                .to_vec(),
-                rows: std::mem::take(&mut t.rows),
-            });
-        }
-        let expired_notes = self.ignore_table(&mut o, scan, today);
+    /// The gate's checks: vulnerabilities above `max_severity`, warnings of the kinds that fail,
+    /// and, as advisories, the other warnings and what could not be audited.
+    fn checks(&self, o: &mut ProbeOutput, scan: &Scan, t: &Tally<'_>, vulns: usize) {
         o.checks.push(Check::new(
             "vulnerabilities",
             format!("none above {}", self.max_severity),
@@ -468,6 +431,49 @@ impl AuditProbe {
                 .advisory(),
             );
         }
+    }
+
+    /// Gate a parsed scan.
+    fn evaluate(&self, scan: &Scan, today: jiff::civil::Date, mut o: ProbeOutput) -> ProbeOutput {
+        o.measure("tool", scan.tool.clone());
+        if let Some(n) = scan.scanned {
+            o.measure("scanned", n);
+            if n == 0 {
+                o.forced = Some(Status::Error);
+                o.summary = format!(
+                    "{} scanned nothing (0 {}): nothing was audited",
+                    scan.tool, scan.scanned_unit
+                );
+                return o;
+            }
+        }
+        let mut t = self.tally(scan, today);
+        let vulns = scan
+            .findings
+            .iter()
+            .filter(|f| f.kind == Kind::Vulnerability)
+            .count();
+        measure_tally(&mut o, &t, vulns);
+        if !t.rows.is_empty() {
+            o.tables.push(Table {
+                title: format!("Findings ({})", scan.tool),
+                columns: [
+                    "id",
+                    "package",
+                    "version",
+                    "severity",
+                    "CVSS score",
+                    "title",
+                    "patched",
+                    "gate",
+                ]
+                .map(String::from)
+                .to_vec(),
+                rows: std::mem::take(&mut t.rows),
+            });
+        }
+        let expired_notes = self.ignore_table(&mut o, scan, today);
+        self.checks(&mut o, scan, &t, vulns);
         let mut summary = if t.failing.is_empty() {
             format!(
                 "{}: {vulns} vulnerabilit{} found, none above {}",
