@@ -30,6 +30,55 @@ fn condition(text: &str) -> Option<(u64, u64)> {
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
+/// Add one `<line>` to its file: the hits (the highest when a line is listed twice) and, on a
+/// branch line, its `condition-coverage`. Returns whether it was a branch line.
+fn add_line(
+    doc: &roxmltree::Document<'_>,
+    line: roxmltree::Node<'_, '_>,
+    acc: &mut FileAcc,
+) -> Result<bool, ParseError> {
+    let get = |attr: &str| -> Result<u64, ParseError> {
+        let v = line.attribute(attr).ok_or_else(|| ParseError {
+            at: pos(doc, line),
+            message: format!("<line> without a {attr} attribute"),
+        })?;
+        // Some writers emit hits as a float ("1.0") or, past u64, as huge numbers.
+        v.parse::<u64>()
+            .or_else(|_| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as u64)
+                    .ok_or(())
+            })
+            .map_err(|_| ParseError {
+                at: pos(doc, line),
+                message: format!("<line {attr}=\"{v}\">: expected a non-negative number"),
+            })
+    };
+    let number = get("number")?;
+    let hits = get("hits")?;
+    let e = acc.lines.entry(number).or_default();
+    *e = (*e).max(hits);
+    if line.attribute("branch") != Some("true") {
+        return Ok(false);
+    }
+    let Some(cc) = line.attribute("condition-coverage") else {
+        return Ok(false);
+    };
+    let Some((a, b)) = condition(cc) else {
+        return Err(ParseError {
+            at: pos(doc, line),
+            message: format!("condition-coverage=\"{cc}\": expected \"N% (covered/valid)\""),
+        });
+    };
+    let e = acc.branches.entry(number).or_default();
+    if b > e.1 || (b == e.1 && a > e.0) {
+        *e = (a, b);
+    }
+    Ok(true)
+}
+
 /// Parse a Cobertura XML report.
 ///
 /// # Errors
@@ -73,48 +122,7 @@ pub fn parse(text: &str) -> Result<CoverageData, ParseError> {
         let acc = files.entry(filename.to_string()).or_default();
         for lines in class.children().filter(|n| n.has_tag_name("lines")) {
             for line in lines.children().filter(|n| n.has_tag_name("line")) {
-                let get = |attr: &str| -> Result<u64, ParseError> {
-                    let v = line.attribute(attr).ok_or_else(|| ParseError {
-                        at: pos(&doc, line),
-                        message: format!("<line> without a {attr} attribute"),
-                    })?;
-                    // Some writers emit hits as a float ("1.0") or, past u64, as huge numbers.
-                    v.parse::<u64>()
-                        .or_else(|_| {
-                            v.parse::<f64>()
-                                .ok()
-                                .filter(|f| f.is_finite() && *f >= 0.0)
-                                .map(|f| f as u64)
-                                .ok_or(())
-                        })
-                        .map_err(|_| ParseError {
-                            at: pos(&doc, line),
-                            message: format!(
-                                "<line {attr}=\"{v}\">: expected a non-negative number"
-                            ),
-                        })
-                };
-                let number = get("number")?;
-                let hits = get("hits")?;
-                let e = acc.lines.entry(number).or_default();
-                *e = (*e).max(hits);
-                if line.attribute("branch") == Some("true")
-                    && let Some(cc) = line.attribute("condition-coverage")
-                {
-                    let Some((a, b)) = condition(cc) else {
-                        return Err(ParseError {
-                            at: pos(&doc, line),
-                            message: format!(
-                                "condition-coverage=\"{cc}\": expected \"N% (covered/valid)\""
-                            ),
-                        });
-                    };
-                    any_branch = true;
-                    let e = acc.branches.entry(number).or_default();
-                    if b > e.1 || (b == e.1 && a > e.0) {
-                        *e = (a, b);
-                    }
-                }
+                any_branch |= add_line(&doc, line, acc)?;
             }
         }
     }
