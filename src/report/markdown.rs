@@ -246,6 +246,84 @@ fn write_sections<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     Ok(())
 }
 
+/// The item's checks as a table (expected, measured, ✅/⚠️/❌).
+fn write_checks<W: Write>(w: &mut W, checks: &[crate::model::Check]) -> io::Result<()> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "| Check | Expected | Measured | Result |")?;
+    writeln!(w, "|---|---|---|---|")?;
+    for ch in checks {
+        let result = match (ch.passed, ch.advisory) {
+            (true, _) => "✅",
+            (false, true) => "⚠️",
+            (false, false) => "❌",
+        };
+        writeln!(
+            w,
+            "| {} | {} | {} | {} |",
+            cell(&ch.name),
+            cell(&ch.expected),
+            cell(&ch.measured),
+            result
+        )?;
+    }
+    writeln!(w)
+}
+
+/// One of the probe's tables, with its title.
+fn write_table<W: Write>(w: &mut W, t: &crate::model::Table) -> io::Result<()> {
+    writeln!(w, "**{}**", text(&t.title))?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "| {} |",
+        t.columns
+            .iter()
+            .map(|c| cell(c))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    )?;
+    writeln!(w, "|{}", "---|".repeat(t.columns.len()))?;
+    for row in &t.rows {
+        writeln!(
+            w,
+            "| {} |",
+            row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+        )?;
+    }
+    writeln!(w)
+}
+
+/// Charts (SVG evidence) embedded as images, then every other evidence file as a link with its
+/// size and SHA-256.
+fn write_evidence<W: Write>(w: &mut W, evidence: &[crate::model::Evidence]) -> io::Result<()> {
+    for ev in evidence.iter().filter(|e| e.media_type == "image/svg+xml") {
+        writeln!(w, "![{}]({})", cell(&ev.label), ev.path)?;
+        writeln!(w)?;
+    }
+    let files: Vec<_> = evidence
+        .iter()
+        .filter(|e| e.media_type != "image/svg+xml")
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "Evidence:")?;
+    writeln!(w)?;
+    for ev in files {
+        writeln!(
+            w,
+            "- [{}]({}) — {} bytes, SHA-256 `{}`",
+            cell(&ev.label),
+            ev.path,
+            ev.bytes,
+            ev.sha256
+        )?;
+    }
+    writeln!(w)
+}
+
 /// One item's details: status, description, summary, checks, tables, charts, evidence, log.
 fn write_item<W: Write>(w: &mut W, it: &super::ItemReport) -> io::Result<()> {
     writeln!(w, "<a id=\"{}\"></a>", anchor(&it.id))?;
@@ -279,78 +357,11 @@ fn write_item<W: Write>(w: &mut W, it: &super::ItemReport) -> io::Result<()> {
     }
     writeln!(w, "{}", text(&it.outcome.summary))?;
     writeln!(w)?;
-    if !it.outcome.checks.is_empty() {
-        writeln!(w, "| Check | Expected | Measured | Result |")?;
-        writeln!(w, "|---|---|---|---|")?;
-        for ch in &it.outcome.checks {
-            let result = match (ch.passed, ch.advisory) {
-                (true, _) => "✅",
-                (false, true) => "⚠️",
-                (false, false) => "❌",
-            };
-            writeln!(
-                w,
-                "| {} | {} | {} | {} |",
-                cell(&ch.name),
-                cell(&ch.expected),
-                cell(&ch.measured),
-                result
-            )?;
-        }
-        writeln!(w)?;
-    }
+    write_checks(w, &it.outcome.checks)?;
     for t in &it.outcome.tables {
-        writeln!(w, "**{}**", text(&t.title))?;
-        writeln!(w)?;
-        writeln!(
-            w,
-            "| {} |",
-            t.columns
-                .iter()
-                .map(|c| cell(c))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        )?;
-        writeln!(w, "|{}", "---|".repeat(t.columns.len()))?;
-        for row in &t.rows {
-            writeln!(
-                w,
-                "| {} |",
-                row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
-            )?;
-        }
-        writeln!(w)?;
+        write_table(w, t)?;
     }
-    for ev in it
-        .outcome
-        .evidence
-        .iter()
-        .filter(|e| e.media_type == "image/svg+xml")
-    {
-        writeln!(w, "![{}]({})", cell(&ev.label), ev.path)?;
-        writeln!(w)?;
-    }
-    let files: Vec<_> = it
-        .outcome
-        .evidence
-        .iter()
-        .filter(|e| e.media_type != "image/svg+xml")
-        .collect();
-    if !files.is_empty() {
-        writeln!(w, "Evidence:")?;
-        writeln!(w)?;
-        for ev in files {
-            writeln!(
-                w,
-                "- [{}]({}) — {} bytes, SHA-256 `{}`",
-                cell(&ev.label),
-                ev.path,
-                ev.bytes,
-                ev.sha256
-            )?;
-        }
-        writeln!(w)?;
-    }
+    write_evidence(w, &it.outcome.evidence)?;
     if let Some(log) = &it.outcome.log_tail {
         writeln!(w, "<details><summary>Log tail</summary>")?;
         writeln!(w)?;
