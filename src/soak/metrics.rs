@@ -84,14 +84,7 @@ pub fn render(state: &std::path::Path) -> Result<String> {
     let now = timeline_now(&store.conn, jiff::Timestamp::now().as_millisecond())
         .map_err(dbe)?
         .unwrap_or(0);
-    let mut out = String::new();
-    let mut up = String::new();
-    let mut avail = String::new();
-    let mut cov = String::new();
-    let mut budget = String::new();
-    let mut err = String::new();
-    let mut checks = String::new();
-    let mut fails = String::new();
+    let mut f = Families::default();
     for m in store.monitors().map_err(dbe)? {
         let l = escape(&m.name);
         for (label, w) in [
@@ -100,93 +93,120 @@ pub fn render(state: &std::path::Path) -> Result<String> {
             ("30d", 2_592_000_000),
         ] {
             let s = summarize(&store, &m, w, now).map_err(dbe)?;
-            if let Some(a) = s.availability {
-                let _ = writeln!(
-                    avail,
-                    "prodready_soak_availability_ratio{{monitor=\"{l}\",window=\"{label}\"}} {a}"
-                );
-            }
-            let _ = writeln!(
-                cov,
-                "prodready_soak_coverage_ratio{{monitor=\"{l}\",window=\"{label}\"}} {}",
-                s.coverage
-            );
-            if label == "30d" {
-                let v = match s.last_state.as_deref() {
-                    Some("up") | Some("maintenance") => 1,
-                    _ => 0,
-                };
-                let _ = writeln!(up, "prodready_soak_up{{monitor=\"{l}\"}} {v}");
-                let _ = writeln!(
-                    budget,
-                    "prodready_soak_error_budget_remaining_ratio{{monitor=\"{l}\"}} {}",
-                    1.0 - s.budget_used
-                );
-                if let Some(r) = s.error_rate {
-                    let _ = writeln!(
-                        err,
-                        "prodready_soak_order_error_ratio{{monitor=\"{l}\",window=\"30d\"}} {r}"
-                    );
-                }
-                let _ = writeln!(
-                    checks,
-                    "prodready_soak_checks_total{{monitor=\"{l}\"}} {}",
-                    s.totals.checks
-                );
-                let _ = writeln!(
-                    fails,
-                    "prodready_soak_check_failures_total{{monitor=\"{l}\"}} {}",
-                    s.totals.failures
-                );
-            }
+            f.add(&l, label, &s);
         }
     }
-    for (name, help, kind, body) in [
-        (
-            "prodready_soak_up",
-            "1 when the monitor's last check left it up (or in maintenance), else 0.",
-            "gauge",
-            &up,
-        ),
-        (
-            "prodready_soak_availability_ratio",
-            "up / (up + down) over the window; unknown time is excluded, see coverage.",
-            "gauge",
-            &avail,
-        ),
-        (
-            "prodready_soak_coverage_ratio",
-            "(up + down) / (elapsed window − maintenance): the observed share of the window so far (since its start or the first observation).",
-            "gauge",
-            &cov,
-        ),
-        (
-            "prodready_soak_error_budget_remaining_ratio",
-            "1 − downtime / error budget over 30 days at the monitor's target.",
-            "gauge",
-            &budget,
-        ),
-        (
-            "prodready_soak_order_error_ratio",
-            "Failed operations / operations of order monitors.",
-            "gauge",
-            &err,
-        ),
-        (
-            "prodready_soak_checks_total",
-            "Checks run in the last 30 days.",
-            "gauge",
-            &checks,
-        ),
-        (
-            "prodready_soak_check_failures_total",
-            "Failed checks in the last 30 days (including those below the down threshold).",
-            "gauge",
-            &fails,
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        out.push_str(body);
+    Ok(f.text())
+}
+
+/// The samples of every metric family, one text per family.
+#[derive(Default)]
+struct Families {
+    up: String,
+    avail: String,
+    cov: String,
+    budget: String,
+    err: String,
+    checks: String,
+    fails: String,
+}
+
+impl Families {
+    /// Add one monitor's (`l`, escaped) summary over the window `label`; the 30-day window also
+    /// gives the state, budget, error ratio and check counts.
+    fn add(&mut self, l: &str, label: &str, s: &crate::store::summary::Summary) {
+        if let Some(a) = s.availability {
+            let _ = writeln!(
+                self.avail,
+                "prodready_soak_availability_ratio{{monitor=\"{l}\",window=\"{label}\"}} {a}"
+            );
+        }
+        let _ = writeln!(
+            self.cov,
+            "prodready_soak_coverage_ratio{{monitor=\"{l}\",window=\"{label}\"}} {}",
+            s.coverage
+        );
+        if label != "30d" {
+            return;
+        }
+        let v = match s.last_state.as_deref() {
+            Some("up") | Some("maintenance") => 1,
+            _ => 0,
+        };
+        let _ = writeln!(self.up, "prodready_soak_up{{monitor=\"{l}\"}} {v}");
+        let _ = writeln!(
+            self.budget,
+            "prodready_soak_error_budget_remaining_ratio{{monitor=\"{l}\"}} {}",
+            1.0 - s.budget_used
+        );
+        if let Some(r) = s.error_rate {
+            let _ = writeln!(
+                self.err,
+                "prodready_soak_order_error_ratio{{monitor=\"{l}\",window=\"30d\"}} {r}"
+            );
+        }
+        let _ = writeln!(
+            self.checks,
+            "prodready_soak_checks_total{{monitor=\"{l}\"}} {}",
+            s.totals.checks
+        );
+        let _ = writeln!(
+            self.fails,
+            "prodready_soak_check_failures_total{{monitor=\"{l}\"}} {}",
+            s.totals.failures
+        );
     }
-    Ok(out)
+
+    /// The exposition text: each family's `# HELP` and `# TYPE` lines, then its samples.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for (name, help, kind, body) in [
+            (
+                "prodready_soak_up",
+                "1 when the monitor's last check left it up (or in maintenance), else 0.",
+                "gauge",
+                &self.up,
+            ),
+            (
+                "prodready_soak_availability_ratio",
+                "up / (up + down) over the window; unknown time is excluded, see coverage.",
+                "gauge",
+                &self.avail,
+            ),
+            (
+                "prodready_soak_coverage_ratio",
+                "(up + down) / (elapsed window − maintenance): the observed share of the window so far (since its start or the first observation).",
+                "gauge",
+                &self.cov,
+            ),
+            (
+                "prodready_soak_error_budget_remaining_ratio",
+                "1 − downtime / error budget over 30 days at the monitor's target.",
+                "gauge",
+                &self.budget,
+            ),
+            (
+                "prodready_soak_order_error_ratio",
+                "Failed operations / operations of order monitors.",
+                "gauge",
+                &self.err,
+            ),
+            (
+                "prodready_soak_checks_total",
+                "Checks run in the last 30 days.",
+                "gauge",
+                &self.checks,
+            ),
+            (
+                "prodready_soak_check_failures_total",
+                "Failed checks in the last 30 days (including those below the down threshold).",
+                "gauge",
+                &self.fails,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            out.push_str(body);
+        }
+        out
+    }
 }
