@@ -158,6 +158,26 @@ pub fn run(args: PaperBrokerArgs) -> Result<Exit> {
     Ok(Exit::Ready)
 }
 
+/// The broker's routes: the order API and admin routes behind the API key, `/healthz`, and
+/// `/metrics` outside the stall middleware.
+fn router(state: Arc<State>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/orders", post(place_order))
+        .route("/api/v1/orders/{id}", get(get_order).delete(cancel_order))
+        .route("/api/v1/positions", get(positions))
+        .route("/api/v1/quotes/{symbol}", get(quote))
+        .route("/admin/unhealthy", post(admin_unhealthy))
+        .route("/admin/healthy", post(admin_healthy))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), stall))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
 async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -192,21 +212,7 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
     spawn_signal_handlers(state.clone());
     spawn_matcher(state.clone());
 
-    let api = Router::new()
-        .route("/api/v1/orders", post(place_order))
-        .route("/api/v1/orders/{id}", get(get_order).delete(cancel_order))
-        .route("/api/v1/positions", get(positions))
-        .route("/api/v1/quotes/{symbol}", get(quote))
-        .route("/admin/unhealthy", post(admin_unhealthy))
-        .route("/admin/healthy", post(admin_healthy))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .merge(api)
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), stall))
-        .route("/metrics", get(metrics_text))
-        .with_state(state.clone());
+    let app = router(state.clone());
 
     let stop = shutdown.clone();
     let graceful = async move {
