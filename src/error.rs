@@ -12,8 +12,8 @@ use std::process::ExitCode;
 /// |---|---|
 /// | 0 | ready (with or without waivers); for `verify`: every check holds |
 /// | 1 | not ready; for `verify`: at least one check failed |
-/// | 2 | the checklist, a report or the command line is invalid |
-/// | 3 | the harness itself failed (I/O, internal error) |
+/// | 2 | the checklist, a report, another input file (missing or malformed) or the command line is invalid |
+/// | 3 | the harness itself failed (writing, an internal error) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Exit {
@@ -93,16 +93,27 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Checklist { .. } | Error::Usage(_) | Error::InvalidInput { .. } => Exit::Invalid,
+            // An input file that is not there is the caller's mistake, not the harness failing.
+            Error::Io {
+                action: "reading",
+                source,
+                ..
+            } if source.kind() == std::io::ErrorKind::NotFound => Exit::Invalid,
             Error::Io { .. } | Error::Internal(_) => Exit::Internal,
         }
     }
 
     /// Print the error once on stderr and return its exit code.
     pub fn report(&self) -> ExitCode {
-        eprintln!("error: {self}");
+        let message = self.to_string();
+        eprintln!("error: {message}");
         let mut source = std::error::Error::source(self);
         while let Some(s) = source {
-            eprintln!("  caused by: {s}");
+            // Causes the message already quotes are not repeated.
+            let cause = s.to_string();
+            if !message.contains(&cause) {
+                eprintln!("  caused by: {cause}");
+            }
             source = s.source();
         }
         self.exit().into()

@@ -134,3 +134,110 @@ fn every_kind_of_bad_checklist_is_rejected_with_its_place() {
     }
     insta::assert_snapshot!("checklist_errors", all);
 }
+
+/// Run `prodready` with `args` in `dir`; `(exit code, stderr)` with the directory's path
+/// replaced by `$DIR` so the snapshot does not depend on where the test ran.
+fn fails(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "$DIR");
+    (
+        out.status.code().unwrap_or(-1),
+        stderr.trim_end().to_string(),
+    )
+}
+
+/// Every kind of bad input to the other commands, as the user reads it: missing and truncated
+/// reports, a report that is not ours, a key that is not a key, a bad date or duration on the
+/// command line, a garbage interval log, a missing soak store. Each names the file (or the
+/// argument) and what was expected, and exits 2 (invalid input), never 0.
+#[test]
+fn every_kind_of_bad_command_input_names_its_file_and_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("truncated.json"),
+        "{\"schema\": \"prodready-report/1\", \"items\": [",
+    )
+    .unwrap();
+    std::fs::write(d.join("other.json"), "{\"hello\": \"world\"}").unwrap();
+    std::fs::write(d.join("not-a-key"), "this is not an OpenSSH private key\n").unwrap();
+    std::fs::write(
+        d.join("garbage.hlog"),
+        "#[Histogram log format version 1.3]\n1.0,1.0,1.0,!!!notbase64\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("ok.toml"),
+        format!(
+            "{HEAD}{}",
+            item("a", "major", r#"{ kind = "env", vars = ["PATH"] }"#)
+        ),
+    )
+    .unwrap();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("run: no such checklist", vec!["run", "missing.toml"]),
+        (
+            "run: bare number timeout",
+            vec!["run", "--timeout", "10", "ok.toml"],
+        ),
+        ("report: no such report", vec!["report", "missing.json"]),
+        ("report: truncated report", vec!["report", "truncated.json"]),
+        (
+            "report: not a prodready report",
+            vec!["report", "other.json"],
+        ),
+        ("verify: truncated report", vec!["verify", "truncated.json"]),
+        (
+            "verify: bad date",
+            vec!["verify", "--on", "2026-13-45", "truncated.json"],
+        ),
+        (
+            "sign: truncated report",
+            vec![
+                "sign",
+                "--role",
+                "Tech lead",
+                "--key",
+                "not-a-key",
+                "truncated.json",
+            ],
+        ),
+        (
+            "sign: bad decision",
+            vec![
+                "sign",
+                "--role",
+                "Tech lead",
+                "--key",
+                "not-a-key",
+                "--decision",
+                "maybe",
+                "truncated.json",
+            ],
+        ),
+        (
+            "latency merge: garbage log",
+            vec!["latency", "merge", "garbage.hlog"],
+        ),
+        (
+            "latency merge: no such log",
+            vec!["latency", "merge", "missing.hlog"],
+        ),
+        (
+            "soak-status: no such store",
+            vec!["soak-status", "--state", "missing.db"],
+        ),
+    ];
+    let mut all = String::new();
+    for (name, args) in cases {
+        let (code, stderr) = fails(d, &args);
+        assert_ne!(code, 0, "{name}: {stderr}");
+        all.push_str(&format!("## {name} (exit {code})\n{stderr}\n\n"));
+    }
+    insta::assert_snapshot!("command_errors", all);
+}

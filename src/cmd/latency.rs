@@ -20,11 +20,10 @@ pub fn cmd_latency_merge(args: LatencyMergeArgs) -> Result<Exit> {
         logs.push((path.display().to_string(), bytes));
     }
     let tag = args.uncorrected.then_some("uncorrected");
-    let (merged, parts) =
-        merge_interval_logs(&logs, tag).map_err(|message| Error::InvalidInput {
-            path: args.logs[0].clone(),
-            message,
-        })?;
+    let (merged, parts) = merge_interval_logs(&logs, tag).map_err(|e| Error::InvalidInput {
+        path: e.name.into(),
+        message: e.message,
+    })?;
     for p in &parts {
         eprintln!("{}: {} intervals, {} values", p.name, p.intervals, p.count);
     }

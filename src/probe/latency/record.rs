@@ -330,6 +330,25 @@ pub fn percentile_text(h: &Histogram<u64>) -> String {
     s
 }
 
+/// A malformed interval log: the file as given and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct LogError {
+    /// The file, as given.
+    pub name: String,
+    /// What is wrong, with the entry or interval number.
+    pub message: String,
+}
+
+impl LogError {
+    fn new(name: &str, message: String) -> LogError {
+        LogError {
+            name: name.to_string(),
+            message,
+        }
+    }
+}
+
 /// What one interval log contributed to a merge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergedLog {
@@ -354,7 +373,7 @@ pub struct MergedLog {
 pub fn merge_interval_logs(
     logs: &[(String, Vec<u8>)],
     tag: Option<&str>,
-) -> Result<(Histogram<u64>, Vec<MergedLog>), String> {
+) -> Result<(Histogram<u64>, Vec<MergedLog>), LogError> {
     use base64::Engine as _;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     let mut merged = new_histogram();
@@ -371,9 +390,9 @@ pub fn merge_interval_logs(
                 Ok(LogEntry::Interval(iv)) => iv,
                 Ok(_) => continue,
                 Err(e) => {
-                    return Err(format!(
-                        "{name}: entry {}: malformed interval log: {e:?}",
-                        n + 1
+                    return Err(LogError::new(
+                        name,
+                        format!("entry {}: malformed interval log: {e:?}", n + 1),
                     ));
                 }
             };
@@ -382,20 +401,28 @@ pub fn merge_interval_logs(
             }
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(iv.encoded_histogram())
-                .map_err(|e| format!("{name}: interval {}: not base64: {e}", m.intervals + 1))?;
+                .map_err(|e| {
+                    LogError::new(
+                        name,
+                        format!("interval {}: not base64: {e}", m.intervals + 1),
+                    )
+                })?;
             let h: Histogram<u64> = de
                 .deserialize(&mut raw.as_slice())
-                .map_err(|e| format!("{name}: interval {}: {e:?}", m.intervals + 1))?;
+                .map_err(|e| LogError::new(name, format!("interval {}: {e:?}", m.intervals + 1)))?;
             merged
                 .add(&h)
-                .map_err(|e| format!("{name}: interval {}: {e:?}", m.intervals + 1))?;
+                .map_err(|e| LogError::new(name, format!("interval {}: {e:?}", m.intervals + 1)))?;
             m.intervals += 1;
             m.count += h.len();
         }
         if m.intervals == 0 {
-            return Err(format!(
-                "{name}: no {} interval in this log",
-                tag.map_or("untagged (corrected)".to_string(), |t| format!("Tag={t}"))
+            return Err(LogError::new(
+                name,
+                format!(
+                    "no {} interval in this log",
+                    tag.map_or("untagged (corrected)".to_string(), |t| format!("Tag={t}"))
+                ),
             ));
         }
         per_log.push(m);
@@ -511,13 +538,14 @@ mod tests {
             b"#[Histogram log format version 1.3]\n".to_vec(),
         )];
         let e = merge_interval_logs(&empty, None).unwrap_err();
-        assert!(e.starts_with("empty.hlog: no untagged"), "{e}");
+        assert_eq!(e.name, "empty.hlog");
+        assert!(e.to_string().starts_with("empty.hlog: no untagged"), "{e}");
         let bad = vec![(
             "bad.hlog".to_string(),
             b"0.000,1.000,1.0,HISTFAAA!!!\n".to_vec(),
         )];
         let e = merge_interval_logs(&bad, None).unwrap_err();
-        assert!(e.starts_with("bad.hlog: "), "{e}");
+        assert_eq!(e.name, "bad.hlog");
     }
 
     #[test]
