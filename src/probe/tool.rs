@@ -19,6 +19,63 @@ const OUTPUT_CAP: usize = 64 * 1024 * 1024;
 /// Grace between SIGTERM and SIGKILL at a timeout.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
+/// Why a tool gave no output to read, or its report could not be read. Rendered as text only in
+/// the item's summary.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The program could not be started (not installed, not executable, bad working folder).
+    #[error("could not start `{shown}` in {}: {source}{}", cwd.display(), install_hint(source, program))]
+    NotStarted {
+        /// The command line as shown (secrets redacted).
+        shown: String,
+        /// The program (first argument).
+        program: String,
+        /// The folder it was started in.
+        cwd: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// It ran past its timeout; its process group was killed.
+    #[error("`{shown}` timed out after {}; its process group was killed", format_duration(*after))]
+    TimedOut {
+        /// The command line as shown.
+        shown: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The run was interrupted (ctrl-c, SIGTERM, the item timeout).
+    #[error("`{shown}` was interrupted")]
+    Interrupted {
+        /// The command line as shown.
+        shown: String,
+    },
+    /// Waiting for the process failed.
+    #[error("waiting for `{shown}` failed: {source}")]
+    WaitFailed {
+        /// The command line as shown.
+        shown: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The report file could not be read.
+    #[error("cannot read report {}: {source}", path.display())]
+    Read {
+        /// The report file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// " (is `program` installed and on PATH?)" when the program was not found, else nothing.
+fn install_hint(source: &std::io::Error, program: &str) -> String {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        format!(" (is `{program}` installed and on PATH?)")
+    } else {
+        String::new()
+    }
+}
+
 /// A validated tool invocation.
 #[derive(Debug, Clone)]
 pub struct ToolRun {
@@ -102,26 +159,20 @@ impl ToolRun {
     /// Run the tool to completion.
     ///
     /// # Errors
-    /// A message for people when the tool could not start (naming the program, e.g. "is
-    /// cargo-audit installed?"), timed out or was interrupted.
-    pub async fn run(&self, ctx: &ProbeContext) -> Result<ToolOutput, String> {
+    /// A [`ToolError`] when the tool could not start (its message names the program, e.g. "is
+    /// `cargo` installed and on PATH?"), timed out or was interrupted.
+    pub async fn run(&self, ctx: &ProbeContext) -> Result<ToolOutput, ToolError> {
         let argv: Vec<String> = self.argv.iter().map(|a| a.value.clone()).collect();
         let cwd = self.workdir(ctx);
         let mut cmd = group_command(&argv);
         cmd.current_dir(&cwd);
         let run = run_captured(cmd, OUTPUT_CAP, self.timeout, &ctx.cancel, KILL_GRACE)
             .await
-            .map_err(|e| {
-                format!(
-                    "could not start `{}` in {}: {e}{}",
-                    self.display(),
-                    cwd.display(),
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        format!(" (is `{}` installed and on PATH?)", argv[0])
-                    } else {
-                        String::new()
-                    }
-                )
+            .map_err(|source| ToolError::NotStarted {
+                shown: self.display(),
+                program: argv[0].clone(),
+                cwd: cwd.clone(),
+                source,
             })?;
         let (stdout, dropped, stderr, elapsed, end) = (
             run.stdout,
@@ -145,15 +196,21 @@ impl ToolRun {
         let status = match end {
             Finished::Exited(s) => s,
             Finished::TimedOut => {
-                return Err(format!(
-                    "`{}` timed out after {}; its process group was killed",
-                    self.display(),
-                    format_duration(self.timeout)
-                ));
+                return Err(ToolError::TimedOut {
+                    shown: self.display(),
+                    after: self.timeout,
+                });
             }
-            Finished::Cancelled => return Err(format!("`{}` was interrupted", self.display())),
-            Finished::WaitFailed(e) => {
-                return Err(format!("waiting for `{}` failed: {e}", self.display()));
+            Finished::Cancelled => {
+                return Err(ToolError::Interrupted {
+                    shown: self.display(),
+                });
+            }
+            Finished::WaitFailed(source) => {
+                return Err(ToolError::WaitFailed {
+                    shown: self.display(),
+                    source,
+                });
             }
         };
         Ok(ToolOutput {
@@ -170,7 +227,10 @@ impl ToolRun {
 /// Read a report file, naming it in the error.
 ///
 /// # Errors
-/// A message naming the path when it cannot be read.
-pub fn read_report(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read report {}: {e}", path.display()))
+/// [`ToolError::Read`] naming the path when it cannot be read.
+pub fn read_report(path: &Path) -> Result<Vec<u8>, ToolError> {
+    std::fs::read(path).map_err(|source| ToolError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }

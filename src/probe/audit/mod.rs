@@ -305,7 +305,7 @@ impl AuditProbe {
         let started = SystemTime::now();
         let mut stdout = None;
         if let Some(run) = &self.run {
-            let out = run.run(ctx).await?;
+            let out = run.run(ctx).await.map_err(|e| e.to_string())?;
             o.log_tail = Some(out.log_tail.clone());
             o.measure("run_duration_ms", out.elapsed.as_millis() as u64);
             o.measure("run_exit_code", out.exit_code);
@@ -341,7 +341,10 @@ impl AuditProbe {
                 ));
             }
         }
-        Ok((path.display().to_string(), read_report(&path)?))
+        Ok((
+            path.display().to_string(),
+            read_report(&path).map_err(|e| e.to_string())?,
+        ))
     }
 
     /// The error for a `run` that printed no report: the command, its exit status, the tool's

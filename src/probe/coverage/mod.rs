@@ -265,7 +265,7 @@ impl CoverageProbe {
             let started = SystemTime::now();
             let out = match run.run(ctx).await {
                 Ok(out) => out,
-                Err(msg) => return ProbeOutput::error(msg),
+                Err(e) => return ProbeOutput::error(e.to_string()),
             };
             o.log_tail = Some(out.log_tail.clone());
             o.measure("run_duration_ms", out.elapsed.as_millis() as u64);
@@ -308,7 +308,7 @@ impl CoverageProbe {
             Ok(b) => b,
             Err(m) => {
                 o.forced = Some(Status::Error);
-                o.summary = m;
+                o.summary = m.to_string();
                 return o;
             }
         };
