@@ -110,17 +110,50 @@ fn fetch_advisory_db(argv: &[&str], workdir: &Path) -> String {
 /// Where the RustSec advisory database is published.
 const ADVISORY_DB_URL: &str = "https://github.com/rustsec/advisory-db";
 
+/// A scanner report that is not JSON: where, and whether it was cut short.
+#[derive(Debug, thiserror::Error)]
+#[error("line {} column {}: {}: {source}", source.line(), source.column(), if *truncated { "truncated JSON" } else { "malformed JSON" })]
+pub struct SyntaxError {
+    /// The text ended inside a value (a truncated report).
+    pub truncated: bool,
+    /// serde_json's error, with line and column.
+    pub source: serde_json::Error,
+}
+
+/// A scanner report that does not have its format's shape: the JSON pointer (RFC 6901) of the
+/// offending value and what was expected there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pointer}: {message}")]
+pub struct ShapeError {
+    /// Where in the document.
+    pub pointer: String,
+    /// What is wrong there.
+    pub message: String,
+}
+
+impl ShapeError {
+    fn new(pointer: impl Into<String>, message: impl Into<String>) -> ShapeError {
+        ShapeError {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error found inside the value at `prefix`.
+    fn under(mut self, prefix: &str) -> ShapeError {
+        self.pointer = format!("{prefix}{}", self.pointer);
+        self
+    }
+}
+
 /// Parse JSON text, reporting syntax errors and truncation with line and column.
 ///
 /// # Errors
-/// A message with the place.
-pub fn json(text: &str) -> Result<Value, String> {
-    serde_json::from_str(text).map_err(|e| {
-        let what = match e.classify() {
-            serde_json::error::Category::Eof => "truncated JSON",
-            _ => "malformed JSON",
-        };
-        format!("line {} column {}: {what}: {e}", e.line(), e.column())
+/// A [`SyntaxError`] with the place.
+pub fn json(text: &str) -> Result<Value, SyntaxError> {
+    serde_json::from_str(text).map_err(|source| SyntaxError {
+        truncated: source.classify() == serde_json::error::Category::Eof,
+        source,
     })
 }
 
@@ -157,8 +190,8 @@ pub fn detect(v: &Value) -> Option<Format> {
 /// Parse `v` as `format`.
 ///
 /// # Errors
-/// A message naming the JSON pointer of a missing or mistyped key.
-pub fn parse(format: Format, v: &Value) -> Result<Scan, String> {
+/// A [`ShapeError`] naming the JSON pointer of a missing or mistyped key.
+pub fn parse(format: Format, v: &Value) -> Result<Scan, ShapeError> {
     match format {
         Format::CargoAudit => cargo_audit(v),
         Format::PipAudit => pip_audit(v),
@@ -167,22 +200,22 @@ pub fn parse(format: Format, v: &Value) -> Result<Scan, String> {
     }
 }
 
-fn at<'a>(v: &'a Value, ptr: &str) -> Result<&'a Value, String> {
+fn at<'a>(v: &'a Value, ptr: &str) -> Result<&'a Value, ShapeError> {
     v.pointer(ptr)
-        .ok_or_else(|| format!("{ptr}: missing (is this really the format?)"))
+        .ok_or_else(|| ShapeError::new(ptr, "missing (is this really the format?)"))
 }
 
-fn str_at(v: &Value, ptr: &str) -> Result<String, String> {
+fn str_at(v: &Value, ptr: &str) -> Result<String, ShapeError> {
     at(v, ptr)?
         .as_str()
         .map(str::to_string)
-        .ok_or_else(|| format!("{ptr}: expected a string"))
+        .ok_or_else(|| ShapeError::new(ptr, "expected a string"))
 }
 
-fn arr_at<'a>(v: &'a Value, ptr: &str) -> Result<&'a Vec<Value>, String> {
+fn arr_at<'a>(v: &'a Value, ptr: &str) -> Result<&'a Vec<Value>, ShapeError> {
     at(v, ptr)?
         .as_array()
-        .ok_or_else(|| format!("{ptr}: expected an array"))
+        .ok_or_else(|| ShapeError::new(ptr, "expected an array"))
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -206,16 +239,16 @@ fn from_vector(vector: Option<&str>) -> Result<(Option<Level>, Option<f64>, Stri
     }
 }
 
-fn rustsec_finding(item: &Value, ptr: &str, kind: Kind) -> Result<Finding, String> {
-    let pkg_name = str_at(item, "/package/name").map_err(|e| format!("{ptr}{e}"))?;
-    let pkg_version = str_at(item, "/package/version").map_err(|e| format!("{ptr}{e}"))?;
+fn rustsec_finding(item: &Value, ptr: &str, kind: Kind) -> Result<Finding, ShapeError> {
+    let pkg_name = str_at(item, "/package/name").map_err(|e| e.under(ptr))?;
+    let pkg_version = str_at(item, "/package/version").map_err(|e| e.under(ptr))?;
     let adv = item.get("advisory").filter(|a| !a.is_null());
     let Some(adv) = adv else {
         // A yanked crate has no advisory.
         let k = match &kind {
             Kind::Warning(k) => k.clone(),
             Kind::Vulnerability => {
-                return Err(format!("{ptr}/advisory: missing"));
+                return Err(ShapeError::new(format!("{ptr}/advisory"), "missing"));
             }
         };
         return Ok(Finding {
@@ -231,9 +264,9 @@ fn rustsec_finding(item: &Value, ptr: &str, kind: Kind) -> Result<Finding, Strin
             kind,
         });
     };
-    let id = str_at(adv, "/id").map_err(|e| format!("{ptr}/advisory{e}"))?;
-    let (severity, score, source) =
-        from_vector(adv.get("cvss").and_then(Value::as_str)).map_err(|e| format!("{ptr}: {e}"))?;
+    let id = str_at(adv, "/id").map_err(|e| e.under(&format!("{ptr}/advisory")))?;
+    let (severity, score, source) = from_vector(adv.get("cvss").and_then(Value::as_str))
+        .map_err(|e| ShapeError::new(ptr, e))?;
     let patched = strings(item.pointer("/versions/patched")).join(", ");
     Ok(Finding {
         id,
@@ -253,19 +286,19 @@ fn rustsec_finding(item: &Value, ptr: &str, kind: Kind) -> Result<Finding, Strin
     })
 }
 
-fn cargo_audit(v: &Value) -> Result<Scan, String> {
+fn cargo_audit(v: &Value) -> Result<Scan, ShapeError> {
     let mut scan = Scan {
         tool: "cargo-audit".into(),
         ..Scan::default()
     };
     let advisories = at(v, "/database/advisory-count")?
         .as_u64()
-        .ok_or("/database/advisory-count: expected a number")?;
+        .ok_or_else(|| ShapeError::new("/database/advisory-count", "expected a number"))?;
     if advisories == 0 {
-        return Err(
-            "/database/advisory-count is 0: the advisory database is empty, nothing was checked"
-                .into(),
-        );
+        return Err(ShapeError::new(
+            "/database/advisory-count",
+            "0: the advisory database is empty, nothing was checked",
+        ));
     }
     scan.scanned = v
         .pointer("/lockfile/dependency-count")
@@ -291,7 +324,7 @@ fn cargo_audit(v: &Value) -> Result<Scan, String> {
     Ok(scan)
 }
 
-fn pip_audit(v: &Value) -> Result<Scan, String> {
+fn pip_audit(v: &Value) -> Result<Scan, ShapeError> {
     let mut scan = Scan {
         tool: "pip-audit".into(),
         ..Scan::default()
@@ -299,13 +332,13 @@ fn pip_audit(v: &Value) -> Result<Scan, String> {
     let deps = arr_at(v, "/dependencies")?;
     let mut audited = 0;
     for (i, d) in deps.iter().enumerate() {
-        let name = str_at(d, "/name").map_err(|e| format!("/dependencies/{i}{e}"))?;
+        let name = str_at(d, "/name").map_err(|e| e.under(&format!("/dependencies/{i}")))?;
         if let Some(reason) = d.get("skip_reason").and_then(Value::as_str) {
             scan.notes.push(format!("{name} was not audited: {reason}"));
             continue;
         }
         audited += 1;
-        let version = str_at(d, "/version").map_err(|e| format!("/dependencies/{i}{e}"))?;
+        let version = str_at(d, "/version").map_err(|e| e.under(&format!("/dependencies/{i}")))?;
         for (j, vuln) in d
             .get("vulns")
             .and_then(Value::as_array)
@@ -313,7 +346,8 @@ fn pip_audit(v: &Value) -> Result<Scan, String> {
             .flatten()
             .enumerate()
         {
-            let id = str_at(vuln, "/id").map_err(|e| format!("/dependencies/{i}/vulns/{j}{e}"))?;
+            let id = str_at(vuln, "/id")
+                .map_err(|e| e.under(&format!("/dependencies/{i}/vulns/{j}")))?;
             let desc = vuln
                 .get("description")
                 .and_then(Value::as_str)
@@ -360,12 +394,15 @@ fn npm_level(word: &str) -> Option<Level> {
     }
 }
 
-fn npm_audit(v: &Value) -> Result<Scan, String> {
+fn npm_audit(v: &Value) -> Result<Scan, ShapeError> {
     let version = at(v, "/auditReportVersion")?.as_u64();
     if version != Some(2) {
-        return Err(format!(
-            "/auditReportVersion is {}: only npm 7+ reports (version 2) are supported",
-            v["auditReportVersion"]
+        return Err(ShapeError::new(
+            "/auditReportVersion",
+            format!(
+                "{}: only npm 7+ reports (version 2) are supported",
+                v["auditReportVersion"]
+            ),
         ));
     }
     let mut scan = Scan {
@@ -377,7 +414,7 @@ fn npm_audit(v: &Value) -> Result<Scan, String> {
         .and_then(Value::as_u64);
     let vulns = at(v, "/vulnerabilities")?
         .as_object()
-        .ok_or("/vulnerabilities: expected an object")?;
+        .ok_or_else(|| ShapeError::new("/vulnerabilities", "expected an object"))?;
     for (name, entry) in vulns {
         let fix = match entry.get("fixAvailable") {
             Some(Value::Bool(true)) => "fix available (npm audit fix)".to_string(),
@@ -411,8 +448,8 @@ fn npm_audit(v: &Value) -> Result<Scan, String> {
                 .or_else(|| obj.get("source").map(|s| s.to_string()))
                 .unwrap_or_else(|| "npm-advisory".into());
             let vector = via.pointer("/cvss/vectorString").and_then(Value::as_str);
-            let (mut severity, score, mut source) =
-                from_vector(vector).map_err(|e| format!("/vulnerabilities/{name}: {e}"))?;
+            let (mut severity, score, mut source) = from_vector(vector)
+                .map_err(|e| ShapeError::new(format!("/vulnerabilities/{name}"), e))?;
             if severity.is_none()
                 && let Some(word) = obj.get("severity").and_then(Value::as_str)
             {
@@ -476,18 +513,19 @@ fn security_severity(props: Option<&Value>) -> Option<f64> {
     }
 }
 
-fn sarif(v: &Value) -> Result<Scan, String> {
+fn sarif(v: &Value) -> Result<Scan, ShapeError> {
     let version = str_at(v, "/version")?;
     if version != "2.1.0" {
-        return Err(format!(
-            "/version is \"{version}\": only SARIF 2.1.0 is supported"
+        return Err(ShapeError::new(
+            "/version",
+            format!("\"{version}\": only SARIF 2.1.0 is supported"),
         ));
     }
     let runs = arr_at(v, "/runs")?;
     let mut scan = Scan::default();
     let mut tools = Vec::new();
     for (r, run) in runs.iter().enumerate() {
-        let tool = str_at(run, "/tool/driver/name").map_err(|e| format!("/runs/{r}{e}"))?;
+        let tool = str_at(run, "/tool/driver/name").map_err(|e| e.under(&format!("/runs/{r}")))?;
         tools.push(tool.clone());
         let rules = run
             .pointer("/tool/driver/rules")
@@ -496,13 +534,14 @@ fn sarif(v: &Value) -> Result<Scan, String> {
             .unwrap_or_default();
         let results = match run.get("results") {
             None | Some(Value::Null) => {
-                return Err(format!(
-                    "/runs/{r}/results: missing, so the run did not complete (SARIF §3.14.23)"
+                return Err(ShapeError::new(
+                    format!("/runs/{r}/results"),
+                    "missing, so the run did not complete (SARIF §3.14.23)",
                 ));
             }
-            Some(x) => x
-                .as_array()
-                .ok_or(format!("/runs/{r}/results: expected an array"))?,
+            Some(x) => x.as_array().ok_or_else(|| {
+                ShapeError::new(format!("/runs/{r}/results"), "expected an array")
+            })?,
         };
         for res in results {
             // Only `kind: fail` (the default) is a finding; pass/notApplicable/informational are not.
