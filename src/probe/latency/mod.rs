@@ -782,7 +782,7 @@ impl LatencyProbe {
                     "own lag, sends on a free connection",
                     hist(&rec.generator_lag),
                 ),
-                row("own lag, runtime (1 ms heartbeat)", hist(&rec.runtime_lag)),
+                row("own lag, runtime (heartbeat)", hist(&rec.runtime_lag)),
                 row(
                     "bound on own lag at p99",
                     format_duration(self.max_generator_lag),

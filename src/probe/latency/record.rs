@@ -57,8 +57,8 @@ pub struct Recorder {
     /// and the moment the request's connection became free, to the send.
     pub generator_lag: Histogram<u64>,
     /// How late each generator thread's runtime ran a task whose timer had fired, µs, sampled
-    /// every millisecond: a busy or CPU-starved generator reads responses late, and that
-    /// lateness would otherwise pass for the target's.
+    /// every 1–10 ms (about once per send): a busy or CPU-starved generator reads responses
+    /// late, and that lateness would otherwise pass for the target's.
     pub runtime_lag: Histogram<u64>,
     /// Connection set-up times (TCP, and TLS when used), µs; never in the latency figures.
     pub connect: Histogram<u64>,

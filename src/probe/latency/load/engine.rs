@@ -144,7 +144,8 @@ impl Thread {
                 Version::Http2 => tokio::task::spawn_local(h2::connection(k, slot, stream, local)),
             });
         }
-        let heartbeat = tokio::task::spawn_local(heartbeat(local.clone()));
+        let period = heartbeat_period_ns(&local, self.threads);
+        let heartbeat = tokio::task::spawn_local(heartbeat(local.clone(), period));
         let wakes = tokio::select! {
             w = release(&local, &mine, &slots) => w,
             _ = g.stop.cancelled() => 0,
@@ -203,13 +204,18 @@ async fn release(local: &Local, mine: &[u64], slots: &[Rc<Slot>]) -> u64 {
     timer.wakes()
 }
 
-/// Period of the runtime-lag heartbeat.
-const HEARTBEAT_NS: u64 = 1_000_000;
+/// Period of the runtime-lag heartbeat: about one sample per send of the thread, between 1 ms
+/// (a busy thread is sampled often) and 10 ms (an idle one does not wake more often for the
+/// heartbeat than for its sends).
+fn heartbeat_period_ns(local: &Local, threads: usize) -> u64 {
+    let per_thread_rate = local.global.plan.rate_per_s / threads.max(1) as f64;
+    ((1e9 / per_thread_rate) as u64).clamp(1_000_000, 10_000_000)
+}
 
-/// Sample the runtime's lateness every millisecond of the measured run: sleep on a timer of
-/// its own until a deadline, then record how long after the deadline this task ran. It runs
-/// until the thread's connections are done (the thread aborts it).
-async fn heartbeat(local: Rc<Local>) {
+/// Sample the runtime's lateness through the measured run: sleep on a timer of its own until a
+/// deadline, then record how long after the deadline this task ran. It runs until the thread's
+/// connections are done (the thread aborts it).
+async fn heartbeat(local: Rc<Local>, period_ns: u64) {
     let Ok(mut timer) = Timer::new() else { return };
     let measure_start = local.intended(local.global.plan.warmup_requests);
     let mut deadline = measure_start;
@@ -221,7 +227,7 @@ async fn heartbeat(local: Rc<Local>) {
         local.stats.borrow_mut().recorder.record_runtime_lag(late);
         // The next deadline on the grid, skipping the ones already missed.
         let now = now_ns();
-        deadline += HEARTBEAT_NS * (1 + now.saturating_sub(deadline) / HEARTBEAT_NS);
+        deadline += period_ns * (1 + now.saturating_sub(deadline) / period_ns);
     }
 }
 
