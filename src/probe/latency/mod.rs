@@ -909,8 +909,9 @@ impl LatencyProbe {
         ));
     }
 
-    /// The one-line summary; an aborted run, no response, too few samples or an unsustained
-    /// rate make the item an error that says why.
+    /// The one-line summary. An aborted run, no response, too few samples or a saturated
+    /// generator make the item an error that says why; a rate the target did not sustain is
+    /// said in the summary and fails through its check.
     fn summarize(&self, o: &mut ProbeOutput, shown: &str, r: &load::LoadResult, rt: &Rates) {
         let p = &self.plan;
         let (h, u) = (&r.recorder.corrected, &r.recorder.uncorrected);
