@@ -200,16 +200,7 @@ pub fn attest(req: &AttestRequest) -> Result<AttestationRecord> {
         )));
     }
     let private = load_private_key(&req.key)?;
-    let signer = req
-        .signer
-        .clone()
-        .unwrap_or_else(|| private.comment().to_string());
-    if signer.trim().is_empty() {
-        return Err(Error::Usage(format!(
-            "{} has no comment to use as the signer: pass --signer PRINCIPAL",
-            req.key.display()
-        )));
-    }
+    let signer = super::signer_or_comment(req.signer.clone(), &private, &req.key)?;
     let mut rec = AttestationRecord {
         item: req.item.clone(),
         statement: req.statement.clone(),

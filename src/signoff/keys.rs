@@ -161,3 +161,23 @@ pub fn verify_message(armored: &str, message: &[u8]) -> std::result::Result<Publ
 pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
+
+/// The principal a signature is made as: `signer` when given, else the comment of the private
+/// key (loaded from `key_path`), as `ssh-keygen` writes `user@host` there.
+///
+/// # Errors
+/// [`Error::Usage`] when neither names anyone.
+pub fn signer_or_comment(
+    signer: Option<String>,
+    private: &PrivateKey,
+    key_path: &Path,
+) -> Result<String> {
+    let signer = signer.unwrap_or_else(|| private.comment().to_string());
+    if signer.trim().is_empty() {
+        return Err(Error::Usage(format!(
+            "{} has no comment to use as the signer: pass --signer PRINCIPAL (as in allowed_signers)",
+            key_path.display()
+        )));
+    }
+    Ok(signer)
+}

@@ -156,16 +156,7 @@ pub fn sign(req: &SignRequest, key: &Path) -> Result<Signature> {
     let mut loaded = load_report(&req.report)?;
     let role = check_signable(&loaded, &req.role)?;
     let private = load_private_key(key)?;
-    let signer = req
-        .signer
-        .clone()
-        .unwrap_or_else(|| private.comment().to_string());
-    if signer.trim().is_empty() {
-        return Err(Error::Usage(format!(
-            "{} has no comment to use as the signer: pass --signer PRINCIPAL (as in allowed_signers)",
-            key.display()
-        )));
-    }
+    let signer = signer_or_comment(req.signer.clone(), &private, key)?;
     let statement = SignoffStatement::for_report(
         &loaded.report,
         &loaded.body_sha256,
@@ -347,13 +338,7 @@ pub fn sign_waiver(
         signature: None,
     };
     let private = load_private_key(key)?;
-    let signer = signer.unwrap_or_else(|| private.comment().to_string());
-    if signer.trim().is_empty() {
-        return Err(Error::Usage(format!(
-            "{} has no comment to use as the signer: pass --signer PRINCIPAL",
-            key.display()
-        )));
-    }
+    let signer = signer_or_comment(signer, &private, key)?;
     let st = waiver.statement(&signer);
     let armored = sign_message(&private, st.to_text().as_bytes())?;
     Ok((st, armored))
