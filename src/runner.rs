@@ -368,7 +368,7 @@ fn build_report(checklist: &Checklist, opts: &RunOptions, ran: Ran) -> Report {
 
 /// The item `it` runs `during`, when that item is among the selected ones.
 fn during_selected<'a>(it: &'a Item, ids: &std::collections::HashSet<&str>) -> Option<&'a str> {
-    it.probe.during().filter(|d| ids.contains(d))
+    it.during.as_deref().filter(|d| ids.contains(d))
 }
 
 /// Run one item with its start and finish events; `until` is set for an item that runs

@@ -82,6 +82,26 @@ fn cases() -> Vec<(&'static str, String)> {
             one(r#"{ kind = "memory", pid = 1, during = "x", max_growth = "1MiB/h" }"#),
         ),
         (
+            "item during an unknown item",
+            format!(
+                "{HEAD}{}\nduring = \"nope\"\n",
+                item("a", "major", r#"{ kind = "env", vars = ["PATH"] }"#).trim_end()
+            ),
+        ),
+        (
+            "during on the item and in the memory probe",
+            format!(
+                "{HEAD}{}{}\nduring = \"a\"\n",
+                item("a", "major", r#"{ kind = "env", vars = ["PATH"] }"#),
+                item(
+                    "m",
+                    "major",
+                    r#"{ kind = "memory", pid = 1, during = "a", max_growth = "1MiB/h" }"#
+                )
+                .trim_end()
+            ),
+        ),
+        (
             "memory: interval below 1s",
             one(r#"{ kind = "memory", pid = 1, interval = "500ms", max_growth = "1MiB/h" }"#),
         ),

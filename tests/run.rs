@@ -661,3 +661,31 @@ fn reports_hold_no_absolute_path_of_the_machine_that_ran_them() {
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(md.contains("docs/runbook.md"), "{md}");
 }
+
+#[test]
+fn any_item_can_run_during_another_even_with_one_job() {
+    // `wait` passes only when `mark` creates the file while it waits. With `--jobs 1` the two
+    // would run one after the other; item-level `during` starts `mark` together with `wait`.
+    let dir = tempfile::tempdir().unwrap();
+    let wait = r#"{ kind = "command", command = ["sh", "-c", "for i in $(seq 300); do [ -f m ] && exit 0; sleep 0.1; done; exit 1"] }"#;
+    let text = format!(
+        "{HEAD}{}{}\nduring = \"wait\"\n",
+        item("wait", "major", wait),
+        item(
+            "mark",
+            "major",
+            r#"{ kind = "command", command = ["touch", "m"] }"#
+        )
+        .trim_end()
+    );
+    write(dir.path(), "d.toml", &text);
+    let out = run_in(
+        dir.path(),
+        &["run", "d.toml", "--out", "out", "--jobs", "1"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let r = report_json(&dir.path().join("out"));
+    assert_eq!(status_of(&r, "wait"), "pass");
+    assert_eq!(status_of(&r, "mark"), "pass");
+}

@@ -80,6 +80,9 @@ pub struct Item {
     pub timeout: Duration,
     /// Extra attempts after `fail`/`error`.
     pub retries: u32,
+    /// The id of the item this one runs alongside: the item's `during`, or the probe's own
+    /// `during` key (memory) — one of the two, never both.
+    pub during: Option<String>,
     /// The probe.
     pub probe: Probe,
 }
@@ -665,7 +668,9 @@ fn validate_items(
             p.extend(parse_key_path(&fe.key));
             loc.at(&p, fe.message)
         };
+        v.item_during = it.during.clone();
         let probe = it.probe.validate(v).map_err(probe_at)?;
+        let during = it.during.or_else(|| probe.during().map(str::to_string));
         items.push(Item {
             id: it.id,
             section: it.section,
@@ -675,6 +680,7 @@ fn validate_items(
             description: it.description,
             timeout,
             retries: it.retries.unwrap_or(0),
+            during,
             probe,
         });
     }
@@ -770,6 +776,14 @@ fn validate_monitors(
     Ok(monitors)
 }
 
+/// Whether item `i` has its own `during` key (rather than one inside its probe table).
+fn written_on_item(loc: &Locator<'_>, i: usize) -> bool {
+    let item = [key("item"), Seg::Index(i)];
+    let during = [key("item"), Seg::Index(i), key("during")];
+    // `find` falls back to the deepest existing ancestor: a different span means the key exists.
+    loc.index.find(&during) != loc.index.find(&item)
+}
+
 /// Check what probes refer to by name: `during` must name another item that does not itself
 /// run `during` something, and a memory probe's `service` must name a `[[service]]`.
 fn check_references(
@@ -779,27 +793,32 @@ fn check_references(
 ) -> Result<()> {
     let during_of: BTreeMap<&str, Option<&str>> = items
         .iter()
-        .map(|it| (it.id.as_str(), it.probe.during()))
+        .map(|it| (it.id.as_str(), it.during.as_deref()))
         .collect();
     for (i, it) in items.iter().enumerate() {
         let at = |k: &str| vec![key("item"), Seg::Index(i), key("probe"), key(k)];
-        if let Some(d) = it.probe.during() {
+        // Point at wherever `during` was written: the item, or the probe table.
+        let during_at = if it.probe.during().is_some() && !written_on_item(loc, i) {
+            at("during")
+        } else {
+            vec![key("item"), Seg::Index(i), key("during")]
+        };
+        if let Some(d) = it.during.as_deref() {
             match during_of.get(d) {
                 None => {
                     return Err(loc.at(
-                        &at("during"),
+                        &during_at,
                         format!("no item with id \"{d}\" (expected the id of another item)"),
                     ));
                 }
                 Some(_) if d == it.id => {
-                    return Err(loc.at(
-                        &at("during"),
-                        format!("item \"{d}\" cannot run during itself"),
-                    ));
+                    return Err(
+                        loc.at(&during_at, format!("item \"{d}\" cannot run during itself"))
+                    );
                 }
                 Some(Some(_)) => {
                     return Err(loc.at(
-                        &at("during"),
+                        &during_at,
                         format!(
                             "item \"{d}\" itself runs `during` another item; point at the item that drives the load"
                         ),

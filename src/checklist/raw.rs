@@ -101,6 +101,10 @@ pub struct RawItem {
     pub timeout: Option<String>,
     /// Extra attempts after a `fail` or `error`. Default 0.
     pub retries: Option<u32>,
+    /// Run alongside the item with this id: start together with it, and (for probes that
+    /// sample over time, such as `memory`) stop sampling when it finishes. Any probe kind can
+    /// run `during` another item, e.g. a drill during a latency item's load.
+    pub during: Option<String>,
     /// The probe behind the item.
     pub probe: RawProbe,
 }

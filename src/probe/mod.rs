@@ -238,6 +238,9 @@ impl FieldError {
 pub struct Validator {
     /// Secrets seen so far.
     pub redactor: Redactor,
+    /// The item-level `during` of the item whose probe is being validated, for probes whose
+    /// behaviour depends on it (memory sizes its window and warm-up from the load item).
+    pub item_during: Option<String>,
 }
 
 impl Validator {

@@ -357,42 +357,7 @@ impl MonitorState {
                 self.reset_streak();
                 UP
             } else {
-                self.streak += 1;
-                if self.streak == 1 {
-                    self.streak_first = Some((at, r.error.clone().unwrap_or_default()));
-                }
-                if self.down {
-                    if let Some(inc) = self.incident {
-                        conn.execute(
-                            "UPDATE incidents SET failures = failures + 1 WHERE id = ?1",
-                            [inc],
-                        )?;
-                    }
-                    DOWN
-                } else if self.streak >= self.failures_before_down {
-                    // The streak is an outage: move its time from up to down.
-                    for (start, span) in std::mem::take(&mut self.streak_spans) {
-                        store::add_span(conn, self.id, UP, start, span, -1)?;
-                        store::add_span(conn, self.id, DOWN, start, span, 1)?;
-                    }
-                    for row in std::mem::take(&mut self.streak_samples) {
-                        conn.execute(
-                            "UPDATE samples SET state = ?2 WHERE id = ?1",
-                            params![row, DOWN],
-                        )?;
-                    }
-                    let (start, first_error) =
-                        self.streak_first.clone().unwrap_or((at, String::new()));
-                    conn.execute(
-                        "INSERT INTO incidents (monitor_id, start_ms, failures, first_error) VALUES (?1, ?2, ?3, ?4)",
-                        params![self.id, start, self.streak, first_error],
-                    )?;
-                    self.incident = Some(conn.last_insert_rowid());
-                    self.down = true;
-                    DOWN
-                } else {
-                    UP
-                }
+                self.failed_sample(conn, at, r.error.as_deref())?
             }
         };
         conn.prepare_cached(
@@ -426,6 +391,52 @@ impl MonitorState {
         )?;
         self.last = Some((row, at, state));
         Ok(())
+    }
+
+    /// Count a failed sample outside maintenance: extend the streak, open an incident (moving
+    /// the streak's time from up to down) once it reaches `failures_before_down`; returns the
+    /// state the sample is stored with.
+    fn failed_sample(
+        &mut self,
+        conn: &Connection,
+        at: i64,
+        error: Option<&str>,
+    ) -> rusqlite::Result<i64> {
+        self.streak += 1;
+        if self.streak == 1 {
+            self.streak_first = Some((at, error.unwrap_or_default().to_string()));
+        }
+        if self.down {
+            if let Some(inc) = self.incident {
+                conn.execute(
+                    "UPDATE incidents SET failures = failures + 1 WHERE id = ?1",
+                    [inc],
+                )?;
+            }
+            return Ok(DOWN);
+        }
+        if self.streak < self.failures_before_down {
+            return Ok(UP);
+        }
+        // The streak is an outage: move its time from up to down.
+        for (start, span) in std::mem::take(&mut self.streak_spans) {
+            store::add_span(conn, self.id, UP, start, span, -1)?;
+            store::add_span(conn, self.id, DOWN, start, span, 1)?;
+        }
+        for row in std::mem::take(&mut self.streak_samples) {
+            conn.execute(
+                "UPDATE samples SET state = ?2 WHERE id = ?1",
+                params![row, DOWN],
+            )?;
+        }
+        let (start, first_error) = self.streak_first.clone().unwrap_or((at, String::new()));
+        conn.execute(
+            "INSERT INTO incidents (monitor_id, start_ms, failures, first_error) VALUES (?1, ?2, ?3, ?4)",
+            params![self.id, start, self.streak, first_error],
+        )?;
+        self.incident = Some(conn.last_insert_rowid());
+        self.down = true;
+        Ok(DOWN)
     }
 
     fn reset_streak(&mut self) {

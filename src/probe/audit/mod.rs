@@ -171,42 +171,12 @@ impl RawAuditProbe {
                 ));
             }
         }
-        let mut ignore = Vec::new();
-        for (i, ig) in self.ignore.into_iter().enumerate() {
-            if ig.id.trim().is_empty() {
-                return Err(FieldError::new(
-                    format!("ignore[{i}].id"),
-                    "expected an advisory id",
-                ));
-            }
-            if ig.reason.trim().is_empty() {
-                return Err(FieldError::new(
-                    format!("ignore[{i}].reason"),
-                    "expected a reason: an ignore must say why the finding is accepted",
-                ));
-            }
-            let expires = match (&ig.expires.date, &ig.expires.time) {
-                (Some(d), None) => jiff::civil::Date::new(
-                    d.year as i16,
-                    d.month as i8,
-                    d.day as i8,
-                )
-                .map_err(|e| {
-                    FieldError::new(format!("ignore[{i}].expires"), format!("invalid date: {e}"))
-                })?,
-                _ => {
-                    return Err(FieldError::new(
-                        format!("ignore[{i}].expires"),
-                        "expected a date without time, e.g. 2027-01-31",
-                    ));
-                }
-            };
-            ignore.push(Ignore {
-                id: ig.id,
-                reason: ig.reason,
-                expires,
-            });
-        }
+        let ignore = self
+            .ignore
+            .into_iter()
+            .enumerate()
+            .map(|(i, ig)| validate_ignore(i, ig))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(AuditProbe {
             report: self.report.map(PathBuf::from),
             run,
@@ -221,6 +191,39 @@ impl RawAuditProbe {
             ignore,
         })
     }
+}
+
+/// Validate `ignore[i]`: an id, a reason, and an expiry date without time.
+fn validate_ignore(i: usize, ig: RawIgnore) -> Result<Ignore, FieldError> {
+    if ig.id.trim().is_empty() {
+        return Err(FieldError::new(
+            format!("ignore[{i}].id"),
+            "expected an advisory id",
+        ));
+    }
+    if ig.reason.trim().is_empty() {
+        return Err(FieldError::new(
+            format!("ignore[{i}].reason"),
+            "expected a reason: an ignore must say why the finding is accepted",
+        ));
+    }
+    let expires = match (&ig.expires.date, &ig.expires.time) {
+        (Some(d), None) => jiff::civil::Date::new(d.year as i16, d.month as i8, d.day as i8)
+            .map_err(|e| {
+                FieldError::new(format!("ignore[{i}].expires"), format!("invalid date: {e}"))
+            })?,
+        _ => {
+            return Err(FieldError::new(
+                format!("ignore[{i}].expires"),
+                "expected a date without time, e.g. 2027-01-31",
+            ));
+        }
+    };
+    Ok(Ignore {
+        id: ig.id,
+        reason: ig.reason,
+        expires,
+    })
 }
 
 /// Read a scanner report: detect (unless given) and parse.

@@ -209,12 +209,19 @@ impl RawMemoryProbe {
         {
             return Err(FieldError::new("during", "expected an item id"));
         }
+        if self.during.is_some() && v.item_during.is_some() {
+            return Err(FieldError::new(
+                "during",
+                "`during` is set both on the item and in its probe table; keep one",
+            ));
+        }
+        let during = self.during.or_else(|| v.item_during.clone());
         Ok(MemoryProbe {
             target,
             interval,
             duration,
             warmup: warmup_key,
-            during: self.during,
+            during,
             max_growth_bytes_per_hour,
             max_growth_text: self.max_growth,
             max_rss_bytes,
