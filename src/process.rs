@@ -140,6 +140,22 @@ impl Tail {
         (String::from_utf8_lossy(&bytes).into_owned(), t.dropped)
     }
 
+    /// Bytes pushed so far, kept or not: an offset for [`Tail::since`].
+    pub fn total(&self) -> u64 {
+        let t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        t.dropped + t.buf.len() as u64
+    }
+
+    /// The text pushed after `offset` (a value of [`Tail::total`]), as far as it is still kept;
+    /// the second value is how many of those bytes were already dropped.
+    pub fn since(&self, offset: u64) -> (String, u64) {
+        let t = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = t.dropped.saturating_sub(offset);
+        let skip = offset.saturating_sub(t.dropped) as usize;
+        let bytes: Vec<u8> = t.buf.iter().skip(skip).copied().collect();
+        (String::from_utf8_lossy(&bytes).into_owned(), lost)
+    }
+
     /// Spawn a task that copies `reader` into this tail until EOF.
     pub fn collect_from<R: AsyncRead + Unpin + Send + 'static>(
         &self,

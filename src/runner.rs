@@ -132,7 +132,25 @@ pub async fn run(
     events.event(&RunEvent::Started {
         selected: selected.len(),
     });
-    let (running, service_failed) = start_services(checklist, events, &cancel).await;
+    let services = Arc::new(crate::service::ServiceSet::new(checklist));
+    let service_failed = services
+        .start_all(
+            &cancel,
+            |name| {
+                events.event(&RunEvent::ServiceStarting {
+                    name: name.to_string(),
+                })
+            },
+            |name, ready, message| {
+                events.event(&RunEvent::ServiceStarted {
+                    name: name.to_string(),
+                    ready,
+                    message: message.to_string(),
+                })
+            },
+        )
+        .await;
+    let background = crate::probe::Background::default();
     let outcomes = match &service_failed {
         Some(name) => selected
             .iter()
@@ -142,31 +160,28 @@ pub async fn run(
             })
             .collect(),
         None => {
-            let pids: BTreeMap<String, u32> = running
-                .iter()
-                .filter_map(|r| r.pid().map(|p| (r.report.name.clone(), p)))
-                .collect();
             let base = ProbeContext {
                 item_id: String::new(),
                 checklist_dir: checklist.dir.clone(),
                 report_dir: opts.report_dir.clone(),
                 redactor: Arc::new(checklist.redactor.clone()),
                 cancel: cancel.clone(),
-                services: Arc::new(pids),
+                services: services.clone(),
+                background: background.clone(),
                 today: opts.today,
             };
             run_items(&selected, &base, opts, events, &cancel).await
         }
     };
+    // Drills restore what they broke in the background when their item timed out or the run
+    // was interrupted; let them finish before the services are stopped.
+    background.wait().await;
     let interrupted = cancel.is_cancelled();
     if interrupted {
         events.event(&RunEvent::Interrupted);
     }
     events.event(&RunEvent::Stopping);
-    let mut services = Vec::new();
-    for r in running {
-        services.push(crate::service::stop(r, &checklist.redactor).await);
-    }
+    let services = services.stop_all().await;
     let ran = Ran {
         outcomes,
         services,
@@ -175,33 +190,6 @@ pub async fn run(
         duration: clock.elapsed(),
     };
     build_report(checklist, opts, ran)
-}
-
-/// Start the checklist's services in order, stopping at the first that does not become
-/// ready; returns the started ones and the name of the one that failed.
-async fn start_services(
-    checklist: &Checklist,
-    events: &dyn EventSink,
-    cancel: &CancellationToken,
-) -> (Vec<crate::service::Running>, Option<String>) {
-    let mut running = Vec::new();
-    for svc in &checklist.services {
-        events.event(&RunEvent::ServiceStarting {
-            name: svc.name.clone(),
-        });
-        let r = crate::service::start(svc, &checklist.dir, &checklist.redactor, cancel).await;
-        events.event(&RunEvent::ServiceStarted {
-            name: svc.name.clone(),
-            ready: r.report.ready,
-            message: r.report.message.clone(),
-        });
-        let ok = r.report.ready;
-        running.push(r);
-        if !ok {
-            return (running, Some(svc.name.clone()));
-        }
-    }
-    (running, None)
 }
 
 /// Run the selected items, at most `opts.jobs` at once. An item whose probe says

@@ -22,7 +22,6 @@ pub mod sql;
 pub mod tool;
 pub mod uptime;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -284,6 +283,38 @@ impl Validator {
     }
 }
 
+/// Tasks that must finish before the run stops its services. A probe's future can be dropped
+/// (item timeout, interruption), so cleanup that must happen runs as a task here instead.
+#[derive(Debug, Clone, Default)]
+pub struct Background {
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Background {
+    /// Run `work` as a task the runner waits for before stopping services.
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(work);
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
+    }
+
+    /// Wait for every task spawned so far (and any they spawn meanwhile).
+    pub async fn wait(&self) {
+        loop {
+            let pending: Vec<_> =
+                std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+            if pending.is_empty() {
+                return;
+            }
+            for h in pending {
+                let _ = h.await;
+            }
+        }
+    }
+}
+
 /// What the runner gives every probe.
 #[derive(Debug, Clone)]
 pub struct ProbeContext {
@@ -297,8 +328,12 @@ pub struct ProbeContext {
     pub redactor: Arc<Redactor>,
     /// Cancelled on ctrl-c / SIGTERM; long probes stop early and report what they have.
     pub cancel: CancellationToken,
-    /// PIDs of the checklist's running services, by name.
-    pub services: Arc<BTreeMap<String, u32>>,
+    /// The run's `[[service]]`s: their PIDs for probes that watch them, and stop, start and
+    /// signal for drills.
+    pub services: Arc<crate::service::ServiceSet>,
+    /// Work that must finish before the run stops its services, such as a drill restoring
+    /// what it broke after its item timed out.
+    pub background: Background,
     /// The day the run judges expiries on (UTC): attestations here, waivers in the runner,
     /// one injected value for both.
     pub today: jiff::civil::Date,

@@ -529,6 +529,7 @@ mod tests {
             redactor: Arc::default(),
             cancel: Default::default(),
             services: Arc::default(),
+            background: crate::probe::Background::default(),
             today: crate::signoff::today_utc(),
         };
         probe.run(&ctx)

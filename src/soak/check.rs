@@ -257,6 +257,7 @@ impl Runner {
                 redactor,
                 cancel,
                 services: Arc::default(),
+                background: crate::probe::Background::default(),
                 today: crate::signoff::today_utc(),
             },
             client,

@@ -471,8 +471,7 @@ impl MemoryProbe {
         match &self.target {
             Target::Service(name) => ctx
                 .services
-                .get(name)
-                .copied()
+                .pid(name)
                 .map(Some)
                 .ok_or_else(|| format!("service \"{name}\" is not running (no PID known)")),
             Target::Pid(p) => Ok(Some(*p)),

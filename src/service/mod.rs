@@ -1,6 +1,13 @@
 //! `[[service]]` supervision: start the processes a checklist needs (the system under test in
 //! CI, the paper broker), wait until they are ready, keep their output tail as evidence, and
 //! stop them afterwards with SIGTERM, then SIGKILL after the grace period.
+//!
+//! [`ServiceSet`] owns the run's services: the runner starts and stops them through it, and
+//! failure drills stop, start, restart and signal them mid-run through the same handle.
+
+mod set;
+
+pub use set::{ExitRecord, ServiceSet};
 
 use crate::probe::expect::StatusMatch;
 use std::path::Path;
@@ -34,6 +41,18 @@ impl Running {
     pub fn pid(&self) -> Option<u32> {
         self.pgid
     }
+
+    /// The exit status when the main process has exited, without waiting.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// Send `signal` to the service's process group.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Some(pgid) = self.pgid {
+            crate::process::signal_group(pgid, signal);
+        }
+    }
 }
 
 /// Start a service and wait for it to be ready. The returned value always carries a report;
@@ -43,6 +62,7 @@ pub async fn start(
     dir: &Path,
     redactor: &Redactor,
     cancel: &CancellationToken,
+    tail: Tail,
 ) -> Running {
     let argv: Vec<String> = svc.argv.iter().map(|a| a.value.clone()).collect();
     let shown = svc
@@ -71,7 +91,6 @@ pub async fn start(
         exit: None,
         log_tail: String::new(),
     };
-    let tail = Tail::new(TAIL_BYTES);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -174,35 +193,46 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// Terminate a running service: SIGTERM (and SIGCONT, in case it was paused) to its process
+/// group, SIGKILL after `grace`. A service that already exited is reaped and reported as it
+/// ended (`killed` false).
+pub async fn terminate(run: &mut Running, grace: Duration) -> ExitRecord {
+    let started = Instant::now();
+    let (Some(child), Some(pgid)) = (run.child.as_mut(), run.pgid) else {
+        return ExitRecord::never_started();
+    };
+    let (status, killed, already) = match child.try_wait().ok().flatten() {
+        Some(st) => {
+            crate::process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+            (Some(st), false, true)
+        }
+        None => {
+            crate::process::signal_group(pgid, nix::sys::signal::Signal::SIGCONT);
+            let (st, killed) = terminate_group(child, pgid, grace).await;
+            (st, killed, false)
+        }
+    };
+    run.guard.disarm();
+    ExitRecord {
+        status,
+        killed,
+        grace,
+        took: started.elapsed(),
+        on_its_own: already,
+    }
+}
+
 /// Stop a service (SIGTERM to its process group, SIGKILL after the grace period) and finish its
 /// report with the exit status and output tail.
 pub async fn stop(mut run: Running, redactor: &Redactor) -> ServiceReport {
-    if let (Some(child), Some(pgid)) = (run.child.as_mut(), run.pgid) {
-        let already = child.try_wait().ok().flatten();
-        let (status, killed) = match already {
-            Some(st) => {
-                crate::process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
-                if run.report.ready {
-                    run.report.message = format!("exited during the run ({st})");
-                    run.report.ready = false;
-                }
-                (Some(st), false)
-            }
-            None => terminate_group(child, pgid, run.stop_timeout).await,
-        };
-        run.guard.disarm();
-        use std::os::unix::process::ExitStatusExt;
-        run.report.exit = status.map(|s| match s.code() {
-            Some(c) => format!("exit {c}"),
-            None => format!("signal {}", s.signal().unwrap_or(0)),
-        });
-        if killed {
-            run.report.exit = Some(format!(
-                "{} (SIGKILL after {} grace)",
-                run.report.exit.clone().unwrap_or_default(),
-                crate::units::format_duration(run.stop_timeout)
-            ));
+    if run.child.is_some() {
+        let grace = run.stop_timeout;
+        let exit = terminate(&mut run, grace).await;
+        if exit.on_its_own && run.report.ready {
+            run.report.message = format!("exited during the run ({})", exit.describe());
+            run.report.ready = false;
         }
+        run.report.exit = exit.status.map(|_| exit.describe());
     }
     // Let the readers drain what the process wrote last.
     tokio::time::sleep(Duration::from_millis(50)).await;
