@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cmd;
 pub mod error;
 pub mod facts;
+pub mod fault_proxy;
 pub mod model;
 pub mod paper_broker;
 pub mod probe;
