@@ -19,6 +19,7 @@ pub mod report;
 pub mod runner;
 pub mod service;
 pub mod signoff;
+pub mod sink;
 pub mod soak;
 pub mod store;
 pub mod ui;
