@@ -1,0 +1,803 @@
+//! A TCP fault proxy ([`FaultProxy`]): a loopback port in front of one dependency, so a drill
+//! can take the dependency "down", black-hole it, slow it or cut its connections without a
+//! container runtime, root, or touching the dependency itself.
+//!
+//! The vocabulary is Toxiproxy's, kept small: one [`Fault`] is active at a time, and applying a
+//! fault replaces the previous one. [`FaultProxy::heal`] goes back to pass-through.
+//!
+//! | fault | new connections | existing connections |
+//! |---|---|---|
+//! | none (healthy) | forwarded to the upstream | forwarded |
+//! | [`Fault::Down`] | refused: the listening socket is closed, so `connect()` gets `ECONNREFUSED` | reset (RST) |
+//! | [`Fault::Blackhole`] | accepted; client bytes are read and discarded; the upstream is not contacted | stop forwarding in both directions; bytes read are discarded |
+//! | [`Fault::Latency`] | every chunk is delayed in each direction | same, from the next chunk read |
+//! | [`Fault::ResetAfter`] | reset once N bytes have been forwarded (both directions together) | same, counting from when the fault was applied |
+//!
+//! After `Down`, healing (or applying any other fault) listens again on the *same* port with
+//! `SO_REUSEADDR`, so the dependency's address in the system under test stays valid. A
+//! connection accepted while black-holed connects to the upstream once the fault is healed; the
+//! bytes it sent meanwhile are lost, as they would be on a real black-holed route.
+//!
+//! The proxy owns its tasks: the accept loop and one task per connection. They stop on
+//! [`FaultProxy::shutdown`], or when the last handle is dropped.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::paper_broker::faults::SplitMix64;
+
+/// How long the proxy waits for the upstream to accept a connection before it closes the
+/// client connection and counts an upstream connect failure.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest wait in [`FaultProxy::shutdown`] for connection tasks to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Bytes read per chunk; a chunk is the unit that [`Fault::Latency`] delays.
+const CHUNK_BYTES: usize = 16 * 1024;
+
+/// Chunks queued per direction between reading and (delayed) writing.
+const QUEUE_CHUNKS: usize = 64;
+
+/// Listen backlog of the proxy's socket.
+const BACKLOG: u32 = 1024;
+
+/// One fault. Applying a fault replaces the active one; see the module docs for what each
+/// does to new and existing connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// The dependency is down: the listener is closed (new `connect()` calls are refused with
+    /// `ECONNREFUSED`) and every open connection is reset (`SO_LINGER` 0, then closed).
+    Down,
+    /// The dependency hangs: connections are accepted but nothing is forwarded either way;
+    /// bytes read from either side are discarded.
+    Blackhole,
+    /// Every chunk forwarded, in both directions, is delayed by `latency` ± a uniform draw in
+    /// `[-jitter, +jitter]` (never below zero). Order within a connection is kept. A
+    /// request/response round trip therefore gains about 2 × `latency`.
+    Latency {
+        /// Added delay per chunk and direction.
+        #[serde(serialize_with = "serialize_duration")]
+        latency: Duration,
+        /// Half-width of the uniform jitter around `latency`.
+        #[serde(serialize_with = "serialize_duration")]
+        jitter: Duration,
+    },
+    /// Reset a connection once it has forwarded `bytes` bytes (client → upstream and
+    /// upstream → client together), counted from when the fault was applied. Exactly `bytes`
+    /// are forwarded; the rest of the chunk that crosses the limit is discarded. Bytes still
+    /// in the kernel's send buffer toward the client may be lost with the reset, as with a
+    /// real RST.
+    ResetAfter {
+        /// Byte budget per connection.
+        bytes: u64,
+    },
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Down => f.write_str("down"),
+            Fault::Blackhole => f.write_str("blackhole"),
+            Fault::Latency { latency, jitter } => write!(
+                f,
+                "latency {} ± {}",
+                humantime::format_duration(*latency),
+                humantime::format_duration(*jitter)
+            ),
+            Fault::ResetAfter { bytes } => write!(f, "reset after {bytes} bytes"),
+        }
+    }
+}
+
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+/// What can go wrong when starting or steering a [`FaultProxy`].
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The upstream is not of the form `host:port`.
+    #[error("fault proxy {name:?}: upstream {upstream:?} is not host:port")]
+    InvalidUpstream {
+        /// The proxy's name.
+        name: String,
+        /// The rejected upstream.
+        upstream: String,
+    },
+    /// The listening socket could not be created or bound.
+    #[error("fault proxy {name:?}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The proxy's name.
+        name: String,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// Listening again on the same port after [`Fault::Down`] failed (for example because
+    /// another process took the port meanwhile). The proxy stays down.
+    #[error("fault proxy {name:?}: cannot listen again on {addr} after `down`: {source}")]
+    Rebind {
+        /// The proxy's name.
+        name: String,
+        /// The proxy's address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The proxy was shut down through another handle.
+    #[error("fault proxy {name:?} is shut down")]
+    ShutDown {
+        /// The proxy's name.
+        name: String,
+    },
+}
+
+/// Counters since the proxy started. Bytes are payload bytes actually written to the other
+/// side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ProxyCounters {
+    /// Client connections accepted.
+    pub accepted: u64,
+    /// Client connections open now.
+    pub active: u64,
+    /// Client connections reset by a fault ([`Fault::Down`], [`Fault::ResetAfter`]).
+    pub reset_by_fault: u64,
+    /// Bytes forwarded client → upstream.
+    pub bytes_up: u64,
+    /// Bytes forwarded upstream → client.
+    pub bytes_down: u64,
+    /// Bytes read and discarded by [`Fault::Blackhole`] or cut by [`Fault::ResetAfter`].
+    pub bytes_discarded: u64,
+    /// Connections to the upstream that failed or timed out (the client connection was then
+    /// closed).
+    pub upstream_connect_failures: u64,
+}
+
+/// A snapshot of a proxy: where it is, the active fault and its counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProxyState {
+    /// The proxy's name.
+    pub name: String,
+    /// The bound address (the same across `Down` and heal).
+    pub addr: SocketAddr,
+    /// The upstream, `host:port`.
+    pub upstream: String,
+    /// The active fault; `None` is healthy pass-through.
+    pub fault: Option<Fault>,
+    /// Whether the proxy is accepting connections (false while [`Fault::Down`] and after
+    /// shutdown).
+    pub listening: bool,
+    /// Counters since start.
+    pub counters: ProxyCounters,
+}
+
+/// A TCP proxy on a loopback port in front of one upstream, with one switchable [`Fault`].
+///
+/// Cheap to clone; every clone steers the same proxy. It stops on [`FaultProxy::shutdown`] or
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct FaultProxy {
+    inner: Arc<Inner>,
+    _stop_on_drop: Arc<DropGuard>,
+}
+
+impl fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("name", &self.inner.name)
+            .field("addr", &self.inner.addr)
+            .field("upstream", &self.inner.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The active fault, numbered so connections can tell a re-applied fault from the old one.
+#[derive(Debug, Clone)]
+struct Current {
+    generation: u64,
+    fault: Option<Fault>,
+}
+
+struct Inner {
+    name: String,
+    addr: SocketAddr,
+    upstream: String,
+    fault: watch::Sender<Current>,
+    /// Serialises apply / heal / shutdown.
+    control: tokio::sync::Mutex<Control>,
+    /// Cancelled by shutdown or when the last handle drops.
+    stop: CancellationToken,
+    listening: AtomicBool,
+    /// Signalled whenever a connection task ends.
+    idle: Notify,
+    next_conn: AtomicU64,
+    accepted: AtomicU64,
+    active: AtomicU64,
+    reset_by_fault: AtomicU64,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    bytes_discarded: AtomicU64,
+    upstream_connect_failures: AtomicU64,
+}
+
+struct Control {
+    /// The accept loop, absent while down or after shutdown.
+    listener: Option<Listening>,
+    closed: bool,
+}
+
+/// One listening period: cancelling `era` closes the listener and resets the connections it
+/// accepted.
+struct Listening {
+    era: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Listen on `listen` (usually `127.0.0.1:0`) and forward each connection to `upstream`
+    /// (`host:port`, resolved at each connection, so the dependency need not be up yet).
+    /// Starts healthy.
+    ///
+    /// # Errors
+    /// [`ProxyError::InvalidUpstream`] when `upstream` is not `host:port`;
+    /// [`ProxyError::Bind`] when the address cannot be bound.
+    pub async fn start(
+        name: &str,
+        listen: SocketAddr,
+        upstream: String,
+    ) -> Result<FaultProxy, ProxyError> {
+        let valid = upstream
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !valid {
+            return Err(ProxyError::InvalidUpstream {
+                name: name.to_string(),
+                upstream,
+            });
+        }
+        let listener = bind(listen).map_err(|source| ProxyError::Bind {
+            name: name.to_string(),
+            addr: listen,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| ProxyError::Bind {
+            name: name.to_string(),
+            addr: listen,
+            source,
+        })?;
+        let stop = CancellationToken::new();
+        let (fault, _) = watch::channel(Current {
+            generation: 0,
+            fault: None,
+        });
+        let inner = Arc::new(Inner {
+            name: name.to_string(),
+            addr,
+            upstream,
+            fault,
+            control: tokio::sync::Mutex::new(Control {
+                listener: None,
+                closed: false,
+            }),
+            stop: stop.clone(),
+            listening: AtomicBool::new(false),
+            idle: Notify::new(),
+            next_conn: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            reset_by_fault: AtomicU64::new(0),
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
+            bytes_discarded: AtomicU64::new(0),
+            upstream_connect_failures: AtomicU64::new(0),
+        });
+        inner.control.lock().await.listener = Some(spawn_accept_loop(&inner, listener));
+        Ok(FaultProxy {
+            inner,
+            _stop_on_drop: Arc::new(stop.drop_guard()),
+        })
+    }
+
+    /// The proxy's name, as given to [`FaultProxy::start`].
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The bound address (the actual port when started on port 0). It stays the same across
+    /// [`Fault::Down`] and heal.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Make `fault` the active fault, replacing the previous one. Returns once the fault is in
+    /// effect: after `Down`, the port refuses connections and every open connection has been
+    /// reset. Applying any other fault while down listens again first.
+    ///
+    /// # Errors
+    /// [`ProxyError::Rebind`] when listening again after `Down` fails (the proxy stays down);
+    /// [`ProxyError::ShutDown`] after shutdown.
+    pub async fn apply(&self, fault: Fault) -> Result<(), ProxyError> {
+        self.set(Some(fault)).await
+    }
+
+    /// Back to healthy pass-through; after [`Fault::Down`], listen again on the same port.
+    ///
+    /// # Errors
+    /// As [`FaultProxy::apply`].
+    pub async fn heal(&self) -> Result<(), ProxyError> {
+        self.set(None).await
+    }
+
+    async fn set(&self, fault: Option<Fault>) -> Result<(), ProxyError> {
+        let inner = &self.inner;
+        let mut control = inner.control.lock().await;
+        if control.closed {
+            return Err(ProxyError::ShutDown {
+                name: inner.name.clone(),
+            });
+        }
+        if fault == Some(Fault::Down) {
+            if let Some(listening) = control.listener.take() {
+                inner.listening.store(false, Ordering::SeqCst);
+                listening.era.cancel();
+                let _ = listening.task.await;
+            }
+            inner.publish(fault);
+            return Ok(());
+        }
+        // Bind before publishing, so a failed rebind leaves the proxy consistently down; start
+        // accepting after publishing, so no connection sees the old fault.
+        let rebound = match control.listener {
+            Some(_) => None,
+            None => Some(bind(inner.addr).map_err(|source| ProxyError::Rebind {
+                name: inner.name.clone(),
+                addr: inner.addr,
+                source,
+            })?),
+        };
+        inner.publish(fault);
+        if let Some(listener) = rebound {
+            control.listener = Some(spawn_accept_loop(inner, listener));
+        }
+        Ok(())
+    }
+
+    /// The active fault, whether the proxy listens, and the counters.
+    pub fn state(&self) -> ProxyState {
+        let i = &self.inner;
+        let load = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        ProxyState {
+            name: i.name.clone(),
+            addr: i.addr,
+            upstream: i.upstream.clone(),
+            fault: i.fault.borrow().fault.clone(),
+            listening: i.listening.load(Ordering::SeqCst),
+            counters: ProxyCounters {
+                accepted: load(&i.accepted),
+                active: load(&i.active),
+                reset_by_fault: load(&i.reset_by_fault),
+                bytes_up: load(&i.bytes_up),
+                bytes_down: load(&i.bytes_down),
+                bytes_discarded: load(&i.bytes_discarded),
+                upstream_connect_failures: load(&i.upstream_connect_failures),
+            },
+        }
+    }
+
+    /// Stop listening and close every connection (a normal close, not a reset), waiting up to
+    /// 5 s for the connection tasks to end. Other clones then get [`ProxyError::ShutDown`].
+    pub async fn shutdown(self) {
+        let inner = &self.inner;
+        let mut control = inner.control.lock().await;
+        control.closed = true;
+        inner.stop.cancel();
+        if let Some(listening) = control.listener.take() {
+            let _ = listening.task.await;
+        }
+        inner.listening.store(false, Ordering::SeqCst);
+        drop(control);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            loop {
+                let notified = inner.idle.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if inner.active.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Inner {
+    fn publish(&self, fault: Option<Fault>) {
+        self.fault.send_modify(|current| {
+            current.generation += 1;
+            current.fault = fault;
+        });
+    }
+}
+
+/// A listening socket with `SO_REUSEADDR`, so the same port can be bound again after `Down`
+/// while old connections sit in `TIME_WAIT`.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+fn spawn_accept_loop(inner: &Arc<Inner>, listener: TcpListener) -> Listening {
+    let era = CancellationToken::new();
+    inner.listening.store(true, Ordering::SeqCst);
+    let task = tokio::spawn(accept_loop(inner.clone(), listener, era.clone()));
+    Listening { era, task }
+}
+
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, era: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = era.cancelled() => return,
+            _ = inner.stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((client, _peer)) => {
+                inner.accepted.fetch_add(1, Ordering::SeqCst);
+                inner.active.fetch_add(1, Ordering::SeqCst);
+                let guard = ActiveGuard(inner.clone());
+                tokio::spawn(connection(guard, client, era.clone()));
+            }
+            // Out of file descriptors and the like: back off instead of spinning.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// Decrements `active` when a connection task ends, however it ends.
+struct ActiveGuard(Arc<Inner>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.0.idle.notify_waiters();
+    }
+}
+
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Both directions finished (or shutdown): close normally.
+    Close,
+    /// A fault resets it: RST, counted.
+    FaultReset,
+    /// An I/O error on either side: RST toward the client too, not counted as a fault.
+    Abort,
+}
+
+async fn connection(guard: ActiveGuard, mut client: TcpStream, era: CancellationToken) {
+    let inner = guard.0.clone();
+    let _ = client.set_nodelay(true);
+    let end = tokio::select! {
+        biased;
+        _ = era.cancelled() => End::FaultReset,
+        _ = inner.stop.cancelled() => End::Close,
+        end = proxy(&inner, &mut client) => end,
+    };
+    match end {
+        End::Close => {}
+        End::FaultReset | End::Abort => {
+            if end == End::FaultReset {
+                inner.reset_by_fault.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ = client.set_zero_linger();
+        }
+    }
+    drop(client);
+    drop(guard);
+}
+
+async fn proxy(inner: &Arc<Inner>, client: &mut TcpStream) -> End {
+    let mut faults = inner.fault.subscribe();
+    if matches!(faults.borrow_and_update().fault, Some(Fault::Blackhole))
+        && let Some(end) = hold_blackholed(inner, client, &mut faults).await
+    {
+        return end;
+    }
+    let mut upstream = match tokio::time::timeout(
+        UPSTREAM_CONNECT_TIMEOUT,
+        TcpStream::connect(&inner.upstream),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) | Err(_) => {
+            inner
+                .upstream_connect_failures
+                .fetch_add(1, Ordering::SeqCst);
+            return End::Close;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
+    let link = Link {
+        budget: Mutex::new((u64::MAX, 0)),
+        reset: CancellationToken::new(),
+    };
+    let (client_read, client_write) = client.split();
+    let (upstream_read, upstream_write) = upstream.split();
+    let up = pump(
+        inner,
+        &link,
+        Direction::Up,
+        client_read,
+        upstream_write,
+        inner.fault.subscribe(),
+        seed(id, 1),
+    );
+    let down = pump(
+        inner,
+        &link,
+        Direction::Down,
+        upstream_read,
+        client_write,
+        inner.fault.subscribe(),
+        seed(id, 2),
+    );
+    tokio::select! {
+        _ = link.reset.cancelled() => End::FaultReset,
+        result = async { tokio::try_join!(up, down) } => match result {
+            Ok(_) => End::Close,
+            Err(()) => End::Abort,
+        },
+    }
+}
+
+/// A connection accepted while black-holed: discard what the client sends until the fault
+/// changes. `Some(end)` when the connection ended meanwhile.
+async fn hold_blackholed(
+    inner: &Inner,
+    client: &mut TcpStream,
+    faults: &mut watch::Receiver<Current>,
+) -> Option<End> {
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    loop {
+        tokio::select! {
+            read = client.read(&mut buf) => match read {
+                Ok(0) => return Some(End::Close),
+                Ok(n) => {
+                    inner.bytes_discarded.fetch_add(n as u64, Ordering::SeqCst);
+                }
+                Err(_) => return Some(End::Abort),
+            },
+            changed = faults.changed() => {
+                if changed.is_err() {
+                    return Some(End::Close);
+                }
+                if !matches!(faults.borrow_and_update().fault, Some(Fault::Blackhole)) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    /// Client → upstream.
+    Up,
+    /// Upstream → client.
+    Down,
+}
+
+/// State shared by a connection's two directions.
+struct Link {
+    /// `(fault generation, bytes forwarded under it)` for [`Fault::ResetAfter`].
+    budget: Mutex<(u64, u64)>,
+    /// Cancelled when the connection must be reset.
+    reset: CancellationToken,
+}
+
+impl Link {
+    /// Of `n` bytes just read under `generation` with a budget of `limit`, how many may pass,
+    /// and whether the budget is now used up.
+    fn take(&self, generation: u64, limit: u64, n: u64) -> (u64, bool) {
+        let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+        if budget.0 != generation {
+            *budget = (generation, 0);
+        }
+        let allowed = n.min(limit.saturating_sub(budget.1));
+        budget.1 += allowed;
+        (allowed, budget.1 >= limit)
+    }
+}
+
+enum Chunk {
+    /// Write these bytes at that instant.
+    Data(Instant, Vec<u8>),
+    /// Everything before has been written: reset the connection.
+    Reset,
+}
+
+fn seed(id: u64, direction: u64) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    now ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ direction
+}
+
+/// Forward one direction: a reader decides each chunk's fate under the current fault and
+/// queues it with its delivery instant; a writer delivers in order. `Err` on an I/O error.
+async fn pump(
+    inner: &Inner,
+    link: &Link,
+    direction: Direction,
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    mut faults: watch::Receiver<Current>,
+    seed: u64,
+) -> Result<(), ()> {
+    let (tx, mut rx) = mpsc::channel::<Chunk>(QUEUE_CHUNKS);
+    let read = async move {
+        let mut rng = SplitMix64(seed);
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        loop {
+            let n = from.read(&mut buf).await.map_err(|_| ())?;
+            if n == 0 {
+                return Ok(());
+            }
+            let current = faults.borrow_and_update().clone();
+            let now = Instant::now();
+            let chunk = match current.fault {
+                None => Chunk::Data(now, buf[..n].to_vec()),
+                Some(Fault::Down | Fault::Blackhole) => {
+                    inner.bytes_discarded.fetch_add(n as u64, Ordering::SeqCst);
+                    continue;
+                }
+                Some(Fault::Latency { latency, jitter }) => {
+                    let delay = jittered(latency, jitter, &mut rng);
+                    Chunk::Data(now + delay, buf[..n].to_vec())
+                }
+                Some(Fault::ResetAfter { bytes: limit }) => {
+                    let (allowed, exhausted) = link.take(current.generation, limit, n as u64);
+                    let allowed = allowed as usize;
+                    inner
+                        .bytes_discarded
+                        .fetch_add((n - allowed) as u64, Ordering::SeqCst);
+                    if allowed > 0
+                        && tx
+                            .send(Chunk::Data(now, buf[..allowed].to_vec()))
+                            .await
+                            .is_err()
+                    {
+                        return Ok(());
+                    }
+                    if exhausted {
+                        let _ = tx.send(Chunk::Reset).await;
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            if tx.send(chunk).await.is_err() {
+                return Ok(());
+            }
+        }
+    };
+    let write = async {
+        while let Some(chunk) = rx.recv().await {
+            match chunk {
+                Chunk::Data(at, bytes) => {
+                    tokio::time::sleep_until(at).await;
+                    to.write_all(&bytes).await.map_err(|_| ())?;
+                    let counter = match direction {
+                        Direction::Up => &inner.bytes_up,
+                        Direction::Down => &inner.bytes_down,
+                    };
+                    counter.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+                }
+                Chunk::Reset => {
+                    let _ = to.flush().await;
+                    link.reset.cancel();
+                    // The connection task drops this future on reset.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+        // The source closed its sending side: pass the half-close on.
+        let _ = to.shutdown().await;
+        Ok(())
+    };
+    tokio::try_join!(read, write).map(|_| ())
+}
+
+/// `latency` plus a uniform draw in `[-jitter, +jitter]`, never below zero.
+fn jittered(latency: Duration, jitter: Duration, rng: &mut SplitMix64) -> Duration {
+    if jitter.is_zero() {
+        return latency;
+    }
+    let offset = jitter.as_secs_f64() * (2.0 * rng.next_unit() - 1.0);
+    Duration::from_secs_f64((latency.as_secs_f64() + offset).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_its_band_and_never_goes_negative() {
+        let mut rng = SplitMix64(7);
+        let (latency, jitter) = (Duration::from_millis(100), Duration::from_millis(30));
+        let draws: Vec<Duration> = (0..1000)
+            .map(|_| jittered(latency, jitter, &mut rng))
+            .collect();
+        assert!(
+            draws
+                .iter()
+                .all(|d| *d >= latency - jitter && *d <= latency + jitter)
+        );
+        assert!(draws.iter().any(|d| *d < latency) && draws.iter().any(|d| *d > latency));
+        let wide = (0..1000).map(|_| {
+            jittered(
+                Duration::from_millis(1),
+                Duration::from_millis(50),
+                &mut rng,
+            )
+        });
+        assert!(wide.into_iter().any(|d| d.is_zero()));
+    }
+
+    #[test]
+    fn reset_budget_is_shared_by_both_directions_and_restarts_with_a_new_fault() {
+        let link = Link {
+            budget: Mutex::new((u64::MAX, 0)),
+            reset: CancellationToken::new(),
+        };
+        assert_eq!(link.take(1, 10, 6), (6, false));
+        assert_eq!(link.take(1, 10, 6), (4, true));
+        assert_eq!(link.take(1, 10, 6), (0, true));
+        assert_eq!(link.take(2, 10, 3), (3, false));
+    }
+
+    #[test]
+    fn faults_read_well_and_serialize_with_their_kind() {
+        let latency = Fault::Latency {
+            latency: Duration::from_millis(200),
+            jitter: Duration::from_millis(20),
+        };
+        assert_eq!(latency.to_string(), "latency 200ms ± 20ms");
+        assert_eq!(
+            serde_json::to_value(&latency).unwrap(),
+            serde_json::json!({"kind": "latency", "latency": "200ms", "jitter": "20ms"})
+        );
+        assert_eq!(
+            serde_json::to_value(Fault::ResetAfter { bytes: 10 }).unwrap(),
+            serde_json::json!({"kind": "reset_after", "bytes": 10})
+        );
+    }
+}
