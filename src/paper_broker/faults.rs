@@ -114,10 +114,10 @@ impl FaultUpdate {
         let de = &mut serde_json::Deserializer::from_slice(body);
         let raw: RawFaultUpdate = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." {
-                format!("invalid faults: {}", e.inner())
-            } else {
+            if e.inner().is_data() && path != "." {
                 format!("{path}: {}", e.inner())
+            } else {
+                format!("invalid faults: {}", e.inner())
             }
         })?;
         FaultUpdate::try_from(raw)
