@@ -1,6 +1,7 @@
 //! The paper broker as a real process on an ephemeral loopback port: order lifecycle,
-//! duplicate client order ids, API-key auth, fault injection, health toggles, metrics and
-//! graceful SIGTERM shutdown.
+//! accounts, duplicate client order ids, API-key auth, fault injection (from the command line
+//! and at runtime through `/admin/faults`), health toggles, metrics and graceful SIGTERM
+//! shutdown.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -91,6 +92,95 @@ async fn order_lifecycle_market_fill_limit_rest_cancel_and_positions() {
     assert_eq!(p["symbol"], "NIFTY");
     assert_eq!(p["qty"], 3.0);
     assert!((p["cash"].as_f64().unwrap() + 3.0 * fill).abs() < 1e-6);
+}
+
+fn for_account(account: &str, side: &str, kind: &str, cid: &str) -> Value {
+    let mut o = json!({"symbol": "NIFTY", "side": side, "qty": 2, "type": kind,
+                       "client_order_id": cid, "account": account});
+    if kind == "limit" {
+        o["limit_price"] = json!(1.0);
+    }
+    o
+}
+
+#[tokio::test]
+async fn orders_and_positions_are_kept_and_listed_per_account() {
+    let b = PaperBroker::start_capturing_stderr(&[]);
+    let c = client();
+    let orders = b.url("/api/v1/orders");
+    for body in [
+        for_account("alice", "buy", "market", "a-1"),
+        for_account("alice", "buy", "limit", "a-2"),
+        for_account("bob", "sell", "market", "b-1"),
+        for_account("bob", "buy", "limit", "b-2"),
+        market("d-1"),
+    ] {
+        let (s, ack) = post(&c, &orders, body).await;
+        assert_eq!(s, 200, "{ack}");
+    }
+
+    let open = get_json(&c, &b.url("/api/v1/orders?status=open&account=alice")).await;
+    let open = open["orders"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["client_order_id"], "a-2");
+    assert_eq!(open[0]["account"], "alice");
+    assert_eq!(open[0]["status"], "accepted");
+
+    let all = get_json(&c, &b.url("/api/v1/orders")).await;
+    let ids: Vec<&str> = all["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["client_order_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a-1", "a-2", "b-1", "b-2", "d-1"], "oldest first");
+    let every_open = get_json(&c, &b.url("/api/v1/orders?status=open")).await;
+    assert_eq!(every_open["orders"].as_array().unwrap().len(), 2);
+    let default = get_json(&c, &b.url("/api/v1/orders?account=default")).await;
+    assert_eq!(default["orders"][0]["client_order_id"], "d-1");
+
+    let bob = get_json(&c, &b.url("/api/v1/positions?account=bob")).await;
+    let bob = bob["positions"].as_array().unwrap();
+    assert_eq!(bob.len(), 1);
+    assert_eq!(
+        (bob[0]["account"].as_str(), bob[0]["qty"].as_f64()),
+        (Some("bob"), Some(-2.0))
+    );
+    let every = get_json(&c, &b.url("/api/v1/positions")).await;
+    let every: Vec<(String, f64)> = every["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["account"].as_str().unwrap().to_string(),
+                p["qty"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        every,
+        [
+            ("alice".into(), 2.0),
+            ("bob".into(), -2.0),
+            ("default".into(), 3.0)
+        ]
+    );
+
+    let r = c
+        .get(b.url("/api/v1/orders?status=pending"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e = r.json::<Value>().await.unwrap();
+    assert!(e["error"].as_str().unwrap().starts_with("status:"), "{e}");
+    let r = c
+        .get(b.url("/api/v1/positions?acount=bob"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
 }
 
 #[tokio::test]
@@ -369,4 +459,175 @@ fn sigterm_stops_within_10_s_finishing_in_flight_requests_and_logs_a_summary() {
     assert!(err.contains("SIGTERM"), "{err}");
     assert!(err.contains("stopped after"), "{err}");
     assert!(err.contains("1 orders (filled 1"), "{err}");
+}
+
+async fn set_faults(c: &reqwest::Client, b: &PaperBroker, body: &str) -> (u16, Value) {
+    let r = c
+        .post(b.url("/admin/faults"))
+        .bearer_auth("k")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn runtime_faults_are_set_shown_and_cleared_back_to_the_command_line() {
+    let b = PaperBroker::start_capturing_stderr(&["--api-key", "k", "--latency", "5ms"]);
+    let c = client();
+    let health = || async {
+        c.get(b.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let (s, v) = set_faults(
+        &c,
+        &b,
+        r#"{"unhealthy": true, "error_rate": 1, "jitter": "10ms"}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["unhealthy"], true);
+    assert_eq!(v["error_rate"], 1.0);
+    assert_eq!(v["latency"], "5ms", "the command line stays in effect");
+    assert_eq!(v["jitter"], "10ms");
+    assert_eq!(health().await, 503);
+    let r = c
+        .post(b.url("/api/v1/orders"))
+        .bearer_auth("k")
+        .json(&market("f-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+
+    // Absent fields stay as they are.
+    let (_, v) = set_faults(&c, &b, r#"{"latency": "1ms"}"#).await;
+    assert_eq!(
+        (v["unhealthy"].as_bool(), v["error_rate"].as_f64()),
+        (Some(true), Some(1.0))
+    );
+    let shown: Value = c
+        .get(b.url("/admin/faults"))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown, v);
+
+    let r = c
+        .delete(b.url("/admin/faults"))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["unhealthy"], false);
+    assert_eq!(v["error_rate"], 0.0);
+    assert_eq!(v["latency"], "5ms");
+    assert_eq!(v["runtime_overrides"], json!([]));
+    assert_eq!(health().await, 200);
+    let r = c
+        .post(b.url("/api/v1/orders"))
+        .bearer_auth("k")
+        .json(&market("f-2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // Behind the admin key like the other admin routes.
+    let r = c.get(b.url("/admin/faults")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn bad_runtime_faults_get_400_naming_the_field() {
+    let b = PaperBroker::start_capturing_stderr(&["--api-key", "k"]);
+    let c = client();
+    for (body, field) in [
+        (r#"{"error_rate": 2}"#, "error_rate"),
+        (r#"{"error_rate": "high"}"#, "error_rate"),
+        (r#"{"latency": "50"}"#, "latency"),
+        (r#"{"jitter": "soon"}"#, "jitter"),
+        (r#"{"stall_for": 3}"#, "stall_for"),
+        (r#"{"reject_logins": "yes"}"#, "reject_logins"),
+        (r#"{"unhealty": true}"#, "unhealty"),
+        ("not json", "invalid faults"),
+    ] {
+        let (s, v) = set_faults(&c, &b, body).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{body}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn reject_logins_answers_401_not_logged_in_while_health_stays_200() {
+    let b = PaperBroker::start_capturing_stderr(&["--api-key", "k"]);
+    let c = client();
+    let (s, _) = set_faults(&c, &b, r#"{"reject_logins": true}"#).await;
+    assert_eq!(s, 200);
+    for r in [
+        c.post(b.url("/api/v1/orders"))
+            .bearer_auth("k")
+            .json(&market("r-1")),
+        c.get(b.url("/api/v1/positions")).bearer_auth("k"),
+        c.get(b.url("/api/v1/orders?status=open")).bearer_auth("k"),
+    ] {
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({"error": "not logged in"})
+        );
+    }
+    let r = c.get(b.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, v) = set_faults(&c, &b, r#"{"reject_logins": false}"#).await;
+    assert_eq!(v["reject_logins"], false);
+    let r = c
+        .get(b.url("/api/v1/positions"))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_runtime_stall_holds_health_checks_until_it_ends_or_is_cleared() {
+    let b = PaperBroker::start_capturing_stderr(&["--api-key", "k"]);
+    let c = client();
+    let (s, v) = set_faults(&c, &b, r#"{"stall_for": "1h"}"#).await;
+    assert_eq!(s, 200);
+    assert!(v["stall_remaining"].is_string(), "{v}");
+    // A health check with a short timeout is held by the stall…
+    let held = c
+        .get(b.url("/healthz"))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(held.as_ref().is_err_and(|e| e.is_timeout()), "{held:?}");
+    // …while /admin still answers, and clearing the faults ends the stall for new requests.
+    let r = c
+        .delete(b.url("/admin/faults"))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["stall_remaining"],
+        Value::Null
+    );
+    let r = c.get(b.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
 }

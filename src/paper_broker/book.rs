@@ -1,5 +1,5 @@
-//! The paper broker's order book: orders by id, client order ids, positions and the
-//! deterministic simulated mid price.
+//! The paper broker's order book: orders by id, client order ids, positions per account and
+//! symbol, and the deterministic simulated mid price.
 //!
 //! Everything here is synchronous and lives behind one mutex in [`super::State`]; the HTTP
 //! layer only translates requests into calls on [`Book`]. The mid price is a pure function of
@@ -67,7 +67,14 @@ pub struct NewOrder {
     /// Time in force; default `day`.
     #[serde(default)]
     pub time_in_force: Option<TimeInForce>,
+    /// The trading account, 1 to 64 characters; default [`DEFAULT_ACCOUNT`]. Positions are
+    /// kept per account and symbol.
+    #[serde(default)]
+    pub account: Option<String>,
 }
+
+/// The account of an order that names none.
+pub const DEFAULT_ACCOUNT: &str = "default";
 
 /// Lifecycle state of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,6 +91,11 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// True while the order rests in the book (not filled, cancelled or rejected).
+    pub fn is_open(self) -> bool {
+        self == OrderStatus::Accepted
+    }
+
     /// Lowercase name, as in JSON and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -123,6 +135,8 @@ pub struct Order {
     pub filled_price: Option<f64>,
     /// Milliseconds since the broker started when the order arrived.
     pub created_ms: u64,
+    /// The trading account.
+    pub account: String,
 }
 
 /// The acknowledgement returned by `POST /api/v1/orders`.
@@ -140,9 +154,11 @@ pub struct Ack {
     pub filled_price: Option<f64>,
 }
 
-/// Net position in one symbol.
+/// Net position of one account in one symbol.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Position {
+    /// The trading account.
+    pub account: String,
     /// Instrument.
     pub symbol: String,
     /// Net quantity (buys minus sells).
@@ -226,7 +242,8 @@ pub struct Book {
     orders: HashMap<String, Order>,
     by_client: HashMap<String, String>,
     resting: BTreeMap<String, ()>,
-    positions: BTreeMap<String, Position>,
+    /// By (account, symbol).
+    positions: BTreeMap<(String, String), Position>,
     finished: VecDeque<String>,
     history: usize,
     /// Counters.
@@ -265,42 +282,21 @@ impl Book {
     /// [`Invalid`] for an order that breaks the venue's rules (HTTP 400). A duplicate client
     /// order id is not an error here: it returns a `rejected` acknowledgement (HTTP 409).
     pub fn place(&mut self, o: NewOrder, t: Duration) -> Result<(Ack, bool), Invalid> {
-        let symbol = o.symbol.trim().to_string();
-        if symbol.is_empty() || symbol.len() > 32 {
-            return Err(Invalid("symbol must be 1 to 32 characters".into()));
-        }
-        if !(o.qty.is_finite() && o.qty > 0.0) {
-            return Err(Invalid("qty must be a positive number".into()));
-        }
-        match (o.order_type, o.limit_price) {
-            (OrderType::Limit, None) => {
-                return Err(Invalid("a limit order needs limit_price".into()));
-            }
-            (OrderType::Limit, Some(p)) if !(p.is_finite() && p > 0.0) => {
-                return Err(Invalid("limit_price must be a positive number".into()));
-            }
-            (OrderType::Market, Some(_)) => {
-                return Err(Invalid("a market order takes no limit_price".into()));
-            }
-            _ => {}
-        }
-        if let Some(c) = &o.client_order_id {
-            if c.is_empty() || c.len() > 64 {
-                return Err(Invalid("client_order_id must be 1 to 64 characters".into()));
-            }
-            if self.by_client.contains_key(c) {
-                self.counts.rejected += 1;
-                return Ok((
-                    Ack {
-                        order_id: None,
-                        client_order_id: Some(c.clone()),
-                        status: OrderStatus::Rejected,
-                        reason: Some("duplicate client_order_id".into()),
-                        filled_price: None,
-                    },
-                    true,
-                ));
-            }
+        let (symbol, account) = validate(&o)?;
+        if let Some(c) = &o.client_order_id
+            && self.by_client.contains_key(c)
+        {
+            self.counts.rejected += 1;
+            return Ok((
+                Ack {
+                    order_id: None,
+                    client_order_id: Some(c.clone()),
+                    status: OrderStatus::Rejected,
+                    reason: Some("duplicate client_order_id".into()),
+                    filled_price: None,
+                },
+                true,
+            ));
         }
         self.next_id += 1;
         let order_id = format!("ord-{:08}", self.next_id);
@@ -335,25 +331,9 @@ impl Book {
             reason: reason.clone(),
             filled_price,
             created_ms: t.as_millis() as u64,
+            account,
         };
-        match status {
-            OrderStatus::Filled => {
-                self.counts.filled += 1;
-                self.apply_fill(&order, mid);
-            }
-            OrderStatus::Accepted => {
-                self.counts.accepted += 1;
-                self.resting.insert(order_id.clone(), ());
-            }
-            _ => self.counts.rejected += 1,
-        }
-        if let Some(c) = &o.client_order_id {
-            self.by_client.insert(c.clone(), order_id.clone());
-        }
-        self.orders.insert(order_id.clone(), order);
-        if status != OrderStatus::Accepted {
-            self.finish(order_id.clone());
-        }
+        self.record(order, mid);
         Ok((
             Ack {
                 order_id: Some(order_id),
@@ -366,11 +346,36 @@ impl Book {
         ))
     }
 
+    /// Store a new order: count it, apply a fill at `mid`, rest it or finish it.
+    fn record(&mut self, order: Order, mid: f64) {
+        let id = order.order_id.clone();
+        match order.status {
+            OrderStatus::Filled => {
+                self.counts.filled += 1;
+                self.apply_fill(&order, mid);
+            }
+            OrderStatus::Accepted => {
+                self.counts.accepted += 1;
+                self.resting.insert(id.clone(), ());
+            }
+            _ => self.counts.rejected += 1,
+        }
+        if let Some(c) = &order.client_order_id {
+            self.by_client.insert(c.clone(), id.clone());
+        }
+        let open = order.status.is_open();
+        self.orders.insert(id.clone(), order);
+        if !open {
+            self.finish(id);
+        }
+    }
+
     fn apply_fill(&mut self, order: &Order, price: f64) {
         let p = self
             .positions
-            .entry(order.symbol.clone())
+            .entry((order.account.clone(), order.symbol.clone()))
             .or_insert_with(|| Position {
+                account: order.account.clone(),
                 symbol: order.symbol.clone(),
                 ..Position::default()
             });
@@ -457,16 +462,106 @@ impl Book {
         self.finished.len()
     }
 
-    /// Positions with the current mid price at `t`.
-    pub fn positions(&self, t: Duration) -> Vec<Position> {
+    /// Positions with the current mid price at `t`, of one account or (`None`) of all,
+    /// ordered by account and symbol.
+    pub fn positions(&self, t: Duration, account: Option<&str>) -> Vec<Position> {
         self.positions
             .values()
+            .filter(|p| account.is_none_or(|a| p.account == a))
             .map(|p| Position {
                 mid: self.market.mid(&p.symbol, t),
                 ..p.clone()
             })
             .collect()
     }
+
+    /// The orders still kept (every open one, finished ones up to the history bound), oldest
+    /// first, filtered by account and by `filter`.
+    pub fn orders(&self, account: Option<&str>, filter: StatusFilter) -> Vec<Order> {
+        let mut out: Vec<Order> = self
+            .orders
+            .values()
+            .filter(|o| account.is_none_or(|a| o.account == a) && filter.admits(o.status))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        out
+    }
+}
+
+/// Which orders `GET /api/v1/orders?status=…` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Every kept order (no `status` parameter).
+    All,
+    /// Resting orders: not filled, cancelled or rejected (`status=open`).
+    Open,
+    /// Orders in exactly this state (`status=filled`, …).
+    Exactly(OrderStatus),
+}
+
+impl StatusFilter {
+    /// Parse the `status` query value: `open`, `all`, `accepted`, `filled`, `cancelled` or
+    /// `rejected`.
+    ///
+    /// # Errors
+    /// A message naming the value and the accepted ones.
+    pub fn parse(text: &str) -> Result<StatusFilter, String> {
+        Ok(match text {
+            "all" => StatusFilter::All,
+            "open" => StatusFilter::Open,
+            "accepted" => StatusFilter::Exactly(OrderStatus::Accepted),
+            "filled" => StatusFilter::Exactly(OrderStatus::Filled),
+            "cancelled" => StatusFilter::Exactly(OrderStatus::Cancelled),
+            "rejected" => StatusFilter::Exactly(OrderStatus::Rejected),
+            other => {
+                return Err(format!(
+                    "status: unknown value \"{other}\" (expected one of: open, all, accepted, filled, cancelled, rejected)"
+                ));
+            }
+        })
+    }
+
+    fn admits(self, status: OrderStatus) -> bool {
+        match self {
+            StatusFilter::All => true,
+            StatusFilter::Open => status.is_open(),
+            StatusFilter::Exactly(s) => s == status,
+        }
+    }
+}
+
+/// Check the venue's rules on a new order; returns its trimmed symbol and its account.
+fn validate(o: &NewOrder) -> Result<(String, String), Invalid> {
+    let symbol = o.symbol.trim().to_string();
+    if symbol.is_empty() || symbol.len() > 32 {
+        return Err(Invalid("symbol must be 1 to 32 characters".into()));
+    }
+    if !(o.qty.is_finite() && o.qty > 0.0) {
+        return Err(Invalid("qty must be a positive number".into()));
+    }
+    match (o.order_type, o.limit_price) {
+        (OrderType::Limit, None) => {
+            return Err(Invalid("a limit order needs limit_price".into()));
+        }
+        (OrderType::Limit, Some(p)) if !(p.is_finite() && p > 0.0) => {
+            return Err(Invalid("limit_price must be a positive number".into()));
+        }
+        (OrderType::Market, Some(_)) => {
+            return Err(Invalid("a market order takes no limit_price".into()));
+        }
+        _ => {}
+    }
+    if let Some(c) = &o.client_order_id
+        && (c.is_empty() || c.len() > 64)
+    {
+        return Err(Invalid("client_order_id must be 1 to 64 characters".into()));
+    }
+    let account = o.account.as_deref().unwrap_or(DEFAULT_ACCOUNT).trim();
+    if account.is_empty() || account.len() > 64 {
+        return Err(Invalid("account must be 1 to 64 characters".into()));
+    }
+    Ok((symbol, account.to_string()))
 }
 
 /// A buy crosses when the mid is at or below its limit; a sell when at or above.
@@ -490,6 +585,7 @@ mod tests {
             limit_price: price,
             client_order_id: Some(cid.into()),
             time_in_force: None,
+            account: None,
         }
     }
 
@@ -528,7 +624,8 @@ mod tests {
         }
         assert!(filled);
         assert_eq!(b.get(&id).unwrap().status, OrderStatus::Filled);
-        assert_eq!(b.positions(t0)[0].qty, 2.0);
+        assert_eq!(b.positions(t0, None)[0].qty, 2.0);
+        assert_eq!(b.positions(t0, None)[0].account, DEFAULT_ACCOUNT);
     }
 
     #[test]

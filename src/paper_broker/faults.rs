@@ -1,6 +1,12 @@
 //! Fault injection for rehearsals and tests, off unless asked for: added latency with jitter,
 //! periodic stalls, an error rate and memory retained per order.
 //!
+//! Two layers: the command-line configuration, fixed for the process, and the runtime
+//! overrides that drills set through `POST /admin/faults` ([`FaultUpdate`]) and clear with
+//! `DELETE /admin/faults`. An override wins over the command line while it is set; a runtime
+//! stall holds every request from the moment it is set; `reject_logins` makes the API answer
+//! as a broker whose login session expired.
+//!
 //! The stall schedule is a pure function of the time since start
 //! (`[after + k·every, after + k·every + for)`), so a test knows exactly when a stall happens.
 //! The retained memory is really allocated and written byte by byte, so the process's resident
@@ -8,7 +14,9 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
 
 use super::PaperBrokerArgs;
 
@@ -23,6 +31,97 @@ pub struct Faults {
     rng: Mutex<SplitMix64>,
     retained: Mutex<Vec<Box<[u8]>>>,
     retained_bytes: AtomicU64,
+    runtime: Mutex<Overrides>,
+}
+
+/// The runtime overrides set through `POST /admin/faults`; `None` falls back to the command
+/// line.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Overrides {
+    error_rate: Option<f64>,
+    latency: Option<Duration>,
+    jitter: Option<Duration>,
+    stall_until: Option<Instant>,
+    reject_logins: bool,
+}
+
+/// The JSON body of `POST /admin/faults`, as sent; see [`FaultUpdate`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFaultUpdate {
+    unhealthy: Option<bool>,
+    error_rate: Option<f64>,
+    latency: Option<String>,
+    jitter: Option<String>,
+    stall_for: Option<String>,
+    reject_logins: Option<bool>,
+}
+
+/// A validated `POST /admin/faults` update: fields present are set, absent ones stay as they
+/// are.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct FaultUpdate {
+    /// Turn `/healthz` to 503 (`true`) or back to 200 (`false`).
+    pub unhealthy: Option<bool>,
+    /// Fraction of order requests answered with HTTP 503, 0 to 1.
+    pub error_rate: Option<f64>,
+    /// Added latency per order request.
+    pub latency: Option<Duration>,
+    /// Uniform random extra latency per order request, from 0 to this.
+    pub jitter: Option<Duration>,
+    /// Hold every request (health included, `/admin` and `/metrics` excepted) from now for
+    /// this long; zero ends a runtime stall.
+    pub stall_for: Option<Duration>,
+    /// Answer every `/api` request with 401 `{"error":"not logged in"}`.
+    pub reject_logins: Option<bool>,
+}
+
+impl TryFrom<RawFaultUpdate> for FaultUpdate {
+    type Error = String;
+
+    /// # Errors
+    /// A message naming the field: an error rate outside 0..1, a duration without a unit.
+    fn try_from(raw: RawFaultUpdate) -> Result<FaultUpdate, String> {
+        let duration = |field: &str, v: Option<String>| {
+            v.map(|t| crate::units::parse_duration(&t).map_err(|e| format!("{field}: {e}")))
+                .transpose()
+        };
+        if let Some(r) = raw.error_rate
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(format!(
+                "error_rate: invalid fraction {r}: expected a number from 0 to 1"
+            ));
+        }
+        Ok(FaultUpdate {
+            unhealthy: raw.unhealthy,
+            error_rate: raw.error_rate,
+            latency: duration("latency", raw.latency)?,
+            jitter: duration("jitter", raw.jitter)?,
+            stall_for: duration("stall_for", raw.stall_for)?,
+            reject_logins: raw.reject_logins,
+        })
+    }
+}
+
+impl FaultUpdate {
+    /// Parse and validate a `POST /admin/faults` body.
+    ///
+    /// # Errors
+    /// A message naming the field for malformed JSON, an unknown field, a value of the wrong
+    /// type or out of range.
+    pub fn from_json(body: &[u8]) -> Result<FaultUpdate, String> {
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        let raw: RawFaultUpdate = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            if e.inner().is_data() && path != "." {
+                format!("{path}: {}", e.inner())
+            } else {
+                format!("invalid faults: {}", e.inner())
+            }
+        })?;
+        FaultUpdate::try_from(raw)
+    }
 }
 
 /// A stall schedule: windows of `length` starting at `first`, repeating every `every`.
@@ -101,6 +200,74 @@ impl Faults {
             rng: Mutex::new(SplitMix64(a.seed ^ 0x9e37_79b9_7f4a_7c15)),
             retained: Mutex::new(Vec::new()),
             retained_bytes: AtomicU64::new(0),
+            runtime: Mutex::new(Overrides::default()),
+        })
+    }
+
+    fn overrides(&self) -> std::sync::MutexGuard<'_, Overrides> {
+        self.runtime.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Apply the fault fields of a runtime update (health is the caller's: it lives in the
+    /// broker state).
+    pub fn apply(&self, u: &FaultUpdate, now: Instant) {
+        let mut o = self.overrides();
+        if let Some(r) = u.error_rate {
+            o.error_rate = Some(r);
+        }
+        if let Some(l) = u.latency {
+            o.latency = Some(l);
+        }
+        if let Some(j) = u.jitter {
+            o.jitter = Some(j);
+        }
+        if let Some(s) = u.stall_for {
+            o.stall_until = (!s.is_zero()).then(|| now + s);
+        }
+        if let Some(r) = u.reject_logins {
+            o.reject_logins = r;
+        }
+    }
+
+    /// Drop every runtime override: back to the command-line configuration.
+    pub fn clear_runtime(&self) {
+        *self.overrides() = Overrides::default();
+    }
+
+    /// True while `/api` requests are answered as by a broker whose login expired.
+    pub fn rejects_logins(&self) -> bool {
+        self.overrides().reject_logins
+    }
+
+    /// The faults in effect (runtime overrides over the command line), as JSON for
+    /// `GET /admin/faults`: `{"error_rate": 0.0, "latency": "0s", "jitter": "0s",
+    /// "stall_remaining": "2s 500ms"|null, "reject_logins": false, "runtime_overrides": […]}`
+    /// where `runtime_overrides` names the fields set at runtime.
+    pub fn effective_json(&self, now: Instant) -> serde_json::Value {
+        let o = *self.overrides();
+        let mut set = Vec::new();
+        for (name, on) in [
+            ("error_rate", o.error_rate.is_some()),
+            ("latency", o.latency.is_some()),
+            ("jitter", o.jitter.is_some()),
+            ("stall_for", o.stall_until.is_some_and(|u| u > now)),
+            ("reject_logins", o.reject_logins),
+        ] {
+            if on {
+                set.push(name);
+            }
+        }
+        let stall = o
+            .stall_until
+            .and_then(|u| u.checked_duration_since(now))
+            .filter(|d| !d.is_zero());
+        serde_json::json!({
+            "error_rate": o.error_rate.unwrap_or(self.error_rate),
+            "latency": humantime::format_duration(o.latency.unwrap_or(self.latency)).to_string(),
+            "jitter": humantime::format_duration(o.jitter.unwrap_or(self.jitter)).to_string(),
+            "stall_remaining": stall.map(|d| humantime::format_duration(d).to_string()),
+            "reject_logins": o.reject_logins,
+            "runtime_overrides": set,
         })
     }
 
@@ -132,28 +299,43 @@ impl Faults {
         }
     }
 
-    /// Remaining stall time for a request arriving at `t` since start.
-    pub fn stall_remaining(&self, t: Duration) -> Option<Duration> {
-        self.stall.and_then(|s| s.remaining(t))
+    /// Remaining stall time for a request arriving at `t` since start (the scheduled stall)
+    /// or at `now` (a runtime stall), whichever is longer.
+    pub fn stall_remaining(&self, t: Duration, now: Instant) -> Option<Duration> {
+        let scheduled = self.stall.and_then(|s| s.remaining(t));
+        let runtime = self
+            .overrides()
+            .stall_until
+            .and_then(|u| u.checked_duration_since(now))
+            .filter(|d| !d.is_zero());
+        scheduled.max(runtime)
     }
 
     /// The latency to add to one API request (`latency + U(0, jitter)`), `None` when zero.
     pub fn added_latency(&self) -> Option<Duration> {
-        if self.latency.is_zero() && self.jitter.is_zero() {
+        let (latency, jitter) = {
+            let o = self.overrides();
+            (
+                o.latency.unwrap_or(self.latency),
+                o.jitter.unwrap_or(self.jitter),
+            )
+        };
+        if latency.is_zero() && jitter.is_zero() {
             return None;
         }
-        let extra = if self.jitter.is_zero() {
+        let extra = if jitter.is_zero() {
             Duration::ZERO
         } else {
             let u = self.draw_unit();
-            self.jitter.mul_f64(u)
+            jitter.mul_f64(u)
         };
-        Some(self.latency + extra)
+        Some(latency + extra)
     }
 
     /// True when this request should fail (probability `error_rate`).
     pub fn draw_error(&self) -> bool {
-        self.error_rate > 0.0 && self.draw_unit() < self.error_rate
+        let rate = self.overrides().error_rate.unwrap_or(self.error_rate);
+        rate > 0.0 && self.draw_unit() < rate
     }
 
     fn draw_unit(&self) -> f64 {
@@ -235,6 +417,49 @@ mod tests {
             Some(Duration::from_millis(500))
         );
         assert_eq!(s.remaining(Duration::from_secs(37)), None);
+    }
+
+    #[test]
+    fn fault_update_names_the_bad_field() {
+        let e = FaultUpdate::from_json(br#"{"error_rate": 1.5}"#).unwrap_err();
+        assert!(e.starts_with("error_rate:"), "{e}");
+        let e = FaultUpdate::from_json(br#"{"latency": "50"}"#).unwrap_err();
+        assert!(e.starts_with("latency: invalid duration"), "{e}");
+        let e = FaultUpdate::from_json(br#"{"stall_for": 3}"#).unwrap_err();
+        assert!(e.starts_with("stall_for:"), "{e}");
+        let e = FaultUpdate::from_json(br#"{"unhealty": true}"#).unwrap_err();
+        assert!(e.contains("unknown field `unhealty`"), "{e}");
+        let e = FaultUpdate::from_json(b"{").unwrap_err();
+        assert!(e.starts_with("invalid faults:"), "{e}");
+    }
+
+    #[test]
+    fn runtime_overrides_win_until_cleared() {
+        let f = Faults::default();
+        let now = Instant::now();
+        let u = FaultUpdate::from_json(
+            br#"{"error_rate": 1, "latency": "50ms", "stall_for": "3s", "reject_logins": true}"#,
+        )
+        .unwrap();
+        f.apply(&u, now);
+        assert!(f.draw_error());
+        assert_eq!(f.added_latency(), Some(Duration::from_millis(50)));
+        assert_eq!(
+            f.stall_remaining(Duration::ZERO, now + Duration::from_secs(1)),
+            Some(Duration::from_secs(2))
+        );
+        assert!(f.rejects_logins());
+        // An absent field stays as it was.
+        f.apply(
+            &FaultUpdate::from_json(br#"{"latency": "1ms"}"#).unwrap(),
+            now,
+        );
+        assert!(f.rejects_logins());
+        f.clear_runtime();
+        assert!(!f.draw_error());
+        assert_eq!(f.added_latency(), None);
+        assert_eq!(f.stall_remaining(Duration::ZERO, now), None);
+        assert!(!f.rejects_logins());
     }
 
     #[test]

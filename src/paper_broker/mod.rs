@@ -5,17 +5,20 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /api/v1/orders` | place an order; the acknowledgement is `{"order_id", "client_order_id", "status": "accepted"\|"filled"\|"rejected", "reason", "filled_price"}` |
+//! | `POST /api/v1/orders` | place an order (optionally for an `account`, default `"default"`); the acknowledgement is `{"order_id", "client_order_id", "status": "accepted"\|"filled"\|"rejected", "reason", "filled_price"}` |
+//! | `GET /api/v1/orders?status=open&account=X` | `{"orders": [order, …]}`, oldest first; both parameters optional |
 //! | `GET /api/v1/orders/{id}` | the order and its state |
 //! | `DELETE /api/v1/orders/{id}` | cancel a resting order |
-//! | `GET /api/v1/positions` | net positions |
+//! | `GET /api/v1/positions?account=X` | net positions per account and symbol; without `account`, of every account |
 //! | `GET /api/v1/quotes/{symbol}` | the simulated mid price |
 //! | `GET /healthz` | 200 `ok`, or 503 when turned unhealthy |
 //! | `GET /metrics` | Prometheus text format: orders by status, latency histogram, open orders |
 //! | `POST /admin/unhealthy`, `POST /admin/healthy` | turn health off and on (SIGUSR1 toggles too) |
+//! | `POST /admin/faults`, `GET /admin/faults`, `DELETE /admin/faults` | set, show and clear runtime faults ([`faults::FaultUpdate`]) |
 //!
 //! Fault injection ([`faults`]) is off by default: added latency with jitter, periodic stalls,
-//! an error rate and memory retained per order (a real leak). SIGTERM or ctrl-c stop accepting,
+//! an error rate and memory retained per order (a real leak); drills change faults at runtime
+//! through `/admin/faults`. SIGTERM or ctrl-c stop accepting,
 //! let in-flight requests finish (cutting injected waits short), log a summary and exit within
 //! 10 s.
 
@@ -40,8 +43,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Exit, Result};
-use book::{Book, Market, NewOrder};
-use faults::Faults;
+use book::{Book, Market, NewOrder, StatusFilter};
+use faults::{FaultUpdate, Faults};
 
 /// Command-line options of `prodready paper-broker`.
 #[derive(Debug, Clone, clap::Args)]
@@ -162,12 +165,18 @@ pub fn run(args: PaperBrokerArgs) -> Result<Exit> {
 /// `/metrics` outside the stall middleware.
 fn router(state: Arc<State>) -> Router {
     let api = Router::new()
-        .route("/api/v1/orders", post(place_order))
+        .route("/api/v1/orders", post(place_order).get(list_orders))
         .route("/api/v1/orders/{id}", get(get_order).delete(cancel_order))
         .route("/api/v1/positions", get(positions))
         .route("/api/v1/quotes/{symbol}", get(quote))
         .route("/admin/unhealthy", post(admin_unhealthy))
         .route("/admin/healthy", post(admin_healthy))
+        .route(
+            "/admin/faults",
+            get(admin_faults)
+                .post(admin_set_faults)
+                .delete(admin_clear_faults),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthz", get(healthz))
@@ -334,6 +343,9 @@ async fn auth(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> 
             return r;
         }
     }
+    if state.faults.rejects_logins() && req.uri().path().starts_with("/api/") {
+        return json_error(StatusCode::UNAUTHORIZED, "not logged in");
+    }
     next.run(req).await
 }
 
@@ -341,11 +353,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Hold every request (except /admin and /metrics) that arrives during a stall until the stall
-/// ends, or until shutdown starts.
+/// Hold every request (except /admin and /metrics) that arrives during a stall (scheduled or
+/// set at runtime) until the stall ends, or until shutdown starts.
 async fn stall(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/admin/")
-        && let Some(wait) = state.faults.stall_remaining(state.since_start())
+        && let Some(wait) = state
+            .faults
+            .stall_remaining(state.since_start(), Instant::now())
     {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -371,6 +385,38 @@ async fn admin_unhealthy(AxState(state): AxState<Arc<State>>) -> Response {
 async fn admin_healthy(AxState(state): AxState<Arc<State>>) -> Response {
     state.set_healthy(true);
     (StatusCode::OK, axum::Json(json!({ "healthy": true }))).into_response()
+}
+
+async fn admin_faults(AxState(state): AxState<Arc<State>>) -> Response {
+    (StatusCode::OK, axum::Json(faults_json(&state))).into_response()
+}
+
+/// The runtime faults with health: [`Faults::effective_json`] plus `"unhealthy": bool`.
+fn faults_json(state: &State) -> serde_json::Value {
+    let mut v = state.faults.effective_json(Instant::now());
+    v["unhealthy"] = json!(!state.healthy.load(Ordering::SeqCst));
+    v
+}
+
+async fn admin_set_faults(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
+    let update = match FaultUpdate::from_json(&body) {
+        Ok(u) => u,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
+    };
+    state.faults.apply(&update, Instant::now());
+    if let Some(unhealthy) = update.unhealthy {
+        state.set_healthy(!unhealthy);
+    }
+    let v = faults_json(&state);
+    eprintln!("paper broker: runtime faults set: {v}");
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+async fn admin_clear_faults(AxState(state): AxState<Arc<State>>) -> Response {
+    state.faults.clear_runtime();
+    state.set_healthy(true);
+    eprintln!("paper broker: runtime faults cleared");
+    (StatusCode::OK, axum::Json(faults_json(&state))).into_response()
 }
 
 async fn metrics_text(AxState(state): AxState<Arc<State>>) -> Response {
@@ -460,13 +506,93 @@ async fn cancel_order(AxState(state): AxState<Arc<State>>, Path(id): Path<String
     }
 }
 
-async fn positions(AxState(state): AxState<Arc<State>>) -> Response {
+/// Split a query string into decoded `(name, value)` pairs (`+` is a space, `%XX` a byte).
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'+', _) => out.push(b' '),
+                (b'%', Some(b)) => {
+                    out.push(b);
+                    i += 2;
+                }
+                (b, _) => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The query parameters of a listing: `account` and, where `allow_status`, `status`.
+///
+/// # Errors
+/// A message naming an unknown parameter or a bad `status` value.
+fn listing_query(
+    query: Option<&str>,
+    allow_status: bool,
+) -> std::result::Result<(Option<String>, StatusFilter), String> {
+    let mut account = None;
+    let mut status = StatusFilter::All;
+    for (k, v) in query_pairs(query) {
+        match k.as_str() {
+            "account" => account = Some(v),
+            "status" if allow_status => status = StatusFilter::parse(&v)?,
+            other => {
+                let expected = if allow_status {
+                    "account, status"
+                } else {
+                    "account"
+                };
+                return Err(format!(
+                    "unknown query parameter \"{other}\" (expected: {expected})"
+                ));
+            }
+        }
+    }
+    Ok((account, status))
+}
+
+async fn list_orders(AxState(state): AxState<Arc<State>>, uri: axum::http::Uri) -> Response {
+    let (account, filter) = match listing_query(uri.query(), true) {
+        Ok(q) => q,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let t = state.since_start();
+    let mut b = state.book();
+    b.match_resting(t);
+    let orders = b.orders(account.as_deref(), filter);
+    (StatusCode::OK, axum::Json(json!({ "orders": orders }))).into_response()
+}
+
+async fn positions(AxState(state): AxState<Arc<State>>, uri: axum::http::Uri) -> Response {
+    let (account, _) = match listing_query(uri.query(), false) {
+        Ok(q) => q,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
+    };
     let t = state.since_start();
     let mut b = state.book();
     b.match_resting(t);
     (
         StatusCode::OK,
-        axum::Json(json!({ "positions": b.positions(t) })),
+        axum::Json(json!({ "positions": b.positions(t, account.as_deref()) })),
     )
         .into_response()
 }
