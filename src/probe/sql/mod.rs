@@ -49,6 +49,7 @@ const DEFAULT_PG_TIMEOUT: Duration = Duration::from_secs(10);
 /// `kind = "sql"`: run a query and check its rows. Exactly one of `sqlite` and `url`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{ "required": ["sqlite"] }, { "required": ["url"] }]))]
 pub struct RawSqlProbe {
     /// SQLite database file, relative to the checklist; `${VAR}` is interpolated. Opened
     /// read-only; a missing file is an error.
