@@ -376,9 +376,11 @@ fn postgres_wrong_password_bad_query_write_or_slow_query_is_an_error_and_changes
                 &url,
                 r#"query = "COMMIT; DELETE FROM trades", empty = true"#,
             ),
+            // The URL's own connect timeout keeps the short statement timeout from also
+            // bounding the login on a busy machine.
             pg_item(
                 "slow",
-                &url,
+                &format!("{url}?connect_timeout=60"),
                 r#"query = "SELECT pg_sleep(30)", rows = 1, timeout = "300ms""#,
             ),
         ],

@@ -139,7 +139,7 @@ pub enum SqlError {
 ///
 /// `timeout` is how long the database may make us wait: for SQLite, the busy timeout on a
 /// writer's lock; for PostgreSQL, the connect timeout and the `statement_timeout` (the whole
-/// exchange is abandoned after twice this). SQLite work runs on tokio's blocking pool, so
+/// exchange is abandoned after twice this plus 5 s). SQLite work runs on tokio's blocking pool, so
 /// dropping the future abandons it.
 ///
 /// # Errors

@@ -73,7 +73,8 @@ pub struct RawSqlProbe {
     /// SQLite only: how long to wait for a writer's lock (humantime). Default `"5s"`.
     pub busy_timeout: Option<String>,
     /// PostgreSQL only: the connect timeout and the server's `statement_timeout`
-    /// (humantime); the whole exchange is abandoned after twice this. Default `"10s"`.
+    /// (humantime); the whole exchange is abandoned after twice this plus 5 s. Default
+    /// `"10s"`.
     pub timeout: Option<String>,
 }
 

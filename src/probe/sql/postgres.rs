@@ -20,6 +20,10 @@ use tokio_postgres::types::Type;
 use super::database::chain;
 use super::{Rows, SqlError};
 
+/// How long past twice the statement timeout (prepare, then run) the server has to report its
+/// own cancellation before the exchange is abandoned as hung.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
+
 /// Connect with `config` (named `display` in errors), run `sql` read-only, disconnect.
 pub(super) async fn query(
     config: &tokio_postgres::Config,
@@ -42,7 +46,7 @@ pub(super) async fn query(
     // The connection ends when `client` is dropped, including when the item timeout drops
     // this future.
     tokio::spawn(connection);
-    let bound = timeout.saturating_mul(2);
+    let bound = timeout.saturating_mul(2) + ANSWER_GRACE;
     let rows = tokio::time::timeout(bound, read_only(&client, sql, timeout)).await;
     match rows {
         Ok(rows) => rows.map_err(|e| SqlError::Query {
