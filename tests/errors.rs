@@ -110,6 +110,22 @@ fn cases() -> Vec<(&'static str, String)> {
             one(r#"{ kind = "sql", sqlite = "s.db", query = "SELECT 1" }"#),
         ),
         (
+            "sql: no database",
+            one(r#"{ kind = "sql", query = "SELECT 1", rows = 1 }"#),
+        ),
+        (
+            "sql: sqlite and url",
+            one(
+                r#"{ kind = "sql", sqlite = "s.db", url = "postgres://app@127.0.0.1/db", query = "SELECT 1", rows = 1 }"#,
+            ),
+        ),
+        (
+            "sql: postgres TLS",
+            one(
+                r#"{ kind = "sql", url = "postgres://app:pw@127.0.0.1/db?sslmode=require", query = "SELECT 1", rows = 1 }"#,
+            ),
+        ),
+        (
             "ready tcp without port",
             format!(
                 "{HEAD}[[service]]\nname = \"db\"\ncommand = [\"true\"]\nready = {{ tcp = \"localhost\" }}\n\n{}",

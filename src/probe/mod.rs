@@ -208,7 +208,7 @@ registry! {
     "audit" => Audit(audit::AuditProbe),
     /// A signed, unexpired human statement.
     "attestation" => Attestation(attestation::AttestationProbe),
-    /// Rows of a query against a SQLite database.
+    /// Rows of a read-only query against a SQLite file or a PostgreSQL server.
     "sql" => Sql(sql::SqlProbe),
 }
 

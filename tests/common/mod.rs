@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary in a temp folder.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
