@@ -132,8 +132,11 @@ pub async fn run(
     events.event(&RunEvent::Started {
         selected: selected.len(),
     });
+    let (proxies, sinks, resource_failed) = start_resources(checklist).await;
     let services = Arc::new(crate::service::ServiceSet::new(checklist));
-    let service_failed = services
+    let service_failed = match &resource_failed {
+        Some(why) => Some(why.clone()),
+        None => services
         .start_all(
             &cancel,
             |name| {
@@ -149,13 +152,15 @@ pub async fn run(
                 })
             },
         )
-        .await;
+        .await
+        .map(|name| format!("service \"{name}\" did not become ready")),
+    };
     let background = crate::probe::Background::default();
     let outcomes = match &service_failed {
         Some(name) => selected
             .iter()
             .map(|it| {
-                let why = format!("not run: service \"{name}\" did not become ready");
+                let why = format!("not run: {name}");
                 (it.id.clone(), Outcome::not_run(Status::Error, why))
             })
             .collect(),
@@ -167,6 +172,8 @@ pub async fn run(
                 redactor: Arc::new(checklist.redactor.clone()),
                 cancel: cancel.clone(),
                 services: services.clone(),
+                proxies: Arc::new(proxies.clone()),
+                sinks: Arc::new(sinks.clone()),
                 background: background.clone(),
                 today: opts.today,
             };
@@ -182,6 +189,12 @@ pub async fn run(
     }
     events.event(&RunEvent::Stopping);
     let services = services.stop_all().await;
+    for (_, p) in proxies {
+        p.shutdown().await;
+    }
+    for (_, s) in sinks {
+        s.shutdown().await;
+    }
     let ran = Ran {
         outcomes,
         services,
@@ -190,6 +203,34 @@ pub async fn run(
         duration: clock.elapsed(),
     };
     build_report(checklist, opts, ran)
+}
+
+type Proxies = BTreeMap<String, crate::fault_proxy::FaultProxy>;
+type Sinks = BTreeMap<String, crate::sink::Sink>;
+
+/// Start the checklist's `[[proxy]]`s and `[[sink]]`s on the addresses the loader chose; the
+/// third value says which one could not start.
+async fn start_resources(checklist: &Checklist) -> (Proxies, Sinks, Option<String>) {
+    let mut proxies = BTreeMap::new();
+    let mut sinks = BTreeMap::new();
+    for p in &checklist.proxies {
+        match crate::fault_proxy::FaultProxy::start(&p.name, p.listen, p.upstream.to_string()).await
+        {
+            Ok(fp) => {
+                proxies.insert(p.name.clone(), fp);
+            }
+            Err(e) => return (proxies, sinks, Some(format!("proxy \"{}\" could not start: {e}", p.name))),
+        }
+    }
+    for s in &checklist.sinks {
+        match crate::sink::Sink::start_on(&s.name, s.listen).await {
+            Ok(sink) => {
+                sinks.insert(s.name.clone(), sink);
+            }
+            Err(e) => return (proxies, sinks, Some(format!("sink \"{}\" could not start: {e}", s.name))),
+        }
+    }
+    (proxies, sinks, None)
 }
 
 /// Run the selected items, at most `opts.jobs` at once. An item whose probe says

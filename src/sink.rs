@@ -186,11 +186,19 @@ impl Sink {
     /// # Errors
     /// [`SinkError::Bind`] when no loopback port can be bound.
     pub async fn start(name: &str) -> Result<Sink, SinkError> {
+        Sink::start_on(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// [`Sink::start`] on a given address (port 0 picks a free one).
+    ///
+    /// # Errors
+    /// As [`Sink::start`].
+    pub async fn start_on(name: &str, listen: SocketAddr) -> Result<Sink, SinkError> {
         let bind_error = |source| SinkError::Bind {
             name: name.to_string(),
             source,
         };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;

@@ -234,13 +234,33 @@ impl Interpolated {
     }
 }
 
+/// Why `${name}` cannot be resolved, with a hint for the run's own variables.
+fn unset_message(name: &str) -> String {
+    let hint = if name.starts_with("SINK_") && name.ends_with("_URL") {
+        "; SINK_<NAME>_URL comes from a [[sink]] with that name"
+    } else if name.starts_with("PROXY_") && name.ends_with("_ADDR") {
+        "; PROXY_<NAME>_ADDR comes from a [[proxy]] with that name"
+    } else {
+        ""
+    };
+    format!("environment variable {name} is not set (referenced as ${{{name}}}){hint}")
+}
+
 /// Collects the values of interpolated variables and scrubs them from any text shown to people.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     secrets: Vec<(String, String)>,
+    /// Variables the run itself provides (`SINK_<NAME>_URL`, `PROXY_<NAME>_ADDR`): resolved
+    /// before the environment and never treated as secrets.
+    public: std::collections::BTreeMap<String, String>,
 }
 
 impl Redactor {
+    /// Provide `${name}` from the run itself (not a secret, shown as is).
+    pub fn set_public(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.public.insert(name.into(), value.into());
+    }
+
     /// Resolve `${VAR}` references in `text` from the process environment, remembering each
     /// value as a secret.
     ///
@@ -280,12 +300,16 @@ impl Redactor {
                         "invalid variable name \"{name}\" in \"{text}\": expected letters, digits and _"
                     ));
                 }
-                let resolved = lookup(name).ok_or_else(|| {
-                    format!("environment variable {name} is not set (referenced as ${{{name}}})")
-                })?;
-                if !resolved.is_empty() {
-                    self.add_secret(name, &resolved);
-                }
+                let resolved = match self.public.get(name) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let v = lookup(name).ok_or_else(|| unset_message(name))?;
+                        if !v.is_empty() {
+                            self.add_secret(name, &v);
+                        }
+                        v
+                    }
+                };
                 value.push_str(&resolved);
                 display.push_str("${");
                 display.push_str(name);
@@ -327,6 +351,20 @@ impl Redactor {
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
+}
+
+/// An error and its causes, `": "`-joined, each once.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let cause = s.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]

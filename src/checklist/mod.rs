@@ -8,6 +8,7 @@
 //! same text (toml_edit), looked up by key path.
 
 pub mod raw;
+mod resources;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use crate::model::Severity;
 use crate::probe::{FieldError, Probe, Validator};
 use crate::units::{Interpolated, Redactor, parse_duration};
 use raw::RawChecklist;
+pub use resources::{ProxySpec, SinkSpec};
 
 /// A validated checklist.
 #[derive(Debug, Clone)]
@@ -40,6 +42,10 @@ pub struct Checklist {
     pub waivers: Vec<Waiver>,
     /// `[[monitor]]` entries (run by `prodready soak`).
     pub monitors: Vec<crate::soak::config::Monitor>,
+    /// `[[proxy]]` entries (started by `prodready run`).
+    pub proxies: Vec<ProxySpec>,
+    /// `[[sink]]` entries (started by `prodready run`).
+    pub sinks: Vec<SinkSpec>,
     /// Values of every interpolated `${VAR}`, to scrub from output.
     pub redactor: Redactor,
 }
@@ -471,12 +477,18 @@ fn key(k: &str) -> Seg {
 fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Result<Checklist> {
     let mut v = Validator::default();
     let meta = validate_meta(loc, raw.checklist)?;
+    let (proxies, sinks) = resources::validate_resources(loc, raw.proxy, raw.sink, &mut v)?;
     let (services, service_names) = validate_services(loc, raw.service, &mut v)?;
     let (items, ids) = validate_items(loc, raw.item, meta.timeout, &mut v)?;
     if items.is_empty() {
         return Err(loc.at(&[], "expected at least one [[item]]"));
     }
-    check_references(loc, &items, &service_names)?;
+    let names = Names {
+        services: service_names,
+        sinks: sinks.iter().map(|s| s.name.clone()).collect(),
+        proxies: proxies.iter().map(|p| p.name.clone()).collect(),
+    };
+    check_references(loc, &items, &names)?;
     let waivers = validate_waivers(loc, path, raw.waiver, &ids)?;
     let monitors = validate_monitors(loc, raw.monitor, &mut v)?;
     let dir = path
@@ -499,6 +511,8 @@ fn validate(path: &Path, text: &str, loc: &Locator<'_>, raw: RawChecklist) -> Re
         items,
         waivers,
         monitors,
+        proxies,
+        sinks,
         redactor: v.redactor,
     })
 }
@@ -786,11 +800,14 @@ fn written_on_item(loc: &Locator<'_>, i: usize) -> bool {
 
 /// Check what probes refer to by name: `during` must name another item that does not itself
 /// run `during` something, and a memory probe's `service` must name a `[[service]]`.
-fn check_references(
-    loc: &Locator<'_>,
-    items: &[Item],
-    service_names: &HashSet<String>,
-) -> Result<()> {
+/// The names items may refer to.
+struct Names {
+    services: HashSet<String>,
+    sinks: HashSet<String>,
+    proxies: HashSet<String>,
+}
+
+fn check_references(loc: &Locator<'_>, items: &[Item], names: &Names) -> Result<()> {
     let during_of: BTreeMap<&str, Option<&str>> = items
         .iter()
         .map(|it| (it.id.as_str(), it.during.as_deref()))
@@ -827,13 +844,17 @@ fn check_references(
                 Some(None) => {}
             }
         }
-        if let Some(s) = it
-            .probe
-            .services()
-            .into_iter()
-            .find(|s| !service_names.contains(*s))
-        {
-            return Err(loc.at(&at("service"), format!("no [[service]] named \"{s}\"")));
+        for r in it.probe.references() {
+            let known = match r.kind {
+                crate::probe::RefKind::Service => names.services.contains(r.name),
+                crate::probe::RefKind::Sink => names.sinks.contains(r.name),
+                crate::probe::RefKind::Proxy => names.proxies.contains(r.name),
+            };
+            if !known {
+                let mut p = vec![key("item"), Seg::Index(i), key("probe")];
+                p.extend(parse_key_path(&r.key));
+                return Err(loc.at(&p, format!("no [[{}]] named \"{}\"", r.kind.table(), r.name)));
+            }
         }
     }
     Ok(())

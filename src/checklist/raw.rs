@@ -28,6 +28,37 @@ pub struct RawChecklist {
     /// Periodic health checks run by `prodready soak`.
     #[serde(default)]
     pub monitor: Vec<crate::soak::config::RawMonitor>,
+    /// TCP fault proxies in front of dependencies, for failure drills.
+    #[serde(default)]
+    pub proxy: Vec<RawProxy>,
+    /// Notification receivers (webhook, Telegram Bot API, Slack), for failure drills.
+    #[serde(default)]
+    pub sink: Vec<RawSink>,
+}
+
+/// `[[proxy]]`: a TCP proxy that drills can break (`down`, `blackhole`, `latency`,
+/// `reset_after`) and heal. Services reach the dependency through `${PROXY_<NAME>_ADDR}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    /// Name: letters, digits, `-`, `_`; unique among proxies.
+    pub name: String,
+    /// The dependency, `host:port`. `${VAR}` is interpolated.
+    pub upstream: String,
+    /// Where to listen, `ip:port`. Default: a free port on 127.0.0.1.
+    pub listen: Option<String>,
+}
+
+/// `[[sink]]`: a built-in notification receiver started with the run. Services get its base URL
+/// as `${SINK_<NAME>_URL}`: Telegram bots post to `${SINK_<NAME>_URL}/bot<token>/sendMessage`,
+/// Slack webhooks to `${SINK_<NAME>_URL}/services/…`, anything else is a JSON webhook.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// Name: letters, digits, `-`, `_`; unique among sinks.
+    pub name: String,
+    /// Where to listen, `ip:port`. Default: a free port on 127.0.0.1.
+    pub listen: Option<String>,
 }
 
 /// `[checklist]`.

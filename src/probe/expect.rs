@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::FieldError;
 
 /// One status code or a list of accepted ones.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum StatusSpec {
     /// A single code.

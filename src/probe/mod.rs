@@ -11,6 +11,7 @@ pub mod attestation;
 pub mod audit;
 pub mod command;
 pub mod coverage;
+pub mod drill;
 pub mod env;
 pub mod expect;
 pub mod file;
@@ -61,10 +62,44 @@ pub trait ProbeKind: std::fmt::Debug + Clone + Send + Sync + Sized + 'static {
         None
     }
 
-    /// The `[[service]]` names this probe refers to (checked when the checklist loads).
-    fn services(&self) -> Vec<&str> {
+    /// The `[[service]]`, `[[sink]]` and `[[proxy]]` names this probe refers to, each with
+    /// the key that names it (checked when the checklist loads).
+    fn references(&self) -> Vec<Reference<'_>> {
         Vec::new()
     }
+}
+
+/// What a name in a probe table refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    /// A `[[service]]`.
+    Service,
+    /// A `[[sink]]`.
+    Sink,
+    /// A `[[proxy]]`.
+    Proxy,
+}
+
+impl RefKind {
+    /// The table as written: `service`, `sink`, `proxy`.
+    pub fn table(self) -> &'static str {
+        match self {
+            RefKind::Service => "service",
+            RefKind::Sink => "sink",
+            RefKind::Proxy => "proxy",
+        }
+    }
+}
+
+/// A name a probe refers to, with the key (relative to the probe table) that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference<'a> {
+    /// Dotted key path relative to the probe table, e.g. `step[2].service`.
+    pub key: String,
+    /// What it names.
+    pub kind: RefKind,
+    /// The name.
+    pub name: &'a str,
 }
 
 /// Run synchronous probe work (file system, `/proc`, SQLite, key parsing) on tokio's blocking
@@ -175,10 +210,10 @@ macro_rules! registry {
                 }
             }
 
-            /// The `[[service]]` names this probe refers to.
-            pub fn services(&self) -> Vec<&str> {
+            /// The names this probe refers to ([`ProbeKind::references`]).
+            pub fn references(&self) -> Vec<Reference<'_>> {
                 match self {
-                    $(Probe::$variant(p) => ProbeKind::services(p),)*
+                    $(Probe::$variant(p) => ProbeKind::references(p),)*
                 }
             }
         }
@@ -331,6 +366,10 @@ pub struct ProbeContext {
     /// The run's `[[service]]`s: their PIDs for probes that watch them, and stop, start and
     /// signal for drills.
     pub services: Arc<crate::service::ServiceSet>,
+    /// The run's `[[proxy]]`s, by name.
+    pub proxies: Arc<std::collections::BTreeMap<String, crate::fault_proxy::FaultProxy>>,
+    /// The run's `[[sink]]`s, by name.
+    pub sinks: Arc<std::collections::BTreeMap<String, crate::sink::Sink>>,
     /// Work that must finish before the run stops its services, such as a drill restoring
     /// what it broke after its item timed out.
     pub background: Background,

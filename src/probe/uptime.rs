@@ -529,6 +529,8 @@ mod tests {
             redactor: Arc::default(),
             cancel: Default::default(),
             services: Arc::default(),
+            proxies: Arc::default(),
+            sinks: Arc::default(),
             background: crate::probe::Background::default(),
             today: crate::signoff::today_utc(),
         };

@@ -133,6 +133,11 @@ impl ServiceSet {
             .ok_or_else(|| format!("no [[service]] named \"{name}\""))
     }
 
+    /// The services' names, in start order.
+    pub fn names(&self) -> Vec<String> {
+        self.order.clone()
+    }
+
     /// The PID of the service's current main process, when it was started and not stopped.
     pub fn pid(&self, name: &str) -> Option<u32> {
         let slot = self.slots.get(name)?;

@@ -257,6 +257,8 @@ impl Runner {
                 redactor,
                 cancel,
                 services: Arc::default(),
+                proxies: Arc::default(),
+                sinks: Arc::default(),
                 background: crate::probe::Background::default(),
                 today: crate::signoff::today_utc(),
             },

@@ -227,3 +227,60 @@ pub fn make_certs(dir: &Path, days: u32) {
         ],
     );
 }
+
+/// `target/<profile>/examples/trading_agent`, next to this test's `deps/` folder.
+///
+/// `cargo test --test trading_agent` (and nextest) build only the selected targets, so the
+/// example is built here when it is missing or older than its source or the `prodready` binary
+/// (which this test build relinks whenever the library changes). The nested cargo runs without
+/// the variables cargo and nextest set for tests, which would otherwise make it rebuild
+/// dependencies whose build scripts watch the environment.
+pub fn agent_bin() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let bin = profile_dir.join("examples").join("trading_agent");
+    BUILD.call_once(|| {
+        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let newest_input = [
+            manifest_dir.join("examples/trading_agent.rs"),
+            PathBuf::from(env!("CARGO_BIN_EXE_prodready")),
+        ]
+        .iter()
+        .filter_map(|p| modified(p))
+        .max();
+        if modified(&bin).is_some_and(|b| newest_input.is_none_or(|i| b >= i)) {
+            return;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", "trading_agent", "--manifest-path"])
+            .arg(manifest_dir.join("Cargo.toml"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        if let Some(target) = profile_dir.parent() {
+            cmd.arg("--target-dir").arg(target);
+        }
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+                || k.starts_with("NEXTEST")
+                || k.starts_with("RUST_TEST")
+                || k == "LD_LIBRARY_PATH"
+                || k == "OUT_DIR"
+            {
+                cmd.env_remove(&*k);
+            }
+        }
+        let status = cmd
+            .status()
+            .expect("run cargo build --example trading_agent");
+        assert!(
+            status.success(),
+            "cargo build --example trading_agent: {status}"
+        );
+    });
+    bin
+}

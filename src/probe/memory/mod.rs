@@ -914,8 +914,15 @@ impl crate::probe::ProbeKind for MemoryProbe {
         MemoryProbe::during(self)
     }
 
-    fn services(&self) -> Vec<&str> {
-        self.service().into_iter().collect()
+    fn references(&self) -> Vec<crate::probe::Reference<'_>> {
+        self.service()
+            .into_iter()
+            .map(|name| crate::probe::Reference {
+                key: "service".into(),
+                kind: crate::probe::RefKind::Service,
+                name,
+            })
+            .collect()
     }
 }
 

@@ -56,7 +56,7 @@ impl Database {
             ));
         }
         let config = tokio_postgres::Config::from_str(&url.value)
-            .map_err(|e| format!("{display}: {}", chain(&e)))?;
+            .map_err(|e| format!("{display}: {}", crate::units::error_chain(&e)))?;
         if config.get_hosts().is_empty() {
             return Err(format!(
                 "{display}: expected a host, e.g. postgres://user@127.0.0.1:5432/db"
@@ -161,20 +161,6 @@ pub async fn query(db: &Database, sql: &str, timeout: Duration) -> Result<Rows, 
             postgres::query(config, display, sql, timeout).await
         }
     }
-}
-
-/// An error and its causes, `": "`-joined, each once.
-pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let cause = s.to_string();
-        if !text.contains(&cause) {
-            text = format!("{text}: {cause}");
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// `url` with a literal password masked as `***`, in the user-info (`user:pw@`) and in a

@@ -101,7 +101,7 @@ impl RawSqlProbe {
         if self.query.trim().is_empty() {
             return Err(FieldError::new("query", "expected a query"));
         }
-        let expect = self.expect()?;
+        let expect = self.expectation(true)?.unwrap_or_default();
         let (key, text, default) = match (&db, &self.busy_timeout, &self.timeout) {
             (Database::Sqlite { .. }, _, Some(_)) => {
                 return Err(FieldError::new(
@@ -131,7 +131,7 @@ impl RawSqlProbe {
     }
 
     /// Exactly one of `sqlite` and `url`, interpolated.
-    fn database(&self, v: &mut Validator) -> Result<Database, FieldError> {
+    pub(crate) fn database(&self, v: &mut Validator) -> Result<Database, FieldError> {
         match (&self.sqlite, &self.url) {
             (Some(path), None) => {
                 let path = v.interpolate("sqlite", path)?;
@@ -152,8 +152,9 @@ impl RawSqlProbe {
         }
     }
 
-    /// The expectations, at least one.
-    fn expect(&self) -> Result<Expect, FieldError> {
+    /// The expectations; at least one when `required` (a drill step that only saves or
+    /// compares a saved value has none: `None`).
+    pub(crate) fn expectation(&self, required: bool) -> Result<Option<Expect>, FieldError> {
         let rows = match (self.rows, self.empty) {
             (Some(_), Some(_)) => {
                 return Err(FieldError::new(
@@ -179,12 +180,15 @@ impl RawSqlProbe {
             max: self.max,
         };
         if expect == Expect::default() {
+            if !required {
+                return Ok(None);
+            }
             return Err(FieldError::new(
                 "",
                 "expected at least one of: rows, empty, equals, min, max",
             ));
         }
-        Ok(expect)
+        Ok(Some(expect))
     }
 }
 

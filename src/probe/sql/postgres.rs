@@ -17,7 +17,6 @@ use serde_json::Value;
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::types::Type;
 
-use super::database::chain;
 use super::{Rows, SqlError};
 
 /// How long past twice the statement timeout (prepare, then run) the server has to report its
@@ -124,7 +123,7 @@ fn cell(ty: &Type, text: Option<&str>) -> Value {
 fn server_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => db.to_string().replace('\n', "; "),
-        None => chain(e),
+        None => crate::units::error_chain(e),
     }
 }
 

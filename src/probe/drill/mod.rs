@@ -1,0 +1,129 @@
+//! `kind = "drill"`: a failure drill. An ordered list of steps, each an action (stop, start,
+//! restart or signal a `[[service]]`, run a command, break or heal a `[[proxy]]`, set faults on
+//! the paper broker, wait) or an expectation polled until it holds or its deadline passes
+//! (`http`, `exit`, `sql`, `notifications`, `orders`, `log`, `process`).
+//!
+//! What the module owns, and why it is ours rather than a chaos tool's: the drill measures the
+//! time from each action until each expectation held (time to detect, to recover, to shut
+//! down) and gates the release on it, and it always restores what it broke — stopped services
+//! are started again, paused ones continued, proxies healed and broker faults cleared — even
+//! when a step fails, the item times out or the run is interrupted.
+//!
+//! Files: [`raw`] is the TOML shape, [`step`] the validated steps and how each expectation is
+//! observed, [`exec`] the execution, restore and report.
+
+mod exec;
+pub mod raw;
+mod step;
+
+use std::collections::BTreeSet;
+
+use crate::model::ProbeOutput;
+use crate::probe::{FieldError, ProbeContext, RefKind, Reference, Validator};
+pub use raw::{RawDrillProbe, RawStep};
+pub use step::{Action, Observe, Step, StepKind};
+
+/// A validated drill.
+#[derive(Debug, Clone)]
+pub struct DrillProbe {
+    steps: Vec<Step>,
+}
+
+impl RawDrillProbe {
+    /// Validate every step.
+    ///
+    /// # Errors
+    /// A [`FieldError`] at `step[i].<key>`: no steps, a step that is neither one action nor one
+    /// expectation, a key that does not apply to the step, a malformed duration, signal,
+    /// regex, URL or fault, a duplicate step name, `needs` naming no earlier step, or
+    /// `equals_saved` before the step that saves that name.
+    pub fn validate(self, v: &mut Validator) -> Result<DrillProbe, FieldError> {
+        if self.step.is_empty() {
+            return Err(FieldError::new(
+                "step",
+                "expected at least one [[item.probe.step]]",
+            ));
+        }
+        let mut steps = Vec::with_capacity(self.step.len());
+        let mut names = BTreeSet::new();
+        let mut saved = BTreeSet::new();
+        for (i, raw) in self.step.into_iter().enumerate() {
+            let at = |k: &str| format!("step[{i}]{}{k}", if k.is_empty() { "" } else { "." });
+            let s = step::validate(i, raw, v).map_err(|e| FieldError::new(at(&e.key), e.message))?;
+            for n in &s.needs {
+                if !names.contains(n) {
+                    return Err(FieldError::new(
+                        at("needs"),
+                        format!("no earlier step named \"{n}\""),
+                    ));
+                }
+            }
+            if let StepKind::Expect(e) = &s.kind {
+                if let Some(name) = &e.equals_saved
+                    && !saved.contains(name)
+                {
+                    return Err(FieldError::new(
+                        at("equals_saved"),
+                        format!("nothing is saved as \"{name}\" before this step (use save = \"{name}\" on an earlier expectation)"),
+                    ));
+                }
+                if let Some(name) = &e.save {
+                    saved.insert(name.clone());
+                }
+            }
+            if !names.insert(s.name.clone()) {
+                return Err(FieldError::new(
+                    at("name"),
+                    format!("duplicate step name \"{}\"", s.name),
+                ));
+            }
+            steps.push(s);
+        }
+        Ok(DrillProbe { steps })
+    }
+}
+
+impl DrillProbe {
+    /// The steps, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Run the drill; see [`exec`].
+    pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
+        exec::run(self.clone(), ctx).await
+    }
+}
+
+impl crate::probe::ProbeKind for DrillProbe {
+    type Raw = RawDrillProbe;
+
+    fn validate(raw: RawDrillProbe, v: &mut Validator) -> Result<DrillProbe, FieldError> {
+        raw.validate(v)
+    }
+
+    async fn run(
+        &self,
+        ctx: &ProbeContext,
+        _until: Option<&tokio_util::sync::CancellationToken>,
+    ) -> ProbeOutput {
+        DrillProbe::run(self, ctx).await
+    }
+
+    fn references(&self) -> Vec<Reference<'_>> {
+        let mut out = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            for (key, kind, name) in s.references() {
+                out.push(Reference {
+                    key: format!("step[{i}].{key}"),
+                    kind,
+                    name,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The kinds of names a step refers to, for [`Reference`].
+pub(crate) type StepRef<'a> = (&'static str, RefKind, &'a str);
