@@ -137,23 +137,23 @@ pub async fn run(
     let service_failed = match &resource_failed {
         Some(why) => Some(why.clone()),
         None => services
-        .start_all(
-            &cancel,
-            |name| {
-                events.event(&RunEvent::ServiceStarting {
-                    name: name.to_string(),
-                })
-            },
-            |name, ready, message| {
-                events.event(&RunEvent::ServiceStarted {
-                    name: name.to_string(),
-                    ready,
-                    message: message.to_string(),
-                })
-            },
-        )
-        .await
-        .map(|name| format!("service \"{name}\" did not become ready")),
+            .start_all(
+                &cancel,
+                |name| {
+                    events.event(&RunEvent::ServiceStarting {
+                        name: name.to_string(),
+                    })
+                },
+                |name, ready, message| {
+                    events.event(&RunEvent::ServiceStarted {
+                        name: name.to_string(),
+                        ready,
+                        message: message.to_string(),
+                    })
+                },
+            )
+            .await
+            .map(|name| format!("service \"{name}\" did not become ready")),
     };
     let background = crate::probe::Background::default();
     let outcomes = match &service_failed {
@@ -219,7 +219,13 @@ async fn start_resources(checklist: &Checklist) -> (Proxies, Sinks, Option<Strin
             Ok(fp) => {
                 proxies.insert(p.name.clone(), fp);
             }
-            Err(e) => return (proxies, sinks, Some(format!("proxy \"{}\" could not start: {e}", p.name))),
+            Err(e) => {
+                return (
+                    proxies,
+                    sinks,
+                    Some(format!("proxy \"{}\" could not start: {e}", p.name)),
+                );
+            }
         }
     }
     for s in &checklist.sinks {
@@ -227,7 +233,13 @@ async fn start_resources(checklist: &Checklist) -> (Proxies, Sinks, Option<Strin
             Ok(sink) => {
                 sinks.insert(s.name.clone(), sink);
             }
-            Err(e) => return (proxies, sinks, Some(format!("sink \"{}\" could not start: {e}", s.name))),
+            Err(e) => {
+                return (
+                    proxies,
+                    sinks,
+                    Some(format!("sink \"{}\" could not start: {e}", s.name)),
+                );
+            }
         }
     }
     (proxies, sinks, None)
@@ -251,13 +263,30 @@ async fn run_items(
         .copied()
         .filter(|it| !companion_of(it))
         .collect();
+    // Drills (exclusive kinds) take the write side: nothing else runs while they do.
+    let alone = tokio::sync::RwLock::new(());
+    let alone = &alone;
     let results: Vec<Vec<(String, Outcome)>> = futures::stream::iter(leads.iter().map(|item| {
         let companions: Vec<&Item> = selected
             .iter()
             .copied()
             .filter(|c| during_selected(c, &selected_ids) == Some(item.id.as_str()))
             .collect();
-        run_group(item, companions, base, opts, events, cancel.clone())
+        let exclusive = item.probe.exclusive();
+        let group = run_group(item, companions, base, opts, events, cancel.clone());
+        async move {
+            if exclusive {
+                let _alone = alone.write().await;
+                let r = group.await;
+                // A drill abandoned by its timeout restores in the background: the next item
+                // must not start before the system is whole again.
+                base.background.wait().await;
+                r
+            } else {
+                let _shared = alone.read().await;
+                group.await
+            }
+        }
     }))
     .buffered(opts.jobs.max(1))
     .collect()

@@ -102,6 +102,43 @@ fn cases() -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            "drill: unknown service",
+            one(r#"{ kind = "drill", step = [{ stop = "nope" }] }"#),
+        ),
+        (
+            "drill: within without a unit",
+            one(
+                r#"{ kind = "drill", step = [{ expect = "http", url = "http://127.0.0.1:1/", within = "10" }] }"#,
+            ),
+        ),
+        (
+            "drill: expectation on a sink that does not exist",
+            one(
+                r#"{ kind = "drill", step = [{ expect = "notifications", sink = "telegram", count = 1, within = "5s" }] }"#,
+            ),
+        ),
+        (
+            "drill: equals_saved before its save",
+            one(
+                r#"{ kind = "drill", step = [{ expect = "sql", sqlite = "s.db", query = "SELECT 1", equals_saved = "before", within = "1s" }, { expect = "sql", sqlite = "s.db", query = "SELECT 1", save = "before", within = "1s" }] }"#,
+            ),
+        ),
+        (
+            "drill: a key that does not apply",
+            one(r#"{ kind = "drill", step = [{ wait = "1s", code = 0 }] }"#),
+        ),
+        (
+            "drill: two actions in one step",
+            one(r#"{ kind = "drill", step = [{ wait = "1s", expect = "exit" }] }"#),
+        ),
+        (
+            "sink variable without its sink",
+            format!(
+                "{HEAD}[[service]]\nname = \"agent\"\ncommand = [\"agent\", \"--notify\", \"${{SINK_OPS_URL}}\"]\n\n{}",
+                item("a", "major", r#"{ kind = "env", vars = ["PATH"] }"#)
+            ),
+        ),
+        (
             "memory: interval below 1s",
             one(r#"{ kind = "memory", pid = 1, interval = "500ms", max_growth = "1MiB/h" }"#),
         ),

@@ -853,7 +853,10 @@ fn check_references(loc: &Locator<'_>, items: &[Item], names: &Names) -> Result<
             if !known {
                 let mut p = vec![key("item"), Seg::Index(i), key("probe")];
                 p.extend(parse_key_path(&r.key));
-                return Err(loc.at(&p, format!("no [[{}]] named \"{}\"", r.kind.table(), r.name)));
+                return Err(loc.at(
+                    &p,
+                    format!("no [[{}]] named \"{}\"", r.kind.table(), r.name),
+                ));
             }
         }
     }

@@ -62,6 +62,12 @@ pub trait ProbeKind: std::fmt::Debug + Clone + Send + Sync + Sized + 'static {
         None
     }
 
+    /// Whether items of this kind run alone: no other item runs while one of them does
+    /// (drills break shared services on purpose).
+    fn exclusive(&self) -> bool {
+        false
+    }
+
     /// The `[[service]]`, `[[sink]]` and `[[proxy]]` names this probe refers to, each with
     /// the key that names it (checked when the checklist loads).
     fn references(&self) -> Vec<Reference<'_>> {
@@ -210,6 +216,13 @@ macro_rules! registry {
                 }
             }
 
+            /// Whether it runs alone ([`ProbeKind::exclusive`]).
+            pub fn exclusive(&self) -> bool {
+                match self {
+                    $(Probe::$variant(p) => ProbeKind::exclusive(p),)*
+                }
+            }
+
             /// The names this probe refers to ([`ProbeKind::references`]).
             pub fn references(&self) -> Vec<Reference<'_>> {
                 match self {
@@ -245,6 +258,8 @@ registry! {
     "attestation" => Attestation(attestation::AttestationProbe),
     /// Rows of a read-only query against a SQLite file or a PostgreSQL server.
     "sql" => Sql(sql::SqlProbe),
+    /// A failure drill: actions and expectations with measured times.
+    "drill" => Drill(drill::DrillProbe),
 }
 
 /// A configuration error inside one probe table: the key (relative to the probe table,

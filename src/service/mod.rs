@@ -163,7 +163,13 @@ async fn wait_ready(
             Ready::Http { url, .. } => match client.get(&url.value).send().await {
                 Ok(r) if StatusMatch::Success.accepts(r.status().as_u16()) => return Ok(()),
                 Ok(r) => last = format!("GET {} returned {}", url.display, r.status()),
-                Err(e) => last = format!("GET {} failed: {}", url.display, crate::units::error_chain(&e)),
+                Err(e) => {
+                    last = format!(
+                        "GET {} failed: {}",
+                        url.display,
+                        crate::units::error_chain(&e)
+                    )
+                }
             },
             Ready::Tcp { addr, .. } => match addr.connect().await {
                 Ok(_) => return Ok(()),
@@ -182,7 +188,6 @@ async fn wait_ready(
         }
     }
 }
-
 
 /// Terminate a running service: SIGTERM (and SIGCONT, in case it was paused) to its process
 /// group, SIGKILL after `grace`. A service that already exited is reaped and reported as it

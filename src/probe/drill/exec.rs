@@ -189,13 +189,19 @@ impl Drill {
                 StepKind::Action(_) => "action".to_string(),
                 StepKind::Expect(e) => format!("expect {}", e.observe.kind()),
             };
-            let missing = step.needs.iter().find(|n| !succeeded.contains(*n)).cloned().or_else(|| {
-                let StepKind::Expect(e) = &step.kind else { return None };
-                let name = e.equals_saved.as_ref()?;
-                (!lock(&self.saved).contains_key(name)).then(|| {
-                    saved_by.get(name).cloned().unwrap_or_else(|| name.clone())
-                })
-            });
+            let missing = step
+                .needs
+                .iter()
+                .find(|n| !succeeded.contains(*n))
+                .cloned()
+                .or_else(|| {
+                    let StepKind::Expect(e) = &step.kind else {
+                        return None;
+                    };
+                    let name = e.equals_saved.as_ref()?;
+                    (!lock(&self.saved).contains_key(name))
+                        .then(|| saved_by.get(name).cloned().unwrap_or_else(|| name.clone()))
+                });
             if let Some(m) = missing {
                 self.record(StepRecord {
                     name: step.name.clone(),
@@ -237,10 +243,7 @@ impl Drill {
             measured: Some(began.elapsed()),
             within: None,
             hold: None,
-            detail: self
-                .ctx
-                .redactor
-                .redact(&outcome.unwrap_or_else(|e| e)),
+            detail: self.ctx.redactor.redact(&outcome.unwrap_or_else(|e| e)),
         });
         ok
     }
@@ -252,7 +255,11 @@ impl Drill {
             Action::Stop { service, grace } => {
                 lock(&self.broken).services.insert(service.clone());
                 let e = services.stop(service, *grace).await?;
-                Ok(format!("stopped: {} after {}", e.describe(), format_duration(e.took)))
+                Ok(format!(
+                    "stopped: {} after {}",
+                    e.describe(),
+                    format_duration(e.took)
+                ))
             }
             Action::Start { service } => {
                 let t = services.start(service, &self.ctx.cancel).await?;
@@ -262,7 +269,11 @@ impl Drill {
                 lock(&self.broken).services.insert(service.clone());
                 let e = services.stop(service, *grace).await?;
                 let t = services.start(service, &self.ctx.cancel).await?;
-                Ok(format!("stopped ({}), ready again after {}", e.describe(), format_duration(t)))
+                Ok(format!(
+                    "stopped ({}), ready again after {}",
+                    e.describe(),
+                    format_duration(t)
+                ))
             }
             Action::Signal {
                 service,
@@ -270,11 +281,14 @@ impl Drill {
                 pause,
             } => self.signal(service, *signal, *pause).await,
             Action::Command(run) => match run.run(&self.ctx).await {
-                Ok(out) if out.exit_code == Some(0) => Ok(format!("exit 0 after {}", format_duration(out.elapsed))),
+                Ok(out) if out.exit_code == Some(0) => {
+                    Ok(format!("exit 0 after {}", format_duration(out.elapsed)))
+                }
                 Ok(out) => Err(format!(
                     "`{}` exited with {}: {}",
                     run.display(),
-                    out.exit_code.map_or("a signal".to_string(), |c| c.to_string()),
+                    out.exit_code
+                        .map_or("a signal".to_string(), |c| c.to_string()),
                     crate::process::last_lines(&out.log_tail, 5)
                 )),
                 Err(e) => Err(e.to_string()),
@@ -284,7 +298,10 @@ impl Drill {
                 broker,
                 api_key,
                 body,
-            } => self.broker_fault(broker, api_key.as_ref(), body.as_ref()).await,
+            } => {
+                self.broker_fault(broker, api_key.as_ref(), body.as_ref())
+                    .await
+            }
             Action::Wait(d) => {
                 tokio::time::sleep(*d).await;
                 Ok(format!("waited {}", format_duration(*d)))
@@ -309,12 +326,20 @@ impl Drill {
                     .signal(&name, nix::sys::signal::Signal::SIGCONT)
                     .await;
             });
-            return Ok(format!("sent {}; SIGCONT in {}", signal.as_str(), format_duration(p)));
+            return Ok(format!(
+                "sent {}; SIGCONT in {}",
+                signal.as_str(),
+                format_duration(p)
+            ));
         }
         Ok(format!("sent {}", signal.as_str()))
     }
 
-    async fn proxy(&self, name: &str, fault: Option<crate::fault_proxy::Fault>) -> Result<String, String> {
+    async fn proxy(
+        &self,
+        name: &str,
+        fault: Option<crate::fault_proxy::Fault>,
+    ) -> Result<String, String> {
         let proxy = self
             .ctx
             .proxies
@@ -379,7 +404,9 @@ impl Drill {
             };
             let ok = seen.ok && saved_ok;
             let text = if seen.ok && !saved_ok {
-                let was = lock(&self.saved).get(e.equals_saved.as_deref().unwrap_or("")).cloned();
+                let was = lock(&self.saved)
+                    .get(e.equals_saved.as_deref().unwrap_or(""))
+                    .cloned();
                 format!("{} (saved: {})", seen.text, was.unwrap_or(Value::Null))
             } else {
                 seen.text.clone()
@@ -388,10 +415,11 @@ impl Drill {
             match (ok, held_since) {
                 (true, None) => held_since = Some(now),
                 (false, Some(first)) => {
-                    break (Result_::Failed, Some(first - mark.at), format!(
-                        "held for {}, then: {text}",
-                        format_duration(now - first)
-                    ));
+                    break (
+                        Result_::Failed,
+                        Some(first - mark.at),
+                        format!("held for {}, then: {text}", format_duration(now - first)),
+                    );
                 }
                 _ => {}
             }
@@ -404,10 +432,14 @@ impl Drill {
                 break (Result_::Held, Some(first - mark.at), text);
             }
             if held_since.is_none() && now >= deadline {
-                break (Result_::Failed, None, format!(
-                    "not within {}; last seen: {text}",
-                    format_duration(e.within)
-                ));
+                break (
+                    Result_::Failed,
+                    None,
+                    format!(
+                        "not within {}; last seen: {text}",
+                        format_duration(e.within)
+                    ),
+                );
             }
             tokio::time::sleep(e.interval).await;
         };
@@ -440,7 +472,11 @@ impl Drill {
                 Ok(None) => Seen::no("still running"),
                 Ok(Some(x)) => Seen {
                     ok: !x.killed && x.code() == Some(*code),
-                    text: format!("{} ({} after SIGTERM)", x.describe(), format_duration(x.took)),
+                    text: format!(
+                        "{} ({} after SIGTERM)",
+                        x.describe(),
+                        format_duration(x.took)
+                    ),
                     value: json!(x.code()),
                 },
             },
@@ -455,7 +491,11 @@ impl Drill {
                             .unwrap_or_default();
                         Seen {
                             ok: checks.iter().all(|c| c.passed),
-                            text: format!("{} row(s), value {}", rows.rows.len(), rows.shown_value()),
+                            text: format!(
+                                "{} row(s), value {}",
+                                rows.rows.len(),
+                                rows.shown_value()
+                            ),
                             value: json!(rows.rows),
                         }
                     }
@@ -473,7 +513,10 @@ impl Drill {
                 account,
                 open,
                 flat,
-            } => self.orders(broker, api_key.as_ref(), account, *open, *flat).await,
+            } => {
+                self.orders(broker, api_key.as_ref(), account, *open, *flat)
+                    .await
+            }
             Observe::Log {
                 service,
                 matches,
@@ -488,7 +531,10 @@ impl Drill {
                     ok: count.accepts(n),
                     text: format!(
                         "{n} matching line(s){}",
-                        lines.last().map(|l| format!("; last: {l}")).unwrap_or_default()
+                        lines
+                            .last()
+                            .map(|l| format!("; last: {l}"))
+                            .unwrap_or_default()
                     ),
                     value: json!(n),
                 }
@@ -514,7 +560,13 @@ impl Drill {
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return Seen::no(format!("{method} {} failed: {}", url.display, crate::units::error_chain(&e))),
+            Err(e) => {
+                return Seen::no(format!(
+                    "{method} {} failed: {}",
+                    url.display,
+                    crate::units::error_chain(&e)
+                ));
+            }
         };
         let status = resp.status().as_u16();
         let body = resp.bytes().await.unwrap_or_default();
@@ -532,7 +584,11 @@ impl Drill {
         if !expect.status.accepts(status) {
             return Seen {
                 ok: false,
-                text: format!("status {status}, expected {}; body: {}", expect.status.describe(), short(&body)),
+                text: format!(
+                    "status {status}, expected {}; body: {}",
+                    expect.status.describe(),
+                    short(&body)
+                ),
                 value,
             };
         }
@@ -570,7 +626,10 @@ impl Drill {
             .unwrap_or_default();
         Seen {
             ok: count.accepts(n),
-            text: format!("{n} matching message(s), expected {}{last}", count.describe()),
+            text: format!(
+                "{n} matching message(s), expected {}{last}",
+                count.describe()
+            ),
             value: json!(n),
         }
     }
@@ -679,7 +738,12 @@ impl Drill {
         let mut seen = BTreeSet::new();
         for (b, key) in &broken.brokers {
             if seen.insert(b.value.clone()) {
-                out.push((format!("broker {}", b.display), self.broker_fault(b, key.as_ref(), None).await.map(|_| "faults cleared".to_string())));
+                out.push((
+                    format!("broker {}", b.display),
+                    self.broker_fault(b, key.as_ref(), None)
+                        .await
+                        .map(|_| "faults cleared".to_string()),
+                ));
             }
         }
         out
@@ -698,7 +762,12 @@ impl Drill {
         }
         for (what, r) in restored {
             if let Err(e) = r {
-                out.checks.push(Check::new(format!("restore {what}"), "restored", e.clone(), false));
+                out.checks.push(Check::new(
+                    format!("restore {what}"),
+                    "restored",
+                    e.clone(),
+                    false,
+                ));
             }
         }
         out.tables.push(steps_table(&records));
@@ -708,7 +777,12 @@ impl Drill {
                 columns: vec!["what".into(), "result".into()],
                 rows: restored
                     .iter()
-                    .map(|(w, r)| vec![w.clone(), r.clone().unwrap_or_else(|e| format!("FAILED: {e}"))])
+                    .map(|(w, r)| {
+                        vec![
+                            w.clone(),
+                            r.clone().unwrap_or_else(|e| format!("FAILED: {e}")),
+                        ]
+                    })
                     .collect(),
             });
         }
@@ -736,7 +810,12 @@ impl Drill {
             "restored": restored.iter().map(|(w, r)| json!({"what": w, "ok": r.is_ok(), "detail": r.clone().unwrap_or_else(|e| e)})).collect::<Vec<_>>(),
         });
         let text = serde_json::to_string_pretty(&timeline).unwrap_or_default();
-        match self.ctx.write_evidence("drill.json", text.as_bytes(), "drill steps and measured times", "application/json") {
+        match self.ctx.write_evidence(
+            "drill.json",
+            text.as_bytes(),
+            "drill steps and measured times",
+            "application/json",
+        ) {
             Ok(e) => out.evidence.push(e),
             Err(e) => out.log_tail = Some(e),
         }
@@ -746,7 +825,12 @@ impl Drill {
                 continue;
             }
             let file = format!("sink-{name}.jsonl");
-            if let Ok(e) = self.ctx.write_evidence(&file, lines.as_bytes(), &format!("messages received by sink {name}"), "application/x-ndjson") {
+            if let Ok(e) = self.ctx.write_evidence(
+                &file,
+                lines.as_bytes(),
+                &format!("messages received by sink {name}"),
+                "application/x-ndjson",
+            ) {
                 out.evidence.push(e);
             }
         }
@@ -759,14 +843,30 @@ fn check_of(r: &StepRecord) -> Option<Check> {
         (Result_::Failed, None) => Some(Check::new(&r.name, "done", r.detail.clone(), false)),
         (res, Some(within)) => {
             let expected = match r.hold {
-                Some(h) => format!("within {}, holding {}", format_duration(within), format_duration(h)),
+                Some(h) => format!(
+                    "within {}, holding {}",
+                    format_duration(within),
+                    format_duration(h)
+                ),
                 None => format!("within {}", format_duration(within)),
             };
             let measured = match (res, r.measured) {
+                // It started after its deadline (earlier steps took longer) and held at once.
+                (Result_::Held, Some(t)) if t > within => {
+                    format!(
+                        "held at its first poll, {} after the last action",
+                        format_duration(t)
+                    )
+                }
                 (Result_::Held, Some(t)) => format_duration(t),
                 _ => r.detail.clone(),
             };
-            Some(Check::new(&r.name, expected, measured, res == Result_::Held))
+            Some(Check::new(
+                &r.name,
+                expected,
+                measured,
+                res == Result_::Held,
+            ))
         }
     }
 }
@@ -797,7 +897,9 @@ fn steps_table(records: &[StepRecord]) -> Table {
                     r.name.clone(),
                     r.kind.clone(),
                     r.result.as_str().to_string(),
-                    r.measured.map(format_duration).unwrap_or_else(|| "—".into()),
+                    r.measured
+                        .map(format_duration)
+                        .unwrap_or_else(|| "—".into()),
                     r.within.map(format_duration).unwrap_or_else(|| "—".into()),
                     r.detail.clone(),
                 ]
@@ -807,8 +909,14 @@ fn steps_table(records: &[StepRecord]) -> Table {
 }
 
 fn summary(total: usize, records: &[StepRecord], interrupted: Option<&str>) -> String {
-    let failed: Vec<&StepRecord> = records.iter().filter(|r| r.result == Result_::Failed).collect();
-    let not_run = records.iter().filter(|r| r.result == Result_::NotRun).count();
+    let failed: Vec<&StepRecord> = records
+        .iter()
+        .filter(|r| r.result == Result_::Failed)
+        .collect();
+    let not_run = records
+        .iter()
+        .filter(|r| r.result == Result_::NotRun)
+        .count();
     let expectations: Vec<&StepRecord> = records.iter().filter(|r| r.within.is_some()).collect();
     if let Some(first) = failed.first() {
         let mut s = format!(
@@ -827,7 +935,10 @@ fn summary(total: usize, records: &[StepRecord], interrupted: Option<&str>) -> S
     }
     let times: Vec<String> = expectations
         .iter()
-        .filter_map(|r| r.measured.map(|t| format!("{} {}", r.name, format_duration(t))))
+        .filter_map(|r| {
+            r.measured
+                .map(|t| format!("{} {}", r.name, format_duration(t)))
+        })
         .collect();
     format!(
         "all {total} steps succeeded; {}",

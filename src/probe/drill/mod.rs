@@ -49,7 +49,8 @@ impl RawDrillProbe {
         let mut saved = BTreeSet::new();
         for (i, raw) in self.step.into_iter().enumerate() {
             let at = |k: &str| format!("step[{i}]{}{k}", if k.is_empty() { "" } else { "." });
-            let s = step::validate(i, raw, v).map_err(|e| FieldError::new(at(&e.key), e.message))?;
+            let s =
+                step::validate(i, raw, v).map_err(|e| FieldError::new(at(&e.key), e.message))?;
             for n in &s.needs {
                 if !names.contains(n) {
                     return Err(FieldError::new(
@@ -64,7 +65,9 @@ impl RawDrillProbe {
                 {
                     return Err(FieldError::new(
                         at("equals_saved"),
-                        format!("nothing is saved as \"{name}\" before this step (use save = \"{name}\" on an earlier expectation)"),
+                        format!(
+                            "nothing is saved as \"{name}\" before this step (use save = \"{name}\" on an earlier expectation)"
+                        ),
                     ));
                 }
                 if let Some(name) = &e.save {
@@ -108,6 +111,10 @@ impl crate::probe::ProbeKind for DrillProbe {
         _until: Option<&tokio_util::sync::CancellationToken>,
     ) -> ProbeOutput {
         DrillProbe::run(self, ctx).await
+    }
+
+    fn exclusive(&self) -> bool {
+        true
     }
 
     fn references(&self) -> Vec<Reference<'_>> {

@@ -292,7 +292,9 @@ pub(super) fn validate(i: usize, raw: RawStep, v: &mut Validator) -> Result<Step
         [first, second, ..] => {
             return Err(FieldError::new(
                 *second,
-                format!("a step does one thing: {first} and {second} exclude each other; split them into two steps"),
+                format!(
+                    "a step does one thing: {first} and {second} exclude each other; split them into two steps"
+                ),
             ));
         }
     };
@@ -303,10 +305,9 @@ pub(super) fn validate(i: usize, raw: RawStep, v: &mut Validator) -> Result<Step
         let (allowed, a) = action(what, &raw, v)?;
         (allowed, StepKind::Action(a))
     };
-    if let Some(extra) = set
-        .iter()
-        .find(|k| !COMMON.contains(&k.as_str()) && k.as_str() != what && !allowed.contains(&k.as_str()))
-    {
+    if let Some(extra) = set.iter().find(|k| {
+        !COMMON.contains(&k.as_str()) && k.as_str() != what && !allowed.contains(&k.as_str())
+    }) {
         let doing = if what == "expect" {
             format!("expect = \"{}\"", raw.expect.as_deref().unwrap_or(""))
         } else {
@@ -372,7 +373,12 @@ fn action(
     raw: &RawStep,
     v: &mut Validator,
 ) -> Result<(Vec<&'static str>, Action), FieldError> {
-    let grace = |v: &Validator| raw.grace.as_deref().map(|g| v.duration("grace", g)).transpose();
+    let grace = |v: &Validator| {
+        raw.grace
+            .as_deref()
+            .map(|g| v.duration("grace", g))
+            .transpose()
+    };
     Ok(match what {
         "stop" => (
             vec!["grace"],
@@ -432,11 +438,17 @@ fn signal_action(raw: &RawStep, v: &Validator) -> Result<Action, FieldError> {
         _ => {
             return Err(FieldError::new(
                 "signal",
-                format!("unknown signal \"{name}\": expected TERM, INT, KILL, HUP, USR1, USR2, STOP or CONT"),
+                format!(
+                    "unknown signal \"{name}\": expected TERM, INT, KILL, HUP, USR1, USR2, STOP or CONT"
+                ),
             ));
         }
     };
-    let pause = raw.for_.as_deref().map(|d| v.duration("for", d)).transpose()?;
+    let pause = raw
+        .for_
+        .as_deref()
+        .map(|d| v.duration("for", d))
+        .transpose()?;
     if pause.is_some() && signal != Signal::SIGSTOP {
         return Err(FieldError::new(
             "for",
@@ -473,7 +485,10 @@ fn proxy_action(raw: &RawStep, v: &Validator) -> Result<Action, FieldError> {
         "heal" => only(&[]).map(|_| None)?,
         "latency" => {
             only(&["latency", "jitter"])?;
-            let latency = v.duration("latency", need(&raw.latency, "latency", "fault = \"latency\"")?)?;
+            let latency = v.duration(
+                "latency",
+                need(&raw.latency, "latency", "fault = \"latency\"")?,
+            )?;
             let jitter = raw
                 .jitter
                 .as_deref()
@@ -491,7 +506,9 @@ fn proxy_action(raw: &RawStep, v: &Validator) -> Result<Action, FieldError> {
         other => {
             return Err(FieldError::new(
                 "fault",
-                format!("unknown proxy fault \"{other}\": expected down, blackhole, latency, reset_after or heal"),
+                format!(
+                    "unknown proxy fault \"{other}\": expected down, blackhole, latency, reset_after or heal"
+                ),
             ));
         }
     };
@@ -501,7 +518,11 @@ fn proxy_action(raw: &RawStep, v: &Validator) -> Result<Action, FieldError> {
     })
 }
 
-fn broker_url(raw: &RawStep, v: &mut Validator, for_what: &str) -> Result<Interpolated, FieldError> {
+fn broker_url(
+    raw: &RawStep,
+    v: &mut Validator,
+    for_what: &str,
+) -> Result<Interpolated, FieldError> {
     let url = v.interpolate("broker", need(&raw.broker, "broker", for_what)?)?;
     reqwest::Url::parse(&url.value)
         .map_err(|e| FieldError::new("broker", format!("invalid URL: {e}")))?;
@@ -594,7 +615,9 @@ fn since(raw: &RawStep) -> Result<Since, FieldError> {
         Some("drill") => Ok(Since::Drill),
         Some(other) => Err(FieldError::new(
             "since",
-            format!("unknown value \"{other}\": expected \"action\" (the last action) or \"drill\" (its start)"),
+            format!(
+                "unknown value \"{other}\": expected \"action\" (the last action) or \"drill\" (its start)"
+            ),
         )),
     }
 }
@@ -607,7 +630,16 @@ fn expectation(
     let kind = raw.expect.as_deref().unwrap_or_default();
     let (keys, observe): (&[&str], Observe) = match kind {
         "http" => (
-            &["url", "method", "headers", "status", "body_contains", "json_pointer", "json_equals", "json_one_of"],
+            &[
+                "url",
+                "method",
+                "headers",
+                "status",
+                "body_contains",
+                "json_pointer",
+                "json_equals",
+                "json_one_of",
+            ],
             http(raw, v)?,
         ),
         "exit" => (
@@ -618,24 +650,38 @@ fn expectation(
             },
         ),
         "sql" => (
-            &["sqlite", "url", "query", "rows", "empty", "equals", "min", "max"],
+            &[
+                "sqlite", "url", "query", "rows", "empty", "equals", "min", "max",
+            ],
             sql(raw, v)?,
         ),
         "notifications" => (
             &["sink", "matches", "count", "at_least", "at_most", "since"],
             Observe::Notifications {
                 sink: need(&raw.sink, "sink", "expect = \"notifications\"")?.clone(),
-                matches: raw.matches.as_deref().map(|m| v.regex("matches", m)).transpose()?,
+                matches: raw
+                    .matches
+                    .as_deref()
+                    .map(|m| v.regex("matches", m))
+                    .transpose()?,
                 count: count(raw, 1)?,
                 since: since(raw)?,
             },
         ),
-        "orders" => (&["broker", "api_key", "account", "open", "flat"], orders(raw, v)?),
+        "orders" => (
+            &["broker", "api_key", "account", "open", "flat"],
+            orders(raw, v)?,
+        ),
         "log" => (
-            &["service", "matches", "count", "at_least", "at_most", "since"],
+            &[
+                "service", "matches", "count", "at_least", "at_most", "since",
+            ],
             Observe::Log {
                 service: need(&raw.service, "service", "expect = \"log\"")?.clone(),
-                matches: v.regex("matches", need(&raw.matches, "matches", "expect = \"log\"")?)?,
+                matches: v.regex(
+                    "matches",
+                    need(&raw.matches, "matches", "expect = \"log\"")?,
+                )?,
                 count: count(raw, 1)?,
                 since: since(raw)?,
             },
@@ -651,12 +697,18 @@ fn expectation(
         other => {
             return Err(FieldError::new(
                 "expect",
-                format!("unknown expectation \"{other}\": expected http, exit, sql, notifications, orders, log or process"),
+                format!(
+                    "unknown expectation \"{other}\": expected http, exit, sql, notifications, orders, log or process"
+                ),
             ));
         }
     };
     let within = v.duration("within", need(&raw.within, "within", "an expectation")?)?;
-    let hold = raw.hold.as_deref().map(|h| v.duration("hold", h)).transpose()?;
+    let hold = raw
+        .hold
+        .as_deref()
+        .map(|h| v.duration("hold", h))
+        .transpose()?;
     let interval = match raw.interval.as_deref() {
         Some(t) => v.duration("interval", t)?,
         None => DEFAULT_INTERVAL,
@@ -680,7 +732,8 @@ fn expectation(
 
 fn http(raw: &RawStep, v: &mut Validator) -> Result<Observe, FieldError> {
     let url = v.interpolate("url", need(&raw.url, "url", "expect = \"http\"")?)?;
-    reqwest::Url::parse(&url.value).map_err(|e| FieldError::new("url", format!("invalid URL: {e}")))?;
+    reqwest::Url::parse(&url.value)
+        .map_err(|e| FieldError::new("url", format!("invalid URL: {e}")))?;
     let method = match raw.method.as_deref() {
         None => reqwest::Method::GET,
         Some(m) => reqwest::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
