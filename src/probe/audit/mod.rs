@@ -2,7 +2,7 @@
 //! (run or read; offline with `--db <advisory-db> --no-fetch`), pip-audit JSON, `npm audit
 //! --json`, and SARIF 2.1.0 from any tool (bandit, semgrep, gitleaks, clippy-sarif…).
 //!
-//! Why: the seeds ask for "no critical or high-severity vulnerabilities" and "a security audit
+//! Why: deployment checklists ask for "no critical or high-severity vulnerabilities" and "a security audit
 //! with real tools, not fake results". Severity comes from the advisory's CVSS vector scored by
 //! the `cvss` crate (RustSec's own), in FIRST's qualitative words (see [`finding::Level`]). No
 //! CVSS is `unknown`, which gates as `unknown_severity` (default `high`), never as `none`.

@@ -2,7 +2,7 @@
 //! tool wrote (LCOV, Cobertura XML, llvm-cov export JSON, coverage.py JSON, tarpaulin JSON),
 //! optionally produced first by a `run` command such as `cargo llvm-cov --lcov --output-path …`.
 //!
-//! Why a probe and not a `command` with a regex: the seeds' "90 %+ coverage" is only as good as
+//! Why a probe and not a `command` with a regex: the checklists' "90 %+ coverage" is only as good as
 //! the arithmetic behind it. Each parser ([`lcov`], [`cobertura`], [`llvm`], [`coveragepy`],
 //! [`tarpaulin`]) counts the way the producing tool counts, so the totals here equal the tool's
 //! own summary (to 0.01 percentage points; the tests check this on fixtures made by the real

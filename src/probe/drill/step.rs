@@ -627,8 +627,41 @@ fn expectation(
     v: &mut Validator,
 ) -> Result<(Vec<&'static str>, Expectation), FieldError> {
     const EVERY: &[&str] = &["within", "hold", "interval", "save", "equals_saved"];
+    let (keys, observe) = observe_of(raw, v)?;
+    let within = v.duration("within", need(&raw.within, "within", "an expectation")?)?;
+    let hold = raw
+        .hold
+        .as_deref()
+        .map(|h| v.duration("hold", h))
+        .transpose()?;
+    let interval = match raw.interval.as_deref() {
+        Some(t) => v.duration("interval", t)?,
+        None => DEFAULT_INTERVAL,
+    };
+    if interval.is_zero() {
+        return Err(FieldError::new("interval", "expected a positive interval"));
+    }
+    let allowed = [keys, EVERY].concat();
+    Ok((
+        allowed,
+        Expectation {
+            observe,
+            within,
+            hold,
+            interval,
+            save: raw.save.clone(),
+            equals_saved: raw.equals_saved.clone(),
+        },
+    ))
+}
+
+/// What `expect = "<kind>"` observes, and the keys that kind takes.
+fn observe_of(
+    raw: &RawStep,
+    v: &mut Validator,
+) -> Result<(&'static [&'static str], Observe), FieldError> {
     let kind = raw.expect.as_deref().unwrap_or_default();
-    let (keys, observe): (&[&str], Observe) = match kind {
+    Ok(match kind {
         "http" => (
             &[
                 "url",
@@ -702,32 +735,7 @@ fn expectation(
                 ),
             ));
         }
-    };
-    let within = v.duration("within", need(&raw.within, "within", "an expectation")?)?;
-    let hold = raw
-        .hold
-        .as_deref()
-        .map(|h| v.duration("hold", h))
-        .transpose()?;
-    let interval = match raw.interval.as_deref() {
-        Some(t) => v.duration("interval", t)?,
-        None => DEFAULT_INTERVAL,
-    };
-    if interval.is_zero() {
-        return Err(FieldError::new("interval", "expected a positive interval"));
-    }
-    let allowed = [keys, EVERY].concat();
-    Ok((
-        allowed,
-        Expectation {
-            observe,
-            within,
-            hold,
-            interval,
-            save: raw.save.clone(),
-            equals_saved: raw.equals_saved.clone(),
-        },
-    ))
+    })
 }
 
 fn http(raw: &RawStep, v: &mut Validator) -> Result<Observe, FieldError> {

@@ -1,5 +1,5 @@
 //! The `sql` probe: rows of a query against a SQLite file or a PostgreSQL server, against
-//! expectations — the seeds' `sqlite3 live_state.db "SELECT current_state, error_reason FROM
+//! expectations — deployment guides' `sqlite3 live_state.db "SELECT current_state, error_reason FROM
 //! operational_state"` as a gate. The query is always read-only, so the probe can never change
 //! the state it checks: SQLite opens the file read-only (module `sqlite`), PostgreSQL runs it
 //! in a `READ ONLY` transaction (module `postgres`).
