@@ -7,7 +7,7 @@
 
 mod set;
 
-pub use set::{ExitRecord, ServiceSet};
+pub use set::{ExitRecord, ServiceError, ServiceSet};
 
 use crate::probe::expect::StatusMatch;
 use std::path::Path;

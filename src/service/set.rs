@@ -21,6 +21,31 @@ use crate::process::{Tail, last_lines};
 use crate::report::ServiceReport;
 use crate::units::{Redactor, format_duration};
 
+/// Why a service could not be acted on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// No `[[service]]` has this name.
+    #[error("no [[service]] named \"{0}\"")]
+    Unknown(String),
+    /// It was never started in this run.
+    #[error("service \"{0}\" was never started")]
+    NeverStarted(String),
+    /// Started while it runs.
+    #[error("service \"{0}\" is already running")]
+    AlreadyRunning(String),
+    /// Signalled while it does not run.
+    #[error("service \"{0}\" is not running")]
+    NotRunning(String),
+    /// It did not become ready; the message says why (redacted).
+    #[error("service \"{name}\": {message}")]
+    NotReady {
+        /// The service.
+        name: String,
+        /// Why, e.g. `not ready after 10 s; last attempt: …`.
+        message: String,
+    },
+}
+
 /// How a service's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitRecord {
@@ -127,10 +152,10 @@ impl ServiceSet {
         }
     }
 
-    fn slot(&self, name: &str) -> Result<&Slot, String> {
+    fn slot(&self, name: &str) -> Result<&Slot, ServiceError> {
         self.slots
             .get(name)
-            .ok_or_else(|| format!("no [[service]] named \"{name}\""))
+            .ok_or_else(|| ServiceError::Unknown(name.to_string()))
     }
 
     /// The services' names, in start order.
@@ -170,12 +195,16 @@ impl ServiceSet {
     /// # Errors
     /// The service is unknown or already running, could not be started, or did not become
     /// ready (its message says why).
-    pub async fn start(&self, name: &str, cancel: &CancellationToken) -> Result<Duration, String> {
+    pub async fn start(
+        &self,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Duration, ServiceError> {
         let slot = self.slot(name)?;
         let mut st = slot.state.lock().await;
         if let Some(run) = st.run.as_mut() {
             if run.try_exit().is_none() {
-                return Err(format!("service \"{name}\" is already running"));
+                return Err(ServiceError::AlreadyRunning(name.to_string()));
             }
             reap(slot, &mut st).await;
         }
@@ -199,7 +228,10 @@ impl ServiceSet {
         if ready {
             Ok(began.elapsed())
         } else {
-            Err(format!("service \"{name}\": {message}"))
+            Err(ServiceError::NotReady {
+                name: name.to_string(),
+                message,
+            })
         }
     }
 
@@ -216,10 +248,8 @@ impl ServiceSet {
             let r = self.start(name, cancel).await;
             let message = match &r {
                 Ok(_) => "ready".to_string(),
-                Err(m) => m
-                    .strip_prefix(&format!("service \"{name}\": "))
-                    .unwrap_or(m)
-                    .to_string(),
+                Err(ServiceError::NotReady { message, .. }) => message.clone(),
+                Err(e) => e.to_string(),
             };
             each(name, r.is_ok(), &message);
             if r.is_err() {
@@ -234,7 +264,11 @@ impl ServiceSet {
     ///
     /// # Errors
     /// The service is unknown or was not started.
-    pub async fn stop(&self, name: &str, grace: Option<Duration>) -> Result<ExitRecord, String> {
+    pub async fn stop(
+        &self,
+        name: &str,
+        grace: Option<Duration>,
+    ) -> Result<ExitRecord, ServiceError> {
         let slot = self.slot(name)?;
         let mut st = slot.state.lock().await;
         let Some(run) = st.run.as_mut() else {
@@ -243,7 +277,7 @@ impl ServiceSet {
                     on_its_own: true,
                     ..e
                 }),
-                None => Err(format!("service \"{name}\" was not started")),
+                None => Err(ServiceError::NeverStarted(name.to_string())),
             };
         };
         let exit = terminate(run, grace.unwrap_or(slot.spec.stop_timeout)).await;
@@ -257,7 +291,7 @@ impl ServiceSet {
     ///
     /// # Errors
     /// The service is unknown or not running.
-    pub async fn signal(&self, name: &str, signal: Signal) -> Result<(), String> {
+    pub async fn signal(&self, name: &str, signal: Signal) -> Result<(), ServiceError> {
         let slot = self.slot(name)?;
         let st = slot.state.lock().await;
         match st.run.as_ref() {
@@ -265,7 +299,7 @@ impl ServiceSet {
                 run.signal(signal);
                 Ok(())
             }
-            None => Err(format!("service \"{name}\" is not running")),
+            None => Err(ServiceError::NotRunning(name.to_string())),
         }
     }
 
@@ -274,12 +308,12 @@ impl ServiceSet {
     ///
     /// # Errors
     /// The service is unknown or was never started.
-    pub async fn exit(&self, name: &str) -> Result<Option<ExitRecord>, String> {
+    pub async fn exit(&self, name: &str) -> Result<Option<ExitRecord>, ServiceError> {
         let slot = self.slot(name)?;
         let mut st = slot.state.lock().await;
         if st.run.is_none() {
             return match st.starts {
-                0 => Err(format!("service \"{name}\" was never started")),
+                0 => Err(ServiceError::NeverStarted(name.to_string())),
                 _ => Ok(st.last_exit),
             };
         }
@@ -300,7 +334,7 @@ impl ServiceSet {
         &self,
         name: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), ServiceError> {
         match self.exit(name).await? {
             None => self.signal(name, Signal::SIGCONT).await,
             Some(_) => self.start(name, cancel).await.map(|_| ()),

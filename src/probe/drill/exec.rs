@@ -254,7 +254,10 @@ impl Drill {
         match action {
             Action::Stop { service, grace } => {
                 lock(&self.broken).services.insert(service.clone());
-                let e = services.stop(service, *grace).await?;
+                let e = services
+                    .stop(service, *grace)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(format!(
                     "stopped: {} after {}",
                     e.describe(),
@@ -262,13 +265,22 @@ impl Drill {
                 ))
             }
             Action::Start { service } => {
-                let t = services.start(service, &self.ctx.cancel).await?;
+                let t = services
+                    .start(service, &self.ctx.cancel)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(format!("ready after {}", format_duration(t)))
             }
             Action::Restart { service, grace } => {
                 lock(&self.broken).services.insert(service.clone());
-                let e = services.stop(service, *grace).await?;
-                let t = services.start(service, &self.ctx.cancel).await?;
+                let e = services
+                    .stop(service, *grace)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let t = services
+                    .start(service, &self.ctx.cancel)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(format!(
                     "stopped ({}), ready again after {}",
                     e.describe(),
@@ -316,7 +328,11 @@ impl Drill {
         pause: Option<Duration>,
     ) -> Result<String, String> {
         lock(&self.broken).services.insert(service.to_string());
-        self.ctx.services.signal(service, signal).await?;
+        self.ctx
+            .services
+            .signal(service, signal)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(p) = pause {
             let services = self.ctx.services.clone();
             let name = service.to_string();
@@ -468,7 +484,7 @@ impl Drill {
                 expect,
             } => self.http(method, url, headers, expect).await,
             Observe::Exit { service, code } => match self.ctx.services.exit(service).await {
-                Err(e) => Seen::no(e),
+                Err(e) => Seen::no(e.to_string()),
                 Ok(None) => Seen::no("still running"),
                 Ok(Some(x)) => Seen {
                     ok: !x.killed && x.code() == Some(*code),
@@ -691,7 +707,7 @@ impl Drill {
     async fn process(&self, service: &str, running: bool, unchanged: bool) -> Seen {
         let exit = match self.ctx.services.exit(service).await {
             Ok(e) => e,
-            Err(m) => return Seen::no(m),
+            Err(m) => return Seen::no(m.to_string()),
         };
         let pid = self.ctx.services.pid(service);
         let first = self.start_pids.get(service).copied().flatten();
@@ -729,7 +745,8 @@ impl Drill {
                 .services
                 .ensure_running(s, &never)
                 .await
-                .map(|()| "running".to_string());
+                .map(|()| "running".to_string())
+                .map_err(|e| e.to_string());
             out.push((format!("service {s}"), r));
         }
         for p in &broken.proxies {

@@ -9,8 +9,8 @@
 //! are started again, paused ones continued, proxies healed and broker faults cleared — even
 //! when a step fails, the item times out or the run is interrupted.
 //!
-//! Files: [`raw`] is the TOML shape, [`step`] the validated steps and how each expectation is
-//! observed, [`exec`] the execution, restore and report.
+//! Files: [`raw`] is the TOML shape, `step` the validated steps and how each expectation is
+//! observed, `exec` the execution, restore and report.
 
 mod exec;
 pub mod raw;
@@ -92,7 +92,8 @@ impl DrillProbe {
         &self.steps
     }
 
-    /// Run the drill; see [`exec`].
+    /// Run the drill: steps in order, then the restore; the steps run in a background task so
+    /// the restore happens even when this future is dropped.
     pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
         exec::run(self.clone(), ctx).await
     }
