@@ -8,15 +8,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{HEAD, agent_bin, describe, item, report_json, run_in, status_of, write};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{HEAD, agent_bin, describe, free_port, item, report_json, run_in, status_of, write};
 
 /// `checklists/drills.toml` in `dir`, on a free broker port, with the agent binary's real path
 /// and `defect` (`--defect NAME`) given to the agent service or, for `lossy-restore`, to the

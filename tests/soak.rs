@@ -4,13 +4,17 @@
 //! `--clock-offset-file` while the monotonic clock stays real.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+mod common;
+
+use common::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_prodready");
 /// Check interval of the test monitors, ms.
@@ -46,14 +50,6 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_listening(port: u16) -> Instant {

@@ -15,6 +15,15 @@ pub fn bin() -> PathBuf {
 pub const HEAD: &str =
     "[checklist]\nname = \"test run\"\nsystem = \"unit\"\nenvironment = \"test\"\n\n";
 
+/// A loopback port that was free a moment ago (bind port 0, read it, release it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Write `text` to `dir/name` and return the path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::free_port;
+
 /// The role the probe logs in as.
 pub const PG_USER: &str = "app";
 /// `PG_USER`'s password (a test value, passed to the probe through `${PGPASSWORD}`).
@@ -77,14 +79,6 @@ fn as_postgres(bin: &Path, dir: &Path) -> Command {
     }
     c.args(["--pdeathsig=INT", "--"]).arg(bin).current_dir(dir);
     c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Run `sql` (one or more statements) as `user` on database `db`; the server's error text on
