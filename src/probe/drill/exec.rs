@@ -129,51 +129,28 @@ pub(super) async fn run(drill: DrillProbe, ctx: &ProbeContext) -> ProbeOutput {
 
 impl Drill {
     fn new(ctx: ProbeContext) -> Drill {
-        let start = Mark {
-            at: Instant::now(),
-            offsets: BTreeMap::new(),
-        };
-        let mut d = Drill {
+        let start = mark_of(&ctx.services);
+        let start_pids = ctx
+            .services
+            .names()
+            .into_iter()
+            .map(|n| {
+                let pid = ctx.services.pid(&n);
+                (n, pid)
+            })
+            .collect();
+        Drill {
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
-            start_pids: BTreeMap::new(),
+            start_pids,
             mark: Mutex::new(start.clone()),
             records: Mutex::new(Vec::new()),
             broken: Mutex::new(Broken::default()),
             saved: Mutex::new(BTreeMap::new()),
             start,
             ctx,
-        };
-        d.start = d.mark_now();
-        d.start_pids = d
-            .ctx
-            .services
-            .names()
-            .into_iter()
-            .map(|n| {
-                let pid = d.ctx.services.pid(&n);
-                (n, pid)
-            })
-            .collect();
-        *lock(&d.mark) = d.start.clone();
-        d
-    }
-
-    fn mark_now(&self) -> Mark {
-        Mark {
-            at: Instant::now(),
-            offsets: self
-                .ctx
-                .services
-                .names()
-                .into_iter()
-                .map(|n| {
-                    let o = self.ctx.services.output_offset(&n);
-                    (n, o)
-                })
-                .collect(),
         }
     }
 
@@ -232,7 +209,7 @@ impl Drill {
     async fn act(&self, step: &Step, kind: String, action: &Action) -> bool {
         let began = Instant::now();
         if !matches!(action, Action::Wait(_)) {
-            *lock(&self.mark) = self.mark_now();
+            *lock(&self.mark) = mark_of(&self.ctx.services);
         }
         let outcome = self.perform(action).await;
         let ok = outcome.is_ok();
@@ -659,8 +636,8 @@ impl Drill {
         flat: bool,
     ) -> Seen {
         let base = broker.value.trim_end_matches('/');
-        let get = |path: String| {
-            let mut r = self.client.get(format!("{base}{path}"));
+        let get = |path: &str, query: &[(&str, &str)]| {
+            let mut r = self.client.get(format!("{base}{path}")).query(query);
             if let Some(k) = api_key {
                 r = r.bearer_auth(&k.value);
             }
@@ -675,8 +652,12 @@ impl Drill {
                 }
             }
         };
-        let orders = get(format!("/api/v1/orders?status=open&account={account}")).await;
-        let positions = get(format!("/api/v1/positions?account={account}")).await;
+        let orders = get(
+            "/api/v1/orders",
+            &[("status", "open"), ("account", account)],
+        )
+        .await;
+        let positions = get("/api/v1/positions", &[("account", account)]).await;
         let (orders, positions) = match (orders, positions) {
             (Ok(o), Ok(p)) => (o, p),
             (Err(e), _) | (_, Err(e)) => return Seen::no(format!("{}: {e}", broker.display)),
@@ -851,6 +832,21 @@ impl Drill {
                 out.evidence.push(e);
             }
         }
+    }
+}
+
+/// Now, with every service's output offset.
+fn mark_of(services: &crate::service::ServiceSet) -> Mark {
+    Mark {
+        at: Instant::now(),
+        offsets: services
+            .names()
+            .into_iter()
+            .map(|n| {
+                let o = services.output_offset(&n);
+                (n, o)
+            })
+            .collect(),
     }
 }
 
