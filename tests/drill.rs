@@ -366,3 +366,29 @@ fn a_drill_restore_clears_broker_faults_it_set() {
         describe(&out)
     );
 }
+
+#[test]
+fn process_counts_restarts_since_the_drill_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let drill = r#"{ kind = "drill", step = [
+        { restart = "broker" },
+        { name = "at most one restart", expect = "process", service = "broker", max_restarts = 1, within = "5s" },
+        { name = "no restart at all", expect = "process", service = "broker", max_restarts = 0, within = "300ms" },
+    ] }"#;
+    write(
+        dir.path(),
+        "t.toml",
+        &broker_checklist(port, &item("restarts", "major", drill)),
+    );
+    let out = run_in(dir.path(), &["run", "t.toml", "--out", "out"], &[]);
+    let r = report_json(&dir.path().join("out"));
+    assert_eq!(status_of(&r, "restarts"), "fail", "{}", describe(&out));
+    let f = failed(&r, "restarts");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "no restart at all");
+    assert!(
+        f[0].1.contains("1 restart(s) since the drill started"),
+        "{f:?}"
+    );
+}

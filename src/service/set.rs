@@ -105,6 +105,8 @@ struct Slot {
     state: tokio::sync::Mutex<SlotState>,
     /// The current main process's PID, readable without waiting for the state lock.
     pid: Mutex<Option<u32>>,
+    /// How many times it was started, readable without waiting for the state lock.
+    started: std::sync::atomic::AtomicU32,
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +142,7 @@ impl ServiceSet {
                     tail: Tail::new(TAIL_BYTES),
                     state: tokio::sync::Mutex::new(SlotState::default()),
                     pid: Mutex::new(None),
+                    started: std::sync::atomic::AtomicU32::new(0),
                 };
                 (s.name.clone(), slot)
             })
@@ -170,11 +173,10 @@ impl ServiceSet {
     }
 
     /// How many times the service was started in this run (1 + restarts).
-    pub async fn starts(&self, name: &str) -> u32 {
-        match self.slots.get(name) {
-            Some(slot) => slot.state.lock().await.starts,
-            None => 0,
-        }
+    pub fn starts(&self, name: &str) -> u32 {
+        self.slots
+            .get(name)
+            .map_or(0, |s| s.started.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Bytes of output the service has written so far: an offset for [`ServiceSet::output_since`].
@@ -218,6 +220,8 @@ impl ServiceSet {
         )
         .await;
         st.starts += 1;
+        slot.started
+            .store(st.starts, std::sync::atomic::Ordering::SeqCst);
         let ready = run.report.ready;
         let message = run.report.message.clone();
         *slot.pid.lock().unwrap_or_else(|e| e.into_inner()) = run.pid();

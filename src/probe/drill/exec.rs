@@ -79,6 +79,7 @@ struct Drill {
     client: reqwest::Client,
     start: Mark,
     start_pids: BTreeMap<String, Option<u32>>,
+    start_counts: BTreeMap<String, u32>,
     mark: Mutex<Mark>,
     records: Mutex<Vec<StepRecord>>,
     broken: Mutex<Broken>,
@@ -139,7 +140,17 @@ impl Drill {
                 (n, pid)
             })
             .collect();
+        let start_counts = ctx
+            .services
+            .names()
+            .into_iter()
+            .map(|n| {
+                let c = ctx.services.starts(&n);
+                (n, c)
+            })
+            .collect();
         Drill {
+            start_counts,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
@@ -536,7 +547,24 @@ impl Drill {
                 service,
                 running,
                 unchanged,
-            } => self.process(service, *running, *unchanged).await,
+                max_restarts,
+            } => {
+                let mut seen = self.process(service, *running, *unchanged).await;
+                if let Some(max) = max_restarts {
+                    let before = self
+                        .start_counts
+                        .get(service.as_str())
+                        .copied()
+                        .unwrap_or(0);
+                    let restarts = self.ctx.services.starts(service).saturating_sub(before);
+                    seen.ok &= restarts <= *max;
+                    seen.text = format!(
+                        "{}; {restarts} restart(s) since the drill started",
+                        seen.text
+                    );
+                }
+                seen
+            }
         }
     }
 

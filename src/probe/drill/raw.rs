@@ -233,6 +233,10 @@ pub struct RawStep {
     /// `process`: the same process as when the drill started (PID unchanged, never restarted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unchanged: Option<bool>,
+    /// `process`: at most this many starts of the service since the drill started (its own
+    /// `start`/`restart` actions and restores included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u32>,
 }
 
 impl RawStep {

@@ -218,6 +218,8 @@ pub enum Observe {
         running: bool,
         /// Same PID as when the drill started.
         unchanged: bool,
+        /// At most this many starts since the drill started.
+        max_restarts: Option<u32>,
     },
 }
 
@@ -720,11 +722,12 @@ fn observe_of(
             },
         ),
         "process" => (
-            &["service", "running", "unchanged"],
+            &["service", "running", "unchanged", "max_restarts"],
             Observe::Process {
                 service: need(&raw.service, "service", "expect = \"process\"")?.clone(),
                 running: raw.running.unwrap_or(true),
                 unchanged: raw.unchanged.unwrap_or(false),
+                max_restarts: raw.max_restarts,
             },
         ),
         other => {
