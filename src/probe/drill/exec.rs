@@ -549,21 +549,8 @@ impl Drill {
                 unchanged,
                 max_restarts,
             } => {
-                let mut seen = self.process(service, *running, *unchanged).await;
-                if let Some(max) = max_restarts {
-                    let before = self
-                        .start_counts
-                        .get(service.as_str())
-                        .copied()
-                        .unwrap_or(0);
-                    let restarts = self.ctx.services.starts(service).saturating_sub(before);
-                    seen.ok &= restarts <= *max;
-                    seen.text = format!(
-                        "{}; {restarts} restart(s) since the drill started",
-                        seen.text
-                    );
-                }
-                seen
+                self.process(service, *running, *unchanged, *max_restarts)
+                    .await
             }
         }
     }
@@ -713,7 +700,13 @@ impl Drill {
         }
     }
 
-    async fn process(&self, service: &str, running: bool, unchanged: bool) -> Seen {
+    async fn process(
+        &self,
+        service: &str,
+        running: bool,
+        unchanged: bool,
+        max_restarts: Option<u32>,
+    ) -> Seen {
         let exit = match self.ctx.services.exit(service).await {
             Ok(e) => e,
             Err(m) => return Seen::no(m.to_string()),
@@ -734,7 +727,14 @@ impl Drill {
                 exit.map_or("stopped".to_string(), |e| e.describe())
             ),
         };
-        let ok = is_running == running && (!unchanged || (is_running && pid == first));
+        let mut ok = is_running == running && (!unchanged || (is_running && pid == first));
+        let mut text = text;
+        if let Some(max) = max_restarts {
+            let before = self.start_counts.get(service).copied().unwrap_or(0);
+            let restarts = self.ctx.services.starts(service).saturating_sub(before);
+            ok &= restarts <= max;
+            text = format!("{text}; {restarts} restart(s) since the drill started");
+        }
         Seen {
             ok,
             text,
