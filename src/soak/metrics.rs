@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::store::summary::{summarize, timeline_now};
+use crate::store::summary::{summarize, timeline_now, totals};
 
 /// Bind `addr` (127.0.0.1 only in tests; any address the operator chooses otherwise), print
 /// `listening on ADDR` as the first stdout line, and serve until `cancel`.
@@ -95,6 +95,10 @@ pub fn render(state: &std::path::Path) -> Result<String> {
             let s = summarize(&store, &m, w, now).map_err(dbe)?;
             f.add(&l, label, &s);
         }
+        // Counters count from the store's start: a 30-day total would go down as old checks
+        // age out, and Prometheus's rate() reads every decrease as a counter reset.
+        let all = totals(&store.conn, &m, 0, now).map_err(dbe)?;
+        f.add_counters(&l, &all);
     }
     Ok(f.text())
 }
@@ -145,15 +149,19 @@ impl Families {
                 "prodready_soak_order_error_ratio{{monitor=\"{l}\",window=\"30d\"}} {r}"
             );
         }
+    }
+
+    /// Add one monitor's (`l`, escaped) all-time check counters.
+    fn add_counters(&mut self, l: &str, t: &crate::store::summary::Totals) {
         let _ = writeln!(
             self.checks,
             "prodready_soak_checks_total{{monitor=\"{l}\"}} {}",
-            s.totals.checks
+            t.checks
         );
         let _ = writeln!(
             self.fails,
             "prodready_soak_check_failures_total{{monitor=\"{l}\"}} {}",
-            s.totals.failures
+            t.failures
         );
     }
 
@@ -193,14 +201,14 @@ impl Families {
             ),
             (
                 "prodready_soak_checks_total",
-                "Checks run in the last 30 days.",
-                "gauge",
+                "Checks run since the store began.",
+                "counter",
                 &self.checks,
             ),
             (
                 "prodready_soak_check_failures_total",
-                "Failed checks in the last 30 days (including those below the down threshold).",
-                "gauge",
+                "Failed checks since the store began (including those below the down threshold).",
+                "counter",
                 &self.fails,
             ),
         ] {

@@ -555,6 +555,22 @@ mod tests {
     }
 
     #[test]
+    fn metrics_counters_count_every_check_not_only_the_last_30_days() {
+        let (d, mut store, run, mut st, _row) = setup(3);
+        // Observed long before the 30-day window that ends at the wall clock's "now".
+        feed(&mut store, &run, &mut st, "+-++-");
+        let text = crate::soak::metrics::render(&d.path().join("s.db")).unwrap();
+        assert!(
+            text.contains("prodready_soak_checks_total{monitor=\"m\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("prodready_soak_check_failures_total{monitor=\"m\"} 2\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn short_failure_streaks_stay_up_but_are_recorded() {
         let (_d, mut store, run, mut st, row) = setup(3);
         feed(&mut store, &run, &mut st, "+--++");
