@@ -22,7 +22,7 @@ use crate::units::{Interpolated, format_duration};
 
 /// How one step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Result_ {
+enum StepOutcome {
     /// An action that completed.
     Done,
     /// An expectation that held.
@@ -33,13 +33,13 @@ enum Result_ {
     NotRun,
 }
 
-impl Result_ {
+impl StepOutcome {
     fn as_str(self) -> &'static str {
         match self {
-            Result_::Done => "done",
-            Result_::Held => "held",
-            Result_::Failed => "FAILED",
-            Result_::NotRun => "not run",
+            StepOutcome::Done => "done",
+            StepOutcome::Held => "held",
+            StepOutcome::Failed => "FAILED",
+            StepOutcome::NotRun => "not run",
         }
     }
 }
@@ -49,7 +49,7 @@ impl Result_ {
 struct StepRecord {
     name: String,
     kind: String,
-    result: Result_,
+    result: StepOutcome,
     /// Expectations: from the last action until it held; actions: how long they took.
     measured: Option<Duration>,
     within: Option<Duration>,
@@ -194,7 +194,7 @@ impl Drill {
                 self.record(StepRecord {
                     name: step.name.clone(),
                     kind,
-                    result: Result_::NotRun,
+                    result: StepOutcome::NotRun,
                     measured: None,
                     within: None,
                     hold: None,
@@ -227,7 +227,11 @@ impl Drill {
         self.record(StepRecord {
             name: step.name.clone(),
             kind,
-            result: if ok { Result_::Done } else { Result_::Failed },
+            result: if ok {
+                StepOutcome::Done
+            } else {
+                StepOutcome::Failed
+            },
             measured: Some(began.elapsed()),
             within: None,
             hold: None,
@@ -420,7 +424,7 @@ impl Drill {
                 (true, None) => held_since = Some(now),
                 (false, Some(first)) => {
                     break (
-                        Result_::Failed,
+                        StepOutcome::Failed,
                         Some(first - mark.at),
                         format!("held for {}, then: {text}", format_duration(now - first)),
                     );
@@ -433,11 +437,11 @@ impl Drill {
                 if let Some(name) = &e.save {
                     lock(&self.saved).insert(name.clone(), seen.value.clone());
                 }
-                break (Result_::Held, Some(first - mark.at), text);
+                break (StepOutcome::Held, Some(first - mark.at), text);
             }
             if held_since.is_none() && now >= deadline {
                 break (
-                    Result_::Failed,
+                    StepOutcome::Failed,
                     None,
                     format!(
                         "not within {}; last seen: {text}",
@@ -456,7 +460,7 @@ impl Drill {
             hold: e.hold,
             detail: self.ctx.redactor.redact(&detail),
         });
-        result == Result_::Held
+        result == StepOutcome::Held
     }
 
     async fn observe(&self, o: &Observe, mark: &Mark) -> Seen {
@@ -880,8 +884,8 @@ fn mark_of(services: &crate::service::ServiceSet) -> Mark {
 
 fn check_of(r: &StepRecord) -> Option<Check> {
     match (r.result, r.within) {
-        (Result_::NotRun, _) | (Result_::Done, _) | (Result_::Held, None) => None,
-        (Result_::Failed, None) => Some(Check::new(&r.name, "done", r.detail.clone(), false)),
+        (StepOutcome::NotRun, _) | (StepOutcome::Done, _) | (StepOutcome::Held, None) => None,
+        (StepOutcome::Failed, None) => Some(Check::new(&r.name, "done", r.detail.clone(), false)),
         (res, Some(within)) => {
             let expected = match r.hold {
                 Some(h) => format!(
@@ -893,20 +897,20 @@ fn check_of(r: &StepRecord) -> Option<Check> {
             };
             let measured = match (res, r.measured) {
                 // It started after its deadline (earlier steps took longer) and held at once.
-                (Result_::Held, Some(t)) if t > within => {
+                (StepOutcome::Held, Some(t)) if t > within => {
                     format!(
                         "held at its first poll, {} after the last action",
                         format_duration(t)
                     )
                 }
-                (Result_::Held, Some(t)) => format_duration(t),
+                (StepOutcome::Held, Some(t)) => format_duration(t),
                 _ => r.detail.clone(),
             };
             Some(Check::new(
                 &r.name,
                 expected,
                 measured,
-                res == Result_::Held,
+                res == StepOutcome::Held,
             ))
         }
     }
@@ -952,11 +956,11 @@ fn steps_table(records: &[StepRecord]) -> Table {
 fn summary(total: usize, records: &[StepRecord], interrupted: Option<&str>) -> String {
     let failed: Vec<&StepRecord> = records
         .iter()
-        .filter(|r| r.result == Result_::Failed)
+        .filter(|r| r.result == StepOutcome::Failed)
         .collect();
     let not_run = records
         .iter()
-        .filter(|r| r.result == Result_::NotRun)
+        .filter(|r| r.result == StepOutcome::NotRun)
         .count();
     let expectations: Vec<&StepRecord> = records.iter().filter(|r| r.within.is_some()).collect();
     if let Some(first) = failed.first() {
