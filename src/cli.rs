@@ -260,10 +260,30 @@ pub struct CheckArgs {
 #[derive(Debug, clap::Args)]
 pub struct SoakArgs {
     /// The checklist TOML file with `[[monitor]]` entries.
-    pub checklist: PathBuf,
+    #[arg(required_unless_present = "print_prometheus_rules")]
+    pub checklist: Option<PathBuf>,
     /// The store (SQLite, created if missing; resumed after a restart).
-    #[arg(long, value_name = "PATH")]
-    pub state: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "print_prometheus_rules"
+    )]
+    pub state: Option<PathBuf>,
+    /// Print Prometheus recording and multiwindow, multi-burn-rate alerting rules for this
+    /// tracker's /metrics (YAML, for `rule_files`) and exit.
+    #[arg(long, conflicts_with_all = ["checklist", "state", "listen"])]
+    pub print_prometheus_rules: bool,
+    /// With --print-prometheus-rules: the availability SLO in percent.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = 99.9,
+        requires = "print_prometheus_rules"
+    )]
+    pub slo_target: f64,
+    /// With --print-prometheus-rules: the SLO window (humantime, at least 3d).
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = crate::units::parse_duration, requires = "print_prometheus_rules")]
+    pub slo_window: std::time::Duration,
     /// Serve /metrics (Prometheus) and /healthz here, e.g. 127.0.0.1:9464 (port 0: any free
     /// port; the first stdout line says `listening on ADDR`).
     #[arg(long, value_name = "ADDR")]

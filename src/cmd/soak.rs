@@ -11,10 +11,21 @@ use crate::{checklist, cli, soak};
 /// # Errors
 /// An invalid checklist, a store that cannot be opened or migrated.
 pub fn cmd_soak(args: cli::SoakArgs) -> Result<Exit> {
-    let checklist = checklist::load(&args.checklist)?;
+    if args.print_prometheus_rules {
+        let rules = soak::rules::prometheus_rules(args.slo_target, args.slo_window)
+            .map_err(crate::error::Error::Usage)?;
+        print!("{rules}");
+        return Ok(Exit::Ready);
+    }
+    let (Some(path), Some(state)) = (&args.checklist, &args.state) else {
+        return Err(crate::error::Error::Usage(
+            "soak needs a CHECKLIST and --state".into(),
+        ));
+    };
+    let checklist = checklist::load(path)?;
     let opts = soak::run::SoakOptions {
         keep_samples: args.keep_samples,
-        state: args.state.clone(),
+        state: state.clone(),
         listen: args.listen.clone(),
         clock: crate::store::clock::Clock {
             offset_file: args.clock_offset_file.clone(),

@@ -19,6 +19,7 @@ pub mod host;
 pub mod http;
 pub mod latency;
 pub mod memory;
+pub mod prometheus;
 pub mod sql;
 pub mod tool;
 pub mod uptime;
@@ -260,6 +261,8 @@ registry! {
     "sql" => Sql(sql::SqlProbe),
     /// A failure drill: actions and expectations with measured times.
     "drill" => Drill(drill::DrillProbe),
+    /// A PromQL query or alerting rules on a Prometheus server.
+    "prometheus" => Prometheus(prometheus::PrometheusProbe),
 }
 
 /// A configuration error inside one probe table: the key (relative to the probe table,

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -102,10 +103,20 @@ impl PaperBroker {
         Self::spawn(args, std::process::Stdio::piped())
     }
 
+    /// Start listening on `addr` (e.g. the port of a broker that was stopped, to bring it
+    /// back where its scrapers and monitors look).
+    pub fn start_at(addr: &str) -> PaperBroker {
+        Self::spawn_at(addr, &[], std::process::Stdio::null())
+    }
+
     fn spawn(args: &[&str], stderr: std::process::Stdio) -> PaperBroker {
+        Self::spawn_at("127.0.0.1:0", args, stderr)
+    }
+
+    fn spawn_at(addr: &str, args: &[&str], stderr: std::process::Stdio) -> PaperBroker {
         use std::io::BufRead;
         let mut child = Command::new(bin())
-            .args(["paper-broker", "--listen", "127.0.0.1:0"])
+            .args(["paper-broker", "--listen", addr])
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(stderr)

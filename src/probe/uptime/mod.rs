@@ -21,30 +21,70 @@ use crate::store::Store;
 use crate::store::summary::{self, Summary};
 use crate::store::summary::{fmt_ms, fmt_pct, fmt_time};
 
-/// `kind = "uptime"`: availability from the soak store.
+mod prometheus;
+
+/// Where the `uptime` probe reads availability from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UptimeSource {
+    /// The SQLite store `prodready soak` writes on one host (`monitor`, `state`).
+    #[default]
+    Store,
+    /// A Prometheus server (`url` and `series`, or `total` with `good` or `bad`).
+    Prometheus,
+}
+
+/// `kind = "uptime"`: availability from the soak store or from Prometheus.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUptimeProbe {
-    /// The monitor's name (its `[[monitor]] name`).
-    pub monitor: String,
-    /// Path of the soak store (`prodready soak --state`), relative to the checklist.
-    pub state: String,
+    /// `store` (default) or `prometheus`.
+    pub source: Option<UptimeSource>,
+    /// Store: the monitor's name (its `[[monitor]] name`).
+    pub monitor: Option<String>,
+    /// Store: path of the soak store (`prodready soak --state`), relative to the checklist.
+    pub state: Option<String>,
     /// The window (humantime). Default `"30d"`.
     pub window: Option<String>,
     /// Availability target in percent. Default 99.9 (an error budget of 43.2 min over 30 d).
     pub target: Option<f64>,
-    /// Highest allowed failed-operation ratio of an `order` monitor (0.001 = 1 per 1 000).
-    /// Default 0.001.
+    /// Store: highest allowed failed-operation ratio of an `order` monitor (0.001 = 1 per
+    /// 1 000). Default 0.001.
     pub max_error_rate: Option<f64>,
-    /// Lowest allowed coverage (observed share of the window) in percent. Default 99.
+    /// Store: lowest allowed coverage (observed share of the window) in percent. Default 99.
     pub min_coverage: Option<f64>,
+    /// Prometheus: the server's base URL, e.g. `http://127.0.0.1:9090`.
+    pub url: Option<String>,
+    /// Prometheus: a bearer token, e.g. `"${PROM_TOKEN}"` (redacted).
+    pub bearer_token: Option<String>,
+    /// Prometheus: HTTP basic auth; the password from `${VAR}`.
+    pub basic_auth: Option<crate::probe::prometheus::api::RawBasicAuth>,
+    /// Prometheus: a PEM file of extra trusted CA certificates, relative to the checklist.
+    pub ca_file: Option<String>,
+    /// Prometheus: request timeout (humantime). Default `"10s"`.
+    pub timeout: Option<String>,
+    /// Prometheus: a selector of 1-when-up / 0-when-down series, e.g.
+    /// `probe_success{job="orders"}`; availability is the share of its samples that are 1.
+    pub series: Option<String>,
+    /// Prometheus: a selector of a counter of good events (with `total`).
+    pub good: Option<String>,
+    /// Prometheus: a selector of a counter of bad events (with `total`).
+    pub bad: Option<String>,
+    /// Prometheus: a selector of a counter of all events (with `good` or `bad`).
+    pub total: Option<String>,
+}
+
+/// Where a validated probe reads.
+#[derive(Debug, Clone)]
+enum Source {
+    Store { monitor: String, state: PathBuf },
+    Prometheus(Box<prometheus::PromAvailability>),
 }
 
 /// A validated `uptime` probe.
 #[derive(Debug, Clone)]
 pub struct UptimeProbe {
-    monitor: String,
-    state: PathBuf,
+    source: Source,
     window: Duration,
     target_percent: f64,
     max_error_rate: f64,
@@ -52,15 +92,18 @@ pub struct UptimeProbe {
 }
 
 impl RawUptimeProbe {
-    /// Validate.
+    /// Validate: the store source needs `monitor` and `state`; the Prometheus source needs
+    /// `url` and either `series` or `total` with `good` or `bad`, and takes no store keys.
     ///
     /// # Errors
     /// A [`FieldError`] naming the key.
-    pub fn validate(self, v: &mut Validator) -> Result<UptimeProbe, FieldError> {
-        if self.monitor.trim().is_empty() {
-            return Err(FieldError::new("monitor", "expected a monitor name"));
-        }
-        let state = v.interpolate("state", &self.state)?.value;
+    pub fn validate(mut self, v: &mut Validator) -> Result<UptimeProbe, FieldError> {
+        let source = match self.source.unwrap_or_default() {
+            UptimeSource::Store => self.store_source(v)?,
+            UptimeSource::Prometheus => {
+                Source::Prometheus(Box::new(prometheus::validate(&mut self, v)?))
+            }
+        };
         let window = v.duration("window", self.window.as_deref().unwrap_or("30d"))?;
         if window < Duration::from_secs(1) {
             return Err(FieldError::new("window", "expected at least 1s"));
@@ -87,27 +130,74 @@ impl RawUptimeProbe {
             ));
         }
         Ok(UptimeProbe {
-            monitor: self.monitor,
-            state: PathBuf::from(state),
+            source,
             window,
             target_percent,
             max_error_rate,
             min_coverage_percent,
         })
     }
+
+    /// The store source: `monitor` and `state`, and none of the Prometheus keys.
+    fn store_source(&self, v: &mut Validator) -> Result<Source, FieldError> {
+        for (key, set) in [
+            ("url", self.url.is_some()),
+            ("bearer_token", self.bearer_token.is_some()),
+            ("basic_auth", self.basic_auth.is_some()),
+            ("ca_file", self.ca_file.is_some()),
+            ("timeout", self.timeout.is_some()),
+            ("series", self.series.is_some()),
+            ("good", self.good.is_some()),
+            ("bad", self.bad.is_some()),
+            ("total", self.total.is_some()),
+        ] {
+            if set {
+                return Err(FieldError::new(
+                    key,
+                    "applies to `source = \"prometheus\"` (this item reads the soak store)",
+                ));
+            }
+        }
+        let monitor = match &self.monitor {
+            Some(m) if !m.trim().is_empty() => m.clone(),
+            _ => return Err(FieldError::new("monitor", "expected a monitor name")),
+        };
+        let Some(state) = &self.state else {
+            return Err(FieldError::new(
+                "state",
+                "expected the soak store's path (`prodready soak --state`)",
+            ));
+        };
+        let state = v.interpolate("state", state)?.value;
+        Ok(Source::Store {
+            monitor,
+            state: PathBuf::from(state),
+        })
+    }
 }
 
 impl UptimeProbe {
+    /// Read the source and judge the window.
+    pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
+        match &self.source {
+            Source::Store { .. } => crate::probe::blocking(self, ctx, UptimeProbe::run_store).await,
+            Source::Prometheus(p) => p.run(self, ctx).await,
+        }
+    }
+
     /// Read the store and judge the window.
-    pub fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
-        let path = ctx.resolve(&self.state);
+    fn run_store(&self, ctx: &ProbeContext) -> ProbeOutput {
+        let Source::Store { monitor, state } = &self.source else {
+            return ProbeOutput::error("internal: not a store source");
+        };
+        let path = ctx.resolve(state);
         let store = match Store::open_read(&path) {
             Ok(s) => s,
             Err(e) => return ProbeOutput::error(e.to_string()),
         };
         let dbe =
             |e: rusqlite::Error| ProbeOutput::error(format!("soak store {}: {e}", path.display()));
-        let mut row = match store.monitor(&self.monitor) {
+        let mut row = match store.monitor(monitor) {
             Ok(Some(r)) => r,
             Ok(None) => {
                 let known = store
@@ -122,7 +212,7 @@ impl UptimeProbe {
                 return ProbeOutput::error(format!(
                     "soak store {} has no monitor \"{}\" (it has: {})",
                     path.display(),
-                    self.monitor,
+                    monitor,
                     if known.is_empty() {
                         "none".into()
                     } else {
@@ -152,33 +242,21 @@ impl UptimeProbe {
         let Some(first) = s.first_ms else {
             return ProbeOutput::error(format!(
                 "monitor \"{}\" has no samples in {}",
-                self.monitor,
+                monitor,
                 path.display()
             ));
         };
         let mut o = self.judge(&s, first);
-        match summary::timeline(&store, &row, s.from_ms, s.to_ms, 120) {
-            Ok(buckets) => match timeline_svg(&s, &buckets) {
-                Ok(svg) => match ctx.write_evidence(
-                    "timeline.svg",
-                    svg.as_bytes(),
-                    "uptime timeline (up, down, maintenance, unknown)",
-                    "image/svg+xml",
-                ) {
-                    Ok(ev) => o.evidence.push(ev),
-                    Err(e) => o.log_tail = Some(e),
-                },
-                Err(e) => o.log_tail = Some(e),
-            },
-            Err(e) => o.log_tail = Some(format!("timeline: {e}")),
-        }
-        if let Ok(json) = serde_json::to_vec_pretty(&s)
-            && let Ok(ev) =
-                ctx.write_evidence("summary.json", &json, "soak summary", "application/json")
-        {
-            o.evidence.push(ev);
-        }
+        let buckets = summary::timeline(&store, &row, s.from_ms, s.to_ms, 120)
+            .map_err(|e| format!("timeline: {e}"));
+        attach_evidence(ctx, &mut o, &s, buckets);
         o
+    }
+
+    /// Whether the source knows the window's coverage (the store does; Prometheus does not
+    /// know the scrape interval a gap would be measured against).
+    fn measures_coverage(&self) -> bool {
+        matches!(self.source, Source::Store { .. })
     }
 
     fn judge(&self, s: &Summary, first_ms: i64) -> ProbeOutput {
@@ -188,6 +266,9 @@ impl UptimeProbe {
         let coverage = s.coverage;
         let observed = Observed::of(s, first_ms);
         measure_summary(&mut o, s, &observed, budget_left);
+        if !self.measures_coverage() {
+            o.measured.remove("coverage_percent");
+        }
         let Some(avail) = s.availability else {
             o.forced = Some(Status::Error);
             o.summary = format!(
@@ -208,16 +289,18 @@ impl UptimeProbe {
             ),
             avail * 100.0 >= self.target_percent,
         ));
-        o.checks.push(Check::new(
-            "coverage",
-            format!("≥ {} %", self.min_coverage_percent),
-            format!(
-                "{} (unknown {})",
-                crate::units::format_percent(coverage, 2),
-                fmt_ms(s.unknown_ms as f64)
-            ),
-            coverage * 100.0 >= self.min_coverage_percent,
-        ));
+        if self.measures_coverage() {
+            o.checks.push(Check::new(
+                "coverage",
+                format!("≥ {} %", self.min_coverage_percent),
+                format!(
+                    "{} (unknown {})",
+                    crate::units::format_percent(coverage, 2),
+                    fmt_ms(s.unknown_ms as f64)
+                ),
+                coverage * 100.0 >= self.min_coverage_percent,
+            ));
+        }
         self.error_rate_check(&mut o, s);
         self.summarize(&mut o, s, avail, &observed, budget_left);
         detail_tables(&mut o, s);
@@ -274,11 +357,15 @@ impl UptimeProbe {
             .join(", ");
         if s.complete {
             o.summary = format!(
-                "availability {} over {} (target {} %), coverage {}, {} incident(s), budget left {}; burn rate {burn}",
+                "availability {} over {} (target {} %){}, {} incident(s), budget left {}; burn rate {burn}",
                 fmt_pct(Some(avail)),
                 fmt_ms(s.window_ms as f64),
                 self.target_percent,
-                crate::units::format_percent(coverage, 2),
+                if self.measures_coverage() {
+                    format!(", coverage {}", crate::units::format_percent(coverage, 2))
+                } else {
+                    String::new()
+                },
                 s.incidents.len(),
                 fmt_ms(budget_left)
             );
@@ -299,6 +386,34 @@ impl UptimeProbe {
                     .push_str(" — the whole window's error budget is already spent");
             }
         }
+    }
+}
+
+/// The timeline chart (`timeline.svg`) and the summary (`summary.json`) as evidence; a chart
+/// that cannot be drawn or written leaves its reason in the log tail.
+fn attach_evidence(
+    ctx: &ProbeContext,
+    o: &mut ProbeOutput,
+    s: &Summary,
+    buckets: Result<Vec<summary::Bucket>, String>,
+) {
+    let chart = buckets.and_then(|b| timeline_svg(s, &b)).and_then(|svg| {
+        ctx.write_evidence(
+            "timeline.svg",
+            svg.as_bytes(),
+            "uptime timeline (up, down, maintenance, unknown)",
+            "image/svg+xml",
+        )
+    });
+    match chart {
+        Ok(ev) => o.evidence.push(ev),
+        Err(e) => o.log_tail = Some(e),
+    }
+    if let Ok(json) = serde_json::to_vec_pretty(s)
+        && let Ok(ev) =
+            ctx.write_evidence("summary.json", &json, "uptime summary", "application/json")
+    {
+        o.evidence.push(ev);
     }
 }
 
@@ -473,7 +588,7 @@ fn detail_tables(o: &mut ProbeOutput, s: &Summary) {
     }
 }
 
-crate::probe::probe_kind!(UptimeProbe, RawUptimeProbe, blocking);
+crate::probe::probe_kind!(UptimeProbe, RawUptimeProbe, async);
 
 #[cfg(test)]
 mod tests {
@@ -512,16 +627,9 @@ mod tests {
     }
 
     fn run_probe(dir: &std::path::Path) -> ProbeOutput {
-        let probe = RawUptimeProbe {
-            monitor: "web".into(),
-            state: "soak.db".into(),
-            window: None,
-            target: None,
-            max_error_rate: None,
-            min_coverage: None,
-        }
-        .validate(&mut Validator::default())
-        .unwrap();
+        let probe: RawUptimeProbe =
+            toml::from_str("monitor = \"web\"\nstate = \"soak.db\"").unwrap();
+        let probe = probe.validate(&mut Validator::default()).unwrap();
         let ctx = ProbeContext {
             item_id: "uptime".into(),
             checklist_dir: dir.to_path_buf(),
@@ -534,7 +642,7 @@ mod tests {
             background: crate::probe::Background::default(),
             today: crate::signoff::today_utc(),
         };
-        probe.run(&ctx)
+        probe.run_store(&ctx)
     }
 
     #[test]
