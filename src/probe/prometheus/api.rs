@@ -366,7 +366,8 @@ impl Server {
     /// An instant query at `time` (unix seconds; `None`: the server's now).
     ///
     /// # Errors
-    /// As [`Server::get`], with the query quoted.
+    /// ``query `EXPR`: URL: …``: connection failed, timed out, HTTP status with the
+    /// body's start, or the server's `errorType: error`.
     pub async fn query(
         &self,
         ctx: &ProbeContext,
@@ -387,7 +388,8 @@ impl Server {
     /// A range query over `[start, end]` (unix seconds) every `step`.
     ///
     /// # Errors
-    /// As [`Server::get`], with the query quoted.
+    /// ``query `EXPR`: URL: …``: connection failed, timed out, HTTP status with the
+    /// body's start, or the server's `errorType: error`.
     pub async fn query_range(
         &self,
         ctx: &ProbeContext,
@@ -412,7 +414,7 @@ impl Server {
     /// Every alerting rule group the server has loaded.
     ///
     /// # Errors
-    /// As [`Server::get`].
+    /// `"<url>: …"` as for [`Server::query`].
     pub async fn alert_rules(&self, ctx: &ProbeContext) -> Result<Vec<Group>, String> {
         let data = self
             .get(ctx, "/api/v1/rules", &[("type", "alert".to_string())])
