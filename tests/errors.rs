@@ -163,6 +163,42 @@ fn cases() -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            "prometheus: no threshold",
+            one(r#"{ kind = "prometheus", url = "http://127.0.0.1:9090", query = "up" }"#),
+        ),
+        (
+            "prometheus: query and alerts",
+            one(
+                r#"{ kind = "prometheus", url = "http://127.0.0.1:9090", query = "up", min = 1, alerts = ["A"] }"#,
+            ),
+        ),
+        (
+            "prometheus: aggregate without window",
+            one(
+                r#"{ kind = "prometheus", url = "http://127.0.0.1:9090", query = "up", aggregate = "avg", min = 1 }"#,
+            ),
+        ),
+        (
+            "prometheus: unknown empty rule",
+            one(
+                r#"{ kind = "prometheus", url = "http://127.0.0.1:9090", query = "up", min = 1, empty = "ignore" }"#,
+            ),
+        ),
+        (
+            "uptime: prometheus without series",
+            one(r#"{ kind = "uptime", source = "prometheus", url = "http://127.0.0.1:9090" }"#),
+        ),
+        (
+            "uptime: prometheus with min_coverage",
+            one(
+                r#"{ kind = "uptime", source = "prometheus", url = "http://127.0.0.1:9090", series = "up", min_coverage = 99 }"#,
+            ),
+        ),
+        (
+            "uptime: store without state",
+            one(r#"{ kind = "uptime", monitor = "web" }"#),
+        ),
+        (
             "ready tcp without port",
             format!(
                 "{HEAD}[[service]]\nname = \"db\"\ncommand = [\"true\"]\nready = {{ tcp = \"localhost\" }}\n\n{}",

@@ -505,3 +505,14 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
         );
     }
 }
+
+#[test]
+fn example_prometheus_checklist_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("checklists/examples/prometheus.toml");
+    let out = run_in(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["check", path.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+}

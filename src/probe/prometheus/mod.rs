@@ -43,7 +43,8 @@ pub struct RawPrometheusProbe {
     pub step: Option<String>,
     /// Hold one aggregate of each series' points (`min`, `max`, `avg`, `last`) instead of every
     /// point (range queries only).
-    pub aggregate: Option<Aggregate>,
+    #[schemars(with = "Option<Aggregate>")]
+    pub aggregate: Option<String>,
     /// Lowest allowed value.
     pub min: Option<f64>,
     /// Highest allowed value.
@@ -51,9 +52,11 @@ pub struct RawPrometheusProbe {
     /// The value expected exactly (excludes `min` and `max`).
     pub equals: Option<f64>,
     /// Which series must hold: `all` (default) or `any`.
-    pub series: Option<Quantifier>,
+    #[schemars(with = "Option<Quantifier>")]
+    pub series: Option<String>,
     /// What an empty result is: `error` (default: fail closed), `pass` or `fail`.
-    pub empty: Option<Empty>,
+    #[schemars(with = "Option<Empty>")]
+    pub empty: Option<String>,
     /// Names of alerting rules that must be loaded and healthy. Excludes `query`.
     pub alerts: Option<Vec<String>>,
     /// With `alerts`: whether they must be firing (a drill) or not firing (default false).
@@ -165,12 +168,12 @@ impl RawPrometheusProbe {
                         expr,
                         window: self.window,
                         step: self.step,
-                        aggregate: self.aggregate,
+                        aggregate: choice("aggregate", self.aggregate)?,
                         min: self.min,
                         max: self.max,
                         equals: self.equals,
-                        series: self.series,
-                        empty: self.empty,
+                        series: choice("series", self.series)?,
+                        empty: choice("empty", self.empty)?,
                     }
                     .validate(v)?,
                 )
@@ -271,6 +274,22 @@ async fn alerts(
         o.forced = Some(Status::Error);
     }
     o
+}
+
+/// One of an enum's lowercase names at `key` (kept a string in the raw table so that a typo's
+/// error names its key).
+///
+/// # Errors
+/// `unknown variant "x", expected one of …` at `key`.
+pub fn choice<T: serde::de::DeserializeOwned>(
+    key: &str,
+    text: Option<String>,
+) -> Result<Option<T>, FieldError> {
+    text.map(|t| {
+        serde_json::from_value(serde_json::Value::String(t))
+            .map_err(|e| FieldError::new(key, e.to_string().replace('`', "\"")))
+    })
+    .transpose()
 }
 
 /// Default range-query step: the window / 240, at least one second, in whole milliseconds.

@@ -39,7 +39,8 @@ pub enum UptimeSource {
 #[serde(deny_unknown_fields)]
 pub struct RawUptimeProbe {
     /// `store` (default) or `prometheus`.
-    pub source: Option<UptimeSource>,
+    #[schemars(with = "Option<UptimeSource>")]
+    pub source: Option<String>,
     /// Store: the monitor's name (its `[[monitor]] name`).
     pub monitor: Option<String>,
     /// Store: path of the soak store (`prodready soak --state`), relative to the checklist.
@@ -98,7 +99,9 @@ impl RawUptimeProbe {
     /// # Errors
     /// A [`FieldError`] naming the key.
     pub fn validate(mut self, v: &mut Validator) -> Result<UptimeProbe, FieldError> {
-        let source = match self.source.unwrap_or_default() {
+        let kind: Option<UptimeSource> =
+            crate::probe::prometheus::choice("source", self.source.take())?;
+        let source = match kind.unwrap_or_default() {
             UptimeSource::Store => self.store_source(v)?,
             UptimeSource::Prometheus => {
                 Source::Prometheus(Box::new(prometheus::validate(&mut self, v)?))
