@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::prometheus::{Job, Prometheus, SCRAPE_INTERVAL_S, prom_bin};
-use common::{HEAD, PaperBroker, describe, item, report_json, run_in, write};
+use common::prometheus::{
+    BASIC_PASSWORD, BASIC_USER, Job, Prometheus, SCRAPE_INTERVAL_S, prom_bin,
+};
+use common::{HEAD, PaperBroker, describe, item, outcome, report_json, run_in, write};
 
 /// The committed rules file.
 fn rules_file() -> PathBuf {
@@ -28,15 +30,6 @@ fn run(dir: &Path, items: &[String]) -> serde_json::Value {
         describe(&out)
     );
     report_json(&dir.join("out"))
-}
-
-fn outcome<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    &r["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("item {id}"))["outcome"]
 }
 
 fn status(r: &serde_json::Value, id: &str) -> String {
@@ -515,4 +508,49 @@ fn example_prometheus_checklist_is_valid() {
         &[],
     );
     assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn basic_auth_from_the_environment_opens_a_protected_server_and_never_shows_the_password() {
+    let prom = Prometheus::start_with_basic_auth();
+    let url = prom.url();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = |var: &str| {
+        format!(
+            "basic_auth = {{ username = \"{BASIC_USER}\", password = \"${{{var}}}\" }}, query = 'vector(1)', min = 1"
+        )
+    };
+    write(
+        dir.path(),
+        "c.toml",
+        &format!(
+            "{HEAD}{}{}{}",
+            prom_item("right", &url, &auth("PROM_TEST_PASSWORD")),
+            prom_item("wrong", &url, &auth("PROM_TEST_WRONG")),
+            prom_item("none", &url, "query = 'vector(1)', min = 1"),
+        ),
+    );
+    let wrong = "not-the-password-41";
+    let out = run_in(
+        dir.path(),
+        &["run", "c.toml", "--out", "out"],
+        &[
+            ("PROM_TEST_PASSWORD", BASIC_PASSWORD),
+            ("PROM_TEST_WRONG", wrong),
+        ],
+    );
+    let r = report_json(&dir.path().join("out"));
+    assert_eq!(status(&r, "right"), "pass", "{}", outcome(&r, "right"));
+    for id in ["wrong", "none"] {
+        assert_eq!(status(&r, id), "error", "{}", outcome(&r, id));
+        assert!(summary(&r, id).contains("HTTP 401"), "{}", summary(&r, id));
+    }
+    let mut everything = String::from_utf8_lossy(&out.stdout).to_string();
+    everything.push_str(&String::from_utf8_lossy(&out.stderr));
+    for f in common::walk(&dir.path().join("out")) {
+        everything.push_str(&String::from_utf8_lossy(&std::fs::read(f).unwrap()));
+    }
+    for secret in [BASIC_PASSWORD, wrong] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
 }

@@ -40,15 +40,6 @@ fn run_env(dir: &Path, items: &[String], env: &[(&str, &str)]) -> (i32, serde_js
     (out.status.code().unwrap(), report_json(&dir.join("out")))
 }
 
-fn outcome<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    &r["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .unwrap()["outcome"]
-}
-
 #[test]
 fn state_row_count_and_numeric_bounds_pass_when_they_hold() {
     let dir = tempfile::tempdir().unwrap();

@@ -72,15 +72,7 @@ impl RawHttpProbe {
     /// # Errors
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<HttpProbe, FieldError> {
-        let url = v.interpolate("url", &self.url)?;
-        let parsed = reqwest::Url::parse(&url.value)
-            .map_err(|e| FieldError::new("url", format!("invalid URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(FieldError::new(
-                "url",
-                "expected an http:// or https:// URL",
-            ));
-        }
+        let (url, parsed) = v.http_url("url", &self.url)?;
         if self.min_cert_days.is_some() && parsed.scheme() != "https" {
             return Err(FieldError::new(
                 "min_cert_days",
@@ -161,14 +153,7 @@ impl HttpProbe {
                 reqwest::redirect::Policy::none()
             });
         if let Some(ca) = &self.ca_file {
-            let path = ctx.resolve(ca);
-            let pem = std::fs::read(&path)
-                .map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("CA file {}: {e}", path.display()))?
-            {
-                b = b.add_root_certificate(cert);
-            }
+            b = trust_ca_file(b, &ctx.resolve(ca))?;
         }
         b.build()
             .map_err(|e| format!("building the HTTP client: {e}"))
@@ -329,6 +314,24 @@ impl HttpProbe {
         o.summary = format!("{shown} → {status} in {}", format_duration(latency));
         o
     }
+}
+
+/// Trust the certificates of a PEM bundle at `path` besides the built-in roots.
+///
+/// # Errors
+/// `"reading CA file …"` or `"CA file …: …"` when it cannot be read or parsed.
+pub fn trust_ca_file(
+    mut b: reqwest::ClientBuilder,
+    path: &std::path::Path,
+) -> Result<reqwest::ClientBuilder, String> {
+    let pem =
+        std::fs::read(path).map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
+    for cert in reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("CA file {}: {e}", path.display()))?
+    {
+        b = b.add_root_certificate(cert);
+    }
+    Ok(b)
 }
 
 /// Whole days until the certificate's notAfter (negative when expired).

@@ -310,6 +310,25 @@ impl Validator {
             .map_err(|m| FieldError::new(key, m))
     }
 
+    /// Interpolate `${VAR}` in an http:// or https:// URL at `key` and parse it.
+    ///
+    /// # Errors
+    /// A [`FieldError`] at `key` when a variable is unset, the URL does not parse or its
+    /// scheme is another.
+    pub fn http_url(
+        &mut self,
+        key: &str,
+        text: &str,
+    ) -> Result<(crate::units::Interpolated, reqwest::Url), FieldError> {
+        let url = self.interpolate(key, text)?;
+        let parsed = reqwest::Url::parse(&url.value)
+            .map_err(|e| FieldError::new(key, format!("invalid URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(FieldError::new(key, "expected an http:// or https:// URL"));
+        }
+        Ok((url, parsed))
+    }
+
     /// Parse a humantime duration at `key`.
     ///
     /// # Errors

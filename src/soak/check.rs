@@ -125,15 +125,7 @@ impl RawMonitorCheck {
                 MonitorCheck::Tcp(addr.parse().map_err(|m| FieldError::new("address", m))?)
             }
             RawMonitorCheck::Order(o) => {
-                let base = v.interpolate("url", o.url.trim_end_matches('/'))?;
-                let parsed = reqwest::Url::parse(&base.value)
-                    .map_err(|e| FieldError::new("url", format!("invalid URL: {e}")))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(FieldError::new(
-                        "url",
-                        "expected an http:// or https:// URL",
-                    ));
-                }
+                let (base, _) = v.http_url("url", o.url.trim_end_matches('/'))?;
                 let api_key = o
                     .api_key
                     .as_deref()

@@ -25,6 +25,45 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The first `name` on `PATH`, if any.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Start `cmd` with its stdout and stderr going to the file `log`, then poll `ready` every
+/// 50 ms: the child once `ready` holds, or the log's text once the child exits or `bound`
+/// passes (a bound on a hang, not a timing assertion), the child then killed.
+pub fn spawn_until_ready(
+    mut cmd: Command,
+    log: &Path,
+    bound: std::time::Duration,
+    ready: impl Fn() -> bool,
+) -> Result<std::process::Child, String> {
+    let file = std::fs::File::create(log).unwrap();
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+    let give_up = std::time::Instant::now() + bound;
+    loop {
+        if ready() {
+            return Ok(child);
+        }
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > give_up {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::fs::read_to_string(log).unwrap_or_default());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Write `text` to `dir/name` and return the path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
@@ -71,17 +110,19 @@ pub fn report_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("report.json parses")
 }
 
-/// The outcome status of item `id` in a parsed report.
-pub fn status_of(report: &serde_json::Value, id: &str) -> String {
-    report["items"]
+/// The outcome of item `id` in a parsed report.
+pub fn outcome<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    &report["items"]
         .as_array()
         .unwrap()
         .iter()
         .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("item {id} in report"))["outcome"]["status"]
-        .as_str()
-        .unwrap()
-        .to_string()
+        .unwrap_or_else(|| panic!("item {id} in report"))["outcome"]
+}
+
+/// The outcome status of item `id` in a parsed report.
+pub fn status_of(report: &serde_json::Value, id: &str) -> String {
+    outcome(report, id)["status"].as_str().unwrap().to_string()
 }
 
 /// A running `prodready paper-broker` on an ephemeral loopback port; killed when dropped.

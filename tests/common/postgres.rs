@@ -8,8 +8,8 @@
 //! (SIGINT, PostgreSQL's fast shutdown) so it ends with the test even when the test is killed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use super::free_port;
 
@@ -47,17 +47,12 @@ pub fn pg_bin(name: &str) -> PathBuf {
     if let Some((_, bin)) = versions.pop() {
         return bin;
     }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "PostgreSQL's {name} is not installed (looked in /usr/lib/postgresql/*/bin and \
+    super::on_path(name).unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL's {name} is not installed (looked in /usr/lib/postgresql/*/bin and \
                  on PATH): run ./scripts/test, which installs the postgresql package"
-            )
-        })
+        )
+    })
 }
 
 /// Whether this process's effective uid is 0 (from `/proc/self/status`: `Uid: real effective …`).
@@ -163,31 +158,16 @@ impl Postgres {
     fn spawn(dir: &Path) -> Result<(Child, u16), String> {
         let port = free_port();
         let log_path = dir.join(format!("postgres-{port}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = as_postgres(&pg_bin("postgres"), dir)
-            .args(["-D", "data", "-p", &port.to_string()])
+        let mut cmd = as_postgres(&pg_bin("postgres"), dir);
+        cmd.args(["-D", "data", "-p", &port.to_string()])
             .arg("-k")
             .arg(dir)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start postgres");
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]);
         // Not a timing assertion: a bound on a hang, far above the usual quarter second.
-        let give_up = Instant::now() + Duration::from_secs(120);
-        loop {
-            if exec(port, "postgres", SUPERUSER_PASSWORD, "postgres", "SELECT 1").is_ok() {
-                return Ok((child, port));
-            }
-            let exited = child.try_wait().unwrap().is_some();
-            if exited || Instant::now() > give_up {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(std::fs::read_to_string(&log_path).unwrap_or_default());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::spawn_until_ready(cmd, &log_path, Duration::from_secs(120), || {
+            exec(port, "postgres", SUPERUSER_PASSWORD, "postgres", "SELECT 1").is_ok()
+        })
+        .map(|child| (child, port))
     }
 
     fn superuser(&self, sql: &str) {

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::free_port;
@@ -17,17 +17,12 @@ pub const SCRAPE_INTERVAL_S: f64 = 1.0;
 /// `name` (`prometheus`, `promtool`) on `PATH`. Panics, telling to run `./scripts/test`, when
 /// it is not installed: a test must not pass because nothing ran.
 pub fn prom_bin(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} is not installed (looked on PATH): run ./scripts/test, which installs \
+    super::on_path(name).unwrap_or_else(|| {
+        panic!(
+            "{name} is not installed (looked on PATH): run ./scripts/test, which installs \
                  the prometheus package (it ships prometheus and promtool)"
-            )
-        })
+        )
+    })
 }
 
 /// A running Prometheus; killed and its folder removed when dropped.
@@ -46,14 +41,38 @@ pub struct Job<'a> {
     pub target: &'a str,
 }
 
+/// The basic-auth user of [`Prometheus::start_with_basic_auth`].
+pub const BASIC_USER: &str = "prober";
+/// Its password (a test value).
+pub const BASIC_PASSWORD: &str = "pw-prom-test";
+/// bcrypt hash of [`BASIC_PASSWORD`] (cost 4), as Prometheus's web configuration wants it;
+/// made with `python3 -c "import crypt; print(crypt.crypt('pw-prom-test',
+/// crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))"`.
+const BASIC_HASH: &str = "$2b$04$Qe7IDiBGJLUnXRUGYsqWJeBk35tymk/M8Oo9x6BRriQXGn3KhkS8i";
+
 impl Prometheus {
     /// Start with these scrape jobs and rule files; panics with the server's log when it does
     /// not become ready.
     pub fn start(jobs: &[Job<'_>], rule_files: &[&Path]) -> Prometheus {
+        Self::start_inner(jobs, rule_files, false)
+    }
+
+    /// Start with no jobs, its HTTP API behind basic auth ([`BASIC_USER`], [`BASIC_PASSWORD`]).
+    pub fn start_with_basic_auth() -> Prometheus {
+        Self::start_inner(&[], &[], true)
+    }
+
+    fn start_inner(jobs: &[Job<'_>], rule_files: &[&Path], basic_auth: bool) -> Prometheus {
         let dir = tempfile::Builder::new()
             .prefix("prodready-prom")
             .tempdir()
             .unwrap();
+        let web = dir.path().join("web.yml");
+        std::fs::write(
+            &web,
+            format!("basic_auth_users:\n  {BASIC_USER}: {BASIC_HASH:?}\n"),
+        )
+        .unwrap();
         let mut config = format!(
             "global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n  scrape_timeout: 800ms\n  evaluation_interval: {SCRAPE_INTERVAL_S}s\nrule_files:\n"
         );
@@ -72,9 +91,8 @@ impl Prometheus {
         for _ in 0..3 {
             let port = free_port();
             let log_path = dir.path().join(format!("prometheus-{port}.log"));
-            let log = std::fs::File::create(&log_path).unwrap();
-            let mut child = Command::new("setpriv")
-                .args(["--pdeathsig=KILL", "--"])
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--pdeathsig=KILL", "--"])
                 .arg(prom_bin("prometheus"))
                 .arg(format!(
                     "--config.file={}",
@@ -85,24 +103,16 @@ impl Prometheus {
                     dir.path().join("data").display()
                 ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("start prometheus");
-            // Not a timing assertion: a bound on a hang, far above the usual second.
-            let give_up = Instant::now() + Duration::from_secs(60);
-            loop {
-                if get(port, "/-/ready").is_ok_and(|(code, _)| code == 200) {
-                    return Prometheus { child, dir, port };
-                }
-                if child.try_wait().unwrap().is_some() || Instant::now() > give_up {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
+                .args(basic_auth.then(|| format!("--web.config.file={}", web.display())));
+            // Not a timing assertion: a bound on a hang, far above the usual second. Behind
+            // basic auth, a 401 is the server up and refusing us.
+            let ready = || {
+                get(port, "/-/ready")
+                    .is_ok_and(|(code, _)| code == 200 || (basic_auth && code == 401))
+            };
+            match super::spawn_until_ready(cmd, &log_path, Duration::from_secs(60), ready) {
+                Ok(child) => return Prometheus { child, dir, port },
+                Err(log) => last_log = log,
             }
         }
         panic!("Prometheus did not start:\n{last_log}");

@@ -75,15 +75,7 @@ impl RawServer {
                 "expected the Prometheus server's base URL, e.g. \"http://127.0.0.1:9090\"",
             ));
         };
-        let mut base = v.interpolate("url", &url)?;
-        let parsed = reqwest::Url::parse(&base.value)
-            .map_err(|e| FieldError::new("url", format!("invalid URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(FieldError::new(
-                "url",
-                "expected an http:// or https:// URL",
-            ));
-        }
+        let (mut base, _) = v.http_url("url", &url)?;
         for s in [&mut base.value, &mut base.display] {
             while s.ends_with('/') {
                 s.pop();
@@ -290,14 +282,7 @@ impl Server {
     fn client(&self, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
         let mut b = reqwest::Client::builder().timeout(self.timeout);
         if let Some(ca) = &self.ca_file {
-            let path = ctx.resolve(ca);
-            let pem = std::fs::read(&path)
-                .map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("CA file {}: {e}", path.display()))?
-            {
-                b = b.add_root_certificate(cert);
-            }
+            b = crate::probe::http::trust_ca_file(b, &ctx.resolve(ca))?;
         }
         b.build()
             .map_err(|e| format!("building the HTTP client: {e}"))

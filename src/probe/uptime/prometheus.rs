@@ -219,27 +219,9 @@ impl PromAvailability {
             rows: Vec::new(),
         };
         let avail_q = self.form.availability(&w);
-        let oldest_q = |span: Duration, res: Duration| {
-            format!(
-                "min(min_over_time(timestamp({})[{}:{}]))",
-                self.form.dated(),
-                promql_duration(span),
-                promql_duration(res)
-            )
-        };
-        // The coarse subquery dates history to within R; history younger than R falls
-        // between its aligned steps, so the last 2 R are also read every second.
-        let coarse_q = oldest_q(probe.window, resolution);
-        let fine_q = oldest_q((2 * resolution).min(probe.window), Duration::from_secs(1));
         queries
             .rows
             .push(vec![format!("availability over {w}"), avail_q.clone()]);
-        queries
-            .rows
-            .push(vec!["oldest sample (unix s)".into(), coarse_q.clone()]);
-        queries
-            .rows
-            .push(vec!["oldest recent sample (unix s)".into(), fine_q.clone()]);
         let no_data = || {
             format!(
                 "no samples of `{}` on {} in the last {} (missing history is not uptime)",
@@ -251,13 +233,10 @@ impl PromAvailability {
         let avail = one_number(&self.server, ctx, &avail_q, time)
             .await?
             .ok_or_else(no_data)?;
-        let oldest_s = match one_number(&self.server, ctx, &coarse_q, time).await? {
-            Some(c) if c < time - resolution.as_secs_f64() => c,
-            coarse => one_number(&self.server, ctx, &fine_q, time)
-                .await?
-                .or(coarse)
-                .ok_or_else(no_data)?,
-        };
+        let oldest_s = self
+            .oldest(ctx, probe.window, resolution, time, &mut queries)
+            .await?
+            .ok_or_else(no_data)?;
         let allowed = 1.0 - probe.target_percent / 100.0;
         let mut burn_rates = Vec::new();
         for (label, d) in [("1h", 3_600), ("6h", 21_600), ("3d", 259_200)] {
@@ -309,6 +288,46 @@ impl PromAvailability {
             projected: Some(avail),
         };
         Ok((s, queries))
+    }
+
+    /// The oldest sample of the dated selector within `window` before `time` (unix s).
+    /// The coarse subquery dates history to within `resolution` R; history younger than R
+    /// falls between its aligned steps, so the last 2 R are also read every second.
+    ///
+    /// # Errors
+    /// A query's error.
+    async fn oldest(
+        &self,
+        ctx: &ProbeContext,
+        window: Duration,
+        resolution: Duration,
+        time: f64,
+        queries: &mut Table,
+    ) -> Result<Option<f64>, String> {
+        let oldest_q = |span: Duration, res: Duration| {
+            format!(
+                "min(min_over_time(timestamp({})[{}:{}]))",
+                self.form.dated(),
+                promql_duration(span),
+                promql_duration(res)
+            )
+        };
+        let coarse_q = oldest_q(window, resolution);
+        let fine_q = oldest_q((2 * resolution).min(window), Duration::from_secs(1));
+        queries
+            .rows
+            .push(vec!["oldest sample (unix s)".into(), coarse_q.clone()]);
+        queries
+            .rows
+            .push(vec!["oldest recent sample (unix s)".into(), fine_q.clone()]);
+        Ok(
+            match one_number(&self.server, ctx, &coarse_q, time).await? {
+                Some(c) if c < time - resolution.as_secs_f64() => Some(c),
+                coarse => one_number(&self.server, ctx, &fine_q, time)
+                    .await?
+                    .or(coarse),
+            },
+        )
     }
 
     /// Availability per 1/120 of the window (a range query), as timeline buckets: up and down
