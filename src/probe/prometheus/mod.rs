@@ -208,7 +208,7 @@ async fn alerts(
     let mut o = ProbeOutput::default();
     let mut table = Table {
         title: format!("Alerting rules on {}", server.shown()),
-        columns: ["alert", "group", "health", "state", "active alerts"]
+        columns: ["alert", "group", "file", "health", "state", "active alerts"]
             .map(String::from)
             .to_vec(),
         rows: Vec::new(),
@@ -235,7 +235,7 @@ async fn alerts(
         for (g, r) in found {
             let state = r.state.as_deref().unwrap_or("unknown");
             firing_now += usize::from(state == "firing");
-            let place = format!("{name} ({} in {})", g.name, g.file);
+            let place = format!("{name} ({})", g.name);
             let health = match (&*r.health, &r.last_error) {
                 ("err", Some(e)) => format!("err: {e}"),
                 (h, _) => h.to_string(),
@@ -255,6 +255,7 @@ async fn alerts(
             table.rows.push(vec![
                 name.clone(),
                 g.name.clone(),
+                g.file.clone(),
                 health,
                 state.to_string(),
                 r.alerts.len().to_string(),

@@ -379,13 +379,9 @@ impl QueryAsk {
         };
         o.measure("series", total);
         o.measure("series_holding", holding);
-        o.checks.push(Check::new(
-            what.clone(),
-            format!("{} for {quant}", self.bounds.describe()),
-            measured.clone(),
-            ok,
-        ));
-        o.summary = format!("`{}`: {what} {measured}", self.expr);
+        let expected = format!("{} for {quant}", self.bounds.describe());
+        o.summary = format!("`{}`: {measured} ({what} {expected})", self.expr);
+        o.checks.push(Check::new(what, expected, measured, ok));
         table.rows.truncate(100);
         o.tables.push(table);
         if total == 0 {
