@@ -435,8 +435,15 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
                     "{{ kind = \"uptime\", source = \"prometheus\", url = \"{url}\", bad = 'prodready_soak_check_failures_total{{monitor=\"broker\"}}', total = 'prodready_soak_checks_total{{monitor=\"broker\"}}', window = \"30d\" }}"
                 ),
             ),
+            item(
+                "prom-recent",
+                "blocker",
+                &format!(
+                    "{{ kind = \"uptime\", source = \"prometheus\", url = \"{url}\", series = 'up{{job=\"broker\"}}', window = \"2s\" }}"
+                ),
+            ),
             prom_item(
-                "broker-up-1m",
+                "broker-up-2m",
                 &url,
                 "query = 'up{job=\"broker\"}', window = \"2m\", step = \"1s\", min = 1",
             ),
@@ -468,11 +475,22 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
             outcome(&after, id)
         );
     }
+    // A window that history covers is judged, not pending: the last 2 s were all up.
     assert_eq!(
-        status(&after, "broker-up-1m"),
+        status(&after, "prom-recent"),
+        "pass",
+        "{}",
+        outcome(&after, "prom-recent")
+    );
+    assert_eq!(
+        outcome(&after, "prom-recent")["measured"]["window_complete"],
+        true
+    );
+    assert_eq!(
+        status(&after, "broker-up-2m"),
         "fail",
         "{}",
-        outcome(&after, "broker-up-1m")
+        outcome(&after, "broker-up-2m")
     );
     // Downtime read back: the store within one check interval of the outage as the test
     // measured it; Prometheus within one scrape interval of the store (a failed scrape stands

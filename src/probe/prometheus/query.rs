@@ -405,3 +405,27 @@ fn fmt_value(v: f64) -> String {
         s.into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_keep_small_ratios_visible_and_aggregates_follow_their_names() {
+        assert_eq!(fmt_value(0.99912), "0.99912");
+        assert_eq!(fmt_value(2.0), "2");
+        assert_eq!(fmt_value(0.00002), "2.000e-5");
+        let pts = [(1.0, 3.0), (2.0, 1.0), (3.0, 2.0)];
+        assert_eq!(Aggregate::Min.of(&pts), 1.0);
+        assert_eq!(Aggregate::Max.of(&pts), 3.0);
+        assert_eq!(Aggregate::Avg.of(&pts), 2.0);
+        assert_eq!(Aggregate::Last.of(&pts), 2.0);
+        let b = Bounds {
+            min: Some(1.0),
+            max: Some(2.0),
+            equals: None,
+        };
+        assert!(b.holds(1.5) && !b.holds(2.5) && !b.holds(f64::NAN));
+        assert_eq!(b.describe(), "≥ 1 and ≤ 2");
+    }
+}
