@@ -11,7 +11,7 @@ use super::api::{QueryData, Series, Server};
 use super::{Bounds, default_step};
 use crate::model::{Check, ProbeOutput, Status, Table};
 use crate::probe::{FieldError, ProbeContext, Validator};
-use crate::units::format_duration;
+use crate::units::{Interpolated, format_duration};
 
 /// One figure of a range query's points per series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -88,7 +88,7 @@ pub struct RawQueryAsk {
 /// A validated query: the expression, the range (window and step) if any, the bounds.
 #[derive(Debug, Clone)]
 pub struct QueryAsk {
-    expr: String,
+    expr: Interpolated,
     range: Option<(Duration, Duration)>,
     aggregate: Option<Aggregate>,
     bounds: Bounds,
@@ -105,7 +105,7 @@ impl RawQueryAsk {
         if self.expr.trim().is_empty() {
             return Err(FieldError::new("query", "expected a PromQL expression"));
         }
-        let expr = v.interpolate("query", &self.expr)?.value;
+        let expr = v.interpolate("query", &self.expr)?;
         for (key, x) in [
             ("min", self.min),
             ("max", self.max),
@@ -207,7 +207,7 @@ impl QueryAsk {
         let mut o = self.judge(&series);
         o.measure("points", points);
         if let Some((window, _)) = self.range {
-            match super::chart::series_svg(&self.expr, window, &series) {
+            match super::chart::series_svg(&self.expr.display, window, &series) {
                 Ok(svg) => match ctx.write_evidence(
                     "series.svg",
                     svg.as_bytes(),
@@ -230,12 +230,12 @@ impl QueryAsk {
     /// The API's message, or the wrong result type, or a value that is not a finite number.
     async fn fetch(&self, server: &Server, ctx: &ProbeContext) -> Result<Vec<Series>, String> {
         let data = match self.range {
-            None => server.query(ctx, &self.expr, None).await?,
+            None => server.query(ctx, &self.expr.value, None).await?,
             Some((window, step)) => {
                 let end = jiff::Timestamp::now().as_millisecond() as f64 / 1e3;
                 let start = end - window.as_secs_f64();
                 server
-                    .query_range(ctx, &self.expr, (start, end), step)
+                    .query_range(ctx, &self.expr.value, (start, end), step)
                     .await?
             }
         };
@@ -262,7 +262,7 @@ impl QueryAsk {
                 };
                 return Err(format!(
                     "query `{}`: expected a {expected}, got a {}{hint}",
-                    self.expr,
+                    self.expr.display,
                     other.kind()
                 ));
             }
@@ -270,7 +270,7 @@ impl QueryAsk {
         raw.into_iter()
             .map(|s| {
                 s.numeric()
-                    .map_err(|e| format!("query `{}`: {e}", self.expr))
+                    .map_err(|e| format!("query `{}`: {e}", self.expr.display))
             })
             .collect()
     }
@@ -278,7 +278,7 @@ impl QueryAsk {
     fn on_empty(&self, server: &Server) -> ProbeOutput {
         let text = format!(
             "query `{}` on {} returned no series{}",
-            self.expr,
+            self.expr.display,
             server.shown(),
             self.range
                 .map(|(w, _)| format!(" over the last {}", format_duration(w)))
@@ -314,7 +314,7 @@ impl QueryAsk {
             (Some((w, _)), None) => format!("every point over {}", format_duration(w)),
         };
         let mut table = Table {
-            title: format!("Series of `{}`", self.expr),
+            title: format!("Series of `{}`", self.expr.display),
             columns: ["series", "value", "min", "max", "points", "holds"]
                 .map(String::from)
                 .to_vec(),
@@ -380,7 +380,7 @@ impl QueryAsk {
         o.measure("series", total);
         o.measure("series_holding", holding);
         let expected = format!("{} for {quant}", self.bounds.describe());
-        o.summary = format!("`{}`: {measured} ({what} {expected})", self.expr);
+        o.summary = format!("`{}`: {measured} ({what} {expected})", self.expr.display);
         o.checks.push(Check::new(what, expected, measured, ok));
         table.rows.truncate(100);
         o.tables.push(table);

@@ -190,6 +190,10 @@ impl PromAvailability {
             Ok((s, queries)) => {
                 let first = s.first_ms.unwrap_or(s.to_ms);
                 let mut o = probe.judge(&s, first);
+                let mut queries = queries;
+                for cell in queries.rows.iter_mut().flatten() {
+                    *cell = ctx.redactor.redact(cell);
+                }
                 o.tables.push(queries);
                 let buckets = self.timeline(ctx, &s).await;
                 attach_evidence(ctx, &mut o, &s, buckets);
@@ -261,7 +265,7 @@ impl PromAvailability {
         };
         let budget_ms = allowed * window_ms as f64;
         let s = Summary {
-            monitor: self.form.dated().to_string(),
+            monitor: ctx.redactor.redact(self.form.dated()),
             kind: "prometheus".into(),
             from_ms,
             to_ms: now_ms,
