@@ -355,6 +355,18 @@ impl Validator {
     }
 }
 
+/// Refuse the first key that is set among `keys` (`(key, is set)`), with `message` at it: keys
+/// that belong to another mode of the same table.
+///
+/// # Errors
+/// A [`FieldError`] at the first key set.
+pub fn refuse_keys(keys: &[(&str, bool)], message: &str) -> Result<(), FieldError> {
+    match keys.iter().find(|(_, set)| *set) {
+        Some((key, _)) => Err(FieldError::new(*key, message)),
+        None => Ok(()),
+    }
+}
+
 /// Tasks that must finish before the run stops its services. A probe's future can be dropped
 /// (item timeout, interruption), so cleanup that must happen runs as a task here instead.
 #[derive(Debug, Clone, Default)]

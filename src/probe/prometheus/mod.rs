@@ -142,9 +142,7 @@ impl RawPrometheusProbe {
                 ));
             }
             (None, Some(names)) => {
-                if let Some((key, _)) = query_keys.iter().find(|(_, set)| *set) {
-                    return Err(FieldError::new(*key, "applies to `query`, not to `alerts`"));
-                }
+                super::refuse_keys(&query_keys, "applies to `query`, not to `alerts`")?;
                 if names.is_empty() || names.iter().any(|n| n.trim().is_empty()) {
                     return Err(FieldError::new(
                         "alerts",

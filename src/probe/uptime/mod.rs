@@ -143,24 +143,20 @@ impl RawUptimeProbe {
 
     /// The store source: `monitor` and `state`, and none of the Prometheus keys.
     fn store_source(&self, v: &mut Validator) -> Result<Source, FieldError> {
-        for (key, set) in [
-            ("url", self.url.is_some()),
-            ("bearer_token", self.bearer_token.is_some()),
-            ("basic_auth", self.basic_auth.is_some()),
-            ("ca_file", self.ca_file.is_some()),
-            ("timeout", self.timeout.is_some()),
-            ("series", self.series.is_some()),
-            ("good", self.good.is_some()),
-            ("bad", self.bad.is_some()),
-            ("total", self.total.is_some()),
-        ] {
-            if set {
-                return Err(FieldError::new(
-                    key,
-                    "applies to `source = \"prometheus\"` (this item reads the soak store)",
-                ));
-            }
-        }
+        super::refuse_keys(
+            &[
+                ("url", self.url.is_some()),
+                ("bearer_token", self.bearer_token.is_some()),
+                ("basic_auth", self.basic_auth.is_some()),
+                ("ca_file", self.ca_file.is_some()),
+                ("timeout", self.timeout.is_some()),
+                ("series", self.series.is_some()),
+                ("good", self.good.is_some()),
+                ("bad", self.bad.is_some()),
+                ("total", self.total.is_some()),
+            ],
+            "applies to `source = \"prometheus\"` (this item reads the soak store)",
+        )?;
         let monitor = match &self.monitor {
             Some(m) if !m.trim().is_empty() => m.clone(),
             _ => return Err(FieldError::new("monitor", "expected a monitor name")),

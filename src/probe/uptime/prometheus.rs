@@ -49,19 +49,15 @@ pub fn validate(
     raw: &mut RawUptimeProbe,
     v: &mut Validator,
 ) -> Result<PromAvailability, FieldError> {
-    for (key, set) in [
-        ("monitor", raw.monitor.is_some()),
-        ("state", raw.state.is_some()),
-        ("max_error_rate", raw.max_error_rate.is_some()),
-        ("min_coverage", raw.min_coverage.is_some()),
-    ] {
-        if set {
-            return Err(FieldError::new(
-                key,
-                "applies to the soak store, not to `source = \"prometheus\"`",
-            ));
-        }
-    }
+    crate::probe::refuse_keys(
+        &[
+            ("monitor", raw.monitor.is_some()),
+            ("state", raw.state.is_some()),
+            ("max_error_rate", raw.max_error_rate.is_some()),
+            ("min_coverage", raw.min_coverage.is_some()),
+        ],
+        "applies to the soak store, not to `source = \"prometheus\"`",
+    )?;
     let server = RawServer {
         url: raw.url.take(),
         bearer_token: raw.bearer_token.take(),
