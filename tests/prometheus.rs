@@ -168,10 +168,23 @@ fn broken_servers() -> (u16, u16) {
 
 #[test]
 fn queries_hold_thresholds_and_bad_answers_are_errors_with_the_servers_message() {
-    let prom = Prometheus::start(&[], &[]);
-    let url = prom.url();
-    let (unavailable, silent) = broken_servers();
     let dir = tempfile::tempdir().unwrap();
+    // One alert that always fires, one whose evaluation fails: two series end up with the
+    // same labels once the alert's label `a` overrides theirs.
+    let rules = write(
+        dir.path(),
+        "rules.yml",
+        "groups:\n  - name: drill\n    rules:\n      - alert: AlwaysFiring\n        expr: vector(1)\n      - alert: BrokenAlert\n        expr: label_replace(vector(1), \"a\", \"1\", \"\", \"\") or label_replace(vector(2), \"a\", \"2\", \"\", \"\")\n        labels:\n          a: x\n",
+    );
+    let prom = Prometheus::start(&[], &[&rules]);
+    let url = prom.url();
+    // Two evaluations of the group: the first has then finished with both rules.
+    prom.wait_for(
+        "count_over_time(ALERTS{alertname=\"AlwaysFiring\", alertstate=\"firing\"}[1m])",
+        Duration::from_secs(60),
+        |v| v >= 2.0,
+    );
+    let (unavailable, silent) = broken_servers();
     let r = run(
         dir.path(),
         &[
@@ -204,6 +217,17 @@ fn queries_hold_thresholds_and_bad_answers_are_errors_with_the_servers_message()
             ),
             prom_item("no-rule", &url, "alerts = [\"NoSuchAlert\"]"),
             prom_item(
+                "firing-expected",
+                &url,
+                "alerts = [\"AlwaysFiring\"], firing = true",
+            ),
+            prom_item("firing-unexpected", &url, "alerts = [\"AlwaysFiring\"]"),
+            prom_item(
+                "broken-rule",
+                &url,
+                "alerts = [\"BrokenAlert\"], firing = true",
+            ),
+            prom_item(
                 "unavailable",
                 &format!("http://127.0.0.1:{unavailable}"),
                 "query = 'vector(1)', min = 1",
@@ -228,12 +252,20 @@ fn queries_hold_thresholds_and_bad_answers_are_errors_with_the_servers_message()
         ("empty", "error"),
         ("empty-ok", "pass"),
         ("no-rule", "fail"),
+        ("firing-expected", "pass"),
+        ("firing-unexpected", "fail"),
+        ("broken-rule", "fail"),
         ("unavailable", "error"),
         ("silent", "error"),
     ] {
         assert_eq!(status(&r, id), want, "{id}: {}", outcome(&r, id));
     }
     assert_eq!(measured(&r, "one", "value"), 1.0);
+    let broken = outcome(&r, "broken-rule")["checks"].to_string();
+    assert!(
+        broken.contains("err: vector contains metrics with the same labelset"),
+        "{broken}"
+    );
     assert!(
         summary(&r, "all").contains("1 of 2 series hold"),
         "{}",
@@ -259,6 +291,8 @@ fn queries_hold_thresholds_and_bad_answers_are_errors_with_the_servers_message()
         ("unavailable", "HTTP 503"),
         ("unavailable", "upstream overloaded"),
         ("silent", "timed out after 300.0 ms"),
+        ("no-rule", "0 firing"),
+        ("firing-unexpected", "1 firing (expected none firing)"),
     ] {
         assert!(
             summary(&r, id).contains(text),
