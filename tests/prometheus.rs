@@ -606,3 +606,35 @@ fn basic_auth_from_the_environment_opens_a_protected_server_and_never_shows_the_
         assert!(!everything.contains(secret), "{secret} leaked");
     }
 }
+
+#[test]
+fn ca_file_trusts_a_prometheus_served_over_https_and_without_it_the_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    common::make_certs(dir.path(), 30);
+    let prom =
+        Prometheus::start_with_tls(&dir.path().join("leaf.pem"), &dir.path().join("leaf.key"));
+    let url = format!("https://127.0.0.1:{}", prom.port);
+    let r = run(
+        dir.path(),
+        &[
+            prom_item(
+                "trusted",
+                &url,
+                "ca_file = \"ca.pem\", query = 'vector(1)', min = 1",
+            ),
+            prom_item("untrusted", &url, "query = 'vector(1)', min = 1"),
+        ],
+    );
+    assert_eq!(status(&r, "trusted"), "pass", "{}", outcome(&r, "trusted"));
+    assert_eq!(
+        status(&r, "untrusted"),
+        "error",
+        "{}",
+        outcome(&r, "untrusted")
+    );
+    assert!(
+        summary(&r, "untrusted").contains("certificate"),
+        "{}",
+        summary(&r, "untrusted")
+    );
+}

@@ -54,25 +54,45 @@ impl Prometheus {
     /// Start with these scrape jobs and rule files; panics with the server's log when it does
     /// not become ready.
     pub fn start(jobs: &[Job<'_>], rule_files: &[&Path]) -> Prometheus {
-        Self::start_inner(jobs, rule_files, false)
+        Self::start_inner(jobs, rule_files, None)
     }
 
     /// Start with no jobs, its HTTP API behind basic auth ([`BASIC_USER`], [`BASIC_PASSWORD`]).
     pub fn start_with_basic_auth() -> Prometheus {
-        Self::start_inner(&[], &[], true)
+        let web = format!("basic_auth_users:\n  {BASIC_USER}: {BASIC_HASH:?}\n");
+        Self::start_inner(&[], &[], Some((web, 401)))
     }
 
-    fn start_inner(jobs: &[Job<'_>], rule_files: &[&Path], basic_auth: bool) -> Prometheus {
+    /// Start with no jobs, serving HTTPS with `cert` and `key` (PEM files).
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Prometheus {
+        let web = format!(
+            "tls_server_config:\n  cert_file: {:?}\n  key_file: {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        );
+        // Plain HTTP to an HTTPS port: Go's server answers 400.
+        Self::start_inner(&[], &[], Some((web, 400)))
+    }
+
+    /// `web`: a web configuration file's text and the status a plain, unauthenticated
+    /// `GET /-/ready` gets once the server is up behind it.
+    fn start_inner(
+        jobs: &[Job<'_>],
+        rule_files: &[&Path],
+        web: Option<(String, u16)>,
+    ) -> Prometheus {
         let dir = tempfile::Builder::new()
             .prefix("prodready-prom")
             .tempdir()
             .unwrap();
-        let web = dir.path().join("web.yml");
-        std::fs::write(
-            &web,
-            format!("basic_auth_users:\n  {BASIC_USER}: {BASIC_HASH:?}\n"),
-        )
-        .unwrap();
+        let web_file = dir.path().join("web.yml");
+        let ready_code = match &web {
+            Some((text, code)) => {
+                std::fs::write(&web_file, text).unwrap();
+                *code
+            }
+            None => 200,
+        };
         let mut config = format!(
             "global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n  scrape_timeout: 800ms\n  evaluation_interval: {SCRAPE_INTERVAL_S}s\nrule_files:\n"
         );
@@ -103,13 +123,12 @@ impl Prometheus {
                     dir.path().join("data").display()
                 ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .args(basic_auth.then(|| format!("--web.config.file={}", web.display())));
-            // Not a timing assertion: a bound on a hang, far above the usual second. Behind
-            // basic auth, a 401 is the server up and refusing us.
-            let ready = || {
-                get(port, "/-/ready")
-                    .is_ok_and(|(code, _)| code == 200 || (basic_auth && code == 401))
-            };
+                .args(
+                    web.as_ref()
+                        .map(|_| format!("--web.config.file={}", web_file.display())),
+                );
+            // Not a timing assertion: a bound on a hang, far above the usual second.
+            let ready = || get(port, "/-/ready").is_ok_and(|(code, _)| code == ready_code);
             match super::spawn_until_ready(cmd, &log_path, Duration::from_secs(60), ready) {
                 Ok(child) => return Prometheus { child, dir, port },
                 Err(log) => last_log = log,
