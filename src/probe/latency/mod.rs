@@ -721,7 +721,20 @@ fn split_url(url: &str, transport: Transport) -> Result<(bool, String, u16, Stri
     } else if let Some(r) = url.strip_prefix(&format!("{secure}://")) {
         (true, r)
     } else {
-        return Err(format!("expected a {plain}:// or {secure}:// URL"));
+        let article = if transport == Transport::Http {
+            "an"
+        } else {
+            "a"
+        };
+        let hint = match transport {
+            Transport::Http if url.starts_with("ws") => {
+                " (ws:// and wss:// need transport = \"websocket\")"
+            }
+            _ => "",
+        };
+        return Err(format!(
+            "expected {article} {plain}:// or {secure}:// URL{hint}"
+        ));
     };
     let cut = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..cut];
@@ -912,6 +925,10 @@ impl LatencyProbe {
             self.max_generator_lag.as_secs_f64() * 1e3,
         );
         o.measure("connects", r.connects);
+        if !matches!(self.plan.wire, Wire::Http(_)) {
+            o.measure("messages_ignored", r.ignored);
+            o.measure("answers_unmatched", r.unmatched);
+        }
         if !rec.connect.is_empty() {
             o.measure("connect_p50_ms", ms(rec.connect.value_at_quantile(0.5)));
             o.measure("connect_max_ms", ms(rec.connect.max()));
