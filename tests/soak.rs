@@ -643,6 +643,18 @@ fn paper_broker() -> (Proc, u16) {
     (broker, port)
 }
 
+/// Soak the checklist with `monitors` beside the standard two for 2 s, stop it (it must exit
+/// 0) and return `soak-status` of its store.
+fn soak_for_two_seconds(dir: &Path, port: u16, monitors: &str) -> serde_json::Value {
+    let checklist = write_checklist(dir, port, monitors, "");
+    let state = dir.join("soak.db");
+    let tracker = soak(&checklist, &state, &[]);
+    sleep_ms(2000);
+    let (_, code) = tracker.terminate();
+    assert_eq!(code, Some(0));
+    status(&state)
+}
+
 #[test]
 fn order_monitor_places_and_cancels_paper_orders_and_counts_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -650,13 +662,7 @@ fn order_monitor_places_and_cancels_paper_orders_and_counts_errors() {
     let order = format!(
         "\n[[monitor]]\nname = \"order\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"1s\"\ncheck = {{ kind = \"order\", url = \"http://127.0.0.1:{port}\", type = \"limit\", limit_price = 1.0, cancel = true }}\n"
     );
-    let checklist = write_checklist(dir.path(), port, &order, "");
-    let state = dir.path().join("soak.db");
-    let tracker = soak(&checklist, &state, &[]);
-    sleep_ms(2000);
-    let (_, code) = tracker.terminate();
-    assert_eq!(code, Some(0));
-    let st = status(&state);
+    let st = soak_for_two_seconds(dir.path(), port, &order);
     let o = monitor(&st, "order");
     assert_eq!(o["kind"], "order");
     assert!(ms(&o["totals"]["ops"]) >= 10, "{o}");
@@ -678,13 +684,7 @@ fn order_monitor_over_websocket_places_and_cancels_and_counts_a_failed_ack() {
     let monitors = format!(
         "\n[[monitor]]\nname = \"ws-order\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"1s\"\ncheck = {{ kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:{port}/ws/orders\", place = {place}, match = \"/client_order_id\", ack = {{ pointer = \"/status\", equals = \"accepted\" }}, cancel = '{{\"action\":\"cancel\",\"order_id\":\"{{{{order_id}}}}\"}}' }}\n\n[[monitor]]\nname = \"ws-unfilled\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"1s\"\ncheck = {{ kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:{port}/ws/orders\", place = {place}, match = \"/client_order_id\", ack = {{ pointer = \"/status\", equals = \"filled\" }} }}\n"
     );
-    let checklist = write_checklist(dir.path(), port, &monitors, "");
-    let state = dir.path().join("soak.db");
-    let tracker = soak(&checklist, &state, &[]);
-    sleep_ms(2000);
-    let (_, code) = tracker.terminate();
-    assert_eq!(code, Some(0));
-    let st = status(&state);
+    let st = soak_for_two_seconds(dir.path(), port, &monitors);
     let o = monitor(&st, "ws-order");
     assert_eq!(o["kind"], "order");
     // Two operations a check (the order and its cancel), none failed.

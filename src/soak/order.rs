@@ -21,7 +21,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::probe::expect::{JsonExpect, RawHttpExpect};
+use crate::probe::expect::{JsonExpect, RawHttpExpect, check_pointer};
+use crate::probe::latency::Transport;
 use crate::probe::latency::load::transport::{Connector, Version};
 use crate::probe::latency::load::websocket::{correlation_id, handshake, next_data};
 use crate::probe::latency::template::{Rng, Template};
@@ -103,15 +104,6 @@ pub enum RawCancel {
     Template(String),
 }
 
-/// How the order travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// HTTP/1.1 or HTTP/2 by reqwest.
-    Http,
-    /// One message per order on a WebSocket opened per check.
-    WebSocket,
-}
-
 /// The validated cancel step.
 #[derive(Debug, Clone)]
 struct Cancel {
@@ -155,41 +147,13 @@ impl RawAck {
     }
 }
 
-/// `pointer` is an RFC 6901 JSON pointer.
-fn check_pointer(key: &str, pointer: &str) -> Result<(), FieldError> {
-    if pointer.starts_with('/') {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            key,
-            format!("expected a JSON pointer starting with '/' (RFC 6901), found \"{pointer}\""),
-        ))
-    }
-}
-
 impl RawOrderCheck {
     /// Validate.
     ///
     /// # Errors
     /// A [`FieldError`] naming the key relative to the check table.
     pub fn validate(self, v: &mut Validator) -> Result<OrderCheck, FieldError> {
-        let transport = match self.transport.as_deref() {
-            None | Some("http") => Transport::Http,
-            Some("websocket") => Transport::WebSocket,
-            // FIX plugs in here.
-            Some("fix") => {
-                return Err(FieldError::new(
-                    "transport",
-                    "\"fix\" is not yet supported (expected \"http\" or \"websocket\")",
-                ));
-            }
-            Some(other) => {
-                return Err(FieldError::new(
-                    "transport",
-                    format!("expected \"http\" or \"websocket\", found \"{other}\""),
-                ));
-            }
-        };
+        let transport = Transport::parse(self.transport.as_deref())?;
         let api_key = self
             .api_key
             .as_deref()
@@ -383,10 +347,7 @@ fn url_of(url: &str, transport: Transport) -> Result<reqwest::Url, String> {
         Transport::WebSocket => matches!(parsed.scheme(), "ws" | "wss"),
     };
     if !ok {
-        return Err(match transport {
-            Transport::Http => "expected an http:// or https:// URL".into(),
-            Transport::WebSocket => "expected a ws:// or wss:// URL".into(),
-        });
+        return Err(transport.expected_url());
     }
     if parsed.host_str().is_none() {
         return Err("expected a host in the URL".into());

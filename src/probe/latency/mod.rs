@@ -27,7 +27,7 @@ use serde::Deserialize;
 use super::http::StatusSpec;
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
-use crate::probe::expect::RawHttpExpect;
+use crate::probe::expect::{RawHttpExpect, check_pointer};
 use crate::units::format_duration;
 use load::{HttpWire, Plan, Wire};
 use template::Template;
@@ -173,23 +173,7 @@ impl RawLatencyProbe {
     /// # Errors
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<LatencyProbe, FieldError> {
-        let transport = match self.transport.as_deref() {
-            None | Some("http") => Transport::Http,
-            Some("websocket") => Transport::WebSocket,
-            Some("fix") => {
-                // FIX plugs in here: `Transport::Fix`, validated into `Wire::Fix`.
-                return Err(FieldError::new(
-                    "transport",
-                    "\"fix\" is not yet supported (expected \"http\" or \"websocket\")",
-                ));
-            }
-            Some(other) => {
-                return Err(FieldError::new(
-                    "transport",
-                    format!("expected \"http\", \"websocket\" or \"fix\", found \"{other}\""),
-                ));
-            }
-        };
+        let transport = Transport::parse(self.transport.as_deref())?;
         let url = v.interpolate("url", &self.url)?;
         let (tls, host, port, path_text) =
             split_url(&url.value, transport).map_err(|m| FieldError::new("url", m))?;
@@ -348,17 +332,8 @@ impl RawLatencyProbe {
             .match_request
             .clone()
             .unwrap_or_else(|| response_match.clone());
-        for (key, p) in [
-            ("match", &response_match),
-            ("match_request", &request_match),
-        ] {
-            if !p.starts_with('/') {
-                return Err(FieldError::new(
-                    key,
-                    format!("expected a JSON pointer starting with '/' (RFC 6901), found \"{p}\""),
-                ));
-            }
-        }
+        check_pointer("match", &response_match)?;
+        check_pointer("match_request", &request_match)?;
         // The first order must render to JSON holding its id, or every order fails alike.
         let mut rendered = String::new();
         message.render(0, &mut template::Rng::new(1), &mut rendered);
@@ -694,14 +669,43 @@ fn error_table(ctx: &ProbeContext, r: &load::LoadResult) -> Table {
     }
 }
 
-/// How orders travel (`transport`).
+/// How orders travel (`transport`), for the `latency` probe and the soak's `order` monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transport {
+pub enum Transport {
+    /// HTTP/1.1 or HTTP/2 requests.
     Http,
+    /// JSON messages on a WebSocket (RFC 6455).
     WebSocket,
+    // FIX plugs in here: `Fix`, accepted by `parse` once it is supported.
 }
 
 impl Transport {
+    /// Parse the `transport` key: `"http"` (the default), `"websocket"`.
+    ///
+    /// # Errors
+    /// A [`FieldError`] on `transport`: `"fix"` is not yet supported, anything else unknown.
+    pub fn parse(text: Option<&str>) -> Result<Transport, FieldError> {
+        match text {
+            None | Some("http") => Ok(Transport::Http),
+            Some("websocket") => Ok(Transport::WebSocket),
+            Some("fix") => Err(FieldError::new(
+                "transport",
+                "\"fix\" is not yet supported (expected \"http\" or \"websocket\")",
+            )),
+            Some(other) => Err(FieldError::new(
+                "transport",
+                format!("expected \"http\", \"websocket\" or \"fix\", found \"{other}\""),
+            )),
+        }
+    }
+
+    /// `expected an http:// or https:// URL` and the like, for a URL of another scheme.
+    pub fn expected_url(self) -> String {
+        let (plain, secure) = self.schemes();
+        let article = if self == Transport::Http { "an" } else { "a" };
+        format!("expected {article} {plain}:// or {secure}:// URL")
+    }
+
     /// The URL schemes: plain, then TLS.
     fn schemes(self) -> (&'static str, &'static str) {
         match self {
@@ -721,20 +725,13 @@ fn split_url(url: &str, transport: Transport) -> Result<(bool, String, u16, Stri
     } else if let Some(r) = url.strip_prefix(&format!("{secure}://")) {
         (true, r)
     } else {
-        let article = if transport == Transport::Http {
-            "an"
-        } else {
-            "a"
-        };
         let hint = match transport {
             Transport::Http if url.starts_with("ws") => {
                 " (ws:// and wss:// need transport = \"websocket\")"
             }
             _ => "",
         };
-        return Err(format!(
-            "expected {article} {plain}:// or {secure}:// URL{hint}"
-        ));
+        return Err(format!("{}{hint}", transport.expected_url()));
     };
     let cut = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..cut];
