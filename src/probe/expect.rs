@@ -84,14 +84,39 @@ impl JsonExpect {
     pub fn check(&self, body: &[u8]) -> Result<Value, String> {
         let doc: Value =
             serde_json::from_slice(body).map_err(|e| format!("body is not JSON ({e})"))?;
+        self.check_value(&doc).cloned()
+    }
+
+    /// Check a parsed JSON document: the value found, or why it does not hold (pointer
+    /// absent, another value).
+    ///
+    /// # Errors
+    /// A one-line reason, with the value seen where there is one.
+    pub fn check_value<'a>(&self, doc: &'a Value) -> Result<&'a Value, String> {
         let got = doc
             .pointer(&self.pointer)
             .ok_or_else(|| format!("{} not present", self.pointer))?;
         if self.one_of.is_empty() || self.one_of.contains(got) {
-            Ok(got.clone())
+            Ok(got)
         } else {
             Err(format!("{} = {got}", self.pointer))
         }
+    }
+}
+
+/// Check that `pointer`, the value of `key`, is a JSON pointer (RFC 6901) naming a member:
+/// it starts with `/`.
+///
+/// # Errors
+/// A [`FieldError`] naming `key`.
+pub fn check_pointer(key: &str, pointer: &str) -> Result<(), FieldError> {
+    if pointer.starts_with('/') {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            key,
+            "expected a JSON pointer (RFC 6901) starting with '/', e.g. \"/status\"",
+        ))
     }
 }
 
@@ -162,11 +187,8 @@ impl RawHttpExpect {
                 ));
             }
             (Some(p), one_of) => {
-                if !(p.is_empty() || p.starts_with('/')) {
-                    return Err(FieldError::new(
-                        "json_pointer",
-                        "expected a JSON pointer (RFC 6901) starting with '/', e.g. \"/status\"",
-                    ));
+                if !p.is_empty() {
+                    check_pointer("json_pointer", &p)?;
                 }
                 Some(JsonExpect {
                     pointer: p,

@@ -17,6 +17,7 @@
 pub mod check;
 pub mod config;
 pub mod metrics;
+pub mod order;
 pub mod rules;
 pub mod run;
 pub mod tracker;

@@ -1,6 +1,11 @@
 //! The open-model load generator: requests leave on a fixed schedule (`start + i / rate`),
-//! whatever the responses do, over a pool of HTTP/1.1 keep-alive connections, and the
-//! generator tells its own lateness apart from the target's.
+//! whatever the responses do, over a pool of connections, and the generator tells its own
+//! lateness apart from the target's.
+//!
+//! The schedule, the histograms and the accounting are shared by every wire ([`Wire`]): HTTP/1.1
+//! keep-alive ([`http1`]: one request in flight per connection), HTTP/2 (`h2`: multiplexed
+//! streams), and the pipelined order transports ([`pipeline`]: every order sent at once and
+//! matched to its answer by a correlation id), of which [`websocket`] is one.
 //!
 //! The design follows wrk2 (Tene's fork of wrk): connection `k` of `N` owns the intended
 //! send times of requests `k, k + N, k + 2N, …`, so no request waits for a central permit or
@@ -36,14 +41,19 @@ pub mod clock;
 mod engine;
 mod h2;
 pub mod http1;
+pub mod pipeline;
 pub mod transport;
+pub mod websocket;
 
 use transport::{Connector, Version};
 
-/// The kinds of request errors, as counted and reported.
+/// The kinds of request errors, as counted and reported (`errors_<kind>` in the measured
+/// values, one row each in the "Errors by kind" table). Which kinds a probe reports depends on
+/// its wire: [`Wire::error_kinds`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ErrorKind {
-    /// No connection (refused, unreachable, reset before a response arrived).
+    /// No connection (refused, unreachable, reset before a response arrived, a failed TLS or
+    /// protocol handshake).
     Connect,
     /// No complete response within the request timeout.
     Timeout,
@@ -51,6 +61,14 @@ pub enum ErrorKind {
     Status,
     /// A response whose body is unreadable, not JSON, or fails the JSON pointer check.
     Body,
+    /// Order transports: the connection closed (by the peer, or dropped after a protocol
+    /// error) while the request was in flight; the message says why (e.g. the WebSocket close
+    /// code and reason).
+    Closed,
+    /// Order transports: an answer that rejects the order, by the transport's name for the
+    /// kind of reject (e.g. `rejected` for a WebSocket acknowledgement that fails its
+    /// condition; `exec_report_rejected`, `business_reject`, `session_reject` for FIX).
+    Reject(&'static str),
 }
 
 impl ErrorKind {
@@ -61,11 +79,13 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Status => "status",
             ErrorKind::Body => "body",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Reject(name) => name,
         }
     }
 
-    /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 4] = [
+    /// The kinds of an HTTP probe, in report order.
+    pub const HTTP: [ErrorKind; 4] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Status,
@@ -73,13 +93,40 @@ impl ErrorKind {
     ];
 }
 
-/// Everything the generator needs, validated.
+/// What goes over each connection and how an answer is judged.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    /// `https://`: connect over TLS.
-    pub tls: bool,
-    /// PEM certificates trusted besides the Mozilla roots (`ca_file`), resolved.
-    pub ca_file: Option<std::path::PathBuf>,
+pub enum Wire {
+    /// HTTP/1.1 or HTTP/2 requests ([`http1`], `h2`).
+    Http(HttpWire),
+    /// JSON order messages over WebSocket, pipelined ([`websocket`], [`pipeline`]).
+    WebSocket(websocket::WsWire),
+    // FIX plugs in here: `Fix(fix::FixWire)`, an [`pipeline::OrderTransport`], driven by
+    // `engine::Thread::drive` like `WebSocket`.
+}
+
+impl Wire {
+    /// The error kinds this wire reports, in report order: HTTP's four, or connect, timeout,
+    /// closed and the transport's reject kinds.
+    pub fn error_kinds(&self) -> Vec<ErrorKind> {
+        match self {
+            Wire::Http(_) => ErrorKind::HTTP.to_vec(),
+            Wire::WebSocket(w) => pipeline::error_kinds(w),
+        }
+    }
+
+    /// The ALPN protocol offered over TLS (RFC 7301), if any.
+    pub fn alpn(&self) -> Option<&'static [u8]> {
+        match self {
+            Wire::Http(h) => Some(h.version.alpn()),
+            // RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request.
+            Wire::WebSocket(_) => Some(Version::Http1.alpn()),
+        }
+    }
+}
+
+/// An HTTP wire: requests rendered from templates, responses judged by [`HttpExpect`].
+#[derive(Debug, Clone)]
+pub struct HttpWire {
     /// HTTP/1.1 or HTTP/2.
     pub version: Version,
     /// `Host` header value.
@@ -92,6 +139,19 @@ pub struct Plan {
     pub body: Option<Template>,
     /// Extra headers (values may hold secrets; never shown).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What an acknowledgement must look like (status, body, JSON pointer).
+    pub expect: HttpExpect,
+}
+
+/// Everything the generator needs, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `https://` or `wss://`: connect over TLS.
+    pub tls: bool,
+    /// PEM certificates trusted besides the Mozilla roots (`ca_file`), resolved.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// What goes over the connections.
+    pub wire: Wire,
     /// Arrival rate, requests per second.
     pub rate_per_s: f64,
     /// Requests sent before measuring starts.
@@ -106,8 +166,6 @@ pub struct Plan {
     pub coalesce_ns: u64,
     /// Per-request timeout (connect included).
     pub timeout: Duration,
-    /// What an acknowledgement must look like (status, body, JSON pointer).
-    pub expect: HttpExpect,
     /// Seed of the template generator.
     pub seed: u64,
 }
@@ -117,6 +175,8 @@ pub struct Plan {
 pub struct LoadResult {
     /// The histograms.
     pub recorder: Recorder,
+    /// The error kinds of the wire, in report order ([`Wire::error_kinds`]).
+    pub error_kinds: Vec<ErrorKind>,
     /// Errors by kind (measured requests only).
     pub errors: BTreeMap<ErrorKind, u64>,
     /// The first error message of each kind.
@@ -143,6 +203,12 @@ pub struct LoadResult {
     pub cpu: Duration,
     /// Connections opened (the initial pool and every reconnect).
     pub connects: u64,
+    /// Order transports: inbound messages that answered no order (market data, heartbeats),
+    /// warm-up included.
+    pub ignored: u64,
+    /// Order transports: answers naming no order in flight (one that already timed out, or
+    /// another client's), warm-up included.
+    pub unmatched: u64,
     /// Why the run stopped early, if it did.
     pub aborted: Option<String>,
 }
@@ -183,6 +249,8 @@ struct Stats {
     last_send_ns: u64,
     last_done_ns: u64,
     connects: u64,
+    ignored: u64,
+    unmatched: u64,
     timer_wakes: u64,
     cpu: Duration,
 }
@@ -200,6 +268,8 @@ impl Stats {
             last_send_ns: 0,
             last_done_ns: 0,
             connects: 0,
+            ignored: 0,
+            unmatched: 0,
             timer_wakes: 0,
             cpu: Duration::ZERO,
         }
@@ -227,6 +297,8 @@ impl Stats {
         self.last_send_ns = self.last_send_ns.max(other.last_send_ns);
         self.last_done_ns = self.last_done_ns.max(other.last_done_ns);
         self.connects += other.connects;
+        self.ignored += other.ignored;
+        self.unmatched += other.unmatched;
         self.timer_wakes += other.timer_wakes;
         self.cpu += other.cpu;
         other.recorder
@@ -355,6 +427,7 @@ fn finish(
     };
     LoadResult {
         recorder,
+        error_kinds: global.plan.wire.error_kinds(),
         errors: all.errors,
         first_error: all.first_error,
         statuses: all.statuses,
@@ -368,6 +441,8 @@ fn finish(
         timer_wakes: all.timer_wakes,
         cpu: all.cpu,
         connects: all.connects,
+        ignored: all.ignored,
+        unmatched: all.unmatched,
         aborted,
     }
 }
