@@ -16,6 +16,10 @@
 //! | `POST /admin/unhealthy`, `POST /admin/healthy` | turn health off and on (SIGUSR1 toggles too) |
 //! | `POST /admin/faults`, `GET /admin/faults`, `DELETE /admin/faults` | set, show and clear runtime faults ([`faults::FaultUpdate`]) |
 //!
+//! With `--fix-listen` the same book takes orders over FIX 4.4 (and 4.2) too: NewOrderSingle
+//! and OrderCancelRequest answered with ExecutionReports, under the same faults (see the
+//! `fix` module).
+//!
 //! Fault injection ([`faults`]) is off by default: added latency with jitter, periodic stalls,
 //! an error rate and memory retained per order (a real leak); drills change faults at runtime
 //! through `/admin/faults`. SIGTERM or ctrl-c stop accepting,
@@ -24,6 +28,7 @@
 
 pub mod book;
 pub mod faults;
+mod fix;
 mod metrics;
 pub mod tls;
 
@@ -95,6 +100,13 @@ pub struct PaperBrokerArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Also accept FIX 4.4 / 4.2 sessions on this address (port 0 picks a free port; the bound
+    /// address is printed as the second stdout line: `fix listening on 127.0.0.1:NNNNN`).
+    #[arg(long)]
+    pub fix_listen: Option<SocketAddr>,
+    /// The FIX acceptor's CompID: a Logon must name it as TargetCompID(56).
+    #[arg(long, default_value = "PAPER")]
+    pub fix_comp_id: String,
 }
 
 fn parse_duration_arg(s: &str) -> std::result::Result<Duration, String> {
@@ -195,6 +207,18 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::Internal(format!("reading the bound address: {e}")))?;
     println!("listening on {addr}");
+    let fix_listener = match args.fix_listen {
+        Some(a) => {
+            let (l, bound) = fix::bind(a).await.map_err(Error::Internal)?;
+            println!("fix listening on {bound}");
+            eprintln!(
+                "paper broker: FIX acceptor on {bound} (CompID \"{}\")",
+                args.fix_comp_id
+            );
+            Some(l)
+        }
+        None => None,
+    };
     let acceptor = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(Error::Usage)?),
         _ => None,
@@ -220,6 +244,9 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
     });
     spawn_signal_handlers(state.clone());
     spawn_matcher(state.clone());
+    if let Some(l) = fix_listener {
+        tokio::spawn(fix::serve(l, args.fix_comp_id.clone(), state.clone()));
+    }
 
     let app = router(state.clone());
 

@@ -13,6 +13,7 @@
 //! or a rate that was not sustained are `error`, never `pass`.
 
 pub mod chart;
+pub mod fix_keys;
 pub mod load;
 pub mod record;
 pub mod template;
@@ -29,6 +30,7 @@ use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
 use crate::probe::expect::RawHttpExpect;
 use crate::units::format_duration;
+use fix_keys::{Transport, split_fix_url};
 use load::{ErrorKind, Plan};
 use template::Template;
 
@@ -48,8 +50,41 @@ pub const SUSTAINED_SLACK_S: f64 = 0.25;
 pub struct RawLatencyProbe {
     /// Target URL, `http://` or `https://`. `${VAR}` is interpolated; the path and query may use the
     /// request placeholders (`{{seq}}`, `{{uuid}}`, `{{now_ms}}`, `{{rand_int LO HI}}`,
-    /// `{{choice A B ...}}`).
+    /// `{{choice A B ...}}`). With `transport = "fix"`: `fix+tcp://HOST:PORT` or
+    /// `fix+tls://HOST:PORT`.
     pub url: String,
+    /// `"http"` (default) or `"fix"`: FIX 4.2 / 4.4 sessions sending NewOrderSingle (35=D)
+    /// from `order`, one session per connection, logged on before the schedule starts.
+    pub transport: Option<String>,
+    /// FIX: `"4.4"` (default) or `"4.2"`, the BeginString(8).
+    pub fix_version: Option<String>,
+    /// FIX: our SenderCompID(49). Required with `transport = "fix"`.
+    pub sender_comp_id: Option<String>,
+    /// FIX: the counterparty's CompID, our TargetCompID(56). Required with `transport = "fix"`.
+    pub target_comp_id: Option<String>,
+    /// FIX: HeartBtInt(108), whole seconds (humantime). Default `"30s"`.
+    pub heartbeat: Option<String>,
+    /// FIX: send ResetSeqNumFlag(141)=Y on Logon, so both sides start at MsgSeqNum 1.
+    /// Default true.
+    pub reset_seq_num: Option<bool>,
+    /// FIX: Username(553) on Logon; use `${VAR}` (redacted in reports).
+    pub username: Option<String>,
+    /// FIX: Password(554) on Logon; use `${VAR}` (redacted in reports).
+    pub password: Option<String>,
+    /// FIX: the NewOrderSingle (35=D) body as `tag=value` fields separated by `|`, with the
+    /// request placeholders, e.g. `"11={{seq}}|55=NIFTY|54=1|38=1|40=1|59=0"`. ClOrdID(11) is
+    /// required and must hold a placeholder; the session writes the header, and
+    /// TransactTime(60) when the template has none. Add `21=1` (HandlInst) for FIX 4.2.
+    pub order: Option<String>,
+    /// FIX: where an order's latency ends: `"ack"` (default), its first ExecutionReport
+    /// (35=8), or `"fill"`, the ExecutionReport with OrdStatus(39)=2. OrdStatus=8, a
+    /// BusinessMessageReject (35=j) or a Reject (35=3) of the order count as errors by kind.
+    pub until: Option<String>,
+    /// FIX: orders in flight per session at most (a venue's throttle, or `1` for a
+    /// closed-loop comparison); a released order waits for a free place, and that wait is
+    /// the target's, in the corrected latency. Default: no limit, every order is sent on
+    /// schedule.
+    pub max_in_flight: Option<usize>,
     /// `"1.1"` (default; keep-alive, one request in flight per connection) or `"2"` (HTTP/2,
     /// multiplexed: by ALPN over TLS, with prior knowledge over plain TCP).
     pub http_version: Option<String>,
@@ -156,9 +191,31 @@ impl RawLatencyProbe {
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<LatencyProbe, FieldError> {
         let url = v.interpolate("url", &self.url)?;
-        let (tls, host, port, path_text) =
-            split_url(&url.value).map_err(|m| FieldError::new("url", m))?;
-        let version = self.version(tls)?;
+        let transport = self.transport()?;
+        let (tls, host, port, path_text, version, fix) = if transport == Transport::Fix {
+            let (tls, host, port) =
+                split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
+            if self.ca_file.is_some() && !tls {
+                return Err(FieldError::new(
+                    "ca_file",
+                    "a CA file is for fix+tls:// URLs; this one is fix+tcp://",
+                ));
+            }
+            let fix = self.fix_plan(v)?;
+            let version = load::transport::Version::Fix;
+            (
+                tls,
+                host,
+                port,
+                "/".to_string(),
+                version,
+                Some(Box::new(fix)),
+            )
+        } else {
+            let (tls, host, port, path_text) =
+                split_url(&url.value).map_err(|m| FieldError::new("url", m))?;
+            (tls, host, port, path_text, self.version(tls)?, None)
+        };
         let path = Template::parse(&path_text).map_err(|m| FieldError::new("url", m))?;
         let body = self
             .body
@@ -235,6 +292,7 @@ impl RawLatencyProbe {
                 timeout,
                 expect,
                 seed,
+                fix,
             },
             auto_connections: self.connections.is_none(),
             auto_threads: self.threads.is_none(),
@@ -601,7 +659,10 @@ const ROWS: [(&str, &str, Option<f64>); 7] = [
 impl LatencyProbe {
     /// Run the load and judge it.
     pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
-        let shown = format!("{} {}", self.plan.method, self.url_display);
+        let shown = match &self.plan.fix {
+            Some(f) => format!("{} {}", f.session.version.begin_string(), self.url_display),
+            None => format!("{} {}", self.plan.method, self.url_display),
+        };
         let addr = match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
             Ok(mut addrs) => match addrs.next() {
                 Some(a) => a,

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::clock::{Timer, now_ns, since};
 use super::http1::{ExchangeError, Reader, RequestHead};
 use super::transport::{Stream, Version};
-use super::{ErrorKind, Global, Stats, h2, snippet};
+use super::{ErrorKind, Global, Stats, fix, h2, snippet};
 use crate::probe::latency::template::Rng;
 
 /// What a thread is given.
@@ -112,7 +112,34 @@ impl Thread {
                 }
             }
         }
-        let up = streams.iter().filter(|s| s.is_some()).count();
+        // FIX sessions log on before the schedule starts, so logons never land on samples.
+        let mut sessions: Vec<Option<fix::Conn>> = Vec::new();
+        if let Some(plan) = &g.plan.fix {
+            let timeout = g.plan.timeout;
+            let logons = streams.into_iter().map(|s| async move {
+                match s {
+                    Some(s) => fix::establish(s, plan, timeout).await.map(Some),
+                    None => Ok(None),
+                }
+            });
+            let logons = tokio::select! {
+                l = futures::future::join_all(logons) => l,
+                _ = g.stop.cancelled() => return stats,
+            };
+            streams = Vec::new();
+            for l in logons {
+                streams.push(None);
+                match l {
+                    Ok(c) => sessions.push(c),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        sessions.push(None);
+                    }
+                }
+            }
+        }
+        let up = streams.iter().filter(|s| s.is_some()).count()
+            + sessions.iter().filter(|s| s.is_some()).count();
         let _ = self.ready.send(if up > 0 {
             Ok(up)
         } else {
@@ -137,11 +164,16 @@ impl Thread {
         });
         let slots: Vec<Rc<Slot>> = mine.iter().map(|_| Rc::new(Slot::default())).collect();
         let mut tasks = Vec::new();
+        let mut sessions = sessions.into_iter();
         for ((k, stream), slot) in mine.iter().zip(streams).zip(&slots) {
             let (k, slot, local) = (*k, slot.clone(), local.clone());
             tasks.push(match g.connector.version {
                 Version::Http1 => tokio::task::spawn_local(connection(k, slot, stream, local)),
                 Version::Http2 => tokio::task::spawn_local(h2::connection(k, slot, stream, local)),
+                Version::Fix => {
+                    let conn = sessions.next().flatten();
+                    tokio::task::spawn_local(fix::connection(k, slot, conn, local))
+                }
             });
         }
         let period = heartbeat_period_ns(&local, self.threads);
@@ -241,12 +273,21 @@ pub(super) struct Times {
     pub sent: u64,
 }
 
-/// Record one finished exchange: `Ok((status, body))` or the error's kind and message.
+/// An answer to a request: an HTTP response, judged here against the plan's expectation, or
+/// an answer the transport judged itself (FIX: an ExecutionReport, or a reject of a kind).
+pub(super) enum Answer<'a> {
+    /// HTTP status and body.
+    Http(u16, &'a [u8]),
+    /// Accepted, or refused with the error's kind and message.
+    Judged(Result<(), (ErrorKind, String)>),
+}
+
+/// Record one finished exchange: an [`Answer`] or the error's kind and message.
 pub(super) fn record(
     local: &Local,
     t: Times,
     done: u64,
-    result: Result<(u16, &[u8]), (ErrorKind, String)>,
+    result: Result<Answer<'_>, (ErrorKind, String)>,
 ) {
     let g = &local.global;
     let plan = &g.plan;
@@ -263,16 +304,27 @@ pub(super) fn record(
     st.last_send_ns = st.last_send_ns.max(t.sent);
     match result {
         Err((kind, m)) => st.error(kind, || m),
-        Ok((status, bytes)) => {
+        Ok(answer) => {
             st.responded += 1;
             st.last_done_ns = st.last_done_ns.max(done);
-            *st.statuses.entry(status).or_default() += 1;
             let base = local.intended(plan.warmup_requests);
             st.recorder.record(
                 since(done, base),
                 since(done, t.intended),
                 since(done, t.sent),
             );
+            let (status, bytes) = match answer {
+                Answer::Http(status, bytes) => (status, bytes),
+                Answer::Judged(Ok(())) => {
+                    st.ok += 1;
+                    return;
+                }
+                Answer::Judged(Err((kind, m))) => {
+                    st.error(kind, || m);
+                    return;
+                }
+            };
+            *st.statuses.entry(status).or_default() += 1;
             if !plan.expect.status.accepts(status) {
                 st.error(ErrorKind::Status, || {
                     format!("HTTP {status}: {}", snippet(bytes))
@@ -398,7 +450,8 @@ async fn connection(k: u64, slot: Rc<Slot>, mut stream: Option<Stream>, local: R
                 if resp.close {
                     stream = None;
                 }
-                record(&local, times, done, Ok((resp.status, reader.body(&resp))));
+                let body = reader.body(&resp);
+                record(&local, times, done, Ok(Answer::Http(resp.status, body)));
             }
             Err((kind, m)) => {
                 stream = None;

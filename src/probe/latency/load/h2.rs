@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::ErrorKind;
 use super::clock::now_ns;
 use super::engine::{
-    Local, Slot, Times, connection_rng, next_due, reconnect, record, timeout_message,
+    Answer, Local, Slot, Times, connection_rng, next_due, reconnect, record, timeout_message,
 };
 use super::transport::Stream;
 
@@ -111,7 +111,7 @@ fn await_response(
         let result = tokio::time::timeout(timeout, exchange).await;
         let done = now_ns();
         let outcome = match &result {
-            Ok(Ok((status, bytes))) => Ok((*status, bytes.as_slice())),
+            Ok(Ok((status, bytes))) => Ok(Answer::Http(*status, bytes.as_slice())),
             Ok(Err(e)) => Err((ErrorKind::Connect, format!("HTTP/2: {e}"))),
             Err(_) => Err((ErrorKind::Timeout, timeout_message(timeout))),
         };

@@ -34,10 +34,12 @@ use super::template::Template;
 
 pub mod clock;
 mod engine;
+mod fix;
 mod h2;
 pub mod http1;
 pub mod transport;
 
+pub use fix::{FixPlan, Until};
 use transport::{Connector, Version};
 
 /// The kinds of request errors, as counted and reported.
@@ -51,6 +53,12 @@ pub enum ErrorKind {
     Status,
     /// A response whose body is unreadable, not JSON, or fails the JSON pointer check.
     Body,
+    /// FIX: an ExecutionReport (35=8) with OrdStatus(39)=8, rejected.
+    Rejected,
+    /// FIX: a BusinessMessageReject (35=j) of the order.
+    BusinessReject,
+    /// FIX: a session-level Reject (35=3) of the order.
+    SessionReject,
 }
 
 impl ErrorKind {
@@ -61,15 +69,21 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Status => "status",
             ErrorKind::Body => "body",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::BusinessReject => "business_reject",
+            ErrorKind::SessionReject => "session_reject",
         }
     }
 
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 4] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Status,
         ErrorKind::Body,
+        ErrorKind::Rejected,
+        ErrorKind::BusinessReject,
+        ErrorKind::SessionReject,
     ];
 }
 
@@ -110,6 +124,8 @@ pub struct Plan {
     pub expect: HttpExpect,
     /// Seed of the template generator.
     pub seed: u64,
+    /// FIX sessions instead of HTTP (`transport = "fix"`).
+    pub fix: Option<Box<FixPlan>>,
 }
 
 /// What a run produced.

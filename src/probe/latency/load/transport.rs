@@ -30,6 +30,8 @@ pub enum Version {
     Http1,
     /// HTTP/2 (RFC 9113): over TLS by ALPN `h2`, over plain TCP with prior knowledge (h2c).
     Http2,
+    /// FIX tag=value sessions ([`crate::fix`]): no ALPN.
+    Fix,
 }
 
 /// A connection's byte stream.
@@ -146,10 +148,11 @@ impl Connector {
             .map_err(|e| format!("TLS configuration: {e}"))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        config.alpn_protocols = vec![match version {
-            Version::Http1 => b"http/1.1".to_vec(),
-            Version::Http2 => b"h2".to_vec(),
-        }];
+        config.alpn_protocols = match version {
+            Version::Http1 => vec![b"http/1.1".to_vec()],
+            Version::Http2 => vec![b"h2".to_vec()],
+            Version::Fix => Vec::new(),
+        };
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| format!("{host}: not a TLS server name: {e}"))?;
         Ok(Connector {
@@ -187,6 +190,7 @@ impl Connector {
             let wanted: &[u8] = match self.version {
                 Version::Http1 => b"http/1.1",
                 Version::Http2 => b"h2",
+                Version::Fix => return Ok(Stream::Tls(Box::new(s))),
             };
             match s.get_ref().1.alpn_protocol() {
                 Some(p) if p == wanted => {}

@@ -1,0 +1,208 @@
+//! The latency probe's FIX keys (`transport = "fix"`): the `fix+tcp://` / `fix+tls://` URL,
+//! the session (`fix_version`, `sender_comp_id`, `target_comp_id`, `heartbeat`,
+//! `reset_seq_num`, `username`, `password`), the NewOrderSingle template (`order`) and
+//! `until`, validated into a [`FixPlan`]. HTTP-only keys with FIX, and FIX keys with HTTP, are
+//! errors: a key that does nothing must not look as if it did.
+
+use std::time::Duration;
+
+use super::RawLatencyProbe;
+use super::load::{FixPlan, Until};
+use super::template::Template;
+use crate::fix::{SessionConfig, Version, codec, tag};
+use crate::probe::{FieldError, Validator};
+
+/// The transport a latency probe speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP/1.1 or HTTP/2 requests.
+    Http,
+    /// FIX 4.2 / 4.4 sessions.
+    Fix,
+}
+
+/// A `fix+tcp://host:port` or `fix+tls://host:port` URL: TLS or not, host, port.
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn split_fix_url(url: &str) -> Result<(bool, String, u16), String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("fix+tcp://") {
+        (false, r)
+    } else if let Some(r) = url.strip_prefix("fix+tls://") {
+        (true, r)
+    } else {
+        return Err("expected a fix+tcp://HOST:PORT or fix+tls://HOST:PORT URL".into());
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err("a FIX URL is fix+tcp://HOST:PORT with nothing after the port".into());
+    }
+    let parsed = reqwest::Url::parse(&format!("http://{authority}/"))
+        .map_err(|e| format!("invalid URL: {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| "expected a host in the URL".to_string())?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = parsed
+        .port()
+        .ok_or_else(|| "expected a port: FIX has no default port (e.g. :9878)".to_string())?;
+    Ok((tls, host, port))
+}
+
+impl RawLatencyProbe {
+    /// `transport`: `"http"` (default) or `"fix"`; the other transport's keys are errors.
+    pub(super) fn transport(&self) -> Result<Transport, FieldError> {
+        let t = match self.transport.as_deref() {
+            None | Some("http") => Transport::Http,
+            Some("fix") => Transport::Fix,
+            Some(other) => {
+                return Err(FieldError::new(
+                    "transport",
+                    format!("expected \"http\" or \"fix\", found \"{other}\""),
+                ));
+            }
+        };
+        let fix_keys = [
+            ("fix_version", self.fix_version.is_some()),
+            ("sender_comp_id", self.sender_comp_id.is_some()),
+            ("target_comp_id", self.target_comp_id.is_some()),
+            ("heartbeat", self.heartbeat.is_some()),
+            ("reset_seq_num", self.reset_seq_num.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+            ("order", self.order.is_some()),
+            ("until", self.until.is_some()),
+            ("max_in_flight", self.max_in_flight.is_some()),
+        ];
+        let http_keys = [
+            ("http_version", self.http_version.is_some()),
+            ("method", self.method.is_some()),
+            ("headers", !self.headers.is_empty()),
+            ("body", self.body.is_some()),
+            ("status", self.status.is_some()),
+            ("body_contains", self.body_contains.is_some()),
+            ("json_pointer", self.json_pointer.is_some()),
+            ("json_equals", self.json_equals.is_some()),
+            ("json_one_of", self.json_one_of.is_some()),
+        ];
+        let (wrong, other) = match t {
+            Transport::Http => (&fix_keys[..], "transport = \"fix\""),
+            Transport::Fix => (&http_keys[..], "HTTP (transport = \"http\")"),
+        };
+        if let Some((key, _)) = wrong.iter().find(|(_, given)| *given) {
+            return Err(FieldError::new(
+                *key,
+                format!("`{key}` applies only to {other}"),
+            ));
+        }
+        Ok(t)
+    }
+
+    /// The FIX session and order template.
+    pub(super) fn fix_plan(&self, v: &mut Validator) -> Result<FixPlan, FieldError> {
+        let version = Version::parse(self.fix_version.as_deref().unwrap_or("4.4"))
+            .map_err(|m| FieldError::new("fix_version", m))?;
+        let comp_id = |key: &str, value: &Option<String>| -> Result<String, FieldError> {
+            match value.as_deref() {
+                Some(c) if !c.is_empty() && !c.contains(['|', '\u{1}', '=']) => Ok(c.to_string()),
+                Some(_) => Err(FieldError::new(
+                    key,
+                    "expected a non-empty CompID without |, = or SOH",
+                )),
+                None => Err(FieldError::new(
+                    key,
+                    "required with transport = \"fix\" (the CompID agreed with the counterparty)",
+                )),
+            }
+        };
+        let sender_comp_id = comp_id("sender_comp_id", &self.sender_comp_id)?;
+        let target_comp_id = comp_id("target_comp_id", &self.target_comp_id)?;
+        let heartbeat = match &self.heartbeat {
+            Some(h) => v.duration("heartbeat", h)?,
+            None => Duration::from_secs(30),
+        };
+        if heartbeat.as_secs() == 0 || heartbeat.subsec_nanos() != 0 {
+            return Err(FieldError::new(
+                "heartbeat",
+                "expected whole seconds of at least 1s (HeartBtInt(108) is in seconds)",
+            ));
+        }
+        let secret = |v: &mut Validator, key: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|t| v.interpolate(key, t).map(|i| i.value))
+                .transpose()
+        };
+        let username = secret(v, "username", &self.username)?;
+        let password = secret(v, "password", &self.password)?;
+        let order_text = self.order.as_deref().ok_or_else(|| {
+            FieldError::new(
+                "order",
+                "required with transport = \"fix\": the NewOrderSingle fields, e.g. \"11={{seq}}|55=NIFTY|54=1|38=1|40=1\"",
+            )
+        })?;
+        let order_text = v.interpolate("order", order_text)?.value;
+        let tags = codec::template_tags(&order_text).map_err(|m| FieldError::new("order", m))?;
+        order_tags(&tags, &order_text)?;
+        let order = Template::parse(&order_text).map_err(|m| FieldError::new("order", m))?;
+        let until = match self.until.as_deref() {
+            None | Some("ack") => Until::Ack,
+            Some("fill") => Until::Fill,
+            Some(other) => {
+                return Err(FieldError::new(
+                    "until",
+                    format!("expected \"ack\" or \"fill\", found \"{other}\""),
+                ));
+            }
+        };
+        Ok(FixPlan {
+            session: SessionConfig {
+                version,
+                sender_comp_id,
+                target_comp_id,
+                heartbeat,
+                reset_seq_num: self.reset_seq_num.unwrap_or(true),
+                username,
+                password,
+            },
+            order,
+            transact_time: !tags.contains(&tag::TRANSACT_TIME),
+            until,
+            max_in_flight: match self.max_in_flight {
+                Some(0) => return Err(FieldError::new("max_in_flight", "expected at least 1")),
+                Some(n) => n,
+                None => usize::MAX,
+            },
+        })
+    }
+}
+
+/// The order template's tags: ClOrdID(11) with a placeholder (each order needs its own), and
+/// no header or trailer tag (the session writes those).
+fn order_tags(tags: &[u32], text: &str) -> Result<(), FieldError> {
+    const SESSION_TAGS: [u32; 9] = [8, 9, 10, 34, 35, 43, 49, 52, 56];
+    if let Some(t) = tags.iter().find(|t| SESSION_TAGS.contains(t)) {
+        return Err(FieldError::new(
+            "order",
+            format!("tag {t} is a header or trailer field the session writes; remove it"),
+        ));
+    }
+    let cl_ord_id = text
+        .split('|')
+        .find_map(|f| f.strip_prefix("11="))
+        .ok_or_else(|| {
+            FieldError::new(
+                "order",
+                "expected ClOrdID(11), e.g. 11={{seq}}: ExecutionReports are matched to orders by it",
+            )
+        })?;
+    if !cl_ord_id.contains("{{") {
+        return Err(FieldError::new(
+            "order",
+            "ClOrdID(11) must differ per order: use a placeholder such as 11={{seq}} or 11={{uuid}}",
+        ));
+    }
+    Ok(())
+}
