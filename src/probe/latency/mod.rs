@@ -112,7 +112,9 @@ pub struct RawLatencyProbe {
     pub warmup: Option<String>,
     /// Keep-alive connections in the pool; connection `k` of `N` sends requests `k, k + N, …`
     /// (wrk2's model). Default: enough for a 5 ms mean latency at the full rate (Little's law:
-    /// rate × 5 ms), between 4 and 128, a multiple of `threads`.
+    /// rate × 5 ms), between 4 and 128, a multiple of `threads`. With `transport = "fix"` each
+    /// connection is a session with the same CompIDs; default 1, as most venues accept one
+    /// session per CompID pair.
     pub connections: Option<usize>,
     /// Generator threads, each a single-threaded runtime with its share of the connections.
     /// Default: one per 50 000 requests/s, at most the number of cores.
@@ -232,7 +234,11 @@ impl RawLatencyProbe {
         let warmup = optional_duration(v, "warmup", self.warmup.as_deref())?.unwrap_or_default();
         let warmup_requests = (warmup.as_secs_f64() * rate).round() as u64;
         let threads = self.threads(rate)?;
-        let connections = self.connections(rate, threads)?;
+        let connections = match (&fix, self.connections) {
+            // One FIX session per CompID pair is what venues accept.
+            (Some(_), None) => 1,
+            _ => self.connections(rate, threads)?,
+        };
         let timeout = optional_duration(v, "timeout", self.timeout.as_deref())?
             .unwrap_or(Duration::from_secs(10));
         if timeout.is_zero() {
