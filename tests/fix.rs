@@ -231,8 +231,9 @@ fn paper_session(broker: &Broker) -> String {
 /// intended at offset s into the stall is answered when it ends: corrected latency 1 s − s
 /// plus the drain after it. The slowest 1 % of 20 000 orders are those of the first 0.8 s of
 /// the stall, so the corrected p99 is about 0.8 s: at least 1 s × (1 − 0.01 × 20) less 50 ms
-/// of slack, and at most the run's own max − 0.2 s plus that slack (the drain adds to every
-/// stalled order, at most what it added to the first).
+/// of slack, and at most the run's own max − 0.2 s plus that slack and the largest schedule
+/// lag (orders queued behind the stall leave late and wait for the backlog ahead of them; the
+/// first stalled order, the max, did not).
 ///
 /// FIX sends every order on schedule, so nothing is omitted: the uncorrected twin (from the
 /// actual send) sees the stall too. With `max_in_flight = 1`, a session waits for each answer
