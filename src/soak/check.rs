@@ -1,6 +1,7 @@
 //! What one monitor checks: `http` and `command` reuse the probes of the same name, `tcp`
 //! connects, and `order` places a synthetic paper order against the paper broker's HTTP API
-//! (`POST /api/v1/orders`, optional `DELETE /api/v1/orders/{id}`) and counts operations and
+//! (`POST /api/v1/orders`, optional `DELETE /api/v1/orders/{id}`), or over FIX with
+//! `transport = "fix"` against any venue ([`super::fix_order`]), and counts operations and
 //! errors for the error rate.
 
 use std::path::PathBuf;
@@ -43,7 +44,32 @@ pub struct RawTcpCheck {
 #[serde(deny_unknown_fields)]
 pub struct RawOrderCheck {
     /// Base URL of the broker, e.g. `"http://127.0.0.1:18080"`; `${VAR}` is interpolated.
+    /// With `transport = "fix"`: `fix+tcp://HOST:PORT` or `fix+tls://HOST:PORT`.
     pub url: String,
+    /// `"http"` (default: the paper broker's JSON API) or `"fix"`: one FIX 4.2 / 4.4 session
+    /// per check (Logon, NewOrderSingle from `place`, optional OrderCancelRequest, Logout).
+    pub transport: Option<String>,
+    /// FIX: `"4.4"` (default) or `"4.2"`.
+    pub fix_version: Option<String>,
+    /// FIX: our SenderCompID(49). Required with `transport = "fix"`.
+    pub sender_comp_id: Option<String>,
+    /// FIX: the venue's CompID, our TargetCompID(56). Required with `transport = "fix"`.
+    pub target_comp_id: Option<String>,
+    /// FIX: HeartBtInt(108), whole seconds (humantime). Default `"30s"`.
+    pub heartbeat: Option<String>,
+    /// FIX: ResetSeqNumFlag(141)=Y on Logon. Default true.
+    pub reset_seq_num: Option<bool>,
+    /// FIX: Username(553); use `${VAR}` (redacted).
+    pub username: Option<String>,
+    /// FIX: Password(554); use `${VAR}` (redacted).
+    pub password: Option<String>,
+    /// FIX: the NewOrderSingle (35=D) fields, `tag=value` separated by `|`, with the latency
+    /// probe's placeholders; ClOrdID(11) must hold one (`{{uuid}}` keeps it unique across
+    /// restarts), e.g. `"11=soak-{{uuid}}|55=NIFTY|54=1|38=1|40=2|44=1"`.
+    pub place: Option<String>,
+    /// FIX: OrdStatus(39) values of the first ExecutionReport counted as an acknowledgement.
+    /// Default `["0", "1", "2"]` (New, PartiallyFilled, Filled).
+    pub ack_ord_status: Option<Vec<String>>,
     /// API key sent as `Authorization: Bearer …`; use `${VAR}` (redacted in output).
     pub api_key: Option<String>,
     /// Instrument. Default `"NIFTY"`.
@@ -75,6 +101,8 @@ pub enum MonitorCheck {
     Command(Box<command::CommandProbe>),
     /// Synthetic paper order.
     Order(Box<OrderCheck>),
+    /// Synthetic order over FIX.
+    FixOrder(Box<super::fix_order::FixOrderCheck>),
 }
 
 /// A validated `order` check.
@@ -124,7 +152,29 @@ impl RawMonitorCheck {
                 let addr = v.interpolate("address", &t.address)?.value;
                 MonitorCheck::Tcp(addr.parse().map_err(|m| FieldError::new("address", m))?)
             }
+            RawMonitorCheck::Order(o) if o.transport.as_deref() == Some("fix") => {
+                o.only_fix_keys()?;
+                MonitorCheck::FixOrder(Box::new(
+                    super::fix_order::RawFixOrder {
+                        url: &o.url,
+                        session: crate::probe::latency::fix_keys::SessionKeys {
+                            fix_version: o.fix_version.as_deref(),
+                            sender_comp_id: o.sender_comp_id.as_deref(),
+                            target_comp_id: o.target_comp_id.as_deref(),
+                            heartbeat: o.heartbeat.as_deref(),
+                            reset_seq_num: o.reset_seq_num,
+                            username: o.username.as_deref(),
+                            password: o.password.as_deref(),
+                        },
+                        place: o.place.as_deref(),
+                        ack_ord_status: o.ack_ord_status.as_deref(),
+                        cancel: o.cancel,
+                    }
+                    .validate(v)?,
+                ))
+            }
             RawMonitorCheck::Order(o) => {
+                o.only_http_keys()?;
                 let base = v.interpolate("url", o.url.trim_end_matches('/'))?;
                 let parsed = reqwest::Url::parse(&base.value)
                     .map_err(|e| FieldError::new("url", format!("invalid URL: {e}")))?;
@@ -183,6 +233,56 @@ impl RawMonitorCheck {
     }
 }
 
+impl RawOrderCheck {
+    /// With `transport = "fix"`, none of the HTTP order's keys.
+    fn only_fix_keys(&self) -> Result<(), FieldError> {
+        let http = [
+            ("api_key", self.api_key.is_some()),
+            ("symbol", self.symbol.is_some()),
+            ("side", self.side.is_some()),
+            ("qty", self.qty.is_some()),
+            ("type", self.order_type.is_some()),
+            ("limit_price", self.limit_price.is_some()),
+            ("accept", self.accept.is_some()),
+        ];
+        match http.iter().find(|(_, given)| *given) {
+            Some((key, _)) => Err(FieldError::new(
+                *key,
+                format!("`{key}` applies only to HTTP orders; over FIX the order is `place`"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Without `transport` (or with `"http"`), none of the FIX keys.
+    fn only_http_keys(&self) -> Result<(), FieldError> {
+        if let Some(t) = self.transport.as_deref().filter(|t| *t != "http") {
+            return Err(FieldError::new(
+                "transport",
+                format!("expected \"http\" or \"fix\", found \"{t}\""),
+            ));
+        }
+        let fix = [
+            ("fix_version", self.fix_version.is_some()),
+            ("sender_comp_id", self.sender_comp_id.is_some()),
+            ("target_comp_id", self.target_comp_id.is_some()),
+            ("heartbeat", self.heartbeat.is_some()),
+            ("reset_seq_num", self.reset_seq_num.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+            ("place", self.place.is_some()),
+            ("ack_ord_status", self.ack_ord_status.is_some()),
+        ];
+        match fix.iter().find(|(_, given)| *given) {
+            Some((key, _)) => Err(FieldError::new(
+                *key,
+                format!("`{key}` applies only to transport = \"fix\""),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 impl MonitorCheck {
     /// The kind name, as written in checklists.
     pub fn kind(&self) -> &'static str {
@@ -190,7 +290,7 @@ impl MonitorCheck {
             MonitorCheck::Http(_) => "http",
             MonitorCheck::Tcp(_) => "tcp",
             MonitorCheck::Command(_) => "command",
-            MonitorCheck::Order(_) => "order",
+            MonitorCheck::Order(_) | MonitorCheck::FixOrder(_) => "order",
         }
     }
 }
@@ -318,6 +418,24 @@ impl Runner {
                 }
             }
             MonitorCheck::Order(o) => self.order(o, started).await,
+            MonitorCheck::FixOrder(o) => {
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                match o.run(seq, self.timeout).await {
+                    Ok(ops) => CheckResult {
+                        ok: true,
+                        latency: started.elapsed(),
+                        error: None,
+                        ops,
+                        op_errors: 0,
+                    },
+                    Err((m, ops, failed)) => CheckResult::fail(
+                        started.elapsed(),
+                        self.ctx.redactor.redact(&m),
+                        ops,
+                        failed,
+                    ),
+                }
+            }
         }
     }
 

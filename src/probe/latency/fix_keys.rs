@@ -102,51 +102,17 @@ impl RawLatencyProbe {
 
     /// The FIX session and order template.
     pub(super) fn fix_plan(&self, v: &mut Validator) -> Result<FixPlan, FieldError> {
-        let version = Version::parse(self.fix_version.as_deref().unwrap_or("4.4"))
-            .map_err(|m| FieldError::new("fix_version", m))?;
-        let comp_id = |key: &str, value: &Option<String>| -> Result<String, FieldError> {
-            match value.as_deref() {
-                Some(c) if !c.is_empty() && !c.contains(['|', '\u{1}', '=']) => Ok(c.to_string()),
-                Some(_) => Err(FieldError::new(
-                    key,
-                    "expected a non-empty CompID without |, = or SOH",
-                )),
-                None => Err(FieldError::new(
-                    key,
-                    "required with transport = \"fix\" (the CompID agreed with the counterparty)",
-                )),
-            }
-        };
-        let sender_comp_id = comp_id("sender_comp_id", &self.sender_comp_id)?;
-        let target_comp_id = comp_id("target_comp_id", &self.target_comp_id)?;
-        let heartbeat = match &self.heartbeat {
-            Some(h) => v.duration("heartbeat", h)?,
-            None => Duration::from_secs(30),
-        };
-        if heartbeat.as_secs() == 0 || heartbeat.subsec_nanos() != 0 {
-            return Err(FieldError::new(
-                "heartbeat",
-                "expected whole seconds of at least 1s (HeartBtInt(108) is in seconds)",
-            ));
+        let session = SessionKeys {
+            fix_version: self.fix_version.as_deref(),
+            sender_comp_id: self.sender_comp_id.as_deref(),
+            target_comp_id: self.target_comp_id.as_deref(),
+            heartbeat: self.heartbeat.as_deref(),
+            reset_seq_num: self.reset_seq_num,
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
         }
-        let secret = |v: &mut Validator, key: &str, value: &Option<String>| {
-            value
-                .as_deref()
-                .map(|t| v.interpolate(key, t).map(|i| i.value))
-                .transpose()
-        };
-        let username = secret(v, "username", &self.username)?;
-        let password = secret(v, "password", &self.password)?;
-        let order_text = self.order.as_deref().ok_or_else(|| {
-            FieldError::new(
-                "order",
-                "required with transport = \"fix\": the NewOrderSingle fields, e.g. \"11={{seq}}|55=NIFTY|54=1|38=1|40=1\"",
-            )
-        })?;
-        let order_text = v.interpolate("order", order_text)?.value;
-        let tags = codec::template_tags(&order_text).map_err(|m| FieldError::new("order", m))?;
-        order_tags(&tags, &order_text)?;
-        let order = Template::parse(&order_text).map_err(|m| FieldError::new("order", m))?;
+        .validate(v)?;
+        let (order, tags) = order_template(v, "order", self.order.as_deref())?;
         let until = match self.until.as_deref() {
             None | Some("ack") => Until::Ack,
             Some("fill") => Until::Fill,
@@ -158,15 +124,7 @@ impl RawLatencyProbe {
             }
         };
         Ok(FixPlan {
-            session: SessionConfig {
-                version,
-                sender_comp_id,
-                target_comp_id,
-                heartbeat,
-                reset_seq_num: self.reset_seq_num.unwrap_or(true),
-                username,
-                password,
-            },
+            session,
             order,
             transact_time: !tags.contains(&tag::TRANSACT_TIME),
             until,
@@ -179,13 +137,106 @@ impl RawLatencyProbe {
     }
 }
 
+/// The FIX session keys shared by the latency probe and the soak's order monitor, as written.
+pub struct SessionKeys<'a> {
+    /// `fix_version`: `"4.2"` or `"4.4"` (default).
+    pub fix_version: Option<&'a str>,
+    /// `sender_comp_id`, required.
+    pub sender_comp_id: Option<&'a str>,
+    /// `target_comp_id`, required.
+    pub target_comp_id: Option<&'a str>,
+    /// `heartbeat`, whole seconds (default 30 s).
+    pub heartbeat: Option<&'a str>,
+    /// `reset_seq_num` (default true).
+    pub reset_seq_num: Option<bool>,
+    /// `username`, `${VAR}` interpolated.
+    pub username: Option<&'a str>,
+    /// `password`, `${VAR}` interpolated.
+    pub password: Option<&'a str>,
+}
+
+impl SessionKeys<'_> {
+    /// Validate into a session configuration.
+    ///
+    /// # Errors
+    /// A [`FieldError`] naming the key.
+    pub fn validate(&self, v: &mut Validator) -> Result<SessionConfig, FieldError> {
+        let version = Version::parse(self.fix_version.unwrap_or("4.4"))
+            .map_err(|m| FieldError::new("fix_version", m))?;
+        let comp_id = |key: &str, value: Option<&str>| -> Result<String, FieldError> {
+            match value {
+                Some(c) if !c.is_empty() && !c.contains(['|', '\u{1}', '=']) => Ok(c.to_string()),
+                Some(_) => Err(FieldError::new(
+                    key,
+                    "expected a non-empty CompID without |, = or SOH",
+                )),
+                None => Err(FieldError::new(
+                    key,
+                    "required with transport = \"fix\" (the CompID agreed with the counterparty)",
+                )),
+            }
+        };
+        let sender_comp_id = comp_id("sender_comp_id", self.sender_comp_id)?;
+        let target_comp_id = comp_id("target_comp_id", self.target_comp_id)?;
+        let heartbeat = match self.heartbeat {
+            Some(h) => v.duration("heartbeat", h)?,
+            None => Duration::from_secs(30),
+        };
+        if heartbeat.as_secs() == 0 || heartbeat.subsec_nanos() != 0 {
+            return Err(FieldError::new(
+                "heartbeat",
+                "expected whole seconds of at least 1s (HeartBtInt(108) is in seconds)",
+            ));
+        }
+        let mut secret = |key: &str, value: Option<&str>| {
+            value
+                .map(|t| v.interpolate(key, t).map(|i| i.value))
+                .transpose()
+        };
+        let username = secret("username", self.username)?;
+        let password = secret("password", self.password)?;
+        Ok(SessionConfig {
+            version,
+            sender_comp_id,
+            target_comp_id,
+            heartbeat,
+            reset_seq_num: self.reset_seq_num.unwrap_or(true),
+            username,
+            password,
+        })
+    }
+}
+
+/// An order template at `key` (`${VAR}` interpolated): `tag=value` fields separated by `|`,
+/// with ClOrdID(11) holding a placeholder and no header tag. Returns it with its tags.
+///
+/// # Errors
+/// A [`FieldError`] at `key`.
+pub fn order_template(
+    v: &mut Validator,
+    key: &str,
+    text: Option<&str>,
+) -> Result<(Template, Vec<u32>), FieldError> {
+    let text = text.ok_or_else(|| {
+        FieldError::new(
+            key,
+            "required with transport = \"fix\": the NewOrderSingle fields, e.g. \"11={{seq}}|55=NIFTY|54=1|38=1|40=1\"",
+        )
+    })?;
+    let text = v.interpolate(key, text)?.value;
+    let tags = codec::template_tags(&text).map_err(|m| FieldError::new(key, m))?;
+    order_tags(key, &tags, &text)?;
+    let template = Template::parse(&text).map_err(|m| FieldError::new(key, m))?;
+    Ok((template, tags))
+}
+
 /// The order template's tags: ClOrdID(11) with a placeholder (each order needs its own), and
 /// no header or trailer tag (the session writes those).
-fn order_tags(tags: &[u32], text: &str) -> Result<(), FieldError> {
+fn order_tags(key: &str, tags: &[u32], text: &str) -> Result<(), FieldError> {
     const SESSION_TAGS: [u32; 9] = [8, 9, 10, 34, 35, 43, 49, 52, 56];
     if let Some(t) = tags.iter().find(|t| SESSION_TAGS.contains(t)) {
         return Err(FieldError::new(
-            "order",
+            key,
             format!("tag {t} is a header or trailer field the session writes; remove it"),
         ));
     }
@@ -194,13 +245,13 @@ fn order_tags(tags: &[u32], text: &str) -> Result<(), FieldError> {
         .find_map(|f| f.strip_prefix("11="))
         .ok_or_else(|| {
             FieldError::new(
-                "order",
+                key,
                 "expected ClOrdID(11), e.g. 11={{seq}}: ExecutionReports are matched to orders by it",
             )
         })?;
     if !cl_ord_id.contains("{{") {
         return Err(FieldError::new(
-            "order",
+            key,
             "ClOrdID(11) must differ per order: use a placeholder such as 11={{seq}} or 11={{uuid}}",
         ));
     }
