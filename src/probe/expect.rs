@@ -84,11 +84,20 @@ impl JsonExpect {
     pub fn check(&self, body: &[u8]) -> Result<Value, String> {
         let doc: Value =
             serde_json::from_slice(body).map_err(|e| format!("body is not JSON ({e})"))?;
+        self.check_value(&doc).cloned()
+    }
+
+    /// Check a parsed JSON document: the value found, or why it does not hold (pointer
+    /// absent, another value).
+    ///
+    /// # Errors
+    /// A one-line reason, with the value seen where there is one.
+    pub fn check_value<'a>(&self, doc: &'a Value) -> Result<&'a Value, String> {
         let got = doc
             .pointer(&self.pointer)
             .ok_or_else(|| format!("{} not present", self.pointer))?;
         if self.one_of.is_empty() || self.one_of.contains(got) {
-            Ok(got.clone())
+            Ok(got)
         } else {
             Err(format!("{} = {got}", self.pointer))
         }

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use crate::fix::session::{self, Event, Role, Session, SessionConfig};
 use crate::fix::{Fields, FixError, Reader, codec, msg_type as mt, tag};
 use crate::probe::latency::fix_keys::{SessionKeys, order_template, split_fix_url};
-use crate::probe::latency::load::transport::{Connector, Stream, Version};
+use crate::probe::latency::load::transport::{Connector, Stream};
 use crate::probe::latency::template::{Rng, Template};
 use crate::probe::{FieldError, Validator};
 
@@ -145,9 +145,9 @@ impl FixOrderCheck {
             .next()
             .ok_or_else(|| format!("{} has no address", self.host))?;
         let connector = if self.tls {
-            Connector::tls(addr, Version::Fix, &self.host, None)?
+            Connector::tls(addr, None, &self.host, None)?
         } else {
-            Connector::plain(addr, Version::Fix)
+            Connector::plain(addr)
         };
         let (mut stream, _) = connector.connect(timeout).await?;
         let mut s = Session::new(self.session.clone(), Role::Initiator);

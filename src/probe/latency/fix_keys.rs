@@ -1,25 +1,17 @@
 //! The latency probe's FIX keys (`transport = "fix"`): the `fix+tcp://` / `fix+tls://` URL,
 //! the session (`fix_version`, `sender_comp_id`, `target_comp_id`, `heartbeat`,
 //! `reset_seq_num`, `username`, `password`), the NewOrderSingle template (`order`) and
-//! `until`, validated into a [`FixPlan`]. HTTP-only keys with FIX, and FIX keys with HTTP, are
-//! errors: a key that does nothing must not look as if it did.
+//! `until`, validated into a [`FixWire`]; the session keys are shared with the soak's order
+//! monitor. HTTP and WebSocket keys with FIX, and FIX keys with them, are errors: a key that
+//! does nothing must not look as if it did.
 
 use std::time::Duration;
 
 use super::RawLatencyProbe;
-use super::load::{FixPlan, Until};
+use super::load::fix::{FixWire, Until};
 use super::template::Template;
 use crate::fix::{SessionConfig, Version, codec, tag};
 use crate::probe::{FieldError, Validator};
-
-/// The transport a latency probe speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// HTTP/1.1 or HTTP/2 requests.
-    Http,
-    /// FIX 4.2 / 4.4 sessions.
-    Fix,
-}
 
 /// A `fix+tcp://host:port` or `fix+tls://host:port` URL: TLS or not, host, port.
 ///
@@ -52,18 +44,8 @@ pub fn split_fix_url(url: &str) -> Result<(bool, String, u16), String> {
 }
 
 impl RawLatencyProbe {
-    /// `transport`: `"http"` (default) or `"fix"`; the other transport's keys are errors.
-    pub(super) fn transport(&self) -> Result<Transport, FieldError> {
-        let t = match self.transport.as_deref() {
-            None | Some("http") => Transport::Http,
-            Some("fix") => Transport::Fix,
-            Some(other) => {
-                return Err(FieldError::new(
-                    "transport",
-                    format!("expected \"http\" or \"fix\", found \"{other}\""),
-                ));
-            }
-        };
+    /// With HTTP or WebSocket, none of the FIX keys.
+    pub(super) fn no_fix_keys(&self) -> Result<(), FieldError> {
         let fix_keys = [
             ("fix_version", self.fix_version.is_some()),
             ("sender_comp_id", self.sender_comp_id.is_some()),
@@ -74,34 +56,39 @@ impl RawLatencyProbe {
             ("password", self.password.is_some()),
             ("order", self.order.is_some()),
             ("until", self.until.is_some()),
-            ("max_in_flight", self.max_in_flight.is_some()),
         ];
-        let http_keys = [
+        match fix_keys.iter().find(|(_, given)| *given) {
+            Some((key, _)) => Err(FieldError::new(
+                *key,
+                format!("`{key}` applies only to transport = \"fix\""),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The FIX wire: the session and the order template; HTTP and WebSocket keys are errors.
+    pub(super) fn fix_wire(&self, v: &mut Validator) -> Result<FixWire, FieldError> {
+        let other_keys = [
             ("http_version", self.http_version.is_some()),
             ("method", self.method.is_some()),
             ("headers", !self.headers.is_empty()),
             ("body", self.body.is_some()),
+            ("match", self.match_response.is_some()),
+            ("match_request", self.match_request.is_some()),
             ("status", self.status.is_some()),
             ("body_contains", self.body_contains.is_some()),
             ("json_pointer", self.json_pointer.is_some()),
             ("json_equals", self.json_equals.is_some()),
             ("json_one_of", self.json_one_of.is_some()),
         ];
-        let (wrong, other) = match t {
-            Transport::Http => (&fix_keys[..], "transport = \"fix\""),
-            Transport::Fix => (&http_keys[..], "HTTP (transport = \"http\")"),
-        };
-        if let Some((key, _)) = wrong.iter().find(|(_, given)| *given) {
+        if let Some((key, _)) = other_keys.iter().find(|(_, given)| *given) {
             return Err(FieldError::new(
                 *key,
-                format!("`{key}` applies only to {other}"),
+                format!(
+                    "`{key}` does not apply to transport = \"fix\" (the order is `order`, its answer an ExecutionReport)"
+                ),
             ));
         }
-        Ok(t)
-    }
-
-    /// The FIX session and order template.
-    pub(super) fn fix_plan(&self, v: &mut Validator) -> Result<FixPlan, FieldError> {
         let session = SessionKeys {
             fix_version: self.fix_version.as_deref(),
             sender_comp_id: self.sender_comp_id.as_deref(),
@@ -123,16 +110,12 @@ impl RawLatencyProbe {
                 ));
             }
         };
-        Ok(FixPlan {
+        Ok(FixWire {
             session,
             order,
             transact_time: !tags.contains(&tag::TRANSACT_TIME),
             until,
-            max_in_flight: match self.max_in_flight {
-                Some(0) => return Err(FieldError::new("max_in_flight", "expected at least 1")),
-                Some(n) => n,
-                None => usize::MAX,
-            },
+            timeout: Duration::from_secs(10),
         })
     }
 }

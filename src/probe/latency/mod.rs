@@ -30,8 +30,7 @@ use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
 use crate::probe::expect::RawHttpExpect;
 use crate::units::format_duration;
-use fix_keys::{Transport, split_fix_url};
-use load::{ErrorKind, Plan};
+use load::{HttpWire, Plan, Wire};
 use template::Template;
 
 /// Share of the requested rate that must be achieved for the run to count as sustained.
@@ -48,14 +47,16 @@ pub const SUSTAINED_SLACK_S: f64 = 0.25;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLatencyProbe {
-    /// Target URL, `http://` or `https://`. `${VAR}` is interpolated; the path and query may use the
-    /// request placeholders (`{{seq}}`, `{{uuid}}`, `{{now_ms}}`, `{{rand_int LO HI}}`,
-    /// `{{choice A B ...}}`). With `transport = "fix"`: `fix+tcp://HOST:PORT` or
-    /// `fix+tls://HOST:PORT`.
-    pub url: String,
-    /// `"http"` (default) or `"fix"`: FIX 4.2 / 4.4 sessions sending NewOrderSingle (35=D)
-    /// from `order`, one session per connection, logged on before the schedule starts.
+    /// How orders travel: `"http"` (default: one request per order, HTTP/1.1 or HTTP/2),
+    /// `"websocket"` (one JSON message per order on a WebSocket, RFC 6455, pipelined and
+    /// matched by `match`), or `"fix"` (FIX 4.2/4.4 tag=value sessions sending NewOrderSingle
+    /// (35=D) from `order`, pipelined and matched by ClOrdID(11)).
     pub transport: Option<String>,
+    /// Target URL: `http://` or `https://` for HTTP, `ws://` or `wss://` for WebSocket,
+    /// `fix+tcp://HOST:PORT` or `fix+tls://HOST:PORT` for FIX. `${VAR}` is interpolated; an
+    /// HTTP path and query may use the request placeholders (`{{seq}}`, `{{uuid}}`,
+    /// `{{now_ms}}`, `{{rand_int LO HI}}`, `{{choice A B ...}}`).
+    pub url: String,
     /// FIX: `"4.4"` (default) or `"4.2"`, the BeginString(8).
     pub fix_version: Option<String>,
     /// FIX: our SenderCompID(49). Required with `transport = "fix"`.
@@ -75,16 +76,13 @@ pub struct RawLatencyProbe {
     /// request placeholders, e.g. `"11={{seq}}|55=NIFTY|54=1|38=1|40=1|59=0"`. ClOrdID(11) is
     /// required and must hold a placeholder; the session writes the header, and
     /// TransactTime(60) when the template has none. Add `21=1` (HandlInst) for FIX 4.2.
+    /// Required with `transport = "fix"`.
     pub order: Option<String>,
     /// FIX: where an order's latency ends: `"ack"` (default), its first ExecutionReport
-    /// (35=8), or `"fill"`, the ExecutionReport with OrdStatus(39)=2. OrdStatus=8, a
-    /// BusinessMessageReject (35=j) or a Reject (35=3) of the order count as errors by kind.
+    /// (35=8), or `"fill"`, the ExecutionReport with OrdStatus(39)=2. OrdStatus=8
+    /// (`rejected`), a BusinessMessageReject (35=j, `business_reject`) or a Reject (35=3,
+    /// `session_reject`) of the order count as errors by kind.
     pub until: Option<String>,
-    /// FIX: orders in flight per session at most (a venue's throttle, or `1` for a
-    /// closed-loop comparison); a released order waits for a free place, and that wait is
-    /// the target's, in the corrected latency. Default: no limit, every order is sent on
-    /// schedule.
-    pub max_in_flight: Option<usize>,
     /// `"1.1"` (default; keep-alive, one request in flight per connection) or `"2"` (HTTP/2,
     /// multiplexed: by ALPN over TLS, with prior knowledge over plain TCP).
     pub http_version: Option<String>,
@@ -97,8 +95,20 @@ pub struct RawLatencyProbe {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Request body template; placeholders are rendered per request, `${VAR}` once.
-    /// `Content-Type: application/json` is sent unless a header says otherwise.
+    /// `Content-Type: application/json` is sent unless a header says otherwise. With
+    /// `transport = "websocket"` (required there): the order message, JSON once rendered, sent
+    /// as one text message per order.
     pub body: Option<String>,
+    /// WebSocket: the JSON pointer (RFC 6901) of the correlation id in an answer, e.g.
+    /// `"/client_order_id"`. An inbound message answers the order whose rendered `body` holds
+    /// the same value at `match_request`; messages without it (market data) are ignored, and an
+    /// order with no answer within `timeout` is a `timeout` error. Required with
+    /// `transport = "websocket"`.
+    #[serde(rename = "match")]
+    pub match_response: Option<String>,
+    /// WebSocket: the JSON pointer of the correlation id in the rendered order message.
+    /// Default: the same as `match`.
+    pub match_request: Option<String>,
     /// Arrival rate in requests per second (open model: requests leave on schedule whatever
     /// the responses do).
     pub rate: f64,
@@ -126,12 +136,14 @@ pub struct RawLatencyProbe {
     /// Per-request timeout, connection set-up included (humantime). Default `"10s"`.
     pub timeout: Option<String>,
     /// Expected status code(s). Default: any 2xx (the rules, shared with the `http` probe:
-    /// [`crate::probe::expect`]).
+    /// [`crate::probe::expect`]). HTTP only.
     pub status: Option<StatusSpec>,
     /// A substring every acknowledgement must contain; a miss is a `body` error.
     pub body_contains: Option<String>,
     /// A JSON pointer (RFC 6901) that must exist in every acknowledgement, e.g. `/status`.
-    /// A body that is not JSON is then a `body` error.
+    /// A body that is not JSON is then a `body` error. With `transport = "websocket"`, the
+    /// acknowledgement condition on the matched answer: one that fails it is a `rejected`
+    /// order.
     pub json_pointer: Option<String>,
     /// The value expected at `json_pointer`; excludes `json_one_of`.
     pub json_equals: Option<serde_json::Value>,
@@ -192,57 +204,59 @@ impl RawLatencyProbe {
     /// # Errors
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<LatencyProbe, FieldError> {
-        let url = v.interpolate("url", &self.url)?;
-        let transport = self.transport()?;
-        let (tls, host, port, path_text, version, fix) = if transport == Transport::Fix {
-            let (tls, host, port) =
-                split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
-            if self.ca_file.is_some() && !tls {
+        let transport = match self.transport.as_deref() {
+            None | Some("http") => Transport::Http,
+            Some("websocket") => Transport::WebSocket,
+            Some("fix") => Transport::Fix,
+            Some(other) => {
                 return Err(FieldError::new(
-                    "ca_file",
-                    "a CA file is for fix+tls:// URLs; this one is fix+tcp://",
+                    "transport",
+                    format!("expected \"http\", \"websocket\" or \"fix\", found \"{other}\""),
                 ));
             }
-            let fix = self.fix_plan(v)?;
-            let version = load::transport::Version::Fix;
-            (
-                tls,
-                host,
-                port,
-                "/".to_string(),
-                version,
-                Some(Box::new(fix)),
-            )
-        } else {
-            let (tls, host, port, path_text) =
-                split_url(&url.value).map_err(|m| FieldError::new("url", m))?;
-            (tls, host, port, path_text, self.version(tls)?, None)
         };
-        let path = Template::parse(&path_text).map_err(|m| FieldError::new("url", m))?;
-        let body = self
-            .body
-            .as_deref()
-            .map(|b| {
-                let b = v.interpolate("body", b)?;
-                Template::parse(&b.value).map_err(|m| FieldError::new("body", m))
-            })
-            .transpose()?;
-        let method = self.method(body.is_some())?;
-        let headers = self.headers(v, body.is_some())?;
+        let url = v.interpolate("url", &self.url)?;
+        let (tls, host, port, path_text) = if transport == Transport::Fix {
+            let (tls, host, port) =
+                fix_keys::split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
+            (tls, host, port, String::new())
+        } else {
+            self.no_fix_keys()?;
+            split_url(&url.value, transport).map_err(|m| FieldError::new("url", m))?
+        };
+        if self.ca_file.is_some() && !tls {
+            return Err(FieldError::new(
+                "ca_file",
+                format!(
+                    "a CA file is for {1}:// URLs; this one is {0}://",
+                    transport.schemes().0,
+                    transport.schemes().1
+                ),
+            ));
+        }
+        let wire = match transport {
+            Transport::Http => Wire::Http(self.http_wire(v, tls, &host, port, &path_text)?),
+            Transport::WebSocket => Wire::WebSocket(self.ws_wire(v, &url.value, &path_text)?),
+            Transport::Fix => Wire::Fix(Box::new(self.fix_wire(v)?)),
+        };
         let rate = self.rate()?;
         let measured_requests = self.measured_requests(v, rate)?;
         let warmup = optional_duration(v, "warmup", self.warmup.as_deref())?.unwrap_or_default();
         let warmup_requests = (warmup.as_secs_f64() * rate).round() as u64;
         let threads = self.threads(rate)?;
-        let connections = match (&fix, self.connections) {
+        let connections = match (&wire, self.connections) {
             // One FIX session per CompID pair is what venues accept.
-            (Some(_), None) => 1,
+            (Wire::Fix(_), None) => 1,
             _ => self.connections(rate, threads)?,
         };
         let timeout = optional_duration(v, "timeout", self.timeout.as_deref())?
             .unwrap_or(Duration::from_secs(10));
         if timeout.is_zero() {
             return Err(FieldError::new("timeout", "expected more than 0"));
+        }
+        let mut wire = wire;
+        if let Wire::Fix(f) = &mut wire {
+            f.timeout = timeout;
         }
         let thresholds = self.thresholds(v)?;
         let max_error_rate = self.max_error_rate.unwrap_or(0.0);
@@ -259,32 +273,14 @@ impl RawLatencyProbe {
         if max_generator_lag.is_zero() {
             return Err(FieldError::new("max_generator_lag", "expected more than 0"));
         }
-        let seed = self.seed.unwrap_or(1);
-        let expect = RawHttpExpect {
-            status: self.status,
-            body_contains: self.body_contains,
-            json_pointer: self.json_pointer,
-            json_equals: self.json_equals,
-            json_one_of: self.json_one_of,
-        }
-        .validate()?;
         Ok(LatencyProbe {
             url_display: url.display.clone(),
-            host: host.clone(),
+            host,
             port,
             plan: Plan {
                 tls,
                 ca_file: self.ca_file.as_deref().map(std::path::PathBuf::from),
-                version,
-                host: if port == if tls { 443 } else { 80 } {
-                    host
-                } else {
-                    format!("{host}:{port}")
-                },
-                method,
-                path,
-                body,
-                headers,
+                wire,
                 rate_per_s: rate,
                 warmup_requests,
                 measured_requests,
@@ -296,9 +292,7 @@ impl RawLatencyProbe {
                 )
                 .as_nanos() as u64,
                 timeout,
-                expect,
-                seed,
-                fix,
+                seed: self.seed.unwrap_or(1),
             },
             auto_connections: self.connections.is_none(),
             auto_threads: self.threads.is_none(),
@@ -309,14 +303,156 @@ impl RawLatencyProbe {
         })
     }
 
-    /// `http_version`: `"1.1"` (default) or `"2"`; a `ca_file` only with `https://`.
-    fn version(&self, tls: bool) -> Result<load::transport::Version, FieldError> {
-        if self.ca_file.is_some() && !tls {
+    /// The HTTP wire: version, method, headers, path and body templates, the expectation.
+    fn http_wire(
+        &self,
+        v: &mut Validator,
+        tls: bool,
+        host: &str,
+        port: u16,
+        path_text: &str,
+    ) -> Result<HttpWire, FieldError> {
+        for (key, given) in [
+            ("match", self.match_response.is_some()),
+            ("match_request", self.match_request.is_some()),
+        ] {
+            if given {
+                return Err(FieldError::new(
+                    key,
+                    "only for transport = \"websocket\" (HTTP answers are matched by their connection)",
+                ));
+            }
+        }
+        let version = self.version()?;
+        let path = Template::parse(path_text).map_err(|m| FieldError::new("url", m))?;
+        let body = self.body_template(v)?;
+        let method = self.method(body.is_some())?;
+        let headers = self.headers(v, body.is_some())?;
+        let expect = self.expect()?;
+        Ok(HttpWire {
+            version,
+            host: if port == if tls { 443 } else { 80 } {
+                host.to_string()
+            } else {
+                format!("{host}:{port}")
+            },
+            method,
+            path,
+            body,
+            headers,
+            expect,
+        })
+    }
+
+    /// The WebSocket wire: the handshake's URL and headers, the order message, the match
+    /// pointers and the acknowledgement condition.
+    fn ws_wire(
+        &self,
+        v: &mut Validator,
+        url: &str,
+        path_text: &str,
+    ) -> Result<load::websocket::WsWire, FieldError> {
+        for (key, given) in [
+            ("method", self.method.is_some()),
+            ("http_version", self.http_version.is_some()),
+            ("status", self.status.is_some()),
+            ("body_contains", self.body_contains.is_some()),
+        ] {
+            if given {
+                return Err(FieldError::new(
+                    key,
+                    "not used with transport = \"websocket\" (acknowledgements are checked with json_pointer and json_equals or json_one_of)",
+                ));
+            }
+        }
+        let path = Template::parse(path_text).map_err(|m| FieldError::new("url", m))?;
+        if !path.is_constant() {
             return Err(FieldError::new(
-                "ca_file",
-                "a CA file is for https:// URLs; this one is http://",
+                "url",
+                "a WebSocket URL is opened once per connection: put the placeholders in body",
             ));
         }
+        let message = self.body_template(v)?.ok_or_else(|| {
+            FieldError::new(
+                "body",
+                "transport = \"websocket\" needs body, the order message template",
+            )
+        })?;
+        let response_match = self.match_response.clone().ok_or_else(|| {
+            FieldError::new(
+                "match",
+                "transport = \"websocket\" needs match, the JSON pointer of the correlation id in an answer (e.g. \"/client_order_id\")",
+            )
+        })?;
+        let request_match = self
+            .match_request
+            .clone()
+            .unwrap_or_else(|| response_match.clone());
+        for (key, p) in [
+            ("match", &response_match),
+            ("match_request", &request_match),
+        ] {
+            if !p.starts_with('/') {
+                return Err(FieldError::new(
+                    key,
+                    format!("expected a JSON pointer starting with '/' (RFC 6901), found \"{p}\""),
+                ));
+            }
+        }
+        // The first order must render to JSON holding its id, or every order fails alike.
+        let mut rendered = String::new();
+        message.render(0, &mut template::Rng::new(1), &mut rendered);
+        let doc: serde_json::Value = serde_json::from_str(&rendered).map_err(|e| {
+            FieldError::new(
+                "body",
+                format!("the rendered order message is not JSON: {e}"),
+            )
+        })?;
+        if load::websocket::correlation_id(&doc, &request_match).is_none() {
+            return Err(FieldError::new(
+                if self.match_request.is_some() {
+                    "match_request"
+                } else {
+                    "match"
+                },
+                format!("the rendered order message has no string or number at {request_match}"),
+            ));
+        }
+        Ok(load::websocket::WsWire {
+            url: url.to_string(),
+            headers: self.headers(v, false)?,
+            message,
+            request_match,
+            response_match,
+            ack: self.expect()?.json,
+        })
+    }
+
+    /// The `body` template, `${VAR}` interpolated.
+    fn body_template(&self, v: &mut Validator) -> Result<Option<Template>, FieldError> {
+        self.body
+            .as_deref()
+            .map(|b| {
+                let b = v.interpolate("body", b)?;
+                Template::parse(&b.value).map_err(|m| FieldError::new("body", m))
+            })
+            .transpose()
+    }
+
+    /// The acknowledgement expectation (status, body, JSON pointer).
+    fn expect(&self) -> Result<crate::probe::expect::HttpExpect, FieldError> {
+        RawHttpExpect {
+            status: self.status.clone(),
+            body_contains: self.body_contains.clone(),
+            json_pointer: self.json_pointer.clone(),
+            json_equals: self.json_equals.clone(),
+            json_one_of: self.json_one_of.clone(),
+        }
+        .validate()
+    }
+
+    /// `http_version`: `"1.1"` (default) or `"2"`.
+    fn version(&self) -> Result<load::transport::Version, FieldError> {
         match self.http_version.as_deref() {
             None | Some("1.1") => Ok(load::transport::Version::Http1),
             Some("2") => Ok(load::transport::Version::Http2),
@@ -580,7 +716,8 @@ fn error_table(ctx: &ProbeContext, r: &load::LoadResult) -> Table {
     Table {
         title: "Errors by kind".into(),
         columns: vec!["kind".into(), "count".into(), "first example".into()],
-        rows: ErrorKind::ALL
+        rows: r
+            .error_kinds
             .iter()
             .filter_map(|k| {
                 let n = r.errors.get(k).copied().unwrap_or(0);
@@ -597,15 +734,36 @@ fn error_table(ctx: &ProbeContext, r: &load::LoadResult) -> Table {
     }
 }
 
-/// Split an `http://` or `https://` URL into TLS or not, host, port and the raw
-/// path-and-query text (placeholders intact; `url::Url` would percent-encode the braces).
-fn split_url(url: &str) -> Result<(bool, String, u16, String), String> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+/// How orders travel (`transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Http,
+    WebSocket,
+    Fix,
+}
+
+impl Transport {
+    /// The URL schemes: plain, then TLS.
+    fn schemes(self) -> (&'static str, &'static str) {
+        match self {
+            Transport::Http => ("http", "https"),
+            Transport::WebSocket => ("ws", "wss"),
+            Transport::Fix => ("fix+tcp", "fix+tls"),
+        }
+    }
+}
+
+/// Split a URL of the transport's schemes (`http://`/`https://`, `ws://`/`wss://`) into TLS or
+/// not, host, port and the raw path-and-query text (placeholders intact; `url::Url` would
+/// percent-encode the braces).
+fn split_url(url: &str, transport: Transport) -> Result<(bool, String, u16, String), String> {
+    let (plain, secure) = transport.schemes();
+    let (tls, rest) = if let Some(r) = url.strip_prefix(&format!("{plain}://")) {
         (false, r)
-    } else if let Some(r) = url.strip_prefix("https://") {
+    } else if let Some(r) = url.strip_prefix(&format!("{secure}://")) {
         (true, r)
     } else {
-        return Err("expected an http:// or https:// URL".into());
+        return Err(format!("expected a {plain}:// or {secure}:// URL"));
     };
     let cut = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..cut];
@@ -618,7 +776,7 @@ fn split_url(url: &str) -> Result<(bool, String, u16, String), String> {
     if path.contains('#') {
         return Err("a URL fragment (#…) is never sent; remove it".into());
     }
-    let scheme = if tls { "https" } else { "http" };
+    let scheme = if tls { secure } else { plain };
     let parsed = reqwest::Url::parse(&format!("{scheme}://{authority}/"))
         .map_err(|e| format!("invalid URL: {e}"))?;
     let host = parsed
@@ -663,12 +821,18 @@ const ROWS: [(&str, &str, Option<f64>); 7] = [
 ];
 
 impl LatencyProbe {
+    /// The target as shown: `POST http://…` or `WebSocket ws://…` (secrets redacted).
+    fn shown(&self) -> String {
+        match &self.plan.wire {
+            Wire::Http(h) => format!("{} {}", h.method, self.url_display),
+            Wire::WebSocket(_) => format!("WebSocket {}", self.url_display),
+            Wire::Fix(f) => format!("{} {}", f.session.version.begin_string(), self.url_display),
+        }
+    }
+
     /// Run the load and judge it.
     pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
-        let shown = match &self.plan.fix {
-            Some(f) => format!("{} {}", f.session.version.begin_string(), self.url_display),
-            None => format!("{} {}", self.plan.method, self.url_display),
-        };
+        let shown = self.shown();
         let addr = match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
             Ok(mut addrs) => match addrs.next() {
                 Some(a) => a,
@@ -697,12 +861,13 @@ impl LatencyProbe {
                 None => None,
             };
             let ca = ca.as_ref().map(|(p, pem)| (p.as_path(), pem.as_slice()));
-            match load::transport::Connector::tls(addr, self.plan.version, &self.host, ca) {
+            let alpn = self.plan.wire.alpn();
+            match load::transport::Connector::tls(addr, alpn, &self.host, ca) {
                 Ok(c) => c,
                 Err(e) => return ProbeOutput::error(format!("{shown}: {e}")),
             }
         } else {
-            load::transport::Connector::plain(addr, self.plan.version)
+            load::transport::Connector::plain(addr)
         };
         let r = load::run(self.plan.clone(), connector, ctx.cancel.clone()).await;
         self.judge(ctx, &shown, r)
@@ -739,7 +904,7 @@ impl LatencyProbe {
         o.measure("responses", r.responded);
         o.measure("ok", r.ok);
         o.measure("errors", errors);
-        for k in ErrorKind::ALL {
+        for k in self.plan.wire.error_kinds() {
             o.measure(
                 &format!("errors_{}", k.as_str()),
                 r.errors.get(&k).copied().unwrap_or(0),
@@ -1075,8 +1240,8 @@ impl LatencyProbe {
         }
         let comments = [
             format!(
-                "prodready latency probe: {} {} at {}/s, {} connections; values in microseconds",
-                self.plan.method, self.url_display, self.plan.rate_per_s, self.plan.connections
+                "prodready latency probe: {} at {}/s, {} connections; values in microseconds",
+                self.shown(), self.plan.rate_per_s, self.plan.connections
             ),
             "untagged intervals: latency from the intended send time (coordinated omission corrected); Tag=uncorrected: from the actual send time".to_string(),
         ];
@@ -1139,7 +1304,8 @@ fn percent(fraction: f64) -> String {
 }
 
 fn error_breakdown(r: &load::LoadResult) -> String {
-    let parts: Vec<String> = ErrorKind::ALL
+    let parts: Vec<String> = r
+        .error_kinds
         .iter()
         .filter_map(|k| {
             r.errors
@@ -1202,15 +1368,20 @@ mod tests {
 
     #[test]
     fn url_path_keeps_placeholders_and_host_port() {
-        let (tls, h, port, path) = split_url("http://localhost:8080/a/{{seq}}?q={{uuid}}").unwrap();
+        let http = Transport::Http;
+        let (tls, h, port, path) =
+            split_url("http://localhost:8080/a/{{seq}}?q={{uuid}}", http).unwrap();
         assert_eq!(
             (tls, h.as_str(), port, path.as_str()),
             (false, "localhost", 8080, "/a/{{seq}}?q={{uuid}}")
         );
-        assert_eq!(split_url("http://h").unwrap().3, "/");
-        let (tls, _, port, _) = split_url("https://h/").unwrap();
+        assert_eq!(split_url("http://h", http).unwrap().3, "/");
+        let (tls, _, port, _) = split_url("https://h/", http).unwrap();
         assert_eq!((tls, port), (true, 443));
-        assert!(split_url("ftp://h/").is_err());
+        assert!(split_url("ftp://h/", http).is_err());
+        assert!(split_url("ws://h/", http).is_err());
+        let (tls, _, port, _) = split_url("wss://h/ws/orders", Transport::WebSocket).unwrap();
+        assert_eq!((tls, port), (true, 443));
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! thread's [`Timer`] only when the next send is still in the future, then bumps that
 //! connection's due count and wakes its task (a same-thread wake-up, no syscall). A connection
 //! busy with an earlier response picks the send up when it is free; that wait is the target's.
+//!
+//! What a connection is and how its task talks is the wire's business ([`Driver`]): HTTP/1.1,
+//! HTTP/2 and the pipelined order transports each open their connections (set-up timed apart)
+//! and run one task per connection; the schedule, the recording and the reconnects are here.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -17,8 +21,9 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::clock::{Timer, now_ns, since};
 use super::http1::{ExchangeError, Reader, RequestHead};
+use super::pipeline::Pipelined;
 use super::transport::{Stream, Version};
-use super::{ErrorKind, Global, Stats, fix, h2, snippet};
+use super::{ErrorKind, Global, HttpWire, Stats, Wire, h2, snippet};
 use crate::probe::latency::template::Rng;
 
 /// What a thread is given.
@@ -47,8 +52,70 @@ pub(super) struct Local {
     pub global: Arc<Global>,
     pub start_ns: u64,
     pub connections: u64,
-    pub head: RequestHead,
     pub stats: RefCell<Stats>,
+}
+
+/// How one wire opens its connections and drives each of them.
+pub(super) trait Driver: 'static {
+    /// An open connection, ready for requests (handshakes done).
+    type Conn: 'static;
+
+    /// Open one connection within the request timeout; returns it with its set-up time (TCP,
+    /// TLS and any protocol handshake), or why it failed.
+    fn open(&self, global: &Global)
+    -> impl Future<Output = Result<(Self::Conn, Duration), String>>;
+
+    /// The task of connection `k`: send each request `slot` releases, record each answer.
+    /// `conn` is the connection opened for it before the start, if that worked.
+    fn connection(
+        &self,
+        k: u64,
+        slot: Rc<Slot>,
+        conn: Option<Self::Conn>,
+        local: Rc<Local>,
+    ) -> impl Future<Output = ()> + 'static;
+}
+
+/// HTTP/1.1 keep-alive connections ([`connection`]).
+struct Http1(Rc<HttpWire>);
+
+impl Driver for Http1 {
+    type Conn = Stream;
+
+    async fn open(&self, global: &Global) -> Result<(Stream, Duration), String> {
+        global.connector.connect(global.plan.timeout).await
+    }
+
+    fn connection(
+        &self,
+        k: u64,
+        slot: Rc<Slot>,
+        conn: Option<Stream>,
+        local: Rc<Local>,
+    ) -> impl Future<Output = ()> + 'static {
+        connection(self.0.clone(), k, slot, conn, local)
+    }
+}
+
+/// HTTP/2 connections ([`h2::connection`]); the HTTP/2 handshake happens on the first request.
+struct Http2(Rc<HttpWire>);
+
+impl Driver for Http2 {
+    type Conn = Stream;
+
+    async fn open(&self, global: &Global) -> Result<(Stream, Duration), String> {
+        global.connector.connect(global.plan.timeout).await
+    }
+
+    fn connection(
+        &self,
+        k: u64,
+        slot: Rc<Slot>,
+        conn: Option<Stream>,
+        local: Rc<Local>,
+    ) -> impl Future<Output = ()> + 'static {
+        h2::connection(self.0.clone(), k, slot, conn, local)
+    }
 }
 
 impl Local {
@@ -86,7 +153,25 @@ impl Thread {
         stats
     }
 
+    /// Drive this thread's connections over the plan's wire.
     async fn drive(&mut self) -> Stats {
+        match &self.global.plan.wire {
+            Wire::Http(h) if h.version == Version::Http1 => {
+                let d = Http1(Rc::new(h.clone()));
+                self.drive_with(d).await
+            }
+            Wire::Http(h) => {
+                let d = Http2(Rc::new(h.clone()));
+                self.drive_with(d).await
+            }
+            Wire::WebSocket(w) => self.drive_with(Pipelined(w.clone())).await,
+            Wire::Fix(f) => self.drive_with(Pipelined(f.as_ref().clone())).await,
+        }
+    }
+
+    /// Open this thread's connections, report, wait for the start, then release the sends on
+    /// schedule to the connections' tasks until the last one is done.
+    async fn drive_with<D: Driver>(&mut self, driver: D) -> Stats {
         let g = self.global.clone();
         let n = g.plan.connections.max(1) as u64;
         let mine: Vec<u64> = (0..n)
@@ -94,52 +179,25 @@ impl Thread {
             .collect();
         let mut stats = Stats::new();
         let opened = tokio::select! {
-            o = futures::future::join_all(mine.iter().map(|_| g.connector.connect(g.plan.timeout))) => o,
+            o = futures::future::join_all(mine.iter().map(|_| driver.open(&g))) => o,
             _ = g.stop.cancelled() => return stats,
         };
         let mut first_error = None;
-        let mut streams = Vec::new();
+        let mut conns = Vec::new();
         for o in opened {
             match o {
-                Ok((s, took)) => {
+                Ok((c, took)) => {
                     stats.connects += 1;
                     stats.recorder.record_connect(took);
-                    streams.push(Some(s));
+                    conns.push(Some(c));
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
-                    streams.push(None);
+                    conns.push(None);
                 }
             }
         }
-        // FIX sessions log on before the schedule starts, so logons never land on samples.
-        let mut sessions: Vec<Option<fix::Conn>> = Vec::new();
-        if let Some(plan) = &g.plan.fix {
-            let timeout = g.plan.timeout;
-            let logons = streams.into_iter().map(|s| async move {
-                match s {
-                    Some(s) => fix::establish(s, plan, timeout).await.map(Some),
-                    None => Ok(None),
-                }
-            });
-            let logons = tokio::select! {
-                l = futures::future::join_all(logons) => l,
-                _ = g.stop.cancelled() => return stats,
-            };
-            streams = Vec::new();
-            for l in logons {
-                streams.push(None);
-                match l {
-                    Ok(c) => sessions.push(c),
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                        sessions.push(None);
-                    }
-                }
-            }
-        }
-        let up = streams.iter().filter(|s| s.is_some()).count()
-            + sessions.iter().filter(|s| s.is_some()).count();
+        let up = conns.iter().filter(|s| s.is_some()).count();
         let _ = self.ready.send(if up > 0 {
             Ok(up)
         } else {
@@ -156,7 +214,6 @@ impl Thread {
             _ = g.stop.cancelled() => return stats,
         };
         let local = Rc::new(Local {
-            head: RequestHead::new(&g.plan.method, &g.plan.host, &g.plan.headers),
             global: g.clone(),
             start_ns,
             connections: n,
@@ -164,17 +221,9 @@ impl Thread {
         });
         let slots: Vec<Rc<Slot>> = mine.iter().map(|_| Rc::new(Slot::default())).collect();
         let mut tasks = Vec::new();
-        let mut sessions = sessions.into_iter();
-        for ((k, stream), slot) in mine.iter().zip(streams).zip(&slots) {
-            let (k, slot, local) = (*k, slot.clone(), local.clone());
-            tasks.push(match g.connector.version {
-                Version::Http1 => tokio::task::spawn_local(connection(k, slot, stream, local)),
-                Version::Http2 => tokio::task::spawn_local(h2::connection(k, slot, stream, local)),
-                Version::Fix => {
-                    let conn = sessions.next().flatten();
-                    tokio::task::spawn_local(fix::connection(k, slot, conn, local))
-                }
-            });
+        for ((k, conn), slot) in mine.iter().zip(conns).zip(&slots) {
+            let task = driver.connection(*k, slot.clone(), conn, local.clone());
+            tasks.push(tokio::task::spawn_local(task));
         }
         let period = heartbeat_period_ns(&local, self.threads);
         let heartbeat = tokio::task::spawn_local(heartbeat(local.clone(), period));
@@ -273,25 +322,26 @@ pub(super) struct Times {
     pub sent: u64,
 }
 
-/// An answer to a request: an HTTP response, judged here against the plan's expectation, or
-/// an answer the transport judged itself (FIX: an ExecutionReport, or a reject of a kind).
-pub(super) enum Answer<'a> {
-    /// HTTP status and body.
-    Http(u16, &'a [u8]),
-    /// Accepted, or refused with the error's kind and message.
-    Judged(Result<(), (ErrorKind, String)>),
-}
+/// How one request ended: no answer (the error), or an answer with its HTTP status (if the
+/// wire has one) and its verdict: accepted, or an error of some kind. The verdict is only
+/// worked out for measured requests.
+pub(super) type Answer<F> = Result<(Option<u16>, F), Failure>;
 
-/// Record one finished exchange: an [`Answer`] or the error's kind and message.
-pub(super) fn record(
-    local: &Local,
-    t: Times,
-    done: u64,
-    result: Result<Answer<'_>, (ErrorKind, String)>,
-) {
+/// Why a request failed: its error kind and a message.
+pub(super) type Failure = (ErrorKind, String);
+
+/// A verdict on an answer: accepted, or why not.
+pub(super) type Verdict = Result<(), Failure>;
+
+/// Record one finished request: its latencies when it got an answer, its error otherwise or
+/// when `verdict` rejects the answer.
+pub(super) fn record<F>(local: &Local, t: Times, done: u64, answer: Answer<F>)
+where
+    F: FnOnce() -> Verdict,
+{
     let g = &local.global;
     let plan = &g.plan;
-    if result.is_ok() && !g.any_response.load(Ordering::Relaxed) {
+    if answer.is_ok() && !g.any_response.load(Ordering::Relaxed) {
         g.any_response.store(true, Ordering::Relaxed);
     }
     if t.i < plan.warmup_requests {
@@ -302,41 +352,70 @@ pub(super) fn record(
     st.recorder.record_lag(since(t.sent, t.intended));
     st.recorder.record_generator_lag(since(t.sent, t.ready_at));
     st.last_send_ns = st.last_send_ns.max(t.sent);
-    match result {
+    match answer {
         Err((kind, m)) => st.error(kind, || m),
-        Ok(answer) => {
+        Ok((status, verdict)) => {
             st.responded += 1;
             st.last_done_ns = st.last_done_ns.max(done);
+            if let Some(status) = status {
+                *st.statuses.entry(status).or_default() += 1;
+            }
             let base = local.intended(plan.warmup_requests);
             st.recorder.record(
                 since(done, base),
                 since(done, t.intended),
                 since(done, t.sent),
             );
-            let (status, bytes) = match answer {
-                Answer::Http(status, bytes) => (status, bytes),
-                Answer::Judged(Ok(())) => {
-                    st.ok += 1;
-                    return;
-                }
-                Answer::Judged(Err((kind, m))) => {
-                    st.error(kind, || m);
-                    return;
-                }
-            };
-            *st.statuses.entry(status).or_default() += 1;
-            if !plan.expect.status.accepts(status) {
-                st.error(ErrorKind::Status, || {
-                    format!("HTTP {status}: {}", snippet(bytes))
-                });
-            } else {
-                match plan.expect.check_body(bytes) {
-                    Ok(()) => st.ok += 1,
-                    Err(m) => st.error(ErrorKind::Body, || format!("{m}: {}", snippet(bytes))),
-                }
+            match verdict() {
+                Ok(()) => st.ok += 1,
+                Err((kind, m)) => st.error(kind, || m),
             }
         }
     }
+}
+
+/// Record one finished HTTP exchange: `Ok((status, body))`, judged by the wire's expectation,
+/// or the error's kind and message.
+pub(super) fn record_http(
+    local: &Local,
+    wire: &HttpWire,
+    t: Times,
+    done: u64,
+    result: Result<(u16, &[u8]), (ErrorKind, String)>,
+) {
+    let answer = result.map(|(status, bytes)| {
+        let verdict = move || {
+            if !wire.expect.status.accepts(status) {
+                Err((
+                    ErrorKind::Status,
+                    format!("HTTP {status}: {}", snippet(bytes)),
+                ))
+            } else {
+                wire.expect
+                    .check_body(bytes)
+                    .map_err(|m| (ErrorKind::Body, format!("{m}: {}", snippet(bytes))))
+            }
+        };
+        (Some(status), verdict)
+    });
+    record(local, t, done, answer);
+}
+
+/// A request that could not be sent: record it as failed at `now` with `kind` and `message`.
+pub(super) fn failed(local: &Local, i: u64, intended: u64, kind: ErrorKind, message: String) {
+    let now = now_ns();
+    let t = Times {
+        i,
+        intended,
+        ready_at: now.max(intended),
+        sent: now,
+    };
+    record(local, t, now, no_answer(kind, message));
+}
+
+/// An [`Answer`] without an answer: the request failed with `kind`.
+pub(super) fn no_answer(kind: ErrorKind, message: String) -> Answer<fn() -> Verdict> {
+    Err((kind, message))
 }
 
 /// The timeout error message.
@@ -369,17 +448,24 @@ pub(super) async fn next_due(
 /// Open a connection for a request whose turn came; the failure is recorded (and may stop a
 /// hopeless run).
 pub(super) async fn reconnect(local: &Local, i: u64) -> Result<Stream, bool> {
-    match local
-        .global
-        .connector
-        .connect(local.global.plan.timeout)
-        .await
-    {
-        Ok((s, took)) => {
+    let g = &local.global;
+    reopen(local, i, g.connector.connect(g.plan.timeout)).await
+}
+
+/// Await `open` (a connection and its set-up time) for request `i`: the set-up time is recorded
+/// apart; a failure is counted as a `connect` error of request `i` and may stop a hopeless run
+/// (`Err(true)`; `Err(false)`: only this request failed).
+pub(super) async fn reopen<C>(
+    local: &Local,
+    i: u64,
+    open: impl Future<Output = Result<(C, Duration), String>>,
+) -> Result<C, bool> {
+    match open.await {
+        Ok((c, took)) => {
             let mut st = local.stats.borrow_mut();
             st.connects += 1;
             st.recorder.record_connect(took);
-            Ok(s)
+            Ok(c)
         }
         Err(e) => Err(connect_failed(
             local,
@@ -398,8 +484,15 @@ pub(super) fn connection_rng(seed: u64, k: u64) -> Rng {
 
 /// One HTTP/1.1 connection's task: send each released request when the connection is free,
 /// read its response, record.
-async fn connection(k: u64, slot: Rc<Slot>, mut stream: Option<Stream>, local: Rc<Local>) {
+async fn connection(
+    wire: Rc<HttpWire>,
+    k: u64,
+    slot: Rc<Slot>,
+    mut stream: Option<Stream>,
+    local: Rc<Local>,
+) {
     let plan = &local.global.plan;
+    let head = RequestHead::new(&wire.method, &wire.host, &wire.headers);
     let mut rng = connection_rng(plan.seed, k);
     let mut path = String::new();
     let mut body = String::new();
@@ -419,16 +512,16 @@ async fn connection(k: u64, slot: Rc<Slot>, mut stream: Option<Stream>, local: R
             }
         }
         let Some(s) = stream.as_mut() else { continue };
-        plan.path.render(i, &mut rng, &mut path);
-        let req_body = plan.body.as_ref().map(|t| {
+        wire.path.render(i, &mut rng, &mut path);
+        let req_body = wire.body.as_ref().map(|t| {
             t.render(i, &mut rng, &mut body);
             body.as_str()
         });
-        local.head.render(&path, req_body, &mut request);
+        head.render(&path, req_body, &mut request);
         let sent = now_ns();
         let exchange = async {
             super::http1::write(s, &request).await?;
-            reader.read(s, local.head.head).await
+            reader.read(s, head.head).await
         };
         let result = tokio::time::timeout(plan.timeout, exchange).await;
         let done = now_ns();
@@ -451,12 +544,13 @@ async fn connection(k: u64, slot: Rc<Slot>, mut stream: Option<Stream>, local: R
                     stream = None;
                 }
                 let body = reader.body(&resp);
-                record(&local, times, done, Ok(Answer::Http(resp.status, body)));
+                record_http(&local, &wire, times, done, Ok((resp.status, body)));
             }
             Err((kind, m)) => {
                 stream = None;
                 let addr = local.global.connector.addr;
-                record(&local, times, done, Err((kind, format!("{addr}: {m}"))));
+                let m = format!("{addr}: {m}");
+                record_http(&local, &wire, times, done, Err((kind, m)));
             }
         }
     }

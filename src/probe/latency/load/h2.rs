@@ -13,30 +13,18 @@ use std::rc::Rc;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::ErrorKind;
 use super::clock::now_ns;
 use super::engine::{
-    Answer, Local, Slot, Times, connection_rng, next_due, reconnect, record, timeout_message,
+    Local, Slot, Times, connection_rng, failed, next_due, reconnect, record_http, timeout_message,
 };
 use super::transport::Stream;
+use super::{ErrorKind, HttpWire};
 
 /// Requests of one connection still waiting for their response.
 #[derive(Default)]
 struct InFlight {
     count: Cell<u64>,
     idle: Notify,
-}
-
-/// A request that could not be sent: record it as failed at `now` with `kind` and `message`.
-fn failed(local: &Local, i: u64, intended: u64, kind: ErrorKind, message: String) {
-    let now = now_ns();
-    let t = Times {
-        i,
-        intended,
-        ready_at: now.max(intended),
-        sent: now,
-    };
-    record(local, t, now, Err((kind, message)));
 }
 
 /// An HTTP/2 session on `stream` (opened now when `None`); its connection task runs beside.
@@ -68,16 +56,15 @@ async fn session(
 
 /// The request for `i`: its head and, if any, its body.
 fn build_request(
-    local: &Local,
+    wire: &HttpWire,
     scheme: &str,
     path: &str,
     body: Option<&str>,
 ) -> Result<(http::Request<()>, Option<Bytes>), String> {
-    let plan = &local.global.plan;
     let mut builder = http::Request::builder()
-        .method(plan.method.clone())
-        .uri(format!("{scheme}://{}{path}", plan.host));
-    for (name, value) in &plan.headers {
+        .method(wire.method.clone())
+        .uri(format!("{scheme}://{}{path}", wire.host));
+    for (name, value) in &wire.headers {
         builder = builder.header(name, value);
     }
     let request = builder
@@ -88,6 +75,7 @@ fn build_request(
 
 /// Await one response and its whole body in a task of its own, then record it.
 fn await_response(
+    wire: Rc<HttpWire>,
     local: Rc<Local>,
     inflight: Rc<InFlight>,
     times: Times,
@@ -111,11 +99,11 @@ fn await_response(
         let result = tokio::time::timeout(timeout, exchange).await;
         let done = now_ns();
         let outcome = match &result {
-            Ok(Ok((status, bytes))) => Ok(Answer::Http(*status, bytes.as_slice())),
+            Ok(Ok((status, bytes))) => Ok((*status, bytes.as_slice())),
             Ok(Err(e)) => Err((ErrorKind::Connect, format!("HTTP/2: {e}"))),
             Err(_) => Err((ErrorKind::Timeout, timeout_message(timeout))),
         };
-        record(&local, times, done, outcome);
+        record_http(&local, &wire, times, done, outcome);
         inflight.count.set(inflight.count.get() - 1);
         if inflight.count.get() == 0 {
             inflight.idle.notify_one();
@@ -125,7 +113,13 @@ fn await_response(
 
 /// One HTTP/2 connection's task: open a stream for each released request as soon as the
 /// connection allows one, and leave the response to a task of its own.
-pub(super) async fn connection(k: u64, slot: Rc<Slot>, stream: Option<Stream>, local: Rc<Local>) {
+pub(super) async fn connection(
+    wire: Rc<HttpWire>,
+    k: u64,
+    slot: Rc<Slot>,
+    stream: Option<Stream>,
+    local: Rc<Local>,
+) {
     let plan = &local.global.plan;
     let timeout = plan.timeout;
     let mut rng = connection_rng(plan.seed, k);
@@ -173,12 +167,12 @@ pub(super) async fn connection(k: u64, slot: Rc<Slot>, stream: Option<Stream>, l
             }
         };
         let ready_at = now_ns().max(intended);
-        plan.path.render(i, &mut rng, &mut path);
-        let req_body = plan.body.as_ref().map(|t| {
+        wire.path.render(i, &mut rng, &mut path);
+        let req_body = wire.body.as_ref().map(|t| {
             t.render(i, &mut rng, &mut body);
             body.as_str()
         });
-        let (request, req_body) = match build_request(&local, scheme, &path, req_body) {
+        let (request, req_body) = match build_request(&wire, scheme, &path, req_body) {
             Ok(r) => r,
             Err(m) => {
                 local.global.halt(format!("request {i}: {m}"));
@@ -201,11 +195,13 @@ pub(super) async fn connection(k: u64, slot: Rc<Slot>, stream: Option<Stream>, l
         match sending {
             Ok(response) => {
                 sender = Some(send);
-                await_response(local.clone(), inflight.clone(), times, response);
+                let (w, l) = (wire.clone(), local.clone());
+                await_response(w, l, inflight.clone(), times, response);
             }
             // The session is broken: the next request opens a new one.
-            Err(e) => record(
+            Err(e) => record_http(
                 &local,
+                &wire,
                 times,
                 now_ns(),
                 Err((ErrorKind::Connect, format!("HTTP/2: {e}"))),

@@ -1,6 +1,11 @@
 //! The open-model load generator: requests leave on a fixed schedule (`start + i / rate`),
-//! whatever the responses do, over a pool of HTTP/1.1 keep-alive connections, and the
-//! generator tells its own lateness apart from the target's.
+//! whatever the responses do, over a pool of connections, and the generator tells its own
+//! lateness apart from the target's.
+//!
+//! The schedule, the histograms and the accounting are shared by every wire ([`Wire`]): HTTP/1.1
+//! keep-alive ([`http1`]: one request in flight per connection), HTTP/2 (`h2`: multiplexed
+//! streams), and the pipelined order transports ([`pipeline`]: every order sent at once and
+//! matched to its answer by a correlation id): [`websocket`] and [`fix`].
 //!
 //! The design follows wrk2 (Tene's fork of wrk): connection `k` of `N` owns the intended
 //! send times of requests `k, k + N, k + 2N, …`, so no request waits for a central permit or
@@ -34,18 +39,22 @@ use super::template::Template;
 
 pub mod clock;
 mod engine;
-mod fix;
+pub mod fix;
 mod h2;
 pub mod http1;
+pub mod pipeline;
 pub mod transport;
+pub mod websocket;
 
-pub use fix::{FixPlan, Until};
 use transport::{Connector, Version};
 
-/// The kinds of request errors, as counted and reported.
+/// The kinds of request errors, as counted and reported (`errors_<kind>` in the measured
+/// values, one row each in the "Errors by kind" table). Which kinds a probe reports depends on
+/// its wire: [`Wire::error_kinds`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ErrorKind {
-    /// No connection (refused, unreachable, reset before a response arrived).
+    /// No connection (refused, unreachable, reset before a response arrived, a failed TLS or
+    /// protocol handshake).
     Connect,
     /// No complete response within the request timeout.
     Timeout,
@@ -53,12 +62,14 @@ pub enum ErrorKind {
     Status,
     /// A response whose body is unreadable, not JSON, or fails the JSON pointer check.
     Body,
-    /// FIX: an ExecutionReport (35=8) with OrdStatus(39)=8, rejected.
-    Rejected,
-    /// FIX: a BusinessMessageReject (35=j) of the order.
-    BusinessReject,
-    /// FIX: a session-level Reject (35=3) of the order.
-    SessionReject,
+    /// Order transports: the connection closed (by the peer, or dropped after a protocol
+    /// error) while the request was in flight; the message says why (e.g. the WebSocket close
+    /// code and reason).
+    Closed,
+    /// Order transports: an answer that rejects the order, by the transport's name for the
+    /// kind of reject (e.g. `rejected` for a WebSocket acknowledgement that fails its
+    /// condition; `exec_report_rejected`, `business_reject`, `session_reject` for FIX).
+    Reject(&'static str),
 }
 
 impl ErrorKind {
@@ -69,31 +80,58 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Status => "status",
             ErrorKind::Body => "body",
-            ErrorKind::Rejected => "rejected",
-            ErrorKind::BusinessReject => "business_reject",
-            ErrorKind::SessionReject => "session_reject",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Reject(name) => name,
         }
     }
 
-    /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 7] = [
+    /// The kinds of an HTTP probe, in report order.
+    pub const HTTP: [ErrorKind; 4] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Status,
         ErrorKind::Body,
-        ErrorKind::Rejected,
-        ErrorKind::BusinessReject,
-        ErrorKind::SessionReject,
     ];
 }
 
-/// Everything the generator needs, validated.
+/// What goes over each connection and how an answer is judged.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    /// `https://`: connect over TLS.
-    pub tls: bool,
-    /// PEM certificates trusted besides the Mozilla roots (`ca_file`), resolved.
-    pub ca_file: Option<std::path::PathBuf>,
+pub enum Wire {
+    /// HTTP/1.1 or HTTP/2 requests ([`http1`], `h2`).
+    Http(HttpWire),
+    /// JSON order messages over WebSocket, pipelined ([`websocket`], [`pipeline`]).
+    WebSocket(websocket::WsWire),
+    /// FIX 4.2 / 4.4 NewOrderSingles, one session per connection, pipelined ([`fix`],
+    /// [`pipeline`]).
+    Fix(Box<fix::FixWire>),
+}
+
+impl Wire {
+    /// The error kinds this wire reports, in report order: HTTP's four, or connect, timeout,
+    /// closed and the transport's reject kinds.
+    pub fn error_kinds(&self) -> Vec<ErrorKind> {
+        match self {
+            Wire::Http(_) => ErrorKind::HTTP.to_vec(),
+            Wire::WebSocket(w) => pipeline::error_kinds(w),
+            Wire::Fix(f) => pipeline::error_kinds(f.as_ref()),
+        }
+    }
+
+    /// The ALPN protocol offered over TLS (RFC 7301), if any.
+    pub fn alpn(&self) -> Option<&'static [u8]> {
+        match self {
+            Wire::Http(h) => Some(h.version.alpn()),
+            // RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request.
+            Wire::WebSocket(_) => Some(Version::Http1.alpn()),
+            // FIX over TLS names no application protocol.
+            Wire::Fix(_) => None,
+        }
+    }
+}
+
+/// An HTTP wire: requests rendered from templates, responses judged by [`HttpExpect`].
+#[derive(Debug, Clone)]
+pub struct HttpWire {
     /// HTTP/1.1 or HTTP/2.
     pub version: Version,
     /// `Host` header value.
@@ -106,6 +144,19 @@ pub struct Plan {
     pub body: Option<Template>,
     /// Extra headers (values may hold secrets; never shown).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What an acknowledgement must look like (status, body, JSON pointer).
+    pub expect: HttpExpect,
+}
+
+/// Everything the generator needs, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `https://` or `wss://`: connect over TLS.
+    pub tls: bool,
+    /// PEM certificates trusted besides the Mozilla roots (`ca_file`), resolved.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// What goes over the connections.
+    pub wire: Wire,
     /// Arrival rate, requests per second.
     pub rate_per_s: f64,
     /// Requests sent before measuring starts.
@@ -120,12 +171,8 @@ pub struct Plan {
     pub coalesce_ns: u64,
     /// Per-request timeout (connect included).
     pub timeout: Duration,
-    /// What an acknowledgement must look like (status, body, JSON pointer).
-    pub expect: HttpExpect,
     /// Seed of the template generator.
     pub seed: u64,
-    /// FIX sessions instead of HTTP (`transport = "fix"`).
-    pub fix: Option<Box<FixPlan>>,
 }
 
 /// What a run produced.
@@ -133,6 +180,8 @@ pub struct Plan {
 pub struct LoadResult {
     /// The histograms.
     pub recorder: Recorder,
+    /// The error kinds of the wire, in report order ([`Wire::error_kinds`]).
+    pub error_kinds: Vec<ErrorKind>,
     /// Errors by kind (measured requests only).
     pub errors: BTreeMap<ErrorKind, u64>,
     /// The first error message of each kind.
@@ -371,6 +420,7 @@ fn finish(
     };
     LoadResult {
         recorder,
+        error_kinds: global.plan.wire.error_kinds(),
         errors: all.errors,
         first_error: all.first_error,
         statuses: all.statuses,

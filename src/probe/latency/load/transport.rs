@@ -2,9 +2,9 @@
 //! set-up time measured apart from any request (TCP handshake plus TLS handshake).
 //!
 //! The trust roots are the Mozilla set (webpki-roots) plus the PEM certificates of `ca_file`,
-//! as in the `http` probe. ALPN offers exactly the HTTP version the probe was asked for
-//! (`h2` or `http/1.1`, RFC 7301); a server that picks another is an error, not a silent
-//! downgrade.
+//! as in the `http` probe. ALPN offers exactly the protocol the probe was asked for
+//! (`h2` or `http/1.1`, RFC 7301; none for a wire that is not HTTP); a server that picks
+//! another is an error, not a silent downgrade.
 
 use std::io;
 use std::net::SocketAddr;
@@ -30,8 +30,16 @@ pub enum Version {
     Http1,
     /// HTTP/2 (RFC 9113): over TLS by ALPN `h2`, over plain TCP with prior knowledge (h2c).
     Http2,
-    /// FIX tag=value sessions ([`crate::fix`]): no ALPN.
-    Fix,
+}
+
+impl Version {
+    /// The ALPN protocol id (RFC 7301): `http/1.1` or `h2`.
+    pub fn alpn(self) -> &'static [u8] {
+        match self {
+            Version::Http1 => b"http/1.1",
+            Version::Http2 => b"h2",
+        }
+    }
 }
 
 /// A connection's byte stream.
@@ -87,8 +95,8 @@ impl AsyncWrite for Stream {
 pub struct Connector {
     /// Resolved target address.
     pub addr: SocketAddr,
-    /// The HTTP version to speak.
-    pub version: Version,
+    /// The ALPN protocol offered over TLS and required of the server, if any.
+    pub alpn: Option<&'static [u8]>,
     tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
@@ -96,7 +104,7 @@ impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connector")
             .field("addr", &self.addr)
-            .field("version", &self.version)
+            .field("alpn", &self.alpn.map(String::from_utf8_lossy))
             .field("tls", &self.tls.as_ref().map(|(_, name)| name))
             .finish()
     }
@@ -104,23 +112,24 @@ impl std::fmt::Debug for Connector {
 
 impl Connector {
     /// A plain-TCP connector.
-    pub fn plain(addr: SocketAddr, version: Version) -> Connector {
+    pub fn plain(addr: SocketAddr) -> Connector {
         Connector {
             addr,
-            version,
+            alpn: None,
             tls: None,
         }
     }
 
     /// A TLS connector for `host` (the SNI name and the name the certificate must carry),
-    /// trusting the Mozilla roots and the certificates in `ca_pem` (PEM, any number).
+    /// trusting the Mozilla roots and the certificates in `ca_pem` (PEM, any number), offering
+    /// `alpn` (e.g. `b"h2"`; `None` offers nothing and accepts no ALPN answer).
     ///
     /// # Errors
     /// A message when `host` is not a valid server name or `ca_pem` holds no usable
     /// certificate.
     pub fn tls(
         addr: SocketAddr,
-        version: Version,
+        alpn: Option<&'static [u8]>,
         host: &str,
         ca_pem: Option<(&Path, &[u8])>,
     ) -> Result<Connector, String> {
@@ -148,16 +157,12 @@ impl Connector {
             .map_err(|e| format!("TLS configuration: {e}"))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        config.alpn_protocols = match version {
-            Version::Http1 => vec![b"http/1.1".to_vec()],
-            Version::Http2 => vec![b"h2".to_vec()],
-            Version::Fix => Vec::new(),
-        };
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| format!("{host}: not a TLS server name: {e}"))?;
         Ok(Connector {
             addr,
-            version,
+            alpn,
             tls: Some((TlsConnector::from(Arc::new(config)), name)),
         })
     }
@@ -171,7 +176,7 @@ impl Connector {
     ///
     /// # Errors
     /// A message naming the address: refused, timed out, a TLS failure, or a server that did
-    /// not agree to the HTTP version asked for.
+    /// not agree to the ALPN protocol asked for.
     pub async fn connect(&self, timeout: Duration) -> Result<(Stream, Duration), String> {
         let addr = self.addr;
         let t0 = now_ns();
@@ -187,15 +192,13 @@ impl Connector {
                 .connect(name.clone(), tcp)
                 .await
                 .map_err(|e| format!("{addr}: TLS handshake: {e}"))?;
-            let wanted: &[u8] = match self.version {
-                Version::Http1 => b"http/1.1",
-                Version::Http2 => b"h2",
-                Version::Fix => return Ok(Stream::Tls(Box::new(s))),
+            let Some(wanted) = self.alpn else {
+                return Ok(Stream::Tls(Box::new(s)));
             };
             match s.get_ref().1.alpn_protocol() {
                 Some(p) if p == wanted => {}
                 // No ALPN at all: HTTP/1.1 is the default a server may assume.
-                None if self.version == Version::Http1 => {}
+                None if wanted == Version::Http1.alpn() => {}
                 other => {
                     return Err(format!(
                         "{addr}: the server did not agree to {} by ALPN (it chose {})",

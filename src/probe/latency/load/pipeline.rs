@@ -1,0 +1,363 @@
+//! Pipelined order transports (WebSocket, FIX): one connection carries many orders at once, and
+//! each answer names the order it belongs to.
+//!
+//! Unlike HTTP/1.1, a connection never waits for an answer before sending: each order released
+//! by the schedule is rendered and written at once (like an HTTP/2 stream), then kept in an
+//! in-flight map keyed by its correlation id (the `client_order_id` the template rendered, or
+//! ClOrdID(11) for FIX). The connection's reader decodes every inbound message; one that names
+//! an order in flight completes it (an acknowledgement, or a reject counted by kind), anything
+//! else (market data, heartbeats, an answer that came after its timeout) is ignored. A sweep
+//! fails, as `timeout`, each order whose answer has not come within the request timeout: it is
+//! counted, never silently dropped.
+//!
+//! A connection that closes, or that the transport gives up on (a garbled message, a close
+//! frame, a logout), fails every order in flight as `closed` with the reason; the next order due
+//! opens a new connection, whose set-up (TCP, TLS, the transport's handshake or logon) is
+//! recorded apart from the order latencies, as for the first one.
+//!
+//! One task per connection does all of it: it waits for whichever comes first (a send due, an
+//! inbound message, the earliest deadline, a housekeeping tick), so a transport's session needs
+//! no locks and no second task. That is why [`OrderTransport::recv`] must be cancel-safe.
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::clock::now_ns;
+use super::engine::{
+    Driver, Local, Slot, Times, connection_rng, failed, next_due, no_answer, record, reopen,
+    timeout_message,
+};
+use super::transport::Stream;
+use super::{ErrorKind, Global};
+use crate::probe::latency::template::Rng;
+
+/// How often a connection calls [`OrderTransport::tick`] (heartbeats and the like).
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// One decoded inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// The answer to the order whose correlation id is `id`: accepted, or rejected with the
+    /// transport's kind of reject (e.g. `"rejected"`) and a message saying why.
+    Match {
+        /// The order's correlation id, as [`OrderTransport::encode`] returned it.
+        id: String,
+        /// `Ok` for an acknowledgement, `Err((kind, message))` for a reject.
+        outcome: Result<(), (&'static str, String)>,
+    },
+    /// Not an answer to any order (market data, a heartbeat, a status message): skipped.
+    Ignore,
+    /// The session is over: the peer closed the connection or broke the protocol. Every order
+    /// in flight fails as `closed` with this message.
+    Fatal(String),
+}
+
+/// A pipelined order transport: the part of a wire that differs between WebSocket and FIX.
+///
+/// The methods run on one current-thread runtime (the generator thread's), so their futures
+/// need not be `Send`.
+pub trait OrderTransport: Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// An open session: the stream after the handshake or logon, and its state.
+    type Session: 'static;
+
+    /// The names of the rejects this transport counts, in report order; each is reported as
+    /// [`ErrorKind::Reject`] (`errors_<name>`). Every name [`OrderTransport::recv`] returns
+    /// must be among them.
+    fn reject_kinds(&self) -> &'static [&'static str];
+
+    /// Run the handshake (WebSocket upgrade, FIX logon) on a freshly connected `stream`.
+    ///
+    /// # Errors
+    /// Why the session could not be opened (an upgrade refused with its status, a logon
+    /// rejected with the peer's text); counted as a `connect` error.
+    fn open(&self, stream: Stream) -> impl Future<Output = Result<Self::Session, String>>;
+
+    /// Render order `i` (the schedule's index, warm-up included) with `rng` into `message`
+    /// (cleared first) and write its correlation id into `id` (cleared first).
+    ///
+    /// # Errors
+    /// A message when the order cannot be rendered (e.g. the rendered text has no
+    /// correlation id); it stops the run, since every order would fail the same way.
+    fn encode(
+        &self,
+        session: &mut Self::Session,
+        i: u64,
+        rng: &mut Rng,
+        message: &mut String,
+        id: &mut String,
+    ) -> Result<(), String>;
+
+    /// Write one encoded order.
+    ///
+    /// # Errors
+    /// Why the write failed; the session is then dropped and its orders in flight fail.
+    fn send(
+        &self,
+        session: &mut Self::Session,
+        message: &str,
+    ) -> impl Future<Output = Result<(), String>>;
+
+    /// Read and decode the next inbound message. Must be cancel-safe: the connection drops this
+    /// future whenever a send comes due first, and calls it again afterwards, so no message
+    /// may be lost by that (read into a buffer the session owns).
+    fn recv(&self, session: &mut Self::Session) -> impl Future<Output = Inbound>;
+
+    /// Housekeeping, called every [`TICK`] while the session is open (e.g. a FIX Heartbeat
+    /// after HeartBtInt of silence). The default does nothing.
+    ///
+    /// # Errors
+    /// Why the session is no longer usable; handled like [`Inbound::Fatal`].
+    fn tick(&self, session: &mut Self::Session) -> impl Future<Output = Result<(), String>> {
+        let _ = session;
+        async { Ok(()) }
+    }
+
+    /// End the session gracefully (WebSocket close handshake, FIX Logout) once no order is in
+    /// flight. Bounded by the caller's timeout; failures are not errors of any order.
+    fn close(&self, session: Self::Session) -> impl Future<Output = ()>;
+}
+
+/// The error kinds of a probe over transport `t`, in report order: connect, timeout, closed,
+/// then the transport's rejects.
+pub fn error_kinds<T: OrderTransport>(t: &T) -> Vec<ErrorKind> {
+    let mut kinds = vec![ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Closed];
+    kinds.extend(t.reject_kinds().iter().map(|k| ErrorKind::Reject(k)));
+    kinds
+}
+
+/// The engine's [`Driver`] for any [`OrderTransport`].
+pub(super) struct Pipelined<T>(pub T);
+
+/// Open a connection and its session: TCP, TLS, then the transport's handshake, timed
+/// together as the connection's set-up.
+async fn open_session<T: OrderTransport>(
+    t: &T,
+    global: &Global,
+) -> Result<(T::Session, Duration), String> {
+    let started = now_ns();
+    let timeout = global.plan.timeout;
+    let (stream, _) = global.connector.connect(timeout).await?;
+    let addr = global.connector.addr;
+    match tokio::time::timeout(timeout, t.open(stream)).await {
+        Ok(Ok(s)) => Ok((s, super::clock::since(now_ns(), started))),
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Err(_) => Err(format!(
+            "{addr}: handshake timed out after {}",
+            crate::units::format_duration(timeout)
+        )),
+    }
+}
+
+impl<T: OrderTransport> Driver for Pipelined<T> {
+    type Conn = T::Session;
+
+    async fn open(&self, global: &Global) -> Result<(T::Session, Duration), String> {
+        open_session(&self.0, global).await
+    }
+
+    fn connection(
+        &self,
+        k: u64,
+        slot: Rc<Slot>,
+        conn: Option<T::Session>,
+        local: Rc<Local>,
+    ) -> impl Future<Output = ()> + 'static {
+        connection(self.0.clone(), k, slot, conn, local)
+    }
+}
+
+/// The orders of one connection waiting for their answer.
+#[derive(Default)]
+struct InFlight {
+    /// By correlation id.
+    orders: HashMap<String, Times>,
+    /// Deadlines (ns) in send order, so the earliest is first; ids already answered are
+    /// skipped when their deadline comes.
+    deadlines: VecDeque<(u64, String)>,
+}
+
+impl InFlight {
+    /// The earliest deadline of an order still in flight (answered ones are dropped here).
+    fn next_deadline(&mut self) -> Option<u64> {
+        while let Some((at, id)) = self.deadlines.front() {
+            if self.orders.contains_key(id) {
+                return Some(*at);
+            }
+            self.deadlines.pop_front();
+        }
+        None
+    }
+
+    /// Remove and return every order whose deadline is at or before `now`.
+    fn expired(&mut self, now: u64) -> Vec<Times> {
+        let mut out = Vec::new();
+        while let Some((at, _)) = self.deadlines.front() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, id)) = self.deadlines.pop_front()
+                && let Some(t) = self.orders.remove(&id)
+            {
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// Remove every order (the connection is gone).
+    fn drain(&mut self) -> Vec<Times> {
+        self.deadlines.clear();
+        self.orders.drain().map(|(_, t)| t).collect()
+    }
+}
+
+/// What woke a connection's task.
+enum Event {
+    /// The next order released to the connection (`None`: the schedule is done).
+    Due(Option<(u64, u64)>),
+    /// An inbound message.
+    Inbound(Inbound),
+    /// The earliest deadline passed.
+    Deadline,
+    /// Time for housekeeping.
+    Tick,
+}
+
+/// Fail every order in flight as `closed` with `why`.
+fn fail_all(local: &Local, inflight: &mut InFlight, why: &str) {
+    let done = now_ns();
+    let addr = local.global.connector.addr;
+    for t in inflight.drain() {
+        let m = format!("{addr}: {why}");
+        record(local, t, done, no_answer(ErrorKind::Closed, m));
+    }
+}
+
+/// One pipelined connection's task: send each released order at once, match answers to the
+/// orders in flight, time out the rest, reconnect after a close.
+async fn connection<T: OrderTransport>(
+    t: T,
+    k: u64,
+    slot: Rc<Slot>,
+    mut session: Option<T::Session>,
+    local: Rc<Local>,
+) {
+    let plan = &local.global.plan;
+    let mut rng = connection_rng(plan.seed, k);
+    let (mut message, mut id) = (String::new(), String::new());
+    let mut inflight = InFlight::default();
+    let mut free_since = local.start_ns;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut j, mut scheduled) = (0u64, true);
+    loop {
+        if !scheduled && inflight.next_deadline().is_none() {
+            break;
+        }
+        let deadline = inflight.next_deadline();
+        let event = tokio::select! {
+            biased;
+            due = next_due(&slot, &mut j, &local, k), if scheduled => Event::Due(due),
+            _ = sleep_until_ns(deadline.unwrap_or(0)), if deadline.is_some() => Event::Deadline,
+            m = recv_or_pending(&t, session.as_mut()) => Event::Inbound(m),
+            _ = tick.tick(), if session.is_some() => Event::Tick,
+        };
+        match event {
+            Event::Due(None) => scheduled = false,
+            Event::Due(Some((i, intended))) => {
+                if session.is_none() {
+                    match reopen(&local, i, open_session(&t, &local.global)).await {
+                        Ok(s) => {
+                            session = Some(s);
+                            free_since = now_ns();
+                        }
+                        Err(true) => return,
+                        Err(false) => continue,
+                    }
+                }
+                let Some(s) = session.as_mut() else { continue };
+                if let Err(m) = t.encode(s, i, &mut rng, &mut message, &mut id) {
+                    local.global.halt(format!("order {i}: {m}"));
+                    return;
+                }
+                if inflight.orders.contains_key(&id) {
+                    local.global.halt(format!(
+                        "order {i}: correlation id \"{id}\" is already in flight; the template must give each order its own id (e.g. {{{{seq}}}} or {{{{uuid}}}})"
+                    ));
+                    return;
+                }
+                let sent = now_ns();
+                let times = Times {
+                    i,
+                    intended,
+                    ready_at: intended.max(free_since),
+                    sent,
+                };
+                if let Err(m) = t.send(s, &message).await {
+                    session = None;
+                    fail_all(&local, &mut inflight, &format!("sending: {m}"));
+                    let addr = local.global.connector.addr;
+                    failed(
+                        &local,
+                        i,
+                        intended,
+                        ErrorKind::Closed,
+                        format!("{addr}: {m}"),
+                    );
+                    continue;
+                }
+                inflight
+                    .deadlines
+                    .push_back((sent + plan.timeout.as_nanos() as u64, id.clone()));
+                inflight.orders.insert(id.clone(), times);
+            }
+            Event::Inbound(Inbound::Match { id, outcome }) => {
+                let done = now_ns();
+                if let Some(times) = inflight.orders.remove(&id) {
+                    let verdict = move || outcome.map_err(|(kind, m)| (ErrorKind::Reject(kind), m));
+                    record(&local, times, done, Ok((None, verdict)));
+                }
+            }
+            Event::Inbound(Inbound::Ignore) => {}
+            Event::Inbound(Inbound::Fatal(why)) => {
+                session = None;
+                fail_all(&local, &mut inflight, &why);
+            }
+            Event::Deadline => {
+                let done = now_ns();
+                for times in inflight.expired(done) {
+                    let m = timeout_message(plan.timeout);
+                    record(&local, times, done, no_answer(ErrorKind::Timeout, m));
+                }
+            }
+            Event::Tick => {
+                let Some(s) = session.as_mut() else { continue };
+                if let Err(why) = t.tick(s).await {
+                    session = None;
+                    fail_all(&local, &mut inflight, &why);
+                }
+            }
+        }
+    }
+    if let Some(s) = session {
+        let _ = tokio::time::timeout(plan.timeout, t.close(s)).await;
+    }
+}
+
+/// The next inbound message of `session`; never completes without a session.
+async fn recv_or_pending<T: OrderTransport>(t: &T, session: Option<&mut T::Session>) -> Inbound {
+    match session {
+        Some(s) => t.recv(s).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleep until `at_ns` of `CLOCK_MONOTONIC` (tokio's timer: millisecond resolution, enough for
+/// timeouts).
+async fn sleep_until_ns(at_ns: u64) {
+    let now = now_ns();
+    if at_ns > now {
+        tokio::time::sleep(Duration::from_nanos(at_ns - now)).await;
+    }
+}
