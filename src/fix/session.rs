@@ -112,11 +112,21 @@ impl Session {
     pub fn write(&mut self, msg_type: &str, body: &[u8], out: &mut Vec<u8>) -> u64 {
         let seq = self.next_out;
         self.next_out += 1;
+        self.encode(seq, false, msg_type, body, out);
+        seq
+    }
+
+    /// Encode one message with MsgSeqNum(34) `seq` (and PossDupFlag(43)=Y when `poss_dup`).
+    fn encode(&mut self, seq: u64, poss_dup: bool, msg_type: &str, body: &[u8], out: &mut Vec<u8>) {
         self.fields.clear();
         self.fields
             .add(tag::SENDER_COMP_ID, &self.config.sender_comp_id)
             .add(tag::TARGET_COMP_ID, &self.config.target_comp_id)
-            .add(tag::MSG_SEQ_NUM, seq)
+            .add(tag::MSG_SEQ_NUM, seq);
+        if poss_dup {
+            self.fields.add(tag::POSS_DUP_FLAG, "Y");
+        }
+        self.fields
             .add(tag::SENDING_TIME, super::utc_timestamp())
             .extend_raw(body);
         codec::encode(
@@ -126,7 +136,6 @@ impl Session {
             out,
         );
         self.last_sent = Instant::now();
-        seq
     }
 
     /// The Logon (35=A): EncryptMethod(98)=0, HeartBtInt(108), and ResetSeqNumFlag(141),
@@ -232,7 +241,8 @@ impl Session {
                 let mut body = Fields::new();
                 body.add(tag::GAP_FILL_FLAG, "Y")
                     .add(tag::NEW_SEQ_NO, self.next_out);
-                self.write_at(begin as u64, mt::SEQUENCE_RESET, body.as_bytes(), out);
+                // A gap fill carries the first requested number, without moving ours.
+                self.encode(begin as u64, true, mt::SEQUENCE_RESET, body.as_bytes(), out);
                 Event::Admin
             }
             other => Event::App(other.to_string()),
@@ -261,26 +271,6 @@ impl Session {
         }
         self.next_in = new;
         Ok(Event::Admin)
-    }
-
-    /// Write a message with a given MsgSeqNum(34) and PossDupFlag(43)=Y (a gap fill), without
-    /// moving the outbound sequence.
-    fn write_at(&mut self, seq: u64, msg_type: &str, body: &[u8], out: &mut Vec<u8>) {
-        self.fields.clear();
-        self.fields
-            .add(tag::SENDER_COMP_ID, &self.config.sender_comp_id)
-            .add(tag::TARGET_COMP_ID, &self.config.target_comp_id)
-            .add(tag::MSG_SEQ_NUM, seq)
-            .add(tag::POSS_DUP_FLAG, "Y")
-            .add(tag::SENDING_TIME, super::utc_timestamp())
-            .extend_raw(body);
-        codec::encode(
-            self.config.version.begin_string(),
-            msg_type,
-            self.fields.as_bytes(),
-            out,
-        );
-        self.last_sent = Instant::now();
     }
 
     /// BeginString(8) and the CompIDs: the counterparty's SenderCompID must be our target and

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::Status;
+use crate::probe::latency::fix_keys::none_given;
 use crate::probe::{FieldError, ProbeContext, Validator, command, http};
 use crate::units::{Interpolated, Redactor};
 
@@ -245,13 +246,9 @@ impl RawOrderCheck {
             ("limit_price", self.limit_price.is_some()),
             ("accept", self.accept.is_some()),
         ];
-        match http.iter().find(|(_, given)| *given) {
-            Some((key, _)) => Err(FieldError::new(
-                *key,
-                format!("`{key}` applies only to HTTP orders; over FIX the order is `place`"),
-            )),
-            None => Ok(()),
-        }
+        none_given(&http, |key| {
+            format!("`{key}` applies only to HTTP orders; over FIX the order is `place`")
+        })
     }
 
     /// Without `transport` (or with `"http"`), none of the FIX keys.
@@ -273,13 +270,9 @@ impl RawOrderCheck {
             ("place", self.place.is_some()),
             ("ack_ord_status", self.ack_ord_status.is_some()),
         ];
-        match fix.iter().find(|(_, given)| *given) {
-            Some((key, _)) => Err(FieldError::new(
-                *key,
-                format!("`{key}` applies only to transport = \"fix\""),
-            )),
-            None => Ok(()),
-        }
+        none_given(&fix, |key| {
+            format!("`{key}` applies only to transport = \"fix\"")
+        })
     }
 }
 

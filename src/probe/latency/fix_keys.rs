@@ -13,33 +13,25 @@ use super::template::Template;
 use crate::fix::{SessionConfig, Version, codec, tag};
 use crate::probe::{FieldError, Validator};
 
-/// A `fix+tcp://host:port` or `fix+tls://host:port` URL: TLS or not, host, port.
+/// A `fix+tcp://HOST:PORT` or `fix+tls://HOST:PORT` URL: TLS or not, host, port.
 ///
 /// # Errors
 /// A message saying what was expected.
 pub fn split_fix_url(url: &str) -> Result<(bool, String, u16), String> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("fix+tcp://") {
-        (false, r)
-    } else if let Some(r) = url.strip_prefix("fix+tls://") {
-        (true, r)
-    } else {
-        return Err("expected a fix+tcp://HOST:PORT or fix+tls://HOST:PORT URL".into());
-    };
-    let authority = rest.trim_end_matches('/');
-    if authority.contains(['/', '?', '#', '@']) {
+    let (tls, host, port, path) = super::split_url(url, super::Transport::Fix)?;
+    if path != "/" {
         return Err("a FIX URL is fix+tcp://HOST:PORT with nothing after the port".into());
     }
-    let parsed = reqwest::Url::parse(&format!("http://{authority}/"))
-        .map_err(|e| format!("invalid URL: {e}"))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| "expected a host in the URL".to_string())?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = parsed
-        .port()
-        .ok_or_else(|| "expected a port: FIX has no default port (e.g. :9878)".to_string())?;
+    // FIX has no well-known port, so the URL must name one.
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, a)| a.trim_end_matches('/'));
+    if authority
+        .rsplit_once(':')
+        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+    {
+        return Err("expected a port: FIX has no default port (e.g. :9878)".into());
+    }
     Ok((tls, host, port))
 }
 
@@ -57,13 +49,9 @@ impl RawLatencyProbe {
             ("order", self.order.is_some()),
             ("until", self.until.is_some()),
         ];
-        match fix_keys.iter().find(|(_, given)| *given) {
-            Some((key, _)) => Err(FieldError::new(
-                *key,
-                format!("`{key}` applies only to transport = \"fix\""),
-            )),
-            None => Ok(()),
-        }
+        none_given(&fix_keys, |key| {
+            format!("`{key}` applies only to transport = \"fix\"")
+        })
     }
 
     /// The FIX wire: the session and the order template; HTTP and WebSocket keys are errors.
@@ -81,14 +69,11 @@ impl RawLatencyProbe {
             ("json_equals", self.json_equals.is_some()),
             ("json_one_of", self.json_one_of.is_some()),
         ];
-        if let Some((key, _)) = other_keys.iter().find(|(_, given)| *given) {
-            return Err(FieldError::new(
-                *key,
-                format!(
-                    "`{key}` does not apply to transport = \"fix\" (the order is `order`, its answer an ExecutionReport)"
-                ),
-            ));
-        }
+        none_given(&other_keys, |key| {
+            format!(
+                "`{key}` does not apply to transport = \"fix\" (the order is `order`, its answer an ExecutionReport)"
+            )
+        })?;
         let session = SessionKeys {
             fix_version: self.fix_version.as_deref(),
             sender_comp_id: self.sender_comp_id.as_deref(),
@@ -117,6 +102,18 @@ impl RawLatencyProbe {
             until,
             timeout: Duration::from_secs(10),
         })
+    }
+}
+
+/// An error at the first of `keys` (name, given) that was given, saying `why(name)`: keys that
+/// would do nothing with the chosen transport.
+///
+/// # Errors
+/// A [`FieldError`] at that key.
+pub fn none_given(keys: &[(&str, bool)], why: impl Fn(&str) -> String) -> Result<(), FieldError> {
+    match keys.iter().find(|(_, given)| *given) {
+        Some((key, _)) => Err(FieldError::new(*key, why(key))),
+        None => Ok(()),
     }
 }
 
