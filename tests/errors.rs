@@ -122,6 +122,40 @@ fn cases() -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            "latency: FIX with an HTTP URL",
+            one(
+                r#"{ kind = "latency", transport = "fix", url = "http://127.0.0.1:1/", rate = 10, count = 100 }"#,
+            ),
+        ),
+        (
+            "latency: websocket url over http",
+            one(r#"{ kind = "latency", url = "ws://127.0.0.1:1/ws", rate = 10, count = 100 }"#),
+        ),
+        (
+            "latency: websocket without match",
+            one(
+                r#"{ kind = "latency", transport = "websocket", url = "ws://127.0.0.1:1/ws", body = '{"id":"{{seq}}"}', rate = 10, count = 100 }"#,
+            ),
+        ),
+        (
+            "latency: websocket with an http key",
+            one(
+                r#"{ kind = "latency", transport = "websocket", url = "ws://127.0.0.1:1/ws", method = "POST", body = '{"id":"{{seq}}"}', match = "/id", rate = 10, count = 100 }"#,
+            ),
+        ),
+        (
+            "latency: websocket message without its id",
+            one(
+                r#"{ kind = "latency", transport = "websocket", url = "ws://127.0.0.1:1/ws", body = '{"symbol":"NIFTY"}', match = "/client_order_id", rate = 10, count = 100 }"#,
+            ),
+        ),
+        (
+            "latency: match over http",
+            one(
+                r#"{ kind = "latency", url = "http://127.0.0.1:1/", match = "/id", rate = 10, count = 100 }"#,
+            ),
+        ),
+        (
             "memory: no target",
             one(r#"{ kind = "memory", max_growth = "1MiB/h" }"#),
         ),

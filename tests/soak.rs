@@ -555,15 +555,31 @@ fn monitor_typos_and_bad_time_zones_are_rejected_with_their_place() {
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:1\", symbol = \"NIFTY\" }\n",
-            "monitor[0].check.symbol: `symbol` applies only to HTTP orders; over FIX the order is `place`",
+            "monitor[0].check.symbol: `symbol` does not apply to transport = \"fix\"",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:1\", sender_comp_id = \"A\", target_comp_id = \"B\", place = \"11={{seq}}|55=X\", ack_ord_status = [\"New\"] }\n",
             "monitor[0].check.ack_ord_status: \"New\" is not an OrdStatus(39) value",
         ),
         (
-            "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", url = \"http://127.0.0.1:1\", place = \"11={{seq}}\" }\n",
-            "monitor[0].check.place: `place` applies only to transport = \"fix\"",
+            "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", url = \"http://127.0.0.1:1\", ack_ord_status = [\"0\"] }\n",
+            "monitor[0].check.ack_ord_status: `ack_ord_status` applies only to transport = \"fix\"",
+        ),
+        (
+            "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:1/ws/orders\" }\n",
+            "monitor[0].check.place: transport = \"websocket\" needs place",
+        ),
+        (
+            "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:1/ws/orders\", place = '{\"client_order_id\":\"{{uuid}}\"}' }\n",
+            "monitor[0].check.match: transport = \"websocket\" needs match",
+        ),
+        (
+            "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"websocket\", url = \"http://127.0.0.1:1/\", place = '{}', match = \"/id\" }\n",
+            "monitor[0].check.url: expected a ws:// or wss:// URL",
+        ),
+        (
+            "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", url = \"http://127.0.0.1:1/o\", place = '{}', ack = { pointer = \"/status\", equals = \"ok\", one_of = [\"ok\"] } }\n",
+            "monitor[0].check.ack.one_of: json_equals and json_one_of exclude each other",
         ),
     ];
     for (monitor, want) in cases {
@@ -616,9 +632,8 @@ fn example_soak_checklist_is_valid() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid: 2 items"));
 }
 
-#[test]
-fn order_monitor_places_and_cancels_paper_orders_and_counts_errors() {
-    let dir = tempfile::tempdir().unwrap();
+/// Start a paper broker on an ephemeral port; the process and its port.
+fn paper_broker() -> (Proc, u16) {
     let mut broker = Proc(
         Command::new(BIN)
             .args(["paper-broker", "--listen", "127.0.0.1:0"])
@@ -637,22 +652,62 @@ fn order_monitor_places_and_cancels_paper_orders_and_counts_errors() {
         .unwrap_or_else(|| panic!("first line: {line:?}"))
         .parse()
         .unwrap();
-    let order = format!(
-        "\n[[monitor]]\nname = \"order\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"1s\"\ncheck = {{ kind = \"order\", url = \"http://127.0.0.1:{port}\", type = \"limit\", limit_price = 1.0, cancel = true }}\n"
-    );
-    let checklist = write_checklist(dir.path(), port, &order, "");
-    let state = dir.path().join("soak.db");
+    (broker, port)
+}
+
+/// Soak the checklist with `monitors` beside the standard two for 2 s, stop it (it must exit
+/// 0) and return `soak-status` of its store.
+fn soak_for_two_seconds(dir: &Path, port: u16, monitors: &str) -> serde_json::Value {
+    let checklist = write_checklist(dir, port, monitors, "");
+    let state = dir.join("soak.db");
     let tracker = soak(&checklist, &state, &[]);
     sleep_ms(2000);
     let (_, code) = tracker.terminate();
     assert_eq!(code, Some(0));
-    let st = status(&state);
+    status(&state)
+}
+
+#[test]
+fn order_monitor_places_and_cancels_paper_orders_and_counts_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = paper_broker();
+    let order = format!(
+        "\n[[monitor]]\nname = \"order\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"1s\"\ncheck = {{ kind = \"order\", url = \"http://127.0.0.1:{port}\", type = \"limit\", limit_price = 1.0, cancel = true }}\n"
+    );
+    let st = soak_for_two_seconds(dir.path(), port, &order);
     let o = monitor(&st, "order");
     assert_eq!(o["kind"], "order");
     assert!(ms(&o["totals"]["ops"]) >= 10, "{o}");
     assert_eq!(ms(&o["totals"]["op_errors"]), 0, "{o}");
     assert_eq!(o["error_rate"].as_f64(), Some(0.0));
     assert_eq!(ms(&o["totals"]["down_ms"]), 0, "{o}");
+}
+
+/// The order monitor against a venue's own API, here the paper broker's WebSocket: a limit
+/// order from a template, its acknowledgement matched by client id past the market data on
+/// the socket, then cancelled with the order id from the acknowledgement and the cancel's
+/// answer checked. A second monitor expects `filled` of an order that only rests: every check
+/// fails on its acknowledgement and counts as an operation error.
+#[test]
+fn order_monitor_over_websocket_places_and_cancels_and_counts_a_failed_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = paper_broker();
+    let place = r#"'{"symbol":"NIFTY","side":"buy","qty":1,"type":"limit","limit_price":1.0,"client_order_id":"ws-{{uuid}}"}'"#;
+    let monitors = format!(
+        "\n[[monitor]]\nname = \"ws-order\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"1s\"\ncheck = {{ kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:{port}/ws/orders\", place = {place}, match = \"/client_order_id\", ack = {{ pointer = \"/status\", equals = \"accepted\" }}, cancel = '{{\"action\":\"cancel\",\"order_id\":\"{{{{order_id}}}}\"}}' }}\n\n[[monitor]]\nname = \"ws-unfilled\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"1s\"\ncheck = {{ kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:{port}/ws/orders\", place = {place}, match = \"/client_order_id\", ack = {{ pointer = \"/status\", equals = \"filled\" }} }}\n"
+    );
+    let st = soak_for_two_seconds(dir.path(), port, &monitors);
+    let o = monitor(&st, "ws-order");
+    assert_eq!(o["kind"], "order");
+    // Two operations a check (the order and its cancel), none failed.
+    assert!(ms(&o["totals"]["ops"]) >= 10, "{o}");
+    assert_eq!(ms(&o["totals"]["ops"]) % 2, 0, "{o}");
+    assert_eq!(ms(&o["totals"]["op_errors"]), 0, "{o}");
+    assert_eq!(ms(&o["totals"]["down_ms"]), 0, "{o}");
+    let bad = monitor(&st, "ws-unfilled");
+    assert!(ms(&bad["totals"]["ops"]) >= 5, "{bad}");
+    assert_eq!(bad["totals"]["ops"], bad["totals"]["op_errors"], "{bad}");
+    assert_eq!(bad["error_rate"].as_f64(), Some(1.0), "{bad}");
 }
 
 #[test]

@@ -11,6 +11,8 @@
 //! | `DELETE /api/v1/orders/{id}` | cancel a resting order |
 //! | `GET /api/v1/positions?account=X` | net positions per account and symbol; without `account`, of every account |
 //! | `GET /api/v1/quotes/{symbol}` | the simulated mid price |
+//! | `GET /ws/orders` | WebSocket order entry ([`ws`](self#websocket-order-entry)): order messages in, acknowledgements out, with market data |
+//! | `POST /admin/ws/close` | close every open WebSocket with code 1012 (service restart) |
 //! | `GET /healthz` | 200 `ok`, or 503 when turned unhealthy |
 //! | `GET /metrics` | Prometheus text format: orders by status, latency histogram, open orders |
 //! | `POST /admin/unhealthy`, `POST /admin/healthy` | turn health off and on (SIGUSR1 toggles too) |
@@ -19,6 +21,18 @@
 //! With `--fix-listen` the same book takes orders over FIX 4.4 (and 4.2) too: NewOrderSingle
 //! and OrderCancelRequest answered with ExecutionReports, under the same faults (see the
 //! `fix` module).
+//! # WebSocket order entry
+//!
+//! `/ws/orders` (RFC 6455, behind the API key like `/api`) takes one JSON text message per
+//! request: an order as for `POST /api/v1/orders` (optionally with `"action": "place"`), or
+//! `{"action": "cancel", "order_id": "ord-…"}`. Each gets one answer on the same socket: the
+//! order's acknowledgement with `"type": "ack"`, `{"type": "cancel", "order_id", "status":
+//! "cancelled"}`, or `{"type": "error", "error", "client_order_id"?, "order_id"?}`. Orders are
+//! handled concurrently and answered as they finish (match answers by `client_order_id`), with
+//! the same book and the same faults as HTTP: a stall holds every message that arrives during
+//! it, added latency delays each order, and the error rate answers with an `error` message.
+//! Unrelated market data (`{"type": "quote", "symbol", "mid", "t_ms"}`) is sent every
+//! `--ws-quote-interval`, so clients must match their answers.
 //!
 //! Fault injection ([`faults`]) is off by default: added latency with jitter, periodic stalls,
 //! an error rate and memory retained per order (a real leak); drills change faults at runtime
@@ -31,6 +45,7 @@ pub mod faults;
 mod fix;
 mod metrics;
 pub mod tls;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -107,6 +122,9 @@ pub struct PaperBrokerArgs {
     /// The FIX acceptor's CompID: a Logon must name it as TargetCompID(56).
     #[arg(long, default_value = "PAPER")]
     pub fix_comp_id: String,
+    /// Period of the market-data quotes sent on every /ws/orders socket (e.g. "50ms").
+    #[arg(long, default_value = "50ms", value_parser = parse_duration_arg)]
+    pub ws_quote_interval: Duration,
 }
 
 fn parse_duration_arg(s: &str) -> std::result::Result<Duration, String> {
@@ -140,6 +158,10 @@ pub struct State {
     healthy: AtomicBool,
     metrics: metrics::Metrics,
     shutdown: CancellationToken,
+    /// Period of the quotes on each WebSocket.
+    ws_quote_interval: Duration,
+    /// Bumped by `POST /admin/ws/close`: every open WebSocket closes.
+    ws_close: tokio::sync::watch::Sender<u64>,
 }
 
 impl State {
@@ -181,6 +203,8 @@ fn router(state: Arc<State>) -> Router {
         .route("/api/v1/orders/{id}", get(get_order).delete(cancel_order))
         .route("/api/v1/positions", get(positions))
         .route("/api/v1/quotes/{symbol}", get(quote))
+        .route("/ws/orders", get(ws::orders))
+        .route("/admin/ws/close", post(ws::admin_close))
         .route("/admin/unhealthy", post(admin_unhealthy))
         .route("/admin/healthy", post(admin_healthy))
         .route(
@@ -241,6 +265,8 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
         healthy: AtomicBool::new(true),
         metrics: metrics::Metrics::default(),
         shutdown: shutdown.clone(),
+        ws_quote_interval: args.ws_quote_interval.max(Duration::from_millis(1)),
+        ws_close: tokio::sync::watch::Sender::new(0),
     });
     spawn_signal_handlers(state.clone());
     spawn_matcher(state.clone());
@@ -265,10 +291,17 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
                     .into_future(),
             )
         }
+        // TCP_NODELAY: a WebSocket answer written right after another small message (a
+        // quote, an earlier answer) must not wait for the client's delayed ACK (Nagle).
         None => Box::pin(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(graceful)
-                .into_future(),
+            axum::serve(
+                axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                app,
+            )
+            .with_graceful_shutdown(graceful)
+            .into_future(),
         ),
     };
     let deadline = async {
@@ -472,7 +505,19 @@ async fn place_order(AxState(state): AxState<Arc<State>>, body: Bytes) -> Respon
     r
 }
 
-async fn place_order_inner(state: &State, body: &[u8]) -> Response {
+/// What placing one order came to, for any order entry (HTTP or WebSocket).
+enum Placed {
+    /// The injected error rate drew this order: it was not looked at.
+    Injected,
+    /// The order is malformed; why.
+    Invalid(String),
+    /// The acknowledgement; `true` for a duplicate `client_order_id` (no order created).
+    Ack(book::Ack, bool),
+}
+
+/// Place one order from its JSON: the added latency, the error rate, then the book. Counts
+/// injected errors, invalid orders and retained memory.
+async fn place(state: &State, order: serde_json::Result<NewOrder>) -> Placed {
     if let Some(wait) = state.faults.added_latency() {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -481,13 +526,13 @@ async fn place_order_inner(state: &State, body: &[u8]) -> Response {
     }
     if state.faults.draw_error() {
         state.metrics.count_injected_error();
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, "injected fault");
+        return Placed::Injected;
     }
-    let order: NewOrder = match serde_json::from_slice(body) {
+    let order = match order {
         Ok(o) => o,
         Err(e) => {
             state.metrics.count_invalid();
-            return json_error(StatusCode::BAD_REQUEST, &format!("invalid order: {e}"));
+            return Placed::Invalid(e.to_string());
         }
     };
     let t = state.since_start();
@@ -495,17 +540,23 @@ async fn place_order_inner(state: &State, body: &[u8]) -> Response {
     match placed {
         Err(book::Invalid(m)) => {
             state.metrics.count_invalid();
-            json_error(StatusCode::BAD_REQUEST, &format!("invalid order: {m}"))
+            Placed::Invalid(m)
         }
         Ok((ack, duplicate)) => {
-            if duplicate {
-                return (StatusCode::CONFLICT, axum::Json(ack)).into_response();
-            }
-            if ack.status != book::OrderStatus::Rejected {
+            if !duplicate && ack.status != book::OrderStatus::Rejected {
                 state.faults.retain_for_order();
             }
-            (StatusCode::OK, axum::Json(ack)).into_response()
+            Placed::Ack(ack, duplicate)
         }
+    }
+}
+
+async fn place_order_inner(state: &State, body: &[u8]) -> Response {
+    match place(state, serde_json::from_slice(body)).await {
+        Placed::Injected => json_error(StatusCode::SERVICE_UNAVAILABLE, "injected fault"),
+        Placed::Invalid(m) => json_error(StatusCode::BAD_REQUEST, &format!("invalid order: {m}")),
+        Placed::Ack(ack, true) => (StatusCode::CONFLICT, axum::Json(ack)).into_response(),
+        Placed::Ack(ack, false) => (StatusCode::OK, axum::Json(ack)).into_response(),
     }
 }
 

@@ -104,6 +104,22 @@ impl JsonExpect {
     }
 }
 
+/// Check that `pointer`, the value of `key`, is a JSON pointer (RFC 6901) naming a member:
+/// it starts with `/`.
+///
+/// # Errors
+/// A [`FieldError`] naming `key`.
+pub fn check_pointer(key: &str, pointer: &str) -> Result<(), FieldError> {
+    if pointer.starts_with('/') {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            key,
+            "expected a JSON pointer (RFC 6901) starting with '/', e.g. \"/status\"",
+        ))
+    }
+}
+
 /// The validated expectation on a response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpExpect {
@@ -171,11 +187,8 @@ impl RawHttpExpect {
                 ));
             }
             (Some(p), one_of) => {
-                if !(p.is_empty() || p.starts_with('/')) {
-                    return Err(FieldError::new(
-                        "json_pointer",
-                        "expected a JSON pointer (RFC 6901) starting with '/', e.g. \"/status\"",
-                    ));
+                if !p.is_empty() {
+                    check_pointer("json_pointer", &p)?;
                 }
                 Some(JsonExpect {
                     pointer: p,

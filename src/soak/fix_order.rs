@@ -12,9 +12,10 @@ use std::time::Duration;
 use refix_message::RawMessage;
 use tokio::io::AsyncWriteExt;
 
+use super::order::{RawCancel, RawOrderCheck};
 use crate::fix::session::{self, Event, Role, Session, SessionConfig};
 use crate::fix::{Fields, FixError, Reader, codec, msg_type as mt, tag};
-use crate::probe::latency::fix_keys::{SessionKeys, order_template, split_fix_url};
+use crate::probe::latency::fix_keys::{SessionKeys, none_given, order_template, split_fix_url};
 use crate::probe::latency::load::transport::{Connector, Stream};
 use crate::probe::latency::template::{Rng, Template};
 use crate::probe::{FieldError, Validator};
@@ -33,51 +34,77 @@ pub struct FixOrderCheck {
     cancel: bool,
 }
 
-/// The FIX keys of an `order` check, as written.
-pub struct RawFixOrder<'a> {
-    /// `url`: `fix+tcp://HOST:PORT` or `fix+tls://HOST:PORT`.
-    pub url: &'a str,
-    /// The session keys.
-    pub session: SessionKeys<'a>,
-    /// `place`: the NewOrderSingle template.
-    pub place: Option<&'a str>,
-    /// `ack_ord_status`: accepted OrdStatus(39) values of the first ExecutionReport.
-    pub ack_ord_status: Option<&'a [String]>,
-    /// `cancel`: cancel a resting (OrdStatus 0) order.
-    pub cancel: bool,
-}
+impl RawOrderCheck {
+    /// With HTTP or WebSocket, none of the FIX keys.
+    ///
+    /// # Errors
+    /// A [`FieldError`] at the first FIX key given.
+    pub fn no_fix_keys(&self) -> Result<(), FieldError> {
+        none_given(
+            &[
+                ("fix_version", self.fix_version.is_some()),
+                ("sender_comp_id", self.sender_comp_id.is_some()),
+                ("target_comp_id", self.target_comp_id.is_some()),
+                ("heartbeat", self.heartbeat.is_some()),
+                ("reset_seq_num", self.reset_seq_num.is_some()),
+                ("username", self.username.is_some()),
+                ("password", self.password.is_some()),
+                ("ack_ord_status", self.ack_ord_status.is_some()),
+            ],
+            |key| format!("`{key}` applies only to transport = \"fix\""),
+        )
+    }
 
-impl RawFixOrder<'_> {
-    /// Validate.
+    /// Validate a `transport = "fix"` check: the session keys, the `place` template, the
+    /// accepted OrdStatus values and `cancel = true`; HTTP and WebSocket keys are errors.
     ///
     /// # Errors
     /// A [`FieldError`] naming the key.
-    pub fn validate(&self, v: &mut Validator) -> Result<FixOrderCheck, FieldError> {
-        let url = v.interpolate("url", self.url)?;
-        let (tls, host, port) = split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
-        let session = self.session.validate(v)?;
-        let (place, tags) = order_template(v, "place", self.place)?;
-        let accept: Vec<String> = match self.ack_ord_status {
-            Some([]) => {
+    pub fn validate_fix(&self, v: &mut Validator) -> Result<FixOrderCheck, FieldError> {
+        none_given(
+            &[
+                ("api_key", self.api_key.is_some()),
+                ("match", self.match_pointer.is_some()),
+                ("ack", self.ack.is_some()),
+                ("cancel_ack", self.cancel_ack.is_some()),
+                ("order_id", self.order_id.is_some()),
+                ("symbol", self.symbol.is_some()),
+                ("side", self.side.is_some()),
+                ("qty", self.qty.is_some()),
+                ("type", self.order_type.is_some()),
+                ("limit_price", self.limit_price.is_some()),
+                ("accept", self.accept.is_some()),
+            ],
+            |key| {
+                format!(
+                    "`{key}` does not apply to transport = \"fix\" (the order is `place`, its acknowledgement's OrdStatus `ack_ord_status`)"
+                )
+            },
+        )?;
+        let cancel = match &self.cancel {
+            None | Some(RawCancel::Flag(false)) => false,
+            Some(RawCancel::Flag(true)) => true,
+            Some(RawCancel::Template(_)) => {
                 return Err(FieldError::new(
-                    "ack_ord_status",
-                    "expected at least one OrdStatus(39) value",
+                    "cancel",
+                    "over FIX, cancel = true: the OrderCancelRequest (35=F) is built from the order",
                 ));
             }
-            Some(list) => list.to_vec(),
-            None => vec!["0".into(), "1".into(), "2".into()],
         };
-        if let Some(bad) = accept
-            .iter()
-            .find(|s| s.len() != 1 || !s.chars().all(|c| c.is_ascii_alphanumeric()))
-        {
-            return Err(FieldError::new(
-                "ack_ord_status",
-                format!(
-                    "\"{bad}\" is not an OrdStatus(39) value (one character, e.g. \"0\" New, \"2\" Filled)"
-                ),
-            ));
+        let url = v.interpolate("url", &self.url)?;
+        let (tls, host, port) = split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
+        let session = SessionKeys {
+            fix_version: self.fix_version.as_deref(),
+            sender_comp_id: self.sender_comp_id.as_deref(),
+            target_comp_id: self.target_comp_id.as_deref(),
+            heartbeat: self.heartbeat.as_deref(),
+            reset_seq_num: self.reset_seq_num,
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
         }
+        .validate(v)?;
+        let (place, tags) = order_template(v, "place", self.place.as_deref())?;
+        let accept = ord_statuses(self.ack_ord_status.as_deref())?;
         Ok(FixOrderCheck {
             url_display: url.display,
             host,
@@ -87,9 +114,35 @@ impl RawFixOrder<'_> {
             place,
             transact_time: !tags.contains(&tag::TRANSACT_TIME),
             accept,
-            cancel: self.cancel,
+            cancel,
         })
     }
+}
+
+/// `ack_ord_status`: one-character OrdStatus(39) values; default New, PartiallyFilled, Filled.
+fn ord_statuses(given: Option<&[String]>) -> Result<Vec<String>, FieldError> {
+    let accept: Vec<String> = match given {
+        Some([]) => {
+            return Err(FieldError::new(
+                "ack_ord_status",
+                "expected at least one OrdStatus(39) value",
+            ));
+        }
+        Some(list) => list.to_vec(),
+        None => vec!["0".into(), "1".into(), "2".into()],
+    };
+    if let Some(bad) = accept
+        .iter()
+        .find(|s| s.len() != 1 || !s.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(FieldError::new(
+            "ack_ord_status",
+            format!(
+                "\"{bad}\" is not an OrdStatus(39) value (one character, e.g. \"0\" New, \"2\" Filled)"
+            ),
+        ));
+    }
+    Ok(accept)
 }
 
 /// A session's parts for one check.

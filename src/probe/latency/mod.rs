@@ -28,7 +28,7 @@ use serde::Deserialize;
 use super::http::StatusSpec;
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
-use crate::probe::expect::RawHttpExpect;
+use crate::probe::expect::{RawHttpExpect, check_pointer};
 use crate::units::format_duration;
 use load::{HttpWire, Plan, Wire};
 use template::Template;
@@ -204,17 +204,7 @@ impl RawLatencyProbe {
     /// # Errors
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<LatencyProbe, FieldError> {
-        let transport = match self.transport.as_deref() {
-            None | Some("http") => Transport::Http,
-            Some("websocket") => Transport::WebSocket,
-            Some("fix") => Transport::Fix,
-            Some(other) => {
-                return Err(FieldError::new(
-                    "transport",
-                    format!("expected \"http\", \"websocket\" or \"fix\", found \"{other}\""),
-                ));
-            }
-        };
+        let transport = Transport::parse(self.transport.as_deref())?;
         let url = v.interpolate("url", &self.url)?;
         let (tls, host, port, path_text) = if transport == Transport::Fix {
             let (tls, host, port) =
@@ -388,17 +378,8 @@ impl RawLatencyProbe {
             .match_request
             .clone()
             .unwrap_or_else(|| response_match.clone());
-        for (key, p) in [
-            ("match", &response_match),
-            ("match_request", &request_match),
-        ] {
-            if !p.starts_with('/') {
-                return Err(FieldError::new(
-                    key,
-                    format!("expected a JSON pointer starting with '/' (RFC 6901), found \"{p}\""),
-                ));
-            }
-        }
+        check_pointer("match", &response_match)?;
+        check_pointer("match_request", &request_match)?;
         // The first order must render to JSON holding its id, or every order fails alike.
         let mut rendered = String::new();
         message.render(0, &mut template::Rng::new(1), &mut rendered);
@@ -734,15 +715,41 @@ fn error_table(ctx: &ProbeContext, r: &load::LoadResult) -> Table {
     }
 }
 
-/// How orders travel (`transport`).
+/// How orders travel (`transport`), for the `latency` probe and the soak's `order` monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transport {
+pub enum Transport {
+    /// HTTP/1.1 or HTTP/2 requests.
     Http,
+    /// JSON messages on a WebSocket (RFC 6455).
     WebSocket,
+    /// FIX 4.2 / 4.4 tag=value sessions.
     Fix,
 }
 
 impl Transport {
+    /// Parse the `transport` key: `"http"` (the default), `"websocket"`.
+    ///
+    /// # Errors
+    /// A [`FieldError`] on `transport`: `"fix"` is not yet supported, anything else unknown.
+    pub fn parse(text: Option<&str>) -> Result<Transport, FieldError> {
+        match text {
+            None | Some("http") => Ok(Transport::Http),
+            Some("websocket") => Ok(Transport::WebSocket),
+            Some("fix") => Ok(Transport::Fix),
+            Some(other) => Err(FieldError::new(
+                "transport",
+                format!("expected \"http\", \"websocket\" or \"fix\", found \"{other}\""),
+            )),
+        }
+    }
+
+    /// `expected an http:// or https:// URL` and the like, for a URL of another scheme.
+    pub fn expected_url(self) -> String {
+        let (plain, secure) = self.schemes();
+        let article = if self == Transport::Http { "an" } else { "a" };
+        format!("expected {article} {plain}:// or {secure}:// URL")
+    }
+
     /// The URL schemes: plain, then TLS.
     fn schemes(self) -> (&'static str, &'static str) {
         match self {
@@ -763,7 +770,13 @@ fn split_url(url: &str, transport: Transport) -> Result<(bool, String, u16, Stri
     } else if let Some(r) = url.strip_prefix(&format!("{secure}://")) {
         (true, r)
     } else {
-        return Err(format!("expected a {plain}:// or {secure}:// URL"));
+        let hint = match transport {
+            Transport::Http if url.starts_with("ws") => {
+                " (ws:// and wss:// need transport = \"websocket\")"
+            }
+            _ => "",
+        };
+        return Err(format!("{}{hint}", transport.expected_url()));
     };
     let cut = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..cut];
@@ -955,6 +968,10 @@ impl LatencyProbe {
             self.max_generator_lag.as_secs_f64() * 1e3,
         );
         o.measure("connects", r.connects);
+        if !matches!(self.plan.wire, Wire::Http(_)) {
+            o.measure("messages_ignored", r.ignored);
+            o.measure("answers_unmatched", r.unmatched);
+        }
         if !rec.connect.is_empty() {
             o.measure("connect_p50_ms", ms(rec.connect.value_at_quantile(0.5)));
             o.measure("connect_max_ms", ms(rec.connect.max()));

@@ -76,10 +76,11 @@ pub(super) trait Driver: 'static {
     ) -> impl Future<Output = ()> + 'static;
 }
 
-/// HTTP/1.1 keep-alive connections ([`connection`]).
-struct Http1(Rc<HttpWire>);
+/// HTTP connections: HTTP/1.1 keep-alive ([`connection`]) or HTTP/2 ([`h2::connection`]; its
+/// handshake happens on the first request).
+struct Http(Rc<HttpWire>);
 
-impl Driver for Http1 {
+impl Driver for Http {
     type Conn = Stream;
 
     async fn open(&self, global: &Global) -> Result<(Stream, Duration), String> {
@@ -93,28 +94,13 @@ impl Driver for Http1 {
         conn: Option<Stream>,
         local: Rc<Local>,
     ) -> impl Future<Output = ()> + 'static {
-        connection(self.0.clone(), k, slot, conn, local)
-    }
-}
-
-/// HTTP/2 connections ([`h2::connection`]); the HTTP/2 handshake happens on the first request.
-struct Http2(Rc<HttpWire>);
-
-impl Driver for Http2 {
-    type Conn = Stream;
-
-    async fn open(&self, global: &Global) -> Result<(Stream, Duration), String> {
-        global.connector.connect(global.plan.timeout).await
-    }
-
-    fn connection(
-        &self,
-        k: u64,
-        slot: Rc<Slot>,
-        conn: Option<Stream>,
-        local: Rc<Local>,
-    ) -> impl Future<Output = ()> + 'static {
-        h2::connection(self.0.clone(), k, slot, conn, local)
+        let wire = self.0.clone();
+        async move {
+            match wire.version {
+                Version::Http1 => connection(wire, k, slot, conn, local).await,
+                Version::Http2 => h2::connection(wire, k, slot, conn, local).await,
+            }
+        }
     }
 }
 
@@ -156,14 +142,7 @@ impl Thread {
     /// Drive this thread's connections over the plan's wire.
     async fn drive(&mut self) -> Stats {
         match &self.global.plan.wire {
-            Wire::Http(h) if h.version == Version::Http1 => {
-                let d = Http1(Rc::new(h.clone()));
-                self.drive_with(d).await
-            }
-            Wire::Http(h) => {
-                let d = Http2(Rc::new(h.clone()));
-                self.drive_with(d).await
-            }
+            Wire::Http(h) => self.drive_with(Http(Rc::new(h.clone()))).await,
             Wire::WebSocket(w) => self.drive_with(Pipelined(w.clone())).await,
             Wire::Fix(f) => self.drive_with(Pipelined(f.as_ref().clone())).await,
         }

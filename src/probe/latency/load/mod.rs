@@ -208,6 +208,12 @@ pub struct LoadResult {
     pub cpu: Duration,
     /// Connections opened (the initial pool and every reconnect).
     pub connects: u64,
+    /// Order transports: inbound messages that answered no order (market data, heartbeats),
+    /// warm-up included.
+    pub ignored: u64,
+    /// Order transports: answers naming no order in flight (one that already timed out, or
+    /// another client's), warm-up included.
+    pub unmatched: u64,
     /// Why the run stopped early, if it did.
     pub aborted: Option<String>,
 }
@@ -248,6 +254,8 @@ struct Stats {
     last_send_ns: u64,
     last_done_ns: u64,
     connects: u64,
+    ignored: u64,
+    unmatched: u64,
     timer_wakes: u64,
     cpu: Duration,
 }
@@ -265,6 +273,8 @@ impl Stats {
             last_send_ns: 0,
             last_done_ns: 0,
             connects: 0,
+            ignored: 0,
+            unmatched: 0,
             timer_wakes: 0,
             cpu: Duration::ZERO,
         }
@@ -292,6 +302,8 @@ impl Stats {
         self.last_send_ns = self.last_send_ns.max(other.last_send_ns);
         self.last_done_ns = self.last_done_ns.max(other.last_done_ns);
         self.connects += other.connects;
+        self.ignored += other.ignored;
+        self.unmatched += other.unmatched;
         self.timer_wakes += other.timer_wakes;
         self.cpu += other.cpu;
         other.recorder
@@ -434,6 +446,8 @@ fn finish(
         timer_wakes: all.timer_wakes,
         cpu: all.cpu,
         connects: all.connects,
+        ignored: all.ignored,
+        unmatched: all.unmatched,
         aborted,
     }
 }

@@ -314,12 +314,16 @@ async fn connection<T: OrderTransport>(
             }
             Event::Inbound(Inbound::Match { id, outcome }) => {
                 let done = now_ns();
-                if let Some(times) = inflight.orders.remove(&id) {
-                    let verdict = move || outcome.map_err(|(kind, m)| (ErrorKind::Reject(kind), m));
-                    record(&local, times, done, Ok((None, verdict)));
+                match inflight.orders.remove(&id) {
+                    Some(times) => {
+                        let verdict =
+                            move || outcome.map_err(|(kind, m)| (ErrorKind::Reject(kind), m));
+                        record(&local, times, done, Ok((None, verdict)));
+                    }
+                    None => local.stats.borrow_mut().unmatched += 1,
                 }
             }
-            Event::Inbound(Inbound::Ignore) => {}
+            Event::Inbound(Inbound::Ignore) => local.stats.borrow_mut().ignored += 1,
             Event::Inbound(Inbound::Fatal(why)) => {
                 session = None;
                 fail_all(&local, &mut inflight, &why);
