@@ -12,8 +12,9 @@
 //! pointer and the values an acknowledgement must hold; the cancel template may use
 //! `{{order_id}}`, the value at `order_id` in the acknowledgement.
 //!
-//! FIX plugs in as a third transport (`transport = "fix"`): [`Transport`] and
-//! [`OrderCheck::run`].
+//! FIX is the third transport (`transport = "fix"`): such a check is validated by
+//! [`RawOrderCheck::validate_fix`] into a [`super::fix_order::FixOrderCheck`], which speaks a
+//! FIX session instead.
 
 use std::time::Duration;
 

@@ -727,10 +727,10 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// Parse the `transport` key: `"http"` (the default), `"websocket"`.
+    /// Parse the `transport` key: `"http"` (the default), `"websocket"` or `"fix"`.
     ///
     /// # Errors
-    /// A [`FieldError`] on `transport`: `"fix"` is not yet supported, anything else unknown.
+    /// A [`FieldError`] on `transport` for anything else.
     pub fn parse(text: Option<&str>) -> Result<Transport, FieldError> {
         match text {
             None | Some("http") => Ok(Transport::Http),
