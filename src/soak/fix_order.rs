@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use super::order::{RawCancel, RawOrderCheck};
 use crate::fix::session::{self, Event, Role, Session, SessionConfig};
 use crate::fix::{Fields, FixError, Reader, codec, msg_type as mt, tag};
-use crate::probe::latency::fix_keys::{SessionKeys, none_given, order_template, split_fix_url};
+use crate::probe::latency::fix_keys::{none_given, order_template, session_keys, split_fix_url};
 use crate::probe::latency::load::transport::{Connector, Stream};
 use crate::probe::latency::template::{Rng, Template};
 use crate::probe::{FieldError, Validator};
@@ -40,19 +40,11 @@ impl RawOrderCheck {
     /// # Errors
     /// A [`FieldError`] at the first FIX key given.
     pub fn no_fix_keys(&self) -> Result<(), FieldError> {
-        none_given(
-            &[
-                ("fix_version", self.fix_version.is_some()),
-                ("sender_comp_id", self.sender_comp_id.is_some()),
-                ("target_comp_id", self.target_comp_id.is_some()),
-                ("heartbeat", self.heartbeat.is_some()),
-                ("reset_seq_num", self.reset_seq_num.is_some()),
-                ("username", self.username.is_some()),
-                ("password", self.password.is_some()),
-                ("ack_ord_status", self.ack_ord_status.is_some()),
-            ],
-            |key| format!("`{key}` applies only to transport = \"fix\""),
-        )
+        let mut keys = session_keys!(self).given().to_vec();
+        keys.push(("ack_ord_status", self.ack_ord_status.is_some()));
+        none_given(&keys, |key| {
+            format!("`{key}` applies only to transport = \"fix\"")
+        })
     }
 
     /// Validate a `transport = "fix"` check: the session keys, the `place` template, the
@@ -93,16 +85,7 @@ impl RawOrderCheck {
         };
         let url = v.interpolate("url", &self.url)?;
         let (tls, host, port) = split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
-        let session = SessionKeys {
-            fix_version: self.fix_version.as_deref(),
-            sender_comp_id: self.sender_comp_id.as_deref(),
-            target_comp_id: self.target_comp_id.as_deref(),
-            heartbeat: self.heartbeat.as_deref(),
-            reset_seq_num: self.reset_seq_num,
-            username: self.username.as_deref(),
-            password: self.password.as_deref(),
-        }
-        .validate(v)?;
+        let session = session_keys!(self).validate(v)?;
         let (place, tags) = order_template(v, "place", self.place.as_deref())?;
         let accept = ord_statuses(self.ack_ord_status.as_deref())?;
         Ok(FixOrderCheck {

@@ -38,17 +38,11 @@ pub fn split_fix_url(url: &str) -> Result<(bool, String, u16), String> {
 impl RawLatencyProbe {
     /// With HTTP or WebSocket, none of the FIX keys.
     pub(super) fn no_fix_keys(&self) -> Result<(), FieldError> {
-        let fix_keys = [
-            ("fix_version", self.fix_version.is_some()),
-            ("sender_comp_id", self.sender_comp_id.is_some()),
-            ("target_comp_id", self.target_comp_id.is_some()),
-            ("heartbeat", self.heartbeat.is_some()),
-            ("reset_seq_num", self.reset_seq_num.is_some()),
-            ("username", self.username.is_some()),
-            ("password", self.password.is_some()),
+        let mut fix_keys = session_keys!(self).given().to_vec();
+        fix_keys.extend([
             ("order", self.order.is_some()),
             ("until", self.until.is_some()),
-        ];
+        ]);
         none_given(&fix_keys, |key| {
             format!("`{key}` applies only to transport = \"fix\"")
         })
@@ -74,16 +68,7 @@ impl RawLatencyProbe {
                 "`{key}` does not apply to transport = \"fix\" (the order is `order`, its answer an ExecutionReport)"
             )
         })?;
-        let session = SessionKeys {
-            fix_version: self.fix_version.as_deref(),
-            sender_comp_id: self.sender_comp_id.as_deref(),
-            target_comp_id: self.target_comp_id.as_deref(),
-            heartbeat: self.heartbeat.as_deref(),
-            reset_seq_num: self.reset_seq_num,
-            username: self.username.as_deref(),
-            password: self.password.as_deref(),
-        }
-        .validate(v)?;
+        let session = session_keys!(self).validate(v)?;
         let (order, tags) = order_template(v, "order", self.order.as_deref())?;
         let until = match self.until.as_deref() {
             None | Some("ack") => Until::Ack,
@@ -135,7 +120,37 @@ pub struct SessionKeys<'a> {
     pub password: Option<&'a str>,
 }
 
+/// The [`SessionKeys`] of a raw table that has them under their names (`fix_version`,
+/// `sender_comp_id`, …): the latency probe's and the order monitor's.
+macro_rules! session_keys {
+    ($raw:expr) => {
+        $crate::probe::latency::fix_keys::SessionKeys {
+            fix_version: $raw.fix_version.as_deref(),
+            sender_comp_id: $raw.sender_comp_id.as_deref(),
+            target_comp_id: $raw.target_comp_id.as_deref(),
+            heartbeat: $raw.heartbeat.as_deref(),
+            reset_seq_num: $raw.reset_seq_num,
+            username: $raw.username.as_deref(),
+            password: $raw.password.as_deref(),
+        }
+    };
+}
+pub(crate) use session_keys;
+
 impl SessionKeys<'_> {
+    /// Each key's name and whether it was given.
+    pub fn given(&self) -> [(&'static str, bool); 7] {
+        [
+            ("fix_version", self.fix_version.is_some()),
+            ("sender_comp_id", self.sender_comp_id.is_some()),
+            ("target_comp_id", self.target_comp_id.is_some()),
+            ("heartbeat", self.heartbeat.is_some()),
+            ("reset_seq_num", self.reset_seq_num.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+        ]
+    }
+
     /// Validate into a session configuration.
     ///
     /// # Errors
