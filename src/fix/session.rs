@@ -460,3 +460,94 @@ where
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fix::Version;
+
+    fn pair() -> (Session, Session) {
+        let config = |sender: &str, target: &str| SessionConfig {
+            version: Version::Fix44,
+            sender_comp_id: sender.into(),
+            target_comp_id: target.into(),
+            heartbeat: Duration::from_secs(30),
+            reset_seq_num: true,
+            username: None,
+            password: None,
+        };
+        (
+            Session::new(config("CLIENT", "VENUE"), Role::Initiator),
+            Session::new(config("VENUE", "CLIENT"), Role::Acceptor),
+        )
+    }
+
+    /// Encode on `from`, read back through the codec's reader.
+    fn deliver(bytes: &[u8]) -> RawMessage {
+        let mut r = codec::Reader::new();
+        let mut stream: &[u8] = bytes;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(r.next(&mut stream)).unwrap()
+    }
+
+    #[test]
+    fn test_requests_get_heartbeats_and_resend_requests_a_gap_fill() {
+        let (mut client, mut venue) = pair();
+        let (mut wire, mut out) = (Vec::new(), Vec::new());
+        client.write(mt::NEW_ORDER_SINGLE, b"11=1\x01", &mut wire);
+        client.write(mt::NEW_ORDER_SINGLE, b"11=2\x01", &mut wire);
+        let mut body = Fields::new();
+        body.add(tag::TEST_REQ_ID, "T1");
+        venue.write(mt::TEST_REQUEST, body.as_bytes(), &mut wire);
+        assert_eq!(client.inbound(&deliver(&wire), &mut out), Ok(Event::Admin));
+        let hb = deliver(&out);
+        assert_eq!(codec::text(&hb, tag::MSG_TYPE), mt::HEARTBEAT);
+        assert_eq!(codec::text(&hb, tag::TEST_REQ_ID), "T1");
+        // The venue lost both orders: they are gap-filled, never replayed.
+        let mut body = Fields::new();
+        body.add(tag::BEGIN_SEQ_NO, 1).add(tag::END_SEQ_NO, 0);
+        venue.write(mt::RESEND_REQUEST, body.as_bytes(), &mut wire);
+        assert_eq!(client.inbound(&deliver(&wire), &mut out), Ok(Event::Admin));
+        let fill = deliver(&out);
+        assert_eq!(codec::text(&fill, tag::MSG_TYPE), mt::SEQUENCE_RESET);
+        assert_eq!(codec::int(&fill, tag::MSG_SEQ_NUM), Some(1));
+        assert_eq!(codec::text(&fill, tag::GAP_FILL_FLAG), "Y");
+        assert_eq!(codec::text(&fill, tag::POSS_DUP_FLAG), "Y");
+        // Two orders and the Heartbeat went out: the next number is 4.
+        assert_eq!(codec::int(&fill, tag::NEW_SEQ_NO), Some(4));
+        assert_eq!(client.next_out(), 4);
+    }
+
+    #[test]
+    fn gaps_backward_numbers_and_wrong_comp_ids_are_errors() {
+        let (mut client, mut venue) = pair();
+        let (mut wire, mut out) = (Vec::new(), Vec::new());
+        venue.write(mt::HEARTBEAT, b"", &mut wire);
+        venue.write(mt::HEARTBEAT, b"", &mut wire);
+        let e = client.inbound(&deliver(&wire), &mut out).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected MsgSeqNum(34) 1, received 2"),
+            "{e}"
+        );
+        // A SequenceReset (not gap fill) moves the expected number to its NewSeqNo.
+        let mut body = Fields::new();
+        body.add(tag::NEW_SEQ_NO, 10);
+        venue.write(mt::SEQUENCE_RESET, body.as_bytes(), &mut wire);
+        assert_eq!(client.inbound(&deliver(&wire), &mut out), Ok(Event::Admin));
+        venue.write(mt::HEARTBEAT, b"", &mut wire);
+        let e = client.inbound(&deliver(&wire), &mut out).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("MsgSeqNum(34) too low: expected 10, received 4"),
+            "{e}"
+        );
+        let (_, mut stranger) = pair();
+        stranger.config.sender_comp_id = "OTHER".into();
+        stranger.write(mt::HEARTBEAT, b"", &mut wire);
+        let e = client.inbound(&deliver(&wire), &mut out).unwrap_err();
+        assert!(e.to_string().contains("wrong CompID"), "{e}");
+    }
+}
