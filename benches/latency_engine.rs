@@ -33,19 +33,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::{children_cpu, env_or, free_port, ms, start_broker, stop, wait_port};
+
 const ORDER: &str = r#"{"symbol":"NIFTY","side":"buy","qty":1,"type":"market"}"#;
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -53,24 +44,6 @@ fn have(tool: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// CPU time (user + system) of every waited-for child so far.
-fn children_cpu() -> Duration {
-    use nix::sys::resource::{UsageWho, getrusage};
-    let u = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
-    let d = |t: nix::sys::time::TimeVal| {
-        Duration::from_micros(t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64)
-    };
-    d(u.user_time()) + d(u.system_time())
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} did not open");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn start_nginx(dir: &Path, port: u16) -> Child {
@@ -93,27 +66,6 @@ fn start_nginx(dir: &Path, port: u16) -> Child {
         .expect("start nginx");
     wait_port(port);
     child
-}
-
-fn start_broker(args: &[&str]) -> (Child, u16) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_prodready"))
-        .args(["paper-broker", "--listen", &format!("127.0.0.1:{port}")])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the paper broker");
-    wait_port(port);
-    (child, port)
-}
-
-fn stop(mut c: Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(c.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = c.wait();
 }
 
 /// One target: URL, and whether requests are order POSTs.
@@ -313,14 +265,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
     s.lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn ms(us: f64) -> String {
-    if us.is_nan() {
-        "—".into()
-    } else {
-        format!("{:.2} ms", us / 1e3)
-    }
 }
 
 fn main() {

@@ -18,32 +18,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
+mod common;
 
-/// CPU time (user + system) of every waited-for child so far.
-fn children_cpu() -> Duration {
-    use nix::sys::resource::{UsageWho, getrusage};
-    let u = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
-    let us = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e6 + t.tv_usec() as f64;
-    Duration::from_micros((us(u.user_time()) + us(u.system_time())) as u64)
-}
-
-/// CPU time of a running process from `/proc/PID/stat` (utime + stime, clock ticks of 10 ms).
-fn process_cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // After the command name: state is field 0, utime 11, stime 12.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
+use common::{children_cpu, env_or, process_cpu, stop};
 
 /// A paper broker with its FIX acceptor: the process, its HTTP and FIX addresses.
 fn start_broker() -> (Child, String, String) {
@@ -64,14 +41,6 @@ fn start_broker() -> (Child, String, String) {
     let http = line("listening on ");
     let fix = line("fix listening on ");
     (child, http, fix)
-}
-
-fn stop(mut c: Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(c.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = c.wait();
 }
 
 /// One run's figures.
