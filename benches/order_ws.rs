@@ -18,31 +18,14 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::{children_cpu, env_or, ms, start_broker, stop};
+use common::{children_cpu, env_or, ms, process_cpu, start_broker, stop};
 
 const ORDER: &str =
     r#"{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"{{uuid}}"}"#;
-
-/// CPU time (user + system) of process `pid` so far, from `/proc/PID/stat`.
-fn process_cpu(pid: u32) -> Duration {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading /proc/PID/stat");
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').expect("a stat line") + 2..];
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // In USER_HZ ticks, which the kernel's ABI fixes at 100 per second for /proc.
-    let tick = 100;
-    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the state field.
-    Duration::from_micros((f[11] + f[12]) * 1_000_000 / tick)
-}
 
 /// One run's figures.
 struct Figures {

@@ -29,7 +29,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Check a checklist without running it (exit 0 valid, 2 invalid).
     Check(CheckArgs),
-    /// Run the built-in paper-trading venue (HTTP/JSON) until SIGTERM.
+    /// Run the built-in paper-trading venue (HTTP/JSON, and FIX with --fix-listen) until
+    /// SIGTERM.
     PaperBroker(crate::paper_broker::PaperBrokerArgs),
     /// Sign a report.json for a sign-off role with an SSH key (SSHSIG, namespace "prodready"),
     /// or import a signature made with `ssh-keygen -Y sign`; re-renders report.md.

@@ -68,7 +68,61 @@ fn cases() -> Vec<(&'static str, String)> {
             ),
         ),
         (
-            "latency: fix not yet supported",
+            "latency: a FIX key over HTTP",
+            one(
+                r#"{ kind = "latency", url = "http://127.0.0.1:1/", rate = 10, count = 100, sender_comp_id = "A" }"#,
+            ),
+        ),
+        (
+            "latency: an HTTP key over FIX",
+            one(
+                r#"{ kind = "latency", transport = "fix", url = "fix+tcp://127.0.0.1:1", rate = 10, count = 100, body = "{}" }"#,
+            ),
+        ),
+        (
+            "latency: FIX URL without a port",
+            one(
+                r#"{ kind = "latency", transport = "fix", url = "fix+tcp://127.0.0.1", rate = 10, count = 100 }"#,
+            ),
+        ),
+        (
+            "latency: FIX without CompIDs",
+            one(
+                r#"{ kind = "latency", transport = "fix", url = "fix+tcp://127.0.0.1:1", rate = 10, count = 100, order = "11={{seq}}" }"#,
+            ),
+        ),
+        (
+            "latency: FIX version",
+            one(
+                r#"{ kind = "latency", transport = "fix", url = "fix+tcp://127.0.0.1:1", rate = 10, count = 100, fix_version = "5.0", sender_comp_id = "A", target_comp_id = "B", order = "11={{seq}}" }"#,
+            ),
+        ),
+        (
+            "latency: FIX order without a placeholder in ClOrdID",
+            one(
+                r#"{ kind = "latency", transport = "fix", url = "fix+tcp://127.0.0.1:1", rate = 10, count = 100, sender_comp_id = "A", target_comp_id = "B", order = "11=one|55=NIFTY" }"#,
+            ),
+        ),
+        (
+            "latency: FIX order with a header tag",
+            one(
+                r#"{ kind = "latency", transport = "fix", url = "fix+tcp://127.0.0.1:1", rate = 10, count = 100, sender_comp_id = "A", target_comp_id = "B", order = "11={{seq}}|49=ME" }"#,
+            ),
+        ),
+        (
+            "latency: FIX order not tag=value",
+            one(
+                r#"{ kind = "latency", transport = "fix", url = "fix+tcp://127.0.0.1:1", rate = 10, count = 100, sender_comp_id = "A", target_comp_id = "B", order = "11={{seq}}|symbol=NIFTY" }"#,
+            ),
+        ),
+        (
+            "latency: FIX heartbeat below a second",
+            one(
+                r#"{ kind = "latency", transport = "fix", url = "fix+tcp://127.0.0.1:1", rate = 10, count = 100, sender_comp_id = "A", target_comp_id = "B", order = "11={{seq}}", heartbeat = "500ms" }"#,
+            ),
+        ),
+        (
+            "latency: FIX with an HTTP URL",
             one(
                 r#"{ kind = "latency", transport = "fix", url = "http://127.0.0.1:1/", rate = 10, count = 100 }"#,
             ),

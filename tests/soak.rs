@@ -554,6 +554,18 @@ fn monitor_typos_and_bad_time_zones_are_rejected_with_their_place() {
             "monitor[0].check.limit_price: a limit order needs a positive limit_price",
         ),
         (
+            "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:1\", symbol = \"NIFTY\" }\n",
+            "monitor[0].check.symbol: `symbol` does not apply to transport = \"fix\"",
+        ),
+        (
+            "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:1\", sender_comp_id = \"A\", target_comp_id = \"B\", place = \"11={{seq}}|55=X\", ack_ord_status = [\"New\"] }\n",
+            "monitor[0].check.ack_ord_status: \"New\" is not an OrdStatus(39) value",
+        ),
+        (
+            "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", url = \"http://127.0.0.1:1\", ack_ord_status = [\"0\"] }\n",
+            "monitor[0].check.ack_ord_status: `ack_ord_status` applies only to transport = \"fix\"",
+        ),
+        (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:1/ws/orders\" }\n",
             "monitor[0].check.place: transport = \"websocket\" needs place",
         ),
@@ -789,4 +801,56 @@ probe = {{ kind = "env", vars = ["PATH"] }}
             .contains("exit"),
         "{m}"
     );
+}
+
+#[test]
+fn order_monitor_over_fix_places_and_cancels_orders_and_counts_a_refused_logon() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Proc(
+        Command::new(BIN)
+            .args(["paper-broker", "--listen", "127.0.0.1:0"])
+            .args(["--fix-listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(broker.0.stdout.take().unwrap());
+    let mut read_port = |prefix: &str| -> u16 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        line.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("line: {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    let port = read_port("listening on 127.0.0.1:");
+    let fix_port = read_port("fix listening on 127.0.0.1:");
+    // A limit buy at 1 rests, so each check places and cancels (2 operations); the second
+    // monitor names a CompID the acceptor is not, so every check fails.
+    let monitors = format!(
+        "\n[[monitor]]\nname = \"fix-order\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"1s\"\ncheck = {{ kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:{fix_port}\", sender_comp_id = \"SOAK\", target_comp_id = \"PAPER\", place = \"11=soak-{{{{uuid}}}}|55=NIFTY|54=1|38=1|40=2|44=1\", ack_ord_status = [\"0\"], cancel = true }}\n\n[[monitor]]\nname = \"fix-wrong\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"1s\"\ncheck = {{ kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:{fix_port}\", sender_comp_id = \"SOAK\", target_comp_id = \"NOPE\", place = \"11=soak-{{{{uuid}}}}|55=NIFTY|54=1|38=1|40=1\" }}\n"
+    );
+    let checklist = write_checklist(dir.path(), port, &monitors, "");
+    let state = dir.path().join("soak.db");
+    let tracker = soak(&checklist, &state, &[]);
+    sleep_ms(2000);
+    let (_, code) = tracker.terminate();
+    assert_eq!(code, Some(0));
+    let st = status(&state);
+    let o = monitor(&st, "fix-order");
+    assert_eq!(o["kind"], "order");
+    let ops = ms(&o["totals"]["ops"]);
+    assert!(ops >= 10 && ops % 2 == 0, "place and cancel each time: {o}");
+    assert_eq!(ms(&o["totals"]["op_errors"]), 0, "{o}");
+    assert_eq!(ms(&o["totals"]["down_ms"]), 0, "{o}");
+    let w = monitor(&st, "fix-wrong");
+    assert!(ms(&w["totals"]["ops"]) >= 5, "{w}");
+    assert_eq!(
+        ms(&w["totals"]["op_errors"]),
+        ms(&w["totals"]["ops"]),
+        "{w}"
+    );
+    assert_eq!(w["error_rate"].as_f64(), Some(1.0), "{w}");
 }

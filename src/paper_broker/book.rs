@@ -418,6 +418,11 @@ impl Book {
         filled
     }
 
+    /// The venue id of the order with this client order id, while it is kept.
+    pub fn order_id_of(&self, client_order_id: &str) -> Option<&str> {
+        self.by_client.get(client_order_id).map(String::as_str)
+    }
+
     /// The order with this venue id.
     pub fn get(&self, id: &str) -> Option<&Order> {
         self.orders.get(id)

@@ -18,6 +18,9 @@
 //! | `POST /admin/unhealthy`, `POST /admin/healthy` | turn health off and on (SIGUSR1 toggles too) |
 //! | `POST /admin/faults`, `GET /admin/faults`, `DELETE /admin/faults` | set, show and clear runtime faults ([`faults::FaultUpdate`]) |
 //!
+//! With `--fix-listen` the same book takes orders over FIX 4.4 (and 4.2) too: NewOrderSingle
+//! and OrderCancelRequest answered with ExecutionReports, under the same faults (see the
+//! `fix` module).
 //! # WebSocket order entry
 //!
 //! `/ws/orders` (RFC 6455, behind the API key like `/api`) takes one JSON text message per
@@ -39,6 +42,7 @@
 
 pub mod book;
 pub mod faults;
+mod fix;
 mod metrics;
 pub mod tls;
 mod ws;
@@ -111,6 +115,13 @@ pub struct PaperBrokerArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Also accept FIX 4.4 / 4.2 sessions on this address (port 0 picks a free port; the bound
+    /// address is printed as the second stdout line: `fix listening on 127.0.0.1:NNNNN`).
+    #[arg(long)]
+    pub fix_listen: Option<SocketAddr>,
+    /// The FIX acceptor's CompID: a Logon must name it as TargetCompID(56).
+    #[arg(long, default_value = "PAPER")]
+    pub fix_comp_id: String,
     /// Period of the market-data quotes sent on every /ws/orders socket (e.g. "50ms").
     #[arg(long, default_value = "50ms", value_parser = parse_duration_arg)]
     pub ws_quote_interval: Duration,
@@ -220,6 +231,18 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::Internal(format!("reading the bound address: {e}")))?;
     println!("listening on {addr}");
+    let fix_listener = match args.fix_listen {
+        Some(a) => {
+            let (l, bound) = fix::bind(a).await.map_err(Error::Internal)?;
+            println!("fix listening on {bound}");
+            eprintln!(
+                "paper broker: FIX acceptor on {bound} (CompID \"{}\")",
+                args.fix_comp_id
+            );
+            Some(l)
+        }
+        None => None,
+    };
     let acceptor = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(Error::Usage)?),
         _ => None,
@@ -247,6 +270,9 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
     });
     spawn_signal_handlers(state.clone());
     spawn_matcher(state.clone());
+    if let Some(l) = fix_listener {
+        tokio::spawn(fix::serve(l, args.fix_comp_id.clone(), state.clone()));
+    }
 
     let app = router(state.clone());
 

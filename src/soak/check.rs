@@ -1,6 +1,7 @@
 //! What one monitor checks: `http` and `command` reuse the probes of the same name, `tcp`
 //! connects, and `order` places a synthetic order over HTTP or WebSocket (by default the paper
-//! broker's, [`super::order`]) and counts operations and errors for the error rate.
+//! broker's, [`super::order`]) or FIX ([`super::fix_order`]) and counts operations and errors
+//! for the error rate.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub enum RawMonitorCheck {
     /// Run a command; the same keys as the `command` probe.
     Command(command::RawCommandProbe),
     /// Place a synthetic paper order and expect an acknowledgement.
-    Order(RawOrderCheck),
+    Order(Box<RawOrderCheck>),
 }
 
 /// `kind = "tcp"`.
@@ -50,6 +51,8 @@ pub enum MonitorCheck {
     Command(Box<command::CommandProbe>),
     /// Synthetic paper order.
     Order(Box<OrderCheck>),
+    /// Synthetic order over FIX.
+    FixOrder(Box<super::fix_order::FixOrderCheck>),
 }
 
 impl RawMonitorCheck {
@@ -85,7 +88,10 @@ impl RawMonitorCheck {
                 let addr = v.interpolate("address", &t.address)?.value;
                 MonitorCheck::Tcp(addr.parse().map_err(|m| FieldError::new("address", m))?)
             }
-            RawMonitorCheck::Order(o) => MonitorCheck::Order(Box::new(o.validate(v)?)),
+            RawMonitorCheck::Order(o) if o.transport.as_deref() == Some("fix") => {
+                MonitorCheck::FixOrder(Box::new(o.validate_fix(v)?))
+            }
+            RawMonitorCheck::Order(o) => MonitorCheck::Order(Box::new((*o).validate(v)?)),
         })
     }
 }
@@ -97,7 +103,7 @@ impl MonitorCheck {
             MonitorCheck::Http(_) => "http",
             MonitorCheck::Tcp(_) => "tcp",
             MonitorCheck::Command(_) => "command",
-            MonitorCheck::Order(_) => "order",
+            MonitorCheck::Order(_) | MonitorCheck::FixOrder(_) => "order",
         }
     }
 }
@@ -223,6 +229,24 @@ impl Runner {
                 }
             }
             MonitorCheck::Order(o) => self.order(o, started).await,
+            MonitorCheck::FixOrder(o) => {
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                match o.run(seq, self.timeout).await {
+                    Ok(ops) => CheckResult {
+                        ok: true,
+                        latency: started.elapsed(),
+                        error: None,
+                        ops,
+                        op_errors: 0,
+                    },
+                    Err((m, ops, failed)) => CheckResult::fail(
+                        started.elapsed(),
+                        self.ctx.redactor.redact(&m),
+                        ops,
+                        failed,
+                    ),
+                }
+            }
         }
     }
 

@@ -16,6 +16,7 @@
 
 pub mod check;
 pub mod config;
+pub mod fix_order;
 pub mod metrics;
 pub mod order;
 pub mod rules;

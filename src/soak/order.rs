@@ -12,8 +12,9 @@
 //! pointer and the values an acknowledgement must hold; the cancel template may use
 //! `{{order_id}}`, the value at `order_id` in the acknowledgement.
 //!
-//! FIX plugs in as a third transport (`transport = "fix"`): [`Transport`] and
-//! [`OrderCheck::run`].
+//! FIX is the third transport (`transport = "fix"`): such a check is validated by
+//! [`RawOrderCheck::validate_fix`] into a [`super::fix_order::FixOrderCheck`], which speaks a
+//! FIX session instead.
 
 use std::time::Duration;
 
@@ -33,8 +34,26 @@ use crate::units::{Interpolated, Redactor};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOrderCheck {
-    /// `"http"` (default) or `"websocket"` (`"fix"` is not yet supported).
+    /// `"http"` (default), `"websocket"`, or `"fix"` (one FIX 4.2 / 4.4 session per check:
+    /// Logon, a NewOrderSingle from `place`, an optional OrderCancelRequest, Logout).
     pub transport: Option<String>,
+    /// FIX: `"4.4"` (default) or `"4.2"`.
+    pub fix_version: Option<String>,
+    /// FIX: our SenderCompID(49). Required with `transport = "fix"`.
+    pub sender_comp_id: Option<String>,
+    /// FIX: the venue's CompID, our TargetCompID(56). Required with `transport = "fix"`.
+    pub target_comp_id: Option<String>,
+    /// FIX: HeartBtInt(108), whole seconds (humantime). Default `"30s"`.
+    pub heartbeat: Option<String>,
+    /// FIX: ResetSeqNumFlag(141)=Y on Logon. Default true.
+    pub reset_seq_num: Option<bool>,
+    /// FIX: Username(553); use `${VAR}` (redacted).
+    pub username: Option<String>,
+    /// FIX: Password(554); use `${VAR}` (redacted).
+    pub password: Option<String>,
+    /// FIX: OrdStatus(39) values of the first ExecutionReport counted as an acknowledgement.
+    /// Default `["0", "1", "2"]` (New, PartiallyFilled, Filled).
+    pub ack_ord_status: Option<Vec<String>>,
     /// Without `place`: the paper broker's base URL, e.g. `"http://127.0.0.1:18080"`. With
     /// `place`: the URL orders are POSTed to (`http://`, `https://`) or the WebSocket
     /// (`ws://`, `wss://`). `${VAR}` is interpolated.
@@ -44,7 +63,10 @@ pub struct RawOrderCheck {
     pub api_key: Option<String>,
     /// The order template: the HTTP body, or the WebSocket message (JSON once rendered), with
     /// the latency probe's placeholders (`{{uuid}}`, `{{seq}}`, `{{now_ms}}`, …). Without it,
-    /// the paper broker's order from the keys below.
+    /// the paper broker's order from the keys below. With `transport = "fix"` (required
+    /// there): the NewOrderSingle (35=D) fields, `tag=value` separated by `|`, ClOrdID(11)
+    /// with a placeholder (`{{uuid}}` keeps it unique across restarts), e.g.
+    /// `"11=soak-{{uuid}}|55=NIFTY|54=1|38=1|40=2|44=1"`.
     pub place: Option<String>,
     /// JSON pointer (RFC 6901) of the order's client id, in the rendered order and in its
     /// answers, e.g. `"/client_order_id"`: the answer must echo it (WebSocket: the answer is
@@ -154,6 +176,14 @@ impl RawOrderCheck {
     /// A [`FieldError`] naming the key relative to the check table.
     pub fn validate(self, v: &mut Validator) -> Result<OrderCheck, FieldError> {
         let transport = Transport::parse(self.transport.as_deref())?;
+        if transport == Transport::Fix {
+            // `check::RawMonitorCheck` sends FIX checks to `validate_fix`.
+            return Err(FieldError::new(
+                "transport",
+                "a FIX order check is a fix_order::FixOrderCheck",
+            ));
+        }
+        self.no_fix_keys()?;
         let api_key = self
             .api_key
             .as_deref()
@@ -317,7 +347,7 @@ impl RawOrderCheck {
                         pointer: "/status".into(),
                         one_of: vec!["cancelled".into()],
                     }),
-                    (None, Transport::Http) => None,
+                    (None, Transport::Http | Transport::Fix) => None,
                 };
                 Some(Cancel {
                     template: t,
@@ -345,6 +375,7 @@ fn url_of(url: &str, transport: Transport) -> Result<reqwest::Url, String> {
     let ok = match transport {
         Transport::Http => matches!(parsed.scheme(), "http" | "https"),
         Transport::WebSocket => matches!(parsed.scheme(), "ws" | "wss"),
+        Transport::Fix => matches!(parsed.scheme(), "fix+tcp" | "fix+tls"),
     };
     if !ok {
         return Err(transport.expected_url());
@@ -380,6 +411,8 @@ impl OrderCheck {
                     Err(_) => (1, Err(format!("{}: no answer in time", self.shown()))),
                 }
             }
+            // FIX checks are validated into `fix_order::FixOrderCheck`, never into this type.
+            Transport::Fix => (0, Err("FIX orders run as a FIX order check".into())),
         };
         (ops, r.map_err(|m| redactor.redact(&m)))
     }
@@ -387,7 +420,7 @@ impl OrderCheck {
     /// The target as shown (`${VAR}` values hidden).
     fn shown(&self) -> String {
         match self.transport {
-            Transport::Http => format!("POST {}", self.url.display),
+            Transport::Http | Transport::Fix => format!("POST {}", self.url.display),
             Transport::WebSocket => format!("WebSocket {}", self.url.display),
         }
     }

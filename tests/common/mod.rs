@@ -131,6 +131,9 @@ pub struct PaperBroker {
     pub child: std::process::Child,
     /// `127.0.0.1:PORT`, from its first stdout line.
     pub addr: String,
+    /// The FIX acceptor's `127.0.0.1:PORT` (second stdout line) when started with
+    /// `--fix-listen`.
+    pub fix_addr: Option<String>,
 }
 
 impl PaperBroker {
@@ -164,15 +167,41 @@ impl PaperBroker {
             .spawn()
             .expect("start the broker");
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
         let addr = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        PaperBroker { child, addr }
+        let fix_addr = args.contains(&"--fix-listen").then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            line.trim()
+                .strip_prefix("fix listening on ")
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+                .to_string()
+        });
+        PaperBroker {
+            child,
+            addr,
+            fix_addr,
+        }
+    }
+
+    /// Start with the FIX acceptor on a free port besides the given flags.
+    pub fn start_with_fix(args: &[&str]) -> PaperBroker {
+        let mut all = vec!["--fix-listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Self::start(&all)
+    }
+
+    /// `fix+tcp://127.0.0.1:PORT` of the FIX acceptor.
+    pub fn fix_url(&self) -> String {
+        format!(
+            "fix+tcp://{}",
+            self.fix_addr.as_deref().expect("started with --fix-listen")
+        )
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -13,6 +13,7 @@
 //! or a rate that was not sustained are `error`, never `pass`.
 
 pub mod chart;
+pub mod fix_keys;
 pub mod load;
 pub mod record;
 pub mod template;
@@ -48,12 +49,40 @@ pub const SUSTAINED_SLACK_S: f64 = 0.25;
 pub struct RawLatencyProbe {
     /// How orders travel: `"http"` (default: one request per order, HTTP/1.1 or HTTP/2),
     /// `"websocket"` (one JSON message per order on a WebSocket, RFC 6455, pipelined and
-    /// matched by `match`), or `"fix"` (FIX 4.2/4.4 tag=value; not yet supported).
+    /// matched by `match`), or `"fix"` (FIX 4.2/4.4 tag=value sessions sending NewOrderSingle
+    /// (35=D) from `order`, pipelined and matched by ClOrdID(11)).
     pub transport: Option<String>,
-    /// Target URL: `http://` or `https://` for HTTP, `ws://` or `wss://` for WebSocket. `${VAR}`
-    /// is interpolated; an HTTP path and query may use the request placeholders (`{{seq}}`,
-    /// `{{uuid}}`, `{{now_ms}}`, `{{rand_int LO HI}}`, `{{choice A B ...}}`).
+    /// Target URL: `http://` or `https://` for HTTP, `ws://` or `wss://` for WebSocket,
+    /// `fix+tcp://HOST:PORT` or `fix+tls://HOST:PORT` for FIX. `${VAR}` is interpolated; an
+    /// HTTP path and query may use the request placeholders (`{{seq}}`, `{{uuid}}`,
+    /// `{{now_ms}}`, `{{rand_int LO HI}}`, `{{choice A B ...}}`).
     pub url: String,
+    /// FIX: `"4.4"` (default) or `"4.2"`, the BeginString(8).
+    pub fix_version: Option<String>,
+    /// FIX: our SenderCompID(49). Required with `transport = "fix"`.
+    pub sender_comp_id: Option<String>,
+    /// FIX: the counterparty's CompID, our TargetCompID(56). Required with `transport = "fix"`.
+    pub target_comp_id: Option<String>,
+    /// FIX: HeartBtInt(108), whole seconds (humantime). Default `"30s"`.
+    pub heartbeat: Option<String>,
+    /// FIX: send ResetSeqNumFlag(141)=Y on Logon, so both sides start at MsgSeqNum 1.
+    /// Default true.
+    pub reset_seq_num: Option<bool>,
+    /// FIX: Username(553) on Logon; use `${VAR}` (redacted in reports).
+    pub username: Option<String>,
+    /// FIX: Password(554) on Logon; use `${VAR}` (redacted in reports).
+    pub password: Option<String>,
+    /// FIX: the NewOrderSingle (35=D) body as `tag=value` fields separated by `|`, with the
+    /// request placeholders, e.g. `"11={{seq}}|55=NIFTY|54=1|38=1|40=1|59=0"`. ClOrdID(11) is
+    /// required and must hold a placeholder; the session writes the header, and
+    /// TransactTime(60) when the template has none. Add `21=1` (HandlInst) for FIX 4.2.
+    /// Required with `transport = "fix"`.
+    pub order: Option<String>,
+    /// FIX: where an order's latency ends: `"ack"` (default), its first ExecutionReport
+    /// (35=8), or `"fill"`, the ExecutionReport with OrdStatus(39)=2. OrdStatus=8
+    /// (`rejected`), a BusinessMessageReject (35=j, `business_reject`) or a Reject (35=3,
+    /// `session_reject`) of the order count as errors by kind.
+    pub until: Option<String>,
     /// `"1.1"` (default; keep-alive, one request in flight per connection) or `"2"` (HTTP/2,
     /// multiplexed: by ALPN over TLS, with prior knowledge over plain TCP).
     pub http_version: Option<String>,
@@ -93,7 +122,9 @@ pub struct RawLatencyProbe {
     pub warmup: Option<String>,
     /// Keep-alive connections in the pool; connection `k` of `N` sends requests `k, k + N, …`
     /// (wrk2's model). Default: enough for a 5 ms mean latency at the full rate (Little's law:
-    /// rate × 5 ms), between 4 and 128, a multiple of `threads`.
+    /// rate × 5 ms), between 4 and 128, a multiple of `threads`. With `transport = "fix"` each
+    /// connection is a session with the same CompIDs; default 1, as most venues accept one
+    /// session per CompID pair.
     pub connections: Option<usize>,
     /// Generator threads, each a single-threaded runtime with its share of the connections.
     /// Default: one per 50 000 requests/s, at most the number of cores.
@@ -175,8 +206,14 @@ impl RawLatencyProbe {
     pub fn validate(self, v: &mut Validator) -> Result<LatencyProbe, FieldError> {
         let transport = Transport::parse(self.transport.as_deref())?;
         let url = v.interpolate("url", &self.url)?;
-        let (tls, host, port, path_text) =
-            split_url(&url.value, transport).map_err(|m| FieldError::new("url", m))?;
+        let (tls, host, port, path_text) = if transport == Transport::Fix {
+            let (tls, host, port) =
+                fix_keys::split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
+            (tls, host, port, String::new())
+        } else {
+            self.no_fix_keys()?;
+            split_url(&url.value, transport).map_err(|m| FieldError::new("url", m))?
+        };
         if self.ca_file.is_some() && !tls {
             return Err(FieldError::new(
                 "ca_file",
@@ -190,17 +227,26 @@ impl RawLatencyProbe {
         let wire = match transport {
             Transport::Http => Wire::Http(self.http_wire(v, tls, &host, port, &path_text)?),
             Transport::WebSocket => Wire::WebSocket(self.ws_wire(v, &url.value, &path_text)?),
+            Transport::Fix => Wire::Fix(Box::new(self.fix_wire(v)?)),
         };
         let rate = self.rate()?;
         let measured_requests = self.measured_requests(v, rate)?;
         let warmup = optional_duration(v, "warmup", self.warmup.as_deref())?.unwrap_or_default();
         let warmup_requests = (warmup.as_secs_f64() * rate).round() as u64;
         let threads = self.threads(rate)?;
-        let connections = self.connections(rate, threads)?;
+        let connections = match (&wire, self.connections) {
+            // One FIX session per CompID pair is what venues accept.
+            (Wire::Fix(_), None) => 1,
+            _ => self.connections(rate, threads)?,
+        };
         let timeout = optional_duration(v, "timeout", self.timeout.as_deref())?
             .unwrap_or(Duration::from_secs(10));
         if timeout.is_zero() {
             return Err(FieldError::new("timeout", "expected more than 0"));
+        }
+        let mut wire = wire;
+        if let Wire::Fix(f) = &mut wire {
+            f.timeout = timeout;
         }
         let thresholds = self.thresholds(v)?;
         let max_error_rate = self.max_error_rate.unwrap_or(0.0);
@@ -676,22 +722,20 @@ pub enum Transport {
     Http,
     /// JSON messages on a WebSocket (RFC 6455).
     WebSocket,
-    // FIX plugs in here: `Fix`, accepted by `parse` once it is supported.
+    /// FIX 4.2 / 4.4 tag=value sessions.
+    Fix,
 }
 
 impl Transport {
-    /// Parse the `transport` key: `"http"` (the default), `"websocket"`.
+    /// Parse the `transport` key: `"http"` (the default), `"websocket"` or `"fix"`.
     ///
     /// # Errors
-    /// A [`FieldError`] on `transport`: `"fix"` is not yet supported, anything else unknown.
+    /// A [`FieldError`] on `transport` for anything else.
     pub fn parse(text: Option<&str>) -> Result<Transport, FieldError> {
         match text {
             None | Some("http") => Ok(Transport::Http),
             Some("websocket") => Ok(Transport::WebSocket),
-            Some("fix") => Err(FieldError::new(
-                "transport",
-                "\"fix\" is not yet supported (expected \"http\" or \"websocket\")",
-            )),
+            Some("fix") => Ok(Transport::Fix),
             Some(other) => Err(FieldError::new(
                 "transport",
                 format!("expected \"http\", \"websocket\" or \"fix\", found \"{other}\""),
@@ -711,6 +755,7 @@ impl Transport {
         match self {
             Transport::Http => ("http", "https"),
             Transport::WebSocket => ("ws", "wss"),
+            Transport::Fix => ("fix+tcp", "fix+tls"),
         }
     }
 }
@@ -794,6 +839,7 @@ impl LatencyProbe {
         match &self.plan.wire {
             Wire::Http(h) => format!("{} {}", h.method, self.url_display),
             Wire::WebSocket(_) => format!("WebSocket {}", self.url_display),
+            Wire::Fix(f) => format!("{} {}", f.session.version.begin_string(), self.url_display),
         }
     }
 

@@ -144,7 +144,7 @@ impl Thread {
         match &self.global.plan.wire {
             Wire::Http(h) => self.drive_with(Http(Rc::new(h.clone()))).await,
             Wire::WebSocket(w) => self.drive_with(Pipelined(w.clone())).await,
-            // FIX: `Wire::Fix(f) => self.drive_with(Pipelined(f.clone())).await,`
+            Wire::Fix(f) => self.drive_with(Pipelined(f.as_ref().clone())).await,
         }
     }
 

@@ -5,7 +5,7 @@
 //! The schedule, the histograms and the accounting are shared by every wire ([`Wire`]): HTTP/1.1
 //! keep-alive ([`http1`]: one request in flight per connection), HTTP/2 (`h2`: multiplexed
 //! streams), and the pipelined order transports ([`pipeline`]: every order sent at once and
-//! matched to its answer by a correlation id), of which [`websocket`] is one.
+//! matched to its answer by a correlation id): [`websocket`] and [`fix`].
 //!
 //! The design follows wrk2 (Tene's fork of wrk): connection `k` of `N` owns the intended
 //! send times of requests `k, k + N, k + 2N, …`, so no request waits for a central permit or
@@ -39,6 +39,7 @@ use super::template::Template;
 
 pub mod clock;
 mod engine;
+pub mod fix;
 mod h2;
 pub mod http1;
 pub mod pipeline;
@@ -100,8 +101,9 @@ pub enum Wire {
     Http(HttpWire),
     /// JSON order messages over WebSocket, pipelined ([`websocket`], [`pipeline`]).
     WebSocket(websocket::WsWire),
-    // FIX plugs in here: `Fix(fix::FixWire)`, an [`pipeline::OrderTransport`], driven by
-    // `engine::Thread::drive` like `WebSocket`.
+    /// FIX 4.2 / 4.4 NewOrderSingles, one session per connection, pipelined ([`fix`],
+    /// [`pipeline`]).
+    Fix(Box<fix::FixWire>),
 }
 
 impl Wire {
@@ -111,6 +113,7 @@ impl Wire {
         match self {
             Wire::Http(_) => ErrorKind::HTTP.to_vec(),
             Wire::WebSocket(w) => pipeline::error_kinds(w),
+            Wire::Fix(f) => pipeline::error_kinds(f.as_ref()),
         }
     }
 
@@ -120,6 +123,8 @@ impl Wire {
             Wire::Http(h) => Some(h.version.alpn()),
             // RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request.
             Wire::WebSocket(_) => Some(Version::Http1.alpn()),
+            // FIX over TLS names no application protocol.
+            Wire::Fix(_) => None,
         }
     }
 }
