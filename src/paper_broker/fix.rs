@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use refix_message::RawMessage;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio::sync::mpsc;
 
 use super::State;
@@ -33,8 +35,18 @@ use crate::fix::{Fields, FixError, Reader, Version, codec, msg_type as mt, tag};
 /// One outbound application message: MsgType(35) and body.
 type Outbound = (&'static str, Fields);
 
-/// Accept FIX sessions on `listener` until shutdown.
-pub(super) async fn serve(listener: TcpListener, comp_id: String, state: Arc<State>) {
+/// A session's byte stream: plain TCP, or TLS when the broker has a certificate.
+trait Io: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
+
+/// Accept FIX sessions on `listener` until shutdown; over TLS (`fix+tls://`) when `tls` is
+/// given (the broker's `--tls-cert`), each handshake in the session's own task.
+pub(super) async fn serve(
+    listener: TcpListener,
+    comp_id: String,
+    state: Arc<State>,
+    tls: Option<TlsAcceptor>,
+) {
     let comp_id: Arc<str> = comp_id.into();
     loop {
         let accepted = tokio::select! {
@@ -43,9 +55,19 @@ pub(super) async fn serve(listener: TcpListener, comp_id: String, state: Arc<Sta
         };
         let Ok((tcp, peer)) = accepted else { continue };
         let _ = tcp.set_nodelay(true);
-        let (state, comp_id) = (state.clone(), comp_id.clone());
+        let (state, comp_id, tls) = (state.clone(), comp_id.clone(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = session(tcp, &comp_id, &state).await {
+            let r = match tls {
+                None => session(tcp, &comp_id, &state).await,
+                Some(tls) => match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(stream)) => session(stream, &comp_id, &state).await,
+                    Ok(Err(e)) => Err(FixError::Io(format!("TLS handshake: {e}"))),
+                    Err(_) => Err(FixError::Io("no TLS handshake within 10 s".into())),
+                },
+            };
+            if let Err(e) = r {
                 eprintln!("paper broker: FIX session from {peer}: {e}");
             }
         });
@@ -55,7 +77,7 @@ pub(super) async fn serve(listener: TcpListener, comp_id: String, state: Arc<Sta
 /// Wait for the Logon and check it: the version, our CompID, logins allowed. Returns the
 /// session logged on (our Logon sent).
 async fn logon(
-    tcp: &mut TcpStream,
+    tcp: &mut impl Io,
     reader: &mut Reader,
     comp_id: &str,
     state: &State,
@@ -118,7 +140,7 @@ async fn logon(
 }
 
 /// One session: logon, then orders until Logout, a broken session or shutdown.
-async fn session(mut tcp: TcpStream, comp_id: &str, state: &Arc<State>) -> Result<(), FixError> {
+async fn session(mut tcp: impl Io, comp_id: &str, state: &Arc<State>) -> Result<(), FixError> {
     let mut reader = Reader::new();
     let mut s = logon(&mut tcp, &mut reader, comp_id, state).await?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Outbound>>();
@@ -173,7 +195,7 @@ async fn session(mut tcp: TcpStream, comp_id: &str, state: &Arc<State>) -> Resul
 }
 
 /// Write `out` unless it is empty.
-async fn write(tcp: &mut TcpStream, out: &[u8]) -> Result<(), FixError> {
+async fn write(tcp: &mut impl Io, out: &[u8]) -> Result<(), FixError> {
     if out.is_empty() {
         return Ok(());
     }
@@ -185,7 +207,7 @@ async fn write(tcp: &mut TcpStream, out: &[u8]) -> Result<(), FixError> {
 /// Send application messages, each with the next MsgSeqNum.
 async fn send(
     s: &mut Session,
-    tcp: &mut TcpStream,
+    tcp: &mut impl Io,
     msgs: Vec<Outbound>,
     out: &mut Vec<u8>,
 ) -> Result<(), FixError> {

@@ -20,7 +20,7 @@
 //!
 //! With `--fix-listen` the same book takes orders over FIX 4.4 (and 4.2) too: NewOrderSingle
 //! and OrderCancelRequest answered with ExecutionReports, under the same faults (see the
-//! `fix` module).
+//! `fix` module); with `--tls-cert` those sessions are TLS as well.
 //! # WebSocket order entry
 //!
 //! `/ws/orders` (RFC 6455, behind the API key like `/api`) takes one JSON text message per
@@ -117,6 +117,7 @@ pub struct PaperBrokerArgs {
     pub tls_key: Option<std::path::PathBuf>,
     /// Also accept FIX 4.4 / 4.2 sessions on this address (port 0 picks a free port; the bound
     /// address is printed as the second stdout line: `fix listening on 127.0.0.1:NNNNN`).
+    /// With --tls-cert the sessions are TLS too (`fix+tls://`).
     #[arg(long)]
     pub fix_listen: Option<SocketAddr>,
     /// The FIX acceptor's CompID: a Logon must name it as TargetCompID(56).
@@ -271,7 +272,12 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
     spawn_signal_handlers(state.clone());
     spawn_matcher(state.clone());
     if let Some(l) = fix_listener {
-        tokio::spawn(fix::serve(l, args.fix_comp_id.clone(), state.clone()));
+        tokio::spawn(fix::serve(
+            l,
+            args.fix_comp_id.clone(),
+            state.clone(),
+            acceptor.clone(),
+        ));
     }
 
     let app = router(state.clone());

@@ -137,10 +137,26 @@ struct Cancel {
     ack: Option<JsonExpect>,
 }
 
+/// The wires an [`OrderCheck`] speaks; FIX checks are a `fix_order::FixOrderCheck`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Http,
+    WebSocket,
+}
+
+impl Wire {
+    fn transport(self) -> Transport {
+        match self {
+            Wire::Http => Transport::Http,
+            Wire::WebSocket => Transport::WebSocket,
+        }
+    }
+}
+
 /// A validated `order` check.
 #[derive(Debug, Clone)]
 pub struct OrderCheck {
-    transport: Transport,
+    transport: Wire,
     url: Interpolated,
     api_key: Option<Interpolated>,
     place: Template,
@@ -175,14 +191,17 @@ impl RawOrderCheck {
     /// # Errors
     /// A [`FieldError`] naming the key relative to the check table.
     pub fn validate(self, v: &mut Validator) -> Result<OrderCheck, FieldError> {
-        let transport = Transport::parse(self.transport.as_deref())?;
-        if transport == Transport::Fix {
+        let transport = match Transport::parse(self.transport.as_deref())? {
+            Transport::Http => Wire::Http,
+            Transport::WebSocket => Wire::WebSocket,
             // `check::RawMonitorCheck` sends FIX checks to `validate_fix`.
-            return Err(FieldError::new(
-                "transport",
-                "a FIX order check is a fix_order::FixOrderCheck",
-            ));
-        }
+            Transport::Fix => {
+                return Err(FieldError::new(
+                    "transport",
+                    "a FIX order check is a fix_order::FixOrderCheck",
+                ));
+            }
+        };
         self.no_fix_keys()?;
         let api_key = self
             .api_key
@@ -200,10 +219,10 @@ impl RawOrderCheck {
     fn paper_form(
         self,
         v: &mut Validator,
-        transport: Transport,
+        transport: Wire,
         api_key: Option<Interpolated>,
     ) -> Result<OrderCheck, FieldError> {
-        if transport != Transport::Http {
+        if transport != Wire::Http {
             return Err(FieldError::new(
                 "place",
                 "transport = \"websocket\" needs place, the order message template",
@@ -289,7 +308,7 @@ impl RawOrderCheck {
     fn template_form(
         self,
         v: &mut Validator,
-        transport: Transport,
+        transport: Wire,
         api_key: Option<Interpolated>,
     ) -> Result<OrderCheck, FieldError> {
         for (key, given) in [
@@ -314,7 +333,7 @@ impl RawOrderCheck {
             .map_err(|m| FieldError::new("place", m))?;
         if let Some(p) = &self.match_pointer {
             check_pointer("match", p)?;
-        } else if transport == Transport::WebSocket {
+        } else if transport == Wire::WebSocket {
             return Err(FieldError::new(
                 "match",
                 "transport = \"websocket\" needs match, the JSON pointer of the client id that answers echo (e.g. \"/client_order_id\")",
@@ -343,11 +362,11 @@ impl RawOrderCheck {
                     .map_err(|m| FieldError::new("cancel", m))?;
                 let ack = match (self.cancel_ack, transport) {
                     (Some(a), _) => Some(a.validate("cancel_ack")?),
-                    (None, Transport::WebSocket) => Some(JsonExpect {
+                    (None, Wire::WebSocket) => Some(JsonExpect {
                         pointer: "/status".into(),
                         one_of: vec!["cancelled".into()],
                     }),
-                    (None, Transport::Http | Transport::Fix) => None,
+                    (None, Wire::Http) => None,
                 };
                 Some(Cancel {
                     template: t,
@@ -370,14 +389,11 @@ impl RawOrderCheck {
 }
 
 /// Check `url`'s scheme against the transport: the host and port for WebSocket connections.
-fn url_of(url: &str, transport: Transport) -> Result<reqwest::Url, String> {
+fn url_of(url: &str, wire: Wire) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
-    let ok = match transport {
-        Transport::Http => matches!(parsed.scheme(), "http" | "https"),
-        Transport::WebSocket => matches!(parsed.scheme(), "ws" | "wss"),
-        Transport::Fix => matches!(parsed.scheme(), "fix+tcp" | "fix+tls"),
-    };
-    if !ok {
+    let transport = wire.transport();
+    let (plain, secure) = transport.schemes();
+    if parsed.scheme() != plain && parsed.scheme() != secure {
         return Err(transport.expected_url());
     }
     if parsed.host_str().is_none() {
@@ -404,15 +420,13 @@ impl OrderCheck {
         let mut order = String::new();
         self.place.render(seq, &mut rng, &mut order);
         let (ops, r) = match self.transport {
-            Transport::Http => self.over_http(client, &order).await,
-            Transport::WebSocket => {
+            Wire::Http => self.over_http(client, &order).await,
+            Wire::WebSocket => {
                 match tokio::time::timeout(timeout, self.over_websocket(&order, timeout)).await {
                     Ok(r) => r,
                     Err(_) => (1, Err(format!("{}: no answer in time", self.shown()))),
                 }
             }
-            // FIX checks are validated into `fix_order::FixOrderCheck`, never into this type.
-            Transport::Fix => (0, Err("FIX orders run as a FIX order check".into())),
         };
         (ops, r.map_err(|m| redactor.redact(&m)))
     }
@@ -420,8 +434,8 @@ impl OrderCheck {
     /// The target as shown (`${VAR}` values hidden).
     fn shown(&self) -> String {
         match self.transport {
-            Transport::Http | Transport::Fix => format!("POST {}", self.url.display),
-            Transport::WebSocket => format!("WebSocket {}", self.url.display),
+            Wire::Http => format!("POST {}", self.url.display),
+            Wire::WebSocket => format!("WebSocket {}", self.url.display),
         }
     }
 

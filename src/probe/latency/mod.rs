@@ -751,7 +751,7 @@ impl Transport {
     }
 
     /// The URL schemes: plain, then TLS.
-    fn schemes(self) -> (&'static str, &'static str) {
+    pub fn schemes(self) -> (&'static str, &'static str) {
         match self {
             Transport::Http => ("http", "https"),
             Transport::WebSocket => ("ws", "wss"),
