@@ -20,7 +20,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{PaperBroker as Broker, free_port};
+use common::{PaperBroker as Broker, free_port, measured, run_latency_item};
 
 /// The QuickFIX test programs (`acceptor`, `initiator`), built once per test binary with g++.
 /// Fails, never skips, when g++ or libquickfix-dev is missing.
@@ -58,43 +58,14 @@ fn quickfix_config(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/fix/{name}"))
 }
 
-/// Run a one-item checklist with a `latency` probe whose keys are `probe`; returns the exit
-/// code and the item's outcome.
+/// Run a one-item checklist with a `latency` probe over FIX whose keys are `probe`; returns
+/// the exit code and the item's outcome.
 fn run_item(dir: &Path, probe: &str) -> (i32, Value) {
-    let lenient = if probe.contains("max_generator_lag") {
-        ""
-    } else {
-        "max_generator_lag = \"50ms\"\n"
-    };
-    let checklist = dir.join("c.toml");
-    std::fs::write(
-        &checklist,
-        format!(
-            "[checklist]\nname = \"fix test\"\n\n[[item]]\nid = \"fix-latency\"\nsection = \"Performance\"\ntitle = \"Order latency over FIX\"\nseverity = \"blocker\"\ntimeout = \"5m\"\n[item.probe]\nkind = \"latency\"\ntransport = \"fix\"\n{probe}\n{lenient}"
-        ),
-    )
-    .unwrap();
-    let out = dir.join("out");
-    let st = Command::new(env!("CARGO_BIN_EXE_prodready"))
-        .args(["run", "--no-step-summary", "--out"])
-        .arg(&out)
-        .arg(&checklist)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    (
-        st.code().unwrap_or(-1),
-        report["items"][0]["outcome"].clone(),
-    )
+    run_latency_item(dir, &format!("transport = \"fix\"\n{probe}"), &[])
 }
 
 fn num(o: &Value, key: &str) -> f64 {
-    o["measured"][key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} missing in {o:#}"))
+    measured(o, key)
 }
 
 fn summary(o: &Value) -> String {
@@ -352,7 +323,13 @@ fn fix_over_tls_logs_on_with_the_ca_file_and_refuses_an_untrusted_certificate() 
         "--tls-key",
         key.to_str().unwrap(),
     ]);
-    let port = broker.fix_addr.as_deref().unwrap().rsplit(':').next().unwrap();
+    let port = broker
+        .fix_addr
+        .as_deref()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
     let session = format!(
         "url = \"fix+tls://localhost:{port}\"\nsender_comp_id = \"PRODREADY\"\ntarget_comp_id = \"PAPER\"\norder = \"11=o-{{{{seq}}}}|55=NIFTY|54=1|38=1|40=1\"\nrate = 200\ncount = 300\n"
     );

@@ -4,65 +4,28 @@
 //! acknowledgement, a rate that cannot be sustained, and a secret header kept out of reports.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
 
-use common::{PaperBroker as Broker, make_certs, walk};
+use common::{PaperBroker as Broker, make_certs, measured, run_latency_item, walk};
 
 /// Run a one-item checklist whose `[item.probe]` body is `probe`; returns the exit code and
 /// the item's outcome from report.json.
 fn run_item(dir: &Path, probe: &str) -> (i32, Value) {
-    run_item_env(dir, probe, &[])
+    run_latency_item(dir, probe, &[])
 }
 
-/// [`run_item`] with extra environment variables for `prodready run`. Unless the probe sets
-/// `max_generator_lag` itself, it gets [`LENIENT_GENERATOR`].
+/// [`run_item`] with extra environment variables for `prodready run`.
 fn run_item_env(dir: &Path, probe: &str, env: &[(&str, &str)]) -> (i32, Value) {
-    let probe = if probe.contains("max_generator_lag") {
-        probe.to_string()
-    } else {
-        format!("{probe}\n{LENIENT_GENERATOR}")
-    };
-    let checklist = dir.join("c.toml");
-    std::fs::write(
-        &checklist,
-        format!(
-            "[checklist]\nname = \"latency test\"\n\n[[item]]\nid = \"order-latency\"\nsection = \"Performance\"\ntitle = \"Order latency\"\nseverity = \"blocker\"\ntimeout = \"5m\"\n[item.probe]\nkind = \"latency\"\n{probe}\n"
-        ),
-    )
-    .unwrap();
-    let out = dir.join("out");
-    let st = Command::new(env!("CARGO_BIN_EXE_prodready"))
-        .args(["run", "--no-step-summary", "--out"])
-        .arg(&out)
-        .arg(&checklist)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    (
-        st.code().unwrap_or(-1),
-        report["items"][0]["outcome"].clone(),
-    )
+    run_latency_item(dir, probe, env)
 }
 
 fn num(o: &Value, key: &str) -> f64 {
-    o["measured"][key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} missing in {o:#}"))
+    measured(o, key)
 }
-
-/// Every test but the one about the generator widens the bound on the generator's own
-/// lateness: a debug build on a busy 2-core machine may wake a few milliseconds late now and
-/// then, and that is what `a_starved_generator_is_an_error_never_a_failure_of_the_target` is
-/// about, not them.
-const LENIENT_GENERATOR: &str = "max_generator_lag = \"50ms\"";
 
 const ORDER: &str = r#"body = '{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"{{seq}}"}'"#;
 

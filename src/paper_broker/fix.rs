@@ -24,8 +24,8 @@ use refix_message::RawMessage;
 use tokio::io::AsyncWriteExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
 use super::State;
 use super::book::{self, Ack, NewOrder, OrderStatus, OrderType, Side, TimeInForce};
@@ -59,13 +59,13 @@ pub(super) async fn serve(
         tokio::spawn(async move {
             let r = match tls {
                 None => session(tcp, &comp_id, &state).await,
-                Some(tls) => match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp))
-                    .await
-                {
-                    Ok(Ok(stream)) => session(stream, &comp_id, &state).await,
-                    Ok(Err(e)) => Err(FixError::Io(format!("TLS handshake: {e}"))),
-                    Err(_) => Err(FixError::Io("no TLS handshake within 10 s".into())),
-                },
+                Some(tls) => {
+                    match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+                        Ok(Ok(stream)) => session(stream, &comp_id, &state).await,
+                        Ok(Err(e)) => Err(FixError::Io(format!("TLS handshake: {e}"))),
+                        Err(_) => Err(FixError::Io("no TLS handshake within 10 s".into())),
+                    }
+                }
             };
             if let Err(e) = r {
                 eprintln!("paper broker: FIX session from {peer}: {e}");
