@@ -232,18 +232,7 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::Internal(format!("reading the bound address: {e}")))?;
     println!("listening on {addr}");
-    let fix_listener = match args.fix_listen {
-        Some(a) => {
-            let (l, bound) = fix::bind(a).await.map_err(Error::Internal)?;
-            println!("fix listening on {bound}");
-            eprintln!(
-                "paper broker: FIX acceptor on {bound} (CompID \"{}\")",
-                args.fix_comp_id
-            );
-            Some(l)
-        }
-        None => None,
-    };
+    let fix_listener = bind_fix(&args).await?;
     let acceptor = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(Error::Usage)?),
         _ => None,
@@ -280,36 +269,7 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
         ));
     }
 
-    let app = router(state.clone());
-
-    let stop = shutdown.clone();
-    let graceful = async move {
-        stop.cancelled().await;
-    };
-    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match acceptor
-    {
-        Some(acceptor) => {
-            let tls = tls::TlsListener::new(listener, acceptor)
-                .map_err(|e| Error::Internal(format!("listening: {e}")))?;
-            Box::pin(
-                axum::serve(tls, app)
-                    .with_graceful_shutdown(graceful)
-                    .into_future(),
-            )
-        }
-        // TCP_NODELAY: a WebSocket answer written right after another small message (a
-        // quote, an earlier answer) must not wait for the client's delayed ACK (Nagle).
-        None => Box::pin(
-            axum::serve(
-                axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                }),
-                app,
-            )
-            .with_graceful_shutdown(graceful)
-            .into_future(),
-        ),
-    };
+    let server = http_server(listener, acceptor, router(state.clone()), shutdown.clone())?;
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(Duration::from_secs(8)).await;
@@ -343,6 +303,59 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
         ),
     );
     Ok(())
+}
+
+/// Bind the FIX acceptor's listener when `--fix-listen` asks for one, and announce it (the
+/// bound address as the second stdout line).
+async fn bind_fix(args: &PaperBrokerArgs) -> Result<Option<tokio::net::TcpListener>> {
+    let Some(a) = args.fix_listen else {
+        return Ok(None);
+    };
+    let (l, bound) = fix::bind(a).await.map_err(Error::Internal)?;
+    println!("fix listening on {bound}");
+    eprintln!(
+        "paper broker: FIX acceptor on {bound} (CompID \"{}\")",
+        args.fix_comp_id
+    );
+    Ok(Some(l))
+}
+
+/// The HTTP server on `listener` (HTTPS with `acceptor`), stopping gracefully on `shutdown`.
+///
+/// # Errors
+/// `Error::Internal` when the TLS listener cannot start.
+fn http_server(
+    listener: tokio::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> Result<std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>> {
+    let graceful = async move {
+        shutdown.cancelled().await;
+    };
+    Ok(match acceptor {
+        Some(acceptor) => {
+            let tls = tls::TlsListener::new(listener, acceptor)
+                .map_err(|e| Error::Internal(format!("listening: {e}")))?;
+            Box::pin(
+                axum::serve(tls, app)
+                    .with_graceful_shutdown(graceful)
+                    .into_future(),
+            )
+        }
+        // TCP_NODELAY: a WebSocket answer written right after another small message (a
+        // quote, an earlier answer) must not wait for the client's delayed ACK (Nagle).
+        None => Box::pin(
+            axum::serve(
+                axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                app,
+            )
+            .with_graceful_shutdown(graceful)
+            .into_future(),
+        ),
+    })
 }
 
 fn spawn_signal_handlers(state: Arc<State>) {

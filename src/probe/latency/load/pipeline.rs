@@ -266,51 +266,20 @@ async fn connection<T: OrderTransport>(
         match event {
             Event::Due(None) => scheduled = false,
             Event::Due(Some((i, intended))) => {
-                if session.is_none() {
-                    match reopen(&local, i, open_session(&t, &local.global)).await {
-                        Ok(s) => {
-                            session = Some(s);
-                            free_since = now_ns();
-                        }
-                        Err(true) => return,
-                        Err(false) => continue,
-                    }
-                }
-                let Some(s) = session.as_mut() else { continue };
-                if let Err(m) = t.encode(s, i, &mut rng, &mut message, &mut id) {
-                    local.global.halt(format!("order {i}: {m}"));
+                let order = Order { i, intended };
+                let bufs = (&mut rng, &mut message, &mut id);
+                let sent = send_due(
+                    &t,
+                    &local,
+                    &mut session,
+                    &mut inflight,
+                    bufs,
+                    &mut free_since,
+                    order,
+                );
+                if !sent.await {
                     return;
                 }
-                if inflight.orders.contains_key(&id) {
-                    local.global.halt(format!(
-                        "order {i}: correlation id \"{id}\" is already in flight; the template must give each order its own id (e.g. {{{{seq}}}} or {{{{uuid}}}})"
-                    ));
-                    return;
-                }
-                let sent = now_ns();
-                let times = Times {
-                    i,
-                    intended,
-                    ready_at: intended.max(free_since),
-                    sent,
-                };
-                if let Err(m) = t.send(s, &message).await {
-                    session = None;
-                    fail_all(&local, &mut inflight, &format!("sending: {m}"));
-                    let addr = local.global.connector.addr;
-                    failed(
-                        &local,
-                        i,
-                        intended,
-                        ErrorKind::Closed,
-                        format!("{addr}: {m}"),
-                    );
-                    continue;
-                }
-                inflight
-                    .deadlines
-                    .push_back((sent + plan.timeout.as_nanos() as u64, id.clone()));
-                inflight.orders.insert(id.clone(), times);
             }
             Event::Inbound(Inbound::Match { id, outcome }) => {
                 let done = now_ns();
@@ -347,6 +316,76 @@ async fn connection<T: OrderTransport>(
     if let Some(s) = session {
         let _ = tokio::time::timeout(plan.timeout, t.close(s)).await;
     }
+}
+
+/// An order released by the schedule: its index and intended send time (ns).
+#[derive(Clone, Copy)]
+struct Order {
+    i: u64,
+    intended: u64,
+}
+
+/// Send one released order on the connection (opening a session first when there is none)
+/// and put it in flight. `false` when the run is over for this connection: the target is
+/// hopeless, or the template gave an id already in flight.
+async fn send_due<T: OrderTransport>(
+    t: &T,
+    local: &Local,
+    session: &mut Option<T::Session>,
+    inflight: &mut InFlight,
+    (rng, message, id): (&mut Rng, &mut String, &mut String),
+    free_since: &mut u64,
+    Order { i, intended }: Order,
+) -> bool {
+    let plan = &local.global.plan;
+    if session.is_none() {
+        match reopen(local, i, open_session(t, &local.global)).await {
+            Ok(s) => {
+                *session = Some(s);
+                *free_since = now_ns();
+            }
+            Err(true) => return false,
+            Err(false) => return true,
+        }
+    }
+    let Some(s) = session.as_mut() else {
+        return true;
+    };
+    if let Err(m) = t.encode(s, i, rng, message, id) {
+        local.global.halt(format!("order {i}: {m}"));
+        return false;
+    }
+    if inflight.orders.contains_key(id.as_str()) {
+        local.global.halt(format!(
+            "order {i}: correlation id \"{id}\" is already in flight; the template must give each order its own id (e.g. {{{{seq}}}} or {{{{uuid}}}})"
+        ));
+        return false;
+    }
+    let sent = now_ns();
+    let times = Times {
+        i,
+        intended,
+        ready_at: intended.max(*free_since),
+        sent,
+    };
+    if let Err(m) = t.send(s, message).await {
+        *session = None;
+        fail_all(local, inflight, &format!("sending: {m}"));
+        let addr = local.global.connector.addr;
+        failed(
+            local,
+            i,
+            intended,
+            ErrorKind::Closed,
+            format!("{addr}: {m}"),
+        );
+        return true;
+    }
+    inflight
+        .deadlines
+        .push_back((sent + plan.timeout.as_nanos() as u64, id.clone()));
+    inflight.orders.insert(id.clone(), times);
+    true
 }
 
 /// The next inbound message of `session`; never completes without a session.
