@@ -15,11 +15,9 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use serde_json::Value;
-
 mod common;
 
-use common::{children_cpu, env_or, process_cpu, stop};
+use common::{env_or, run_latency_item, stop};
 
 /// A paper broker with its FIX acceptor: the process, its HTTP and FIX addresses.
 fn start_broker() -> (Child, String, String) {
@@ -56,46 +54,23 @@ struct Figures {
 
 /// Run one latency item with `keys` against the broker `pid`; its figures.
 fn run_probe(dir: &Path, keys: &str, rate: u64, seconds: u64, broker: u32) -> Figures {
-    let checklist = dir.join("bench.toml");
-    std::fs::write(
-        &checklist,
-        format!(
-            "[checklist]\nname = \"order fix bench\"\n[[item]]\nid = \"bench\"\nsection = \"Performance\"\ntitle = \"bench\"\nseverity = \"info\"\ntimeout = \"{}s\"\n[item.probe]\nkind = \"latency\"\n{keys}rate = {rate}\nduration = \"{seconds}s\"\nwarmup = \"1s\"\np99 = \"1h\"\nmin_samples = 100\n",
-            seconds + 60
-        ),
-    )
-    .unwrap();
-    let out = dir.join("out");
-    let _ = std::fs::remove_dir_all(&out);
-    let (before, broker_before) = (children_cpu(), process_cpu(broker));
-    let status = Command::new(env!("CARGO_BIN_EXE_prodready"))
-        .args(["run", "--no-step-summary", "--out"])
-        .arg(&out)
-        .arg(&checklist)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run the probe");
-    let _ = status;
-    let (cpu, broker_cpu) = (children_cpu() - before, process_cpu(broker) - broker_before);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    let o = &report["items"][0]["outcome"];
-    let m = &o["measured"];
-    let get = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
-    let sent = (get("requests") + get("warmup_requests")).max(1.0);
+    let keys = format!(
+        "{keys}rate = {rate}\nduration = \"{seconds}s\"\nwarmup = \"1s\"\np99 = \"1h\"\nmin_samples = 100\n"
+    );
+    let r = run_latency_item(dir, "order fix bench", &keys, seconds + 60, broker);
+    let sent = r.sent();
     Figures {
-        p50_us: get("p50_ms") * 1e3,
-        p99_us: get("p99_ms") * 1e3,
-        unc_p99_us: get("uncorrected_p99_ms") * 1e3,
-        achieved: get("rate_achieved_per_s"),
-        probe_cpu_us: cpu.as_secs_f64() * 1e6 / sent,
-        generator_cpu_us: get("generator_cpu_us_per_request"),
-        broker_cpu_us: broker_cpu.as_secs_f64() * 1e6 / sent,
+        p50_us: r.get("p50_ms") * 1e3,
+        p99_us: r.get("p99_ms") * 1e3,
+        unc_p99_us: r.get("uncorrected_p99_ms") * 1e3,
+        achieved: r.get("rate_achieved_per_s"),
+        probe_cpu_us: r.probe_cpu.as_secs_f64() * 1e6 / sent,
+        generator_cpu_us: r.get("generator_cpu_us_per_request"),
+        broker_cpu_us: r.broker_cpu.as_secs_f64() * 1e6 / sent,
         status: format!(
             "{}, {} errors",
-            o["status"].as_str().unwrap_or("?"),
-            get("errors")
+            r.outcome["status"].as_str().unwrap_or("?"),
+            r.get("errors")
         ),
     }
 }

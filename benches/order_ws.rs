@@ -17,12 +17,9 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-use serde_json::Value;
 
 mod common;
-use common::{children_cpu, env_or, ms, process_cpu, start_broker, stop};
+use common::{env_or, ms, run_latency_item, start_broker, stop};
 
 const ORDER: &str =
     r#"{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"{{uuid}}"}"#;
@@ -57,48 +54,25 @@ fn run(
             "transport = \"websocket\"\nurl = \"ws://127.0.0.1:{port}/ws/orders\"\nmatch = \"/client_order_id\"\n"
         ),
     };
-    let checklist = dir.join("bench.toml");
-    std::fs::write(
-        &checklist,
-        format!(
-            "[checklist]\nname = \"order transport bench\"\n[[item]]\nid = \"bench\"\nsection = \"Performance\"\ntitle = \"{transport}\"\nseverity = \"info\"\ntimeout = \"{}s\"\n[item.probe]\nkind = \"latency\"\n{wire}body = '{ORDER}'\njson_pointer = \"/status\"\njson_one_of = [\"filled\", \"accepted\"]\nrate = {rate}\nduration = \"{seconds}s\"\nwarmup = \"2s\"\nconnections = {connections}\nthreads = 1\np99 = \"1h\"\nmax_generator_lag = \"1ms\"\nmin_samples = 100\n",
-            seconds + 120
-        ),
-    )
-    .unwrap();
-    let out = dir.join("out");
-    let _ = std::fs::remove_dir_all(&out);
-    let (gen_before, broker_before) = (children_cpu(), process_cpu(broker_pid));
-    let status = Command::new(env!("CARGO_BIN_EXE_prodready"))
-        .args(["run", "--no-step-summary", "--out"])
-        .arg(&out)
-        .arg(&checklist)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run the probe");
-    let generator = children_cpu() - gen_before;
-    let broker = process_cpu(broker_pid) - broker_before;
-    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap())
-        .unwrap_or_else(|e| panic!("{transport} at {rate}/s ({status}): {e}"));
-    let o = &report["items"][0]["outcome"];
-    let m = &o["measured"];
-    let get = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
-    let sent = get("requests") + get("warmup_requests");
+    let keys = format!(
+        "{wire}body = '{ORDER}'\njson_pointer = \"/status\"\njson_one_of = [\"filled\", \"accepted\"]\nrate = {rate}\nduration = \"{seconds}s\"\nwarmup = \"2s\"\nconnections = {connections}\nthreads = 1\np99 = \"1h\"\nmax_generator_lag = \"1ms\"\nmin_samples = 100\n"
+    );
+    let r = run_latency_item(dir, transport, &keys, seconds + 120, broker_pid);
+    let sent = r.sent();
     Figures {
-        p50_us: get("p50_ms") * 1e3,
-        p99_us: get("p99_ms") * 1e3,
-        unc_p99_us: get("uncorrected_p99_ms") * 1e3,
-        achieved: get("rate_achieved_per_s"),
-        orders: get("requests"),
-        errors: get("errors"),
-        generator_cpu_us: generator.as_secs_f64() * 1e6 / sent.max(1.0),
-        broker_cpu_us: broker.as_secs_f64() * 1e6 / sent.max(1.0),
-        connect_p50_us: get("connect_p50_ms") * 1e3,
+        p50_us: r.get("p50_ms") * 1e3,
+        p99_us: r.get("p99_ms") * 1e3,
+        unc_p99_us: r.get("uncorrected_p99_ms") * 1e3,
+        achieved: r.get("rate_achieved_per_s"),
+        orders: r.get("requests"),
+        errors: r.get("errors"),
+        generator_cpu_us: r.probe_cpu.as_secs_f64() * 1e6 / sent,
+        broker_cpu_us: r.broker_cpu.as_secs_f64() * 1e6 / sent,
+        connect_p50_us: r.get("connect_p50_ms") * 1e3,
         status: format!(
             "{} (generator threads' own CPU {:.1} µs/order)",
-            o["status"].as_str().unwrap_or("?"),
-            get("generator_cpu_us_per_request")
+            r.outcome["status"].as_str().unwrap_or("?"),
+            r.get("generator_cpu_us_per_request")
         ),
     }
 }

@@ -86,3 +86,69 @@ pub fn process_cpu(pid: u32) -> Duration {
     // utime and stime are fields 14 and 15 of the line, 11 and 12 after the state field.
     Duration::from_micros((f[11] + f[12]) * 1_000_000 / tick)
 }
+
+/// One `latency` item run by this build's `prodready run` in `dir`: the item's outcome, and the
+/// CPU time the probe process and the broker `broker_pid` spent meanwhile.
+pub struct ItemRun {
+    /// `items[0].outcome` of report.json.
+    pub outcome: serde_json::Value,
+    /// User + system time of the `prodready run` process.
+    pub probe_cpu: Duration,
+    /// User + system time of the broker over the same span.
+    pub broker_cpu: Duration,
+}
+
+impl ItemRun {
+    /// `measured.<key>`, NaN when missing.
+    pub fn get(&self, key: &str) -> f64 {
+        self.outcome["measured"][key].as_f64().unwrap_or(f64::NAN)
+    }
+
+    /// Orders sent, warm-up included (at least 1, to divide by).
+    pub fn sent(&self) -> f64 {
+        (self.get("requests") + self.get("warmup_requests")).max(1.0)
+    }
+}
+
+/// Run a one-item checklist named `name` whose `[item.probe]` is `kind = "latency"` plus
+/// `keys`, with an item timeout of `timeout_s` seconds, against the broker `broker_pid`.
+/// Panics with the run's exit status when it wrote no report.
+pub fn run_latency_item(
+    dir: &std::path::Path,
+    name: &str,
+    keys: &str,
+    timeout_s: u64,
+    broker_pid: u32,
+) -> ItemRun {
+    let checklist = dir.join("bench.toml");
+    std::fs::write(
+        &checklist,
+        format!(
+            "[checklist]\nname = \"{name}\"\n[[item]]\nid = \"bench\"\nsection = \"Performance\"\ntitle = \"{name}\"\nseverity = \"info\"\ntimeout = \"{timeout_s}s\"\n[item.probe]\nkind = \"latency\"\n{keys}\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let (before, broker_before) = (children_cpu(), process_cpu(broker_pid));
+    let status = Command::new(env!("CARGO_BIN_EXE_prodready"))
+        .args(["run", "--no-step-summary", "--out"])
+        .arg(&out)
+        .arg(&checklist)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run the probe");
+    let (probe_cpu, broker_cpu) = (
+        children_cpu() - before,
+        process_cpu(broker_pid) - broker_before,
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap())
+            .unwrap_or_else(|e| panic!("{name} ({status}): {e}"));
+    ItemRun {
+        outcome: report["items"][0]["outcome"].clone(),
+        probe_cpu,
+        broker_cpu,
+    }
+}
