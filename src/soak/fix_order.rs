@@ -53,20 +53,15 @@ impl RawOrderCheck {
     /// # Errors
     /// A [`FieldError`] naming the key.
     pub fn validate_fix(&self, v: &mut Validator) -> Result<FixOrderCheck, FieldError> {
+        let json_keys = [
+            ("api_key", self.api_key.is_some()),
+            ("match", self.match_pointer.is_some()),
+            ("ack", self.ack.is_some()),
+            ("cancel_ack", self.cancel_ack.is_some()),
+            ("order_id", self.order_id.is_some()),
+        ];
         none_given(
-            &[
-                ("api_key", self.api_key.is_some()),
-                ("match", self.match_pointer.is_some()),
-                ("ack", self.ack.is_some()),
-                ("cancel_ack", self.cancel_ack.is_some()),
-                ("order_id", self.order_id.is_some()),
-                ("symbol", self.symbol.is_some()),
-                ("side", self.side.is_some()),
-                ("qty", self.qty.is_some()),
-                ("type", self.order_type.is_some()),
-                ("limit_price", self.limit_price.is_some()),
-                ("accept", self.accept.is_some()),
-            ],
+            &[&json_keys[..], &self.paper_order_keys()[..]].concat(),
             |key| {
                 format!(
                     "`{key}` does not apply to transport = \"fix\" (the order is `place`, its acknowledgement's OrdStatus `ack_ord_status`)"

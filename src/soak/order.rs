@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use crate::probe::expect::{JsonExpect, RawHttpExpect, check_pointer};
 use crate::probe::latency::Transport;
+use crate::probe::latency::fix_keys::none_given;
 use crate::probe::latency::load::transport::{Connector, Version};
 use crate::probe::latency::load::websocket::{correlation_id, handshake, next_data};
 use crate::probe::latency::template::{Rng, Template};
@@ -304,6 +305,19 @@ impl RawOrderCheck {
         })
     }
 
+    /// The keys of the paper broker's own order (the form without `place`), and whether each
+    /// is given.
+    pub(super) fn paper_order_keys(&self) -> [(&'static str, bool); 6] {
+        [
+            ("symbol", self.symbol.is_some()),
+            ("side", self.side.is_some()),
+            ("qty", self.qty.is_some()),
+            ("type", self.order_type.is_some()),
+            ("limit_price", self.limit_price.is_some()),
+            ("accept", self.accept.is_some()),
+        ]
+    }
+
     /// A venue's own order: the `place` template, `match`, `ack` and the cancel template.
     fn template_form(
         self,
@@ -311,21 +325,9 @@ impl RawOrderCheck {
         transport: Wire,
         api_key: Option<Interpolated>,
     ) -> Result<OrderCheck, FieldError> {
-        for (key, given) in [
-            ("symbol", self.symbol.is_some()),
-            ("side", self.side.is_some()),
-            ("qty", self.qty.is_some()),
-            ("type", self.order_type.is_some()),
-            ("limit_price", self.limit_price.is_some()),
-            ("accept", self.accept.is_some()),
-        ] {
-            if given {
-                return Err(FieldError::new(
-                    key,
-                    "belongs to the paper broker's order; with place, the order is the template",
-                ));
-            }
-        }
+        none_given(&self.paper_order_keys(), |_| {
+            "belongs to the paper broker's order; with place, the order is the template".into()
+        })?;
         let url = v.interpolate("url", &self.url)?;
         url_of(&url.value, transport).map_err(|m| FieldError::new("url", m))?;
         let text = self.place.as_deref().unwrap_or_default();
