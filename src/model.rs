@@ -172,6 +172,7 @@ pub struct Outcome {
     pub checks: Vec<Check>,
     /// Measured values for machines, keyed by name; units are in the key names.
     #[serde(default)]
+    #[schemars(schema_with = "measured_schema")]
     pub measured: serde_json::Map<String, serde_json::Value>,
     /// Detail tables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -304,6 +305,63 @@ impl Outcome {
             .collect::<Vec<_>>()
             .join("; ")
     }
+}
+
+/// The schema of [`Outcome::measured`]: any key, with the latency probe's attributed figures
+/// named (each probe's keys are listed in its documentation).
+fn measured_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let ms = |d: &str| serde_json::json!({ "type": "number", "minimum": 0, "description": d });
+    let mut properties = serde_json::Map::new();
+    for (key, what) in [
+        ("mean", "mean"),
+        ("p50", "p50"),
+        ("p90", "p90"),
+        ("p99", "p99"),
+        ("p999", "p99.9"),
+        ("p9999", "p99.99"),
+        ("max", "maximum"),
+    ] {
+        properties.insert(
+            format!("{key}_ms"),
+            ms(&format!(
+                "latency: corrected {what} (from the intended send time), ms"
+            )),
+        );
+        properties.insert(
+            format!("target_{key}_ms"),
+            ms(&format!(
+                "latency: the target's part of the corrected {what}: each latency less its request's generator lag, ms"
+            )),
+        );
+        properties.insert(
+            format!("uncorrected_{key}_ms"),
+            ms(&format!("latency: {what} from the actual send time, ms")),
+        );
+    }
+    for (key, what) in [
+        ("generator_lag_p50_ms", "p50"),
+        ("generator_lag_p99_ms", "p99"),
+        ("generator_lag_max_ms", "maximum"),
+    ] {
+        properties.insert(
+            key.into(),
+            ms(&format!(
+                "latency: {what} of the generator's own lateness (a request due on a free connection, sent late), ms"
+            )),
+        );
+    }
+    properties.insert(
+        "lateness_generator_share".into(),
+        serde_json::json!({ "type": "number", "minimum": 0, "maximum": 1,
+            "description": "latency: the generator's share of all send lateness (the rest waited for a busy connection)" }),
+    );
+    schemars::json_schema!({
+        "type": "object",
+        "default": {},
+        "description": "Measured values for machines, keyed by name; units are in the key names.",
+        "additionalProperties": true,
+        "properties": properties,
+    })
 }
 
 #[cfg(test)]

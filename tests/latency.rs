@@ -223,11 +223,11 @@ fn instant_server() -> std::net::SocketAddr {
 /// A generator starved on purpose: one thread, 512 connections, one million requests per
 /// second, against a server that answers at once. Every connection is free most of the time
 /// and the one runtime thread cannot keep up with them: each of its rounds over 512
-/// connections takes longer than the 1 ms bound however fast the machine (≥ 2 µs a request),
-/// so the generator's own lateness is over the bound. The item is an `error` naming the
-/// generator, never a latency `fail` blamed on the target.
+/// connections takes longer than 1 ms however fast the machine (≥ 2 µs a request), so the
+/// generator's own lateness is over the explicit `max_generator_lag` the item sets. The item
+/// is an `error` naming the generator, never a latency `fail` blamed on the target.
 #[test]
-fn a_starved_generator_is_an_error_never_a_failure_of_the_target() {
+fn a_generator_over_an_explicit_lag_bound_is_an_error_never_a_failure_of_the_target() {
     let addr = instant_server();
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(

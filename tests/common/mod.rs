@@ -16,22 +16,10 @@ pub fn bin() -> PathBuf {
 pub const HEAD: &str =
     "[checklist]\nname = \"test run\"\nsystem = \"unit\"\nenvironment = \"test\"\n\n";
 
-/// Every latency test but the one about the generator widens the bound on the generator's
-/// own lateness: a debug build on a busy 2-core machine may wake a few milliseconds late now
-/// and then, and that is what
-/// `latency::a_starved_generator_is_an_error_never_a_failure_of_the_target` is about.
-pub const LENIENT_GENERATOR: &str = "max_generator_lag = \"50ms\"";
-
 /// Run a one-item checklist (item `order-latency`) whose `[item.probe]` is `kind = "latency"`
 /// plus `probe`, with extra environment variables; returns the exit code and the item's
-/// outcome from report.json. Unless `probe` sets `max_generator_lag` itself, it gets
-/// [`LENIENT_GENERATOR`].
+/// outcome from report.json.
 pub fn run_latency_item(dir: &Path, probe: &str, env: &[(&str, &str)]) -> (i32, serde_json::Value) {
-    let probe = if probe.contains("max_generator_lag") {
-        probe.to_string()
-    } else {
-        format!("{probe}\n{LENIENT_GENERATOR}")
-    };
     let checklist = dir.join("c.toml");
     std::fs::write(
         &checklist,

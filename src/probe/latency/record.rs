@@ -56,6 +56,14 @@ pub struct Recorder {
     /// The generator's own part of the lateness, µs: from the later of the intended send time
     /// and the moment the request's connection became free, to the send.
     pub generator_lag: Histogram<u64>,
+    /// The target's part of the lateness, µs: from the intended send time to the moment the
+    /// request's connection became free (0 recorded as 1). With [`Recorder::generator_lag`] it
+    /// makes up [`Recorder::lag`] request by request.
+    pub connection_wait: Histogram<u64>,
+    /// The target's part of each corrected latency, µs: the corrected latency less the
+    /// request's generator lag (`done − intended − (sent − ready)`), so a request the generator
+    /// sent late is not held against the target.
+    pub target: Histogram<u64>,
     /// How late each generator thread's runtime ran a task whose timer had fired, µs, sampled
     /// every 1–10 ms (about once per send): a busy or CPU-starved generator reads responses
     /// late, and that lateness would otherwise pass for the target's.
@@ -77,6 +85,8 @@ impl Recorder {
             uncorrected: new_histogram(),
             lag: new_histogram(),
             generator_lag: new_histogram(),
+            connection_wait: new_histogram(),
+            target: new_histogram(),
             runtime_lag: new_histogram(),
             connect: new_histogram(),
             interval_corrected: new_histogram(),
@@ -87,13 +97,24 @@ impl Recorder {
         }
     }
 
-    /// Record one response completed at `at` (since the run's base time).
-    pub fn record(&mut self, at: Duration, corrected: Duration, uncorrected: Duration) {
+    /// Record one response completed at `at` (since the run's base time): its `corrected`
+    /// latency (from the intended send), its `uncorrected` one (from the actual send) and the
+    /// part of `corrected` the generator caused (`own_lag`, its send lateness on a free
+    /// connection).
+    pub fn record(
+        &mut self,
+        at: Duration,
+        corrected: Duration,
+        uncorrected: Duration,
+        own_lag: Duration,
+    ) {
         self.rotate(at);
         let c = micros(corrected);
         let u = micros(uncorrected);
         self.corrected.saturating_record(c);
         self.uncorrected.saturating_record(u);
+        self.target
+            .saturating_record(micros(corrected.saturating_sub(own_lag)));
         self.interval_corrected.saturating_record(c);
         self.interval_uncorrected.saturating_record(u);
     }
@@ -103,9 +124,11 @@ impl Recorder {
         self.lag.saturating_record(micros(lag));
     }
 
-    /// Record the generator's own lateness for one send.
-    pub fn record_generator_lag(&mut self, lag: Duration) {
-        self.generator_lag.saturating_record(micros(lag));
+    /// Record how one send's lateness splits: `wait` for a free connection (the target's
+    /// part) and the generator's own lateness after that (`own`).
+    pub fn record_lateness(&mut self, wait: Duration, own: Duration) {
+        self.connection_wait.saturating_record(micros(wait));
+        self.generator_lag.saturating_record(micros(own));
     }
 
     /// Record one sample of the runtime's lateness.
@@ -150,6 +173,8 @@ impl Recorder {
             add(&mut merged.uncorrected, &r.uncorrected)?;
             add(&mut merged.lag, &r.lag)?;
             add(&mut merged.generator_lag, &r.generator_lag)?;
+            add(&mut merged.connection_wait, &r.connection_wait)?;
+            add(&mut merged.target, &r.target)?;
             add(&mut merged.runtime_lag, &r.runtime_lag)?;
             add(&mut merged.connect, &r.connect)?;
         }
@@ -444,6 +469,7 @@ mod tests {
                 at,
                 Duration::from_micros(100 + i),
                 Duration::from_micros(100),
+                Duration::ZERO,
             );
         }
         r.finish(Duration::from_millis(3000));
@@ -504,6 +530,7 @@ mod tests {
                 at,
                 Duration::from_micros(v),
                 Duration::from_micros(v / 2 + 1),
+                Duration::ZERO,
             );
         }
         r.finish(Duration::from_secs(10));

@@ -256,6 +256,7 @@ async fn release(local: &Local, mine: &[u64], slots: &[Rc<Slot>]) -> u64 {
                 g.halt(format!("generator timer: {e}"));
                 break 'schedule;
             }
+            super::Stall::before_send(g.plan.stall, i);
             slot.due.set(slot.due.get() + 1);
             slot.wake.notify_one();
         }
@@ -291,12 +292,23 @@ async fn heartbeat(local: Rc<Local>, period_ns: u64) {
     }
 }
 
+/// When a connection would have become free had the generator been on time: it could take the
+/// request intended at `intended` at `max(intended, free_since)` (its previous on-time free
+/// moment), and the target then held it for `end − start` (a service time, or a connection
+/// set-up). Measuring the hold from the on-time moment keeps one late send of the generator
+/// from delaying every later request's "connection free" moment, which would pass the
+/// generator's lateness off as the target's wait.
+pub(super) fn on_time_free(intended: u64, free_since: u64, start: u64, end: u64) -> u64 {
+    intended.max(free_since) + end.saturating_sub(start)
+}
+
 /// One request's three times (ns of `CLOCK_MONOTONIC`) and its index.
 #[derive(Clone, Copy)]
 pub(super) struct Times {
     pub i: u64,
     pub intended: u64,
-    /// The later of `intended` and the moment the connection could take the request.
+    /// The later of `intended` and the moment the connection could have taken the request had
+    /// the generator sent every earlier one on time ([`on_time_free`]).
     pub ready_at: u64,
     pub sent: u64,
 }
@@ -329,7 +341,9 @@ where
     let mut st = local.stats.borrow_mut();
     st.attempted += 1;
     st.recorder.record_lag(since(t.sent, t.intended));
-    st.recorder.record_generator_lag(since(t.sent, t.ready_at));
+    let own_lag = since(t.sent, t.ready_at);
+    st.recorder
+        .record_lateness(since(t.ready_at, t.intended), own_lag);
     st.last_send_ns = st.last_send_ns.max(t.sent);
     match answer {
         Err((kind, m)) => st.error(kind, || m),
@@ -344,6 +358,7 @@ where
                 since(done, base),
                 since(done, t.intended),
                 since(done, t.sent),
+                own_lag,
             );
             match verdict() {
                 Ok(()) => st.ok += 1,
@@ -477,14 +492,18 @@ async fn connection(
     let mut body = String::new();
     let mut request = Vec::with_capacity(512);
     let mut reader = Reader::default();
+    // When the connection would have become free had the generator sent every request on
+    // time: each exchange holds it for the target's service time from the moment it could
+    // have been sent ([`on_time_free`]).
     let mut free_since = local.start_ns;
     let mut j = 0u64;
     while let Some((i, intended)) = next_due(&slot, &mut j, &local, k).await {
         if stream.is_none() {
+            let connecting = now_ns();
             match reconnect(&local, i).await {
                 Ok(s) => {
                     stream = Some(s);
-                    free_since = now_ns();
+                    free_since = on_time_free(intended, free_since, connecting, now_ns());
                 }
                 Err(true) => return,
                 Err(false) => continue,
@@ -510,7 +529,7 @@ async fn connection(
             ready_at: intended.max(free_since),
             sent,
         };
-        free_since = done;
+        free_since = on_time_free(intended, free_since, sent, done);
         let outcome = match result {
             Err(_) => Err((ErrorKind::Timeout, timeout_message(plan.timeout))),
             Ok(Err(ExchangeError::Io(m))) => Err((ErrorKind::Connect, m)),

@@ -134,6 +134,9 @@ pub(super) async fn connection(
     };
     let mut j = 0u64;
     while let Some((i, intended)) = next_due(&slot, &mut j, &local, k).await {
+        // Opening the session and waiting for a free stream are the target's; whatever
+        // lateness came before this moment is the generator's own.
+        let waiting = now_ns();
         let send = match sender.take() {
             Some(s) => s,
             None => match session(&local, pending_stream.take(), i, intended).await {
@@ -166,7 +169,7 @@ pub(super) async fn connection(
                 continue;
             }
         };
-        let ready_at = now_ns().max(intended);
+        let ready_at = intended + now_ns().saturating_sub(waiting.max(intended));
         wire.path.render(i, &mut rng, &mut path);
         let req_body = wire.body.as_ref().map(|t| {
             t.render(i, &mut rng, &mut body);

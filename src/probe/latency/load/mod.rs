@@ -19,11 +19,15 @@
 //! - corrected latency = done − intended (coordinated omission corrected, as wrk2 does);
 //! - uncorrected latency = done − sent (what a closed-loop tool reports);
 //! - schedule lag = sent − intended: all lateness, whoever caused it;
-//! - generator lag = sent − max(intended, the moment its connection became free). When the
-//!   connection was still busy with an earlier response, the wait is the target's (it stays in
-//!   the corrected latency, as the correction requires); whatever remains is the generator's
-//!   own: a late timer, a busy runtime thread, a starved CPU. The probe turns a large
-//!   generator lag into "load generator saturated", never into a latency failure.
+//! - generator lag = sent − max(intended, the moment its connection would have become free
+//!   had the generator sent every earlier request on time: the target's service times laid
+//!   end to end from the schedule). When the connection was still busy with an earlier
+//!   response, the wait is the target's (it stays in the corrected latency, as the correction
+//!   requires); whatever remains is the generator's own: a late timer, a busy runtime thread,
+//!   a starved CPU;
+//! - the target's part of the corrected latency = corrected − generator lag, recorded per
+//!   response beside the corrected figure, so a verdict can tell whose lateness failed a gate
+//!   (the probe's verdict rule is in `super::verdict`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -173,6 +177,70 @@ pub struct Plan {
     pub timeout: Duration,
     /// Seed of the template generator.
     pub seed: u64,
+    /// A pause forced on the generator on purpose ([`Stall::ENV`]), to rehearse how its own
+    /// lateness is attributed; `None` in every ordinary run.
+    pub stall: Option<Stall>,
+}
+
+/// A deliberate generator stall: before every `every`-th send (counting from the first, warm-up
+/// included, the 0th excluded) the generator thread blocks for `pause`, as a descheduled or
+/// CPU-starved process would. Sends due meanwhile leave late on a free connection, so the
+/// lateness is the generator's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    /// Block before send `i` when `i % every == 0` and `i > 0`.
+    pub every: u64,
+    /// How long the thread blocks.
+    pub pause: Duration,
+}
+
+impl Stall {
+    /// The environment variable that asks for a stall: `"PAUSE every N"`, e.g.
+    /// `PRODREADY_GENERATOR_STALL="200ms every 500"`.
+    pub const ENV: &'static str = "PRODREADY_GENERATOR_STALL";
+
+    /// The stall asked for by [`Stall::ENV`], if set.
+    ///
+    /// # Errors
+    /// A message quoting the value when it is not `"PAUSE every N"` with a humantime pause and
+    /// N ≥ 1.
+    pub fn from_env() -> Result<Option<Stall>, String> {
+        match std::env::var(Self::ENV) {
+            Ok(v) => Self::parse(&v).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn parse(text: &str) -> Result<Stall, String> {
+        let bad = || {
+            format!(
+                "{}=\"{text}\": expected \"PAUSE every N\", e.g. \"200ms every 500\"",
+                Self::ENV
+            )
+        };
+        let mut words = text.split_whitespace();
+        let (Some(pause), Some("every"), Some(n), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return Err(bad());
+        };
+        let pause = humantime::parse_duration(pause).map_err(|_| bad())?;
+        let every: u64 = n.parse().map_err(|_| bad())?;
+        if every == 0 {
+            return Err(bad());
+        }
+        Ok(Stall { every, pause })
+    }
+
+    /// Block the calling thread if send `i` is a stalled one.
+    pub fn before_send(stall: Option<Stall>, i: u64) {
+        if let Some(s) = stall
+            && i > 0
+            && i.is_multiple_of(s.every)
+        {
+            std::thread::sleep(s.pause);
+        }
+    }
 }
 
 /// What a run produced.

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use super::clock::now_ns;
 use super::engine::{
-    Driver, Local, Slot, Times, connection_rng, failed, next_due, no_answer, record, reopen,
-    timeout_message,
+    Driver, Local, Slot, Times, connection_rng, failed, next_due, no_answer, on_time_free, record,
+    reopen, timeout_message,
 };
 use super::transport::Stream;
 use super::{ErrorKind, Global};
@@ -339,10 +339,11 @@ async fn send_due<T: OrderTransport>(
 ) -> bool {
     let plan = &local.global.plan;
     if session.is_none() {
+        let opening = now_ns();
         match reopen(local, i, open_session(t, &local.global)).await {
             Ok(s) => {
                 *session = Some(s);
-                *free_since = now_ns();
+                *free_since = on_time_free(intended, *free_since, opening, now_ns());
             }
             Err(true) => return false,
             Err(false) => return true,
