@@ -114,6 +114,11 @@ pub struct SignArgs {
     #[arg(long, value_name = "OTHER_REPORT_JSON",
           conflicts_with_all = ["key", "statement", "print_statement", "role"])]
     pub merge_from: Option<PathBuf>,
+    /// Sign (or merge signatures into) a partial report: one whose run was filtered with
+    /// --only, --section or --tag, so its verdict covers only the items that ran. Without it
+    /// such a report is refused (exit 2).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// `prodready verify`.

@@ -350,7 +350,7 @@ fn build_report(checklist: &Checklist, opts: &RunOptions, ran: Ran) -> Report {
     for it in &checklist.items {
         let mut outcome = outcomes
             .remove(&it.id)
-            .unwrap_or_else(|| Outcome::not_run(Status::Skipped, "not selected by the filters"));
+            .unwrap_or_else(|| Outcome::not_run(Status::Skipped, report::NOT_SELECTED));
         let probe_status = outcome.status;
         for w in checklist.waivers.iter().filter(|w| w.item == it.id) {
             waivers.push(apply_waiver(w, &mut outcome, probe_status, opts.today));
@@ -368,6 +368,13 @@ fn build_report(checklist: &Checklist, opts: &RunOptions, ran: Ran) -> Report {
         });
     }
     let (verdict, reasons) = report::verdict(&items, &services, interrupted, opts.fail_on);
+    // The items the filters left out: their verdict is not known, so the run's is partial.
+    let not_run: Vec<String> = checklist
+        .items
+        .iter()
+        .filter(|it| !opts.selects(it))
+        .map(|it| it.id.clone())
+        .collect();
     let finished_at = jiff::Timestamp::now();
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
@@ -401,6 +408,8 @@ fn build_report(checklist: &Checklist, opts: &RunOptions, ran: Ran) -> Report {
             filters: opts.filters(),
         },
         verdict,
+        partial: !not_run.is_empty(),
+        not_run,
         counts: report::count(&items),
         reasons,
         items,

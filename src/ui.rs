@@ -167,7 +167,16 @@ pub fn summary_table(r: &Report, color: bool) -> String {
         Verdict::ReadyWithWaivers => "READY WITH WAIVERS",
         Verdict::NotReady => "NOT READY",
     };
-    let mut out = format!("{t}\nverdict: {verdict}\n");
+    let mut out = match r.partial_scope() {
+        None => format!("{t}\nverdict: {verdict}\n"),
+        Some(p) => format!(
+            "{t}\nverdict: {verdict} {}\n  partial run ({}): this verdict is for the items that \
+             ran, not the checklist; not run: {}\n",
+            p.verdict_suffix(),
+            p.filters,
+            p.not_run_list(10)
+        ),
+    };
     for reason in &r.reasons {
         out.push_str(&format!("  - {reason}\n"));
     }

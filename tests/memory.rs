@@ -112,6 +112,53 @@ fn measured(o: &serde_json::Value, key: &str) -> f64 {
 
 const HEAD: &str = "[checklist]\nname = \"memory test\"\n\n";
 
+/// The details of item `id` in report.md: from its anchor to the next item's (or the end).
+fn md_item(dir: &Path, id: &str) -> String {
+    let md = std::fs::read_to_string(dir.join("report/report.md")).expect("report.md");
+    let start = md
+        .find(&format!("<a id=\"item-{id}\"></a>"))
+        .unwrap_or_else(|| panic!("no details of {id} in report.md"));
+    let rest = &md[start + 1..];
+    let end = rest
+        .find("<a id=\"item-")
+        .map_or(md.len(), |e| start + 1 + e);
+    md[start..end].to_string()
+}
+
+/// A checklist with a `load` item that runs `sleep SECS` and a memory item sampling `pid`
+/// during it, every second, with the default warm-up and min_samples (20).
+fn during_load(pid: u32, secs: u64) -> String {
+    format!(
+        "{HEAD}[[item]]\nid = \"load\"\nsection = \"Performance\"\ntitle = \"Load\"\nseverity = \"major\"\n\
+         probe = {{ kind = \"command\", command = [\"sleep\", \"{secs}\"] }}\n\n{}",
+        memory_item(
+            "mem",
+            &format!("pid = {pid}"),
+            "during = \"load\"\nmax_growth = \"10MiB/h\""
+        )
+    )
+}
+
+/// Nothing in the outcome or the item's report.md section projects growth or claims it is
+/// ruled out.
+fn assert_no_finding(dir: &Path, o: &serde_json::Value, id: &str) {
+    let json = o.to_string();
+    assert!(!json.contains("in 24 h"), "a projection: {o:#}");
+    assert!(
+        o["measured"].get("projected_growth_24h_bytes").is_none(),
+        "{o:#}"
+    );
+    let checks = o["checks"].as_array().expect("checks");
+    assert!(
+        !checks.iter().any(|c| c["name"] == "leak ruled out"),
+        "{o:#}"
+    );
+    let md = md_item(dir, id);
+    assert!(!md.contains("in 24 h"), "{md}");
+    assert!(!md.contains("leak ruled out"), "{md}");
+    assert!(!md.contains("✅"), "{md}");
+}
+
 fn memory_item(id: &str, target: &str, extra: &str) -> String {
     format!(
         "[[item]]\nid = \"{id}\"\nsection = \"Performance\"\ntitle = \"No memory leak ({id})\"\nseverity = \"major\"\n\
@@ -146,6 +193,27 @@ fn python_leak_of_30_mib_per_minute_is_flagged_with_its_rate() {
     assert_eq!(o["measured"]["mann_kendall_trend"], "increasing");
     assert_eq!(o["measured"]["metric"], "RssAnon");
     assert!(measured(o, "projected_growth_24h_bytes") > 24.0 * 1000.0 * MIB);
+    // An established growth is projected, and the projection says what it rests on: the
+    // growth seen over the fitted span, from the samples fitted.
+    assert_eq!(o["measured"]["growth_established"], true);
+    let seen = measured(o, "projected_from_growth_bytes");
+    assert!(seen > 10.0 * MIB, "seen {seen}");
+    let summary = o["summary"].as_str().unwrap_or("");
+    let basis = format!(
+        "in 24 h, projected from {} seen over",
+        prodready::units::format_byte_rate(seen).trim_end_matches("/h")
+    );
+    assert!(summary.contains(&basis), "{basis:?} in {summary}");
+    assert!(
+        summary.contains(&format!("({} samples)", measured(o, "samples_fitted"))),
+        "{summary}"
+    );
+    assert!(
+        o["checks"][0]["measured"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&basis)
+    );
     // Evidence: the samples CSV and the chart, both written and referenced with digests.
     let ev = o["evidence"].as_array().expect("evidence");
     let paths: Vec<&str> = ev
@@ -204,6 +272,20 @@ fn allocator_sawtooth_is_not_flagged_across_repeated_runs() {
             let growth = &o["checks"][0];
             assert_eq!(growth["name"], "memory growth");
             assert_eq!(growth["passed"], true, "round {round}, saw{i}: {o:#}");
+            // Growth is projected only when established; a warn is called inconclusive.
+            if o["measured"]["growth_established"] == false {
+                assert!(!o.to_string().contains("in 24 h"), "{o:#}");
+                assert!(o["measured"].get("projected_growth_24h_bytes").is_none());
+            }
+            if status(o) == "warn" {
+                assert!(
+                    o["summary"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("inconclusive: growth at 100MiB/h cannot be ruled out"),
+                    "{o:#}"
+                );
+            }
             // Judged on the whole window after warm-up: a drop of more than half (glibc's
             // release of a freed mapping) within the same process never splits the series.
             assert_eq!(measured(o, "restarts"), 0.0, "{o:#}");
@@ -357,6 +439,13 @@ fn target_that_exits_early_or_never_existed_is_an_error_not_a_pass() {
     let summary = o["summary"].as_str().unwrap_or("");
     assert!(summary.contains("too few samples"), "{summary}");
     assert!(summary.contains("exited after"), "{summary}");
+    // 1 s of warm-up and 20 samples at 1 s, one to spare: 22 s.
+    assert!(
+        summary
+            .contains("a target that stays up for at least 22 s of sampling gives the 20 needed"),
+        "{summary}"
+    );
+    assert_no_finding(dir.path(), o, "short");
     let o = outcome(&report, "gone");
     assert_eq!(status(o), "error", "{o:#}");
     assert!(
@@ -366,6 +455,80 @@ fn target_that_exits_early_or_never_existed_is_an_error_not_a_pass() {
             .contains("is not running")
     );
     assert_eq!(code, 1);
+}
+
+#[test]
+fn too_few_samples_is_an_error_that_names_what_would_be_enough() {
+    let steady = start(&["steady", "16777216", "90"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A 12 s load sampled every second: after the default warm-up (a tenth of the window)
+    // about 10 samples, fewer than the default 20.
+    let (code, report) = run(dir.path(), &during_load(steady.pid(), 12));
+    let o = outcome(&report, "mem");
+    assert_eq!(status(o), "error", "{o:#}");
+    assert_eq!(code, 1);
+    assert_no_finding(dir.path(), o, "mem");
+    assert!(o["measured"].get("slope_bytes_per_hour").is_none(), "{o:#}");
+    let got = measured(o, "samples_after_warmup");
+    assert!(got < 20.0, "{o:#}");
+    // 20 samples and one to spare after a warm-up of a tenth of the window: 21 / 0.9 s.
+    let need = measured(o, "window_needed_s");
+    assert_eq!(need, 24.0);
+    let summary = o["summary"].as_str().unwrap_or("");
+    for part in [
+        "too few samples to judge a trend: after the ".to_string(),
+        format!(" warm-up, {got} samples at 1.00 s (min_samples = 20); "),
+        "a load of at least 24 s (\"load\" ran".to_string(),
+        "gives the 20 needed".to_string(),
+    ] {
+        assert!(summary.contains(&part), "{part:?} in {summary}");
+    }
+    // No interval of 1 s or more fits 21 samples into 12 s: none is offered.
+    assert!(!summary.contains("interval ="), "{summary}");
+
+    // The advice holds: a load as long as it says leaves enough samples to judge.
+    let (code, report) = run(dir.path(), &during_load(steady.pid(), need as u64));
+    let o = outcome(&report, "mem");
+    assert_ne!(status(o), "error", "{o:#}");
+    assert!(measured(o, "samples_fitted") >= 20.0, "{o:#}");
+    assert_eq!(code, 0, "{o:#}");
+}
+
+#[test]
+fn a_steady_window_projects_nothing() {
+    let steady = start(&["steady", "16777216", "60"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = format!(
+        "{HEAD}{}",
+        memory_item(
+            "steady",
+            &format!("pid = {}", steady.pid()),
+            "duration = \"15s\"\nwarmup = \"2s\"\nmax_growth = \"10MiB/h\"\nmin_samples = 10"
+        )
+    );
+    let (code, report) = run(dir.path(), &toml);
+    let o = outcome(&report, "steady");
+    assert_eq!(status(o), "pass", "{o:#}");
+    assert_eq!(code, 0);
+    assert_eq!(o["measured"]["growth_established"], false, "{o:#}");
+    assert!(
+        o["measured"].get("projected_growth_24h_bytes").is_none(),
+        "{o:#}"
+    );
+    assert!(
+        o["measured"].get("projected_from_growth_bytes").is_none(),
+        "{o:#}"
+    );
+    let summary = o["summary"].as_str().unwrap_or("");
+    assert!(summary.starts_with("no leak detected: "), "{summary}");
+    assert!(
+        summary.contains("growth not established, no projection"),
+        "{summary}"
+    );
+    assert!(!o.to_string().contains("in 24 h"), "{o:#}");
+    let md = md_item(dir.path(), "steady");
+    assert!(!md.contains("in 24 h"), "{md}");
+    assert!(md.contains("growth not established"), "{md}");
 }
 
 #[test]

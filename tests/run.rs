@@ -544,6 +544,128 @@ fn filters_select_items_and_reject_unknown_ids() {
 }
 
 #[test]
+fn a_filtered_run_is_partial_everywhere_and_exits_with_the_verdict_of_what_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{HEAD}[[item]]\nid = \"a\"\nsection = \"Perf\"\ntitle = \"A\"\nseverity = \"major\"\ntags = [\"fast\"]\nprobe = {{ kind = \"command\", command = [\"true\"] }}\n\n{}{}",
+        item("b", "major", r#"{ kind = "command", command = ["true"] }"#),
+        item(
+            "c",
+            "blocker",
+            r#"{ kind = "command", command = ["false"] }"#
+        )
+    );
+    write(dir.path(), "p.toml", &text);
+    for (args, filters) in [
+        (vec!["--only", "a"], "--only a"),
+        (vec!["--tag", "fast"], "--tag fast"),
+    ] {
+        let mut a = vec!["run", "p.toml", "--out", "out"];
+        a.extend(args.iter().copied());
+        let out = run_in(dir.path(), &a, &[]);
+        // The items that ran pass: a CI job gating on a tag on purpose still passes.
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", describe(&out));
+        let r = report_json(&dir.path().join("out"));
+        assert_eq!(r["verdict"], "ready");
+        assert_eq!(r["partial"], true, "{args:?}");
+        assert_eq!(r["not_run"], serde_json::json!(["b", "c"]));
+        assert_eq!(status_of(&r, "c"), "skipped");
+        let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+        assert!(
+            md.contains("## Verdict: ✅ **READY** for 1 of 3 items (2 not run)\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!(
+                "> **Partial run.** The filters ({filters}) selected 1 of 3 items; this verdict is theirs, not the checklist's. Not run: `b`, `c`."
+            )),
+            "{md}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("verdict: READY for 1 of 3 items (2 not run)\n"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("partial run ({filters})"))
+                && stdout.contains("not run: b, c"),
+            "{stdout}"
+        );
+        let xml = std::fs::read_to_string(dir.path().join("out/junit.xml")).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let props: Vec<(&str, &str)> = doc
+            .descendants()
+            .filter(|n| {
+                n.has_tag_name("property")
+                    && n.parent()
+                        .and_then(|p| p.parent())
+                        .is_some_and(|s| s.has_tag_name("testsuite"))
+            })
+            .map(|n| (n.attribute("name").unwrap(), n.attribute("value").unwrap()))
+            .collect();
+        assert!(props.contains(&("partial", "true")), "{xml}");
+        assert!(props.contains(&("not_run", "b,c")), "{xml}");
+        assert!(
+            props.contains(&("verdict", "ready for 1 of 3 items (2 not run)")),
+            "{xml}"
+        );
+    }
+
+    // A report written before `partial` existed (no such keys) is still read, and a filtered
+    // one is still shown as partial: the filters and the items they left out say so.
+    let mut old = report_json(&dir.path().join("out"));
+    let obj = old.as_object_mut().unwrap();
+    obj.remove("partial");
+    obj.remove("not_run");
+    write(
+        dir.path(),
+        "old.json",
+        &serde_json::to_string_pretty(&old).unwrap(),
+    );
+    let re = run_in(dir.path(), &["report", "old.json", "--format", "md"], &[]);
+    assert_eq!(re.status.code(), Some(0), "{}", describe(&re));
+    let md = String::from_utf8_lossy(&re.stdout);
+    assert!(
+        md.contains("**READY** for 1 of 3 items (2 not run)"),
+        "{md}"
+    );
+
+    // The full run: no partial key, no partial banner, and the failing blocker decides.
+    let out = run_in(dir.path(), &["run", "p.toml", "--out", "full"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let r = report_json(&dir.path().join("full"));
+    assert!(
+        r.get("partial").is_none() && r.get("not_run").is_none(),
+        "{r}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("full/report.md")).unwrap();
+    assert!(md.contains("## Verdict: ❌ **NOT READY**\n"), "{md}");
+    assert!(!md.contains("Partial run"), "{md}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("partial"));
+    // Filters that select every item leave nothing out: not partial.
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "p.toml",
+            "--out",
+            "all",
+            "--section",
+            "perf",
+            "--section",
+            "tests",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        report_json(&dir.path().join("all"))
+            .get("partial")
+            .is_none()
+    );
+}
+
+#[test]
 fn command_extracts_a_number_and_fails_closed_without_one() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(

@@ -921,3 +921,96 @@ fn copies_signed_on_different_machines_merge_and_a_foreign_copy_is_refused() {
         text(&o)
     );
 }
+
+#[test]
+fn a_partial_report_is_signed_only_when_allowed_and_verify_says_partial() {
+    let lab = Lab::new();
+    let (alice, bob, signers) = lab.team();
+    let checklist = lab.checklist(false);
+    let o = prodready(&[
+        "run".as_ref(),
+        checklist.as_os_str(),
+        "--out".as_ref(),
+        lab.path("r").as_os_str(),
+        "--only".as_ref(),
+        "env-home".as_ref(),
+        "--no-step-summary".as_ref(),
+    ]);
+    assert_ok(&o);
+    let report = lab.path("r").join("report.json");
+    let before = std::fs::read_to_string(&report).unwrap();
+
+    // Refused, in every way a signature gets in, with the reason and the way out.
+    let o = sign(&report, "Technical lead", &alice);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let refusal = text(&o);
+    for part in [
+        "is a partial report: the run was filtered (--only env-home), so its verdict (ready) \
+         is for 1 of 3 items; not run: runbook, true-exits-0.",
+        "pass --allow-partial to sign this partial report knowingly",
+    ] {
+        assert!(refusal.contains(part), "{part:?} in {refusal}");
+    }
+    let o = prodready(&[
+        "sign".as_ref(),
+        report.as_os_str(),
+        "--role".as_ref(),
+        "Security review".as_ref(),
+        "--signer".as_ref(),
+        "bob@example.com".as_ref(),
+        "--print-statement".as_ref(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--allow-partial"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), before);
+
+    // Allowed when asked for: the signatures verify, and verify says the report is partial.
+    for (role, key) in [("Technical lead", &alice), ("Security review", &bob)] {
+        let o = prodready(&[
+            "sign".as_ref(),
+            report.as_os_str(),
+            "--role".as_ref(),
+            role.as_ref(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            "--allow-partial".as_ref(),
+        ]);
+        assert_ok(&o);
+        assert!(
+            text(&o).contains("; a partial report: ready for 1 of 3 items (2 not run)"),
+            "{}",
+            text(&o)
+        );
+    }
+    let o = verify(&report, &signers, &[]);
+    assert_ok(&o);
+    let out = text(&o);
+    assert!(out.contains("verified: all"), "{out}");
+    assert!(
+        out.contains("verdict ready for 1 of 3 items (2 not run)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("partial report") && out.contains("not run: runbook, true-exits-0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("report.json: a partial report: ready for 1 of 3 items (2 not run)"),
+        "{out}"
+    );
+    let o = ssh_keygen_verify(&lab, &report, &signers, 0);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // `partial` is inside the signed body: dropping it breaks every signature.
+    let mut r = load(&report);
+    r.as_object_mut().unwrap().remove("partial");
+    r.as_object_mut().unwrap().remove("not_run");
+    std::fs::write(&report, serde_json::to_string_pretty(&r).unwrap()).unwrap();
+    let o = verify(&report, &signers, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("report body changed after signing"),
+        "{}",
+        text(&o)
+    );
+}

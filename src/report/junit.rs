@@ -1,5 +1,7 @@
 //! `junit.xml` for the CI's test tab: one test suite per checklist, one test case per item,
 //! named `section.item-id` so names stay stable from run to run. Written with quick-junit.
+//! A partial run (filters left items out) names itself in the report name and in the suite's
+//! properties (`partial`, `verdict`, `not_run`) and output.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -25,8 +27,31 @@ pub fn case_name(section: &str, id: &str) -> String {
 /// # Errors
 /// Whatever the writer returns, or a serialization failure as `io::Error`.
 pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
-    let mut report = quick_junit::Report::new(format!("prodready: {}", r.run.checklist.name));
+    let scope = r.partial_scope();
+    let mut report = quick_junit::Report::new(match &scope {
+        None => format!("prodready: {}", r.run.checklist.name),
+        Some(p) => format!(
+            "prodready: {} (partial: {} of {} items, {} not run)",
+            r.run.checklist.name,
+            p.ran,
+            p.total,
+            p.not_run.len()
+        ),
+    });
     let mut suite = TestSuite::new(r.run.checklist.name.clone());
+    // A partial run says so where CI tools show suite data; its items that did not run are
+    // skipped cases below.
+    if let Some(p) = &scope {
+        suite.add_property(quick_junit::Property::new("partial", "true"));
+        suite.add_property(quick_junit::Property::new("verdict", r.verdict_text()));
+        suite.add_property(quick_junit::Property::new("not_run", p.not_run.join(",")));
+        suite.set_system_out(format!(
+            "partial run ({}): verdict {}; not run: {}",
+            p.filters,
+            r.verdict_text(),
+            p.not_run.join(", ")
+        ));
+    }
     for it in &r.items {
         let o = &it.outcome;
         let message = format!(

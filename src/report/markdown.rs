@@ -102,7 +102,31 @@ fn write_header<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     let c = &r.run.checklist;
     writeln!(w, "# Readiness report: {}", text(&c.name))?;
     writeln!(w)?;
-    writeln!(w, "## Verdict: {}", verdict_line(r.verdict))?;
+    match r.partial_scope() {
+        None => writeln!(w, "## Verdict: {}", verdict_line(r.verdict))?,
+        Some(p) => {
+            writeln!(
+                w,
+                "## Verdict: {} {}",
+                verdict_line(r.verdict),
+                p.verdict_suffix()
+            )?;
+            writeln!(w)?;
+            writeln!(
+                w,
+                "> **Partial run.** The filters ({}) selected {} of {} items; this verdict is \
+                 theirs, not the checklist's. Not run: {}.",
+                cell(&p.filters),
+                p.ran,
+                p.total,
+                p.not_run
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
+    }
     writeln!(w)?;
     if r.run.interrupted {
         writeln!(

@@ -18,6 +18,9 @@ use crate::model::{Outcome, Severity, Status};
 /// Version of the `report.json` layout. Bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The summary of an item the filters (`--only`, `--section`, `--tag`) left out.
+pub const NOT_SELECTED: &str = "not selected by the filters";
+
 /// The whole run: what `report.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "prodready readiness report")]
@@ -26,8 +29,16 @@ pub struct Report {
     pub schema_version: u32,
     /// What ran, where, when.
     pub run: RunMeta,
-    /// The decision.
+    /// The decision, on the items that ran (see `partial`).
     pub verdict: Verdict,
+    /// True when filters (`--only`, `--section`, `--tag`) left items out: the verdict is that
+    /// of the items that ran, not of the checklist. Written only when true, so it is absent
+    /// from full runs (and from reports written before it existed); part of the signed body.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// Ids of the items the filters left out, in checklist order (written with `partial`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<String>,
     /// Items per status.
     pub counts: Counts,
     /// Why the verdict is what it is, one line each (empty when ready).
@@ -383,7 +394,84 @@ pub fn count(items: &[ItemReport]) -> Counts {
     c
 }
 
+/// How much of the checklist a partial report's verdict covers ([`Report::partial_scope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialScope<'a> {
+    /// Items that were selected to run.
+    pub ran: usize,
+    /// Items in the checklist.
+    pub total: usize,
+    /// Ids of the items the filters left out, in checklist order.
+    pub not_run: Vec<&'a str>,
+    /// The filters as given on the command line, e.g. `--only order-latency`.
+    pub filters: String,
+}
+
+impl PartialScope<'_> {
+    /// `for 1 of 6 items (5 not run)`: what follows the verdict wherever it is shown.
+    pub fn verdict_suffix(&self) -> String {
+        format!(
+            "for {} of {} items ({} not run)",
+            self.ran,
+            self.total,
+            self.not_run.len()
+        )
+    }
+
+    /// `b, c, d`: the ids not run, the first `max` of them and how many more.
+    pub fn not_run_list(&self, max: usize) -> String {
+        let mut s = self
+            .not_run
+            .iter()
+            .take(max)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if self.not_run.len() > max {
+            s.push_str(&format!(" and {} more", self.not_run.len() - max));
+        }
+        s
+    }
+}
+
 impl Report {
+    /// `Some` when filters left items out, so the verdict covers only the items that ran.
+    /// A report written before `partial` existed is partial when it has filters and items
+    /// skipped as [`NOT_SELECTED`] (fail closed: a filtered run is never taken for a full one).
+    pub fn partial_scope(&self) -> Option<PartialScope<'_>> {
+        let not_run: Vec<&str> = if self.partial {
+            self.not_run.iter().map(String::as_str).collect()
+        } else if !self.run.filters.is_empty() {
+            self.items
+                .iter()
+                .filter(|i| {
+                    i.outcome.status == Status::Skipped && i.outcome.summary == NOT_SELECTED
+                })
+                .map(|i| i.id.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !self.partial && not_run.is_empty() {
+            return None;
+        }
+        Some(PartialScope {
+            ran: self.items.len().saturating_sub(not_run.len()),
+            total: self.items.len(),
+            not_run,
+            filters: self.run.filters.join(" "),
+        })
+    }
+
+    /// The verdict for people, naming a partial one: `ready`, or `ready for 1 of 6 items (5
+    /// not run)`.
+    pub fn verdict_text(&self) -> String {
+        match self.partial_scope() {
+            Some(p) => format!("{} {}", self.verdict.as_str(), p.verdict_suffix()),
+            None => self.verdict.as_str().to_string(),
+        }
+    }
+
     /// Read a `report.json`.
     ///
     /// # Errors

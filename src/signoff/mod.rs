@@ -101,6 +101,7 @@ mod tests {
         let mut v = Verification {
             body_sha256: "ab".repeat(32),
             rows: Vec::new(),
+            partial: None,
         };
         v.push(
             "report format",

@@ -34,5 +34,12 @@ pub fn render_verification(v: &Verification, report: &Path) -> String {
             report.display()
         )
     };
-    format!("{t}\n{summary}\n")
+    match &v.partial {
+        Some(verdict) => format!(
+            "{t}\n{summary}\n{}: a partial report: {verdict}; its signatures approve the \
+             items that ran, not the checklist\n",
+            report.display()
+        ),
+        None => format!("{t}\n{summary}\n"),
+    }
 }

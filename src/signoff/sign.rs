@@ -87,6 +87,30 @@ pub(super) fn check_signable(loaded: &LoadedReport, role: &str) -> Result<String
     Ok(role)
 }
 
+/// Refuse a partial report (filters left items out, [`Report::partial_scope`]) unless
+/// `allow_partial`: a signature on it approves only the items that ran.
+///
+/// # Errors
+/// [`Error::Usage`] (exit 2) naming the filters, the items that ran and those that did not.
+pub fn check_scope(loaded: &LoadedReport, allow_partial: bool) -> Result<()> {
+    let r = &loaded.report;
+    match r.partial_scope() {
+        Some(p) if !allow_partial => Err(Error::Usage(format!(
+            "{} is a partial report: the run was filtered ({}), so its verdict ({}) is for {} \
+             of {} items; not run: {}. A signature on it would approve those items only, not \
+             the checklist: sign the report of a run without filters, or pass --allow-partial \
+             to sign this partial report knowingly",
+            loaded.path.display(),
+            p.filters,
+            r.verdict.as_str(),
+            p.ran,
+            p.total,
+            p.not_run_list(10)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Refuse to add to a report whose body no longer matches the signatures already on it.
 pub(super) fn check_unchanged(loaded: &LoadedReport) -> Result<()> {
     for (i, s) in loaded.report.signoff.signatures.iter().enumerate() {
@@ -120,6 +144,8 @@ pub struct SignRequest {
     pub comment: String,
     /// Principal; defaults to the key's comment.
     pub signer: Option<String>,
+    /// Sign even a partial report ([`check_scope`]).
+    pub allow_partial: bool,
 }
 
 /// The statement `prodready sign --print-statement` prints, for signing with
@@ -129,6 +155,7 @@ pub struct SignRequest {
 /// As [`load_report`]; [`Error::Usage`] for a role the report does not require or no signer.
 pub fn statement_for(req: &SignRequest) -> Result<String> {
     let loaded = load_report(&req.report)?;
+    check_scope(&loaded, req.allow_partial)?;
     let role = check_signable(&loaded, &req.role)?;
     let signer = req
         .signer
@@ -154,6 +181,7 @@ pub fn statement_for(req: &SignRequest) -> Result<String> {
 /// not require or a key without comment and no `signer`.
 pub fn sign(req: &SignRequest, key: &Path) -> Result<Signature> {
     let mut loaded = load_report(&req.report)?;
+    check_scope(&loaded, req.allow_partial)?;
     let role = check_signable(&loaded, &req.role)?;
     let private = load_private_key(key)?;
     let signer = signer_or_comment(req.signer.clone(), &private, key)?;
@@ -198,9 +226,16 @@ pub(super) fn record_from(
 ///
 /// # Errors
 /// [`Error::InvalidInput`] (exit 2) when the statement is malformed, names another report or
-/// body, or the signature does not verify over it.
-pub fn import_signature(report: &Path, statement: &Path, signature: &Path) -> Result<Signature> {
+/// body, or the signature does not verify over it; [`Error::Usage`] for a partial report
+/// without `allow_partial` ([`check_scope`]).
+pub fn import_signature(
+    report: &Path,
+    statement: &Path,
+    signature: &Path,
+    allow_partial: bool,
+) -> Result<Signature> {
     let mut loaded = load_report(report)?;
+    check_scope(&loaded, allow_partial)?;
     let text =
         std::fs::read_to_string(statement).map_err(|e| Error::io("reading", statement, e))?;
     let armored =
@@ -250,9 +285,11 @@ pub fn import_signature(report: &Path, statement: &Path, signature: &Path) -> Re
 /// added; re-renders report.md.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] (exit 2) when `other` has another body or holds an invalid signature.
-pub fn merge_signatures(report: &Path, other: &Path) -> Result<usize> {
+/// [`Error::InvalidInput`] (exit 2) when `other` has another body or holds an invalid
+/// signature; [`Error::Usage`] for a partial report without `allow_partial` ([`check_scope`]).
+pub fn merge_signatures(report: &Path, other: &Path, allow_partial: bool) -> Result<usize> {
     let mut loaded = load_report(report)?;
+    check_scope(&loaded, allow_partial)?;
     check_unchanged(&loaded)?;
     let theirs = load_report(other)?;
     if theirs.body_sha256 != loaded.body_sha256 {

@@ -46,6 +46,10 @@ pub struct Verification {
     pub body_sha256: String,
     /// The checks, in order.
     pub rows: Vec<CheckRow>,
+    /// Set for a partial report (filters left items out): its verdict with the scope, e.g.
+    /// `ready for 1 of 6 items (5 not run)`. Shown, never a failure: signers approve it
+    /// knowingly with `sign --allow-partial`.
+    pub partial: Option<String>,
 }
 
 impl Verification {
@@ -208,9 +212,11 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Verification> {
         .map(AllowedSigners::load)
         .transpose()?;
     let r = &loaded.report;
+    let scope = r.partial_scope();
     let mut v = Verification {
         body_sha256: loaded.body_sha256.clone(),
         rows: Vec::new(),
+        partial: scope.as_ref().map(|_| r.verdict_text()),
     };
     v.push(
         "report format",
@@ -219,9 +225,23 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> Result<Verification> {
             "schema_version {}, {} items, no unknown keys; verdict {}",
             r.schema_version,
             r.items.len(),
-            r.verdict.as_str()
+            r.verdict_text()
         ),
     );
+    if let Some(p) = &scope {
+        v.push(
+            "partial report",
+            CheckState::Info,
+            format!(
+                "the run was filtered ({}): its verdict covers {} of {} items, not the \
+                 checklist; not run: {}",
+                p.filters,
+                p.ran,
+                p.total,
+                p.not_run_list(10)
+            ),
+        );
+    }
     match &allowed {
         Some(a) => v.push(
             "allowed signers",

@@ -140,9 +140,20 @@ pub struct Fit {
     /// The tail-growth guard: how the lowest and highest values of the last third of the
     /// fitted samples compare with those of the first third.
     pub tail: TailGrowth,
+    /// Growth is established ([`Fit::established`]): the slope's lower bound above zero, a
+    /// significant increasing trend, and floor and peak of the tail both higher than at the
+    /// start. Only then is a projection shown.
+    pub established: bool,
     /// The verdict: the slope's lower bound above the allowed growth, a significant increasing
     /// trend, and a tail that keeps growing.
     pub leaking: bool,
+    /// The slope's upper bound is at or below the allowed growth: growth at the allowed rate is
+    /// ruled out with 95 % confidence (false when the bound is undefined).
+    pub ruled_out: bool,
+    /// Last fitted value minus the first, bytes: the growth actually seen.
+    pub seen_bytes: f64,
+    /// Time from the first fitted sample to the last, seconds.
+    pub span_s: f64,
 }
 
 impl Fit {
@@ -158,6 +169,25 @@ impl Fit {
     pub fn high_bph(&self) -> f64 {
         self.theil_sen.high_slope * 3600.0
     }
+
+    /// The growth over 24 h the slope projects, bytes; `None` unless growth is established
+    /// (the one rule, in [`established`]): a slope whose interval includes zero, or a series
+    /// without a significant increasing trend, projects nothing.
+    pub fn projected_24h_bytes(&self) -> Option<f64> {
+        self.established.then(|| self.slope_bph() * 24.0)
+    }
+}
+
+/// The rule for "growth is established", the leak rule with an allowed growth of zero: the
+/// lower 95 % bound of the Theil–Sen slope is above zero (the interval excludes zero), the
+/// Hamed–Rao modified Mann–Kendall test finds a significant increasing trend (α = 0.05), and
+/// both the floor and the peak of the last third of the fitted samples are above those of the
+/// first third (a sawtooth whose phase tilts the slope returns to the same floor and peak).
+pub fn established(theil_sen: &TheilSen, mk: &MannKendall, tail: &TailGrowth) -> bool {
+    theil_sen.low_slope > 0.0
+        && mk.trend == Trend::Increasing
+        && tail.floor_rise_bytes > 0.0
+        && tail.peak_rise_bytes > 0.0
 }
 
 /// "Require the tail to keep growing" (design §6): a leak lifts both the floor (lowest value)
@@ -296,7 +326,14 @@ impl Analysis {
                             format_rate(f.high_bph())
                         ),
                         format!("{}, {}", f.mk.trend.as_str(), super::format_p(f.mk.p)),
-                        if f.leaking { "leak" } else { "no leak" }.to_string(),
+                        if f.leaking {
+                            "leak"
+                        } else if f.ruled_out {
+                            "no leak"
+                        } else {
+                            "inconclusive: the allowed growth is not ruled out"
+                        }
+                        .to_string(),
                     ),
                     None => (
                         "—".into(),
@@ -427,9 +464,13 @@ fn fit(samples: &[Sample], used: Range<usize>, metric: Metric, settings: &Settin
         return None;
     }
     let tail = TailGrowth::of(&x, &y, settings.max_growth_bytes_per_hour);
-    let leaking = theil_sen.low_slope * 3600.0 > settings.max_growth_bytes_per_hour
-        && mk.trend == Trend::Increasing
+    let established = established(&theil_sen, &mk, &tail);
+    let leaking = established
+        && theil_sen.low_slope * 3600.0 > settings.max_growth_bytes_per_hour
         && tail.growing();
+    let ruled_out = theil_sen.high_slope * 3600.0 <= settings.max_growth_bytes_per_hour;
+    let first = |v: &[f64]| v.first().copied().unwrap_or(0.0);
+    let last = |v: &[f64]| v.last().copied().unwrap_or(0.0);
     Some(Fit {
         metric,
         n: picked.len(),
@@ -437,7 +478,11 @@ fn fit(samples: &[Sample], used: Range<usize>, metric: Metric, settings: &Settin
         theil_sen,
         mk,
         tail,
+        established,
         leaking,
+        ruled_out,
+        seen_bytes: last(&y) - first(&y),
+        span_s: last(&x) - first(&x),
     })
 }
 
@@ -503,8 +548,9 @@ mod tests {
         assert_eq!(a.segments.len(), 1);
         let f = a.segments[0].fit.expect("fitted");
         assert_eq!(a.segments[0].used.len(), 115, "5 s of warm-up dropped");
-        assert!(f.leaking);
+        assert!(f.leaking && f.established && !f.ruled_out);
         assert!(f.tail.growing());
+        assert!(f.projected_24h_bytes().is_some_and(|p| p > 1000.0 * MIB));
         assert!(
             (f.slope_bph() / (60.0 * MIB) - 1.0).abs() < 0.05,
             "{}",
@@ -588,6 +634,73 @@ mod tests {
         assert_eq!(a.segments.len(), 1);
         let f = a.segments[0].fit.expect("judged, not too few samples");
         assert!(!f.leaking);
+    }
+
+    #[test]
+    fn a_flat_series_establishes_no_growth_and_projects_nothing() {
+        let samples: Vec<Sample> = (0..40).map(|i| s(f64::from(i), 7, 100.0 * MIB)).collect();
+        let f = analyze(&samples, &settings()).segments[0]
+            .fit
+            .expect("fitted");
+        assert!(!f.established && !f.leaking && f.ruled_out);
+        assert_eq!(f.projected_24h_bytes(), None);
+        assert_eq!(f.seen_bytes, 0.0);
+    }
+
+    #[test]
+    fn noise_without_a_trend_is_inconclusive_and_projects_nothing() {
+        // ±1 MiB of deterministic trendless wobble (steps of the golden angle) around 100 MiB.
+        let samples: Vec<Sample> = (0..40)
+            .map(|i| {
+                let noise = (f64::from(i) * 2.399_963).sin() * MIB;
+                s(f64::from(i), 7, 100.0 * MIB + noise)
+            })
+            .collect();
+        let f = analyze(
+            &samples,
+            &Settings {
+                max_growth_bytes_per_hour: 1024.0,
+                ..settings()
+            },
+        )
+        .segments[0]
+            .fit
+            .expect("fitted");
+        assert!(
+            f.theil_sen.low_slope < 0.0 && f.theil_sen.high_slope > 0.0,
+            "{f:?}"
+        );
+        assert!(!f.established && !f.leaking);
+        assert!(
+            !f.ruled_out,
+            "1 KiB/h cannot be ruled out under 1 MiB of noise"
+        );
+        assert_eq!(f.projected_24h_bytes(), None);
+    }
+
+    #[test]
+    fn small_steady_growth_is_established_and_projected_from_what_was_seen() {
+        // 16 KiB over 19 s in 1 KiB steps: established, far below 10 MiB/h, so no leak.
+        let samples: Vec<Sample> = (0..25)
+            .map(|i| {
+                let kib = f64::from(i.clamp(5, 21) - 5);
+                s(f64::from(i), 7, 100.0 * MIB + kib * 1024.0)
+            })
+            .collect();
+        let f = analyze(
+            &samples,
+            &Settings {
+                max_growth_bytes_per_hour: 10.0 * MIB,
+                ..settings()
+            },
+        )
+        .segments[0]
+            .fit
+            .expect("fitted");
+        assert!(f.established && !f.leaking && f.ruled_out, "{f:?}");
+        assert_eq!((f.seen_bytes, f.span_s), (16.0 * 1024.0, 19.0));
+        let p = f.projected_24h_bytes().expect("projected");
+        assert_eq!(p, f.slope_bph() * 24.0);
     }
 
     #[test]

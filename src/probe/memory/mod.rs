@@ -22,10 +22,15 @@
 //!    a short window; the tail guard is what keeps such a sawtooth from being called a leak.
 //! 5. **Say when a pass means little**: when the slope's *upper* bound is above `max_growth`,
 //!    growth at the allowed rate could not be ruled out in this window; an advisory check
-//!    turns the item into `warn` and says to sample longer.
+//!    turns the item into `warn`, the summary says `inconclusive` and to sample longer.
+//! 6. **Project only what is established**: the growth over 24 h is shown only when growth is
+//!    established ([`analysis::established`]: the leak rule with an allowed growth of zero),
+//!    and then with what it was projected from (the growth seen, over how long, from how many
+//!    samples). Too few samples is an `error` whose summary gives the window or interval that
+//!    would be enough; nothing in it reads like a finding.
 //!
 //! Evidence: the samples as CSV, an SVG trend chart with the fitted lines ([`chart`]), the
-//! slope with its interval and the projected growth over 24 h.
+//! slope with its interval and, when growth is established, the projected growth over 24 h.
 
 pub mod analysis;
 pub mod chart;
@@ -620,16 +625,94 @@ impl MemoryProbe {
         self.limit_checks(&mut o, c, a);
         if fits.is_empty() {
             o.forced = Some(Status::Error);
-            o.summary = format!(
-                "too few samples to judge a trend: the longest segment has {} samples after warm-up, min_samples = {}{end_note}",
-                a.segments.iter().map(|s| s.used.len()).max().unwrap_or(0),
-                self.min_samples
-            );
+            o.summary = format!("{}{end_note}", self.too_few_samples(&mut o, c, a));
             return o;
         }
         let seg = best.expect("a fitted segment");
         self.summarize(&mut o, c, a, seg, &fits, &end_note);
         o
+    }
+
+    /// A sampling window that leaves `min_samples` samples after warm-up, rounded up to whole
+    /// seconds: warm-up plus `min_samples + 1` intervals (one to spare: the sample due at the
+    /// very end of a window may fall just outside it, and a busy machine may skip a tick).
+    /// With `during` and no `warmup` key the warm-up grows with the window (a tenth of it, at
+    /// most 30 s), and so does the answer.
+    fn window_needed(&self) -> Duration {
+        let fitted = self.interval.as_secs_f64() * f64::from(self.min_samples + 1);
+        let secs = match (self.warmup, &self.during) {
+            (Some(w), _) => w.as_secs_f64() + fitted,
+            (None, Some(_)) => {
+                let proportional = fitted / (1.0 - DURING_WARMUP_FRACTION);
+                if proportional * DURING_WARMUP_FRACTION <= DEFAULT_WARMUP.as_secs_f64() {
+                    proportional
+                } else {
+                    fitted + DEFAULT_WARMUP.as_secs_f64()
+                }
+            }
+            (None, None) => DEFAULT_WARMUP.as_secs_f64() + fitted,
+        };
+        // 18 / 0.9 is 20.000000000000004 in floating point: 20 s, not 21.
+        Duration::from_secs((secs - 1e-6).ceil().max(1.0) as u64)
+    }
+
+    /// The longest interval (whole 100 ms, at least [`MIN_INTERVAL`]) that gives `min_samples`
+    /// samples after warm-up, one to spare, in the window sampled; `None` when only an interval
+    /// below the minimum, or none shorter than now, would.
+    fn interval_needed(&self, window: Duration) -> Option<Duration> {
+        let fitted_s = window.saturating_sub(self.warmup_for(window)).as_secs_f64();
+        let tenths = (fitted_s / f64::from(self.min_samples + 1) * 10.0 + 1e-6).floor();
+        let interval = Duration::from_millis(tenths as u64 * 100);
+        (interval >= MIN_INTERVAL && interval < self.interval).then_some(interval)
+    }
+
+    /// The summary of a window too short to judge, with the numbers that would be enough: what
+    /// the warm-up left, and the window (or interval) that gives `min_samples`. Records the
+    /// figures in `o`.
+    fn too_few_samples(&self, o: &mut ProbeOutput, c: &Collected, a: &Analysis) -> String {
+        let got = a.segments.iter().map(|s| s.used.len()).max().unwrap_or(0);
+        let need = self.window_needed();
+        o.measure("samples_after_warmup", got as u64);
+        o.measure("window_needed_s", need.as_secs());
+        let restarts = a.restarts().count();
+        let ran = format_duration(c.window);
+        let longer = if restarts > 0 {
+            format!(
+                "at least {} of sampling between restarts",
+                whole_seconds(need)
+            )
+        } else {
+            match c.end {
+                Some(End::DuringDone) => format!(
+                    "a load of at least {} (\"{}\" ran {ran})",
+                    whole_seconds(need),
+                    self.during.as_deref().unwrap_or("")
+                ),
+                Some(End::TargetGone) => format!(
+                    "a target that stays up for at least {} of sampling",
+                    whole_seconds(need)
+                ),
+                _ => format!("`duration = \"{}\"` (sampled {ran})", toml_duration(need)),
+            }
+        };
+        let shorter = (restarts == 0)
+            .then(|| self.interval_needed(c.window))
+            .flatten()
+            .map(|i| format!(", or `interval = \"{}\"`,", toml_duration(i)))
+            .unwrap_or_default();
+        format!(
+            "too few samples to judge a trend: after the {} warm-up, {got} samples at {}{} \
+             (min_samples = {}); {longer}{shorter} gives the {} needed",
+            format_duration(self.warmup_for(c.window)),
+            format_duration(self.interval),
+            if restarts > 0 {
+                format!(" in the longest of {} segments", restarts + 1)
+            } else {
+                String::new()
+            },
+            self.min_samples,
+            self.min_samples
+        )
     }
 
     /// The window's figures: interval, length, warm-up, samples, restarts, drops, peak RSS.
@@ -638,6 +721,7 @@ impl MemoryProbe {
         o.measure("window_s", round3(c.window.as_secs_f64()));
         o.measure("warmup_s", round3(self.warmup_for(c.window).as_secs_f64()));
         o.measure("samples", c.samples.len() as u64);
+        o.measure("min_samples", u64::from(self.min_samples));
         o.measure("missed_samples", u64::from(c.missed));
         o.measure("restarts", a.restarts().count() as u64);
         o.measure("drops", a.drops.len() as u64);
@@ -724,22 +808,26 @@ impl MemoryProbe {
                     f.metric.proc_name()
                 ),
                 format!(
-                    "lower bound {}; slope {} (95 % CI {} … {}); {} in 24 h; Mann–Kendall (Hamed–Rao): {}, {}; tail {}",
+                    "lower bound {}; slope {} (95 % CI {} … {}); Mann–Kendall (Hamed–Rao): {}, {}; tail {}; {}",
                     format_rate(f.low_bph()),
                     format_rate(f.slope_bph()),
                     format_rate(f.low_bph()),
                     format_rate(f.high_bph()),
-                    format_rate(f.slope_bph() * 24.0).trim_end_matches("/h"),
                     f.mk.trend.as_str(),
                     format_p(f.mk.p),
                     if f.tail.growing() {
                         "growing"
                     } else {
                         "not growing"
-                    }
+                    },
+                    projection(seg).unwrap_or_else(|| "growth not established".into())
                 ),
                 !f.leaking,
             ));
+        }
+        // Nothing judged (too few samples): no check may read like a finding.
+        if fits.is_empty() {
+            return;
         }
         // A pass only means something when the interval rules out growth at the allowed rate;
         // a window too short or too noisy to do that is said so (advisory: it warns).
@@ -747,17 +835,13 @@ impl MemoryProbe {
             .iter()
             .filter_map(|seg| {
                 let f = seg.fit.as_ref()?;
-                (!f.leaking
-                    && f.high_bph().partial_cmp(&self.max_growth_bytes_per_hour)
-                        != Some(std::cmp::Ordering::Less)
-                    && f.high_bph() != self.max_growth_bytes_per_hour)
-                    .then(|| {
-                        if fits.len() == 1 {
-                            format_rate(f.high_bph())
-                        } else {
-                            format!("{} (segment {})", format_rate(f.high_bph()), seg.index + 1)
-                        }
-                    })
+                (!f.leaking && !f.ruled_out).then(|| {
+                    if fits.len() == 1 {
+                        format_rate(f.high_bph())
+                    } else {
+                        format!("{} (segment {})", format_rate(f.high_bph()), seg.index + 1)
+                    }
+                })
             })
             .collect();
         if !fits
@@ -818,22 +902,35 @@ impl MemoryProbe {
         end_note: &str,
     ) {
         let f = seg.fit.as_ref().expect("fit");
-        let leaking = fits
-            .iter()
-            .any(|s| s.fit.as_ref().is_some_and(|f| f.leaking));
+        let any =
+            |p: fn(&analysis::Fit) -> bool| fits.iter().any(|s| s.fit.as_ref().is_some_and(p));
+        // The headline never claims more than the interval shows: a pass whose interval does
+        // not rule out the allowed growth is inconclusive, and growth below the allowed rate
+        // that is established is said to be growth.
+        let headline = if any(|f| f.leaking) {
+            "memory keeps growing".to_string()
+        } else if any(|f| !f.ruled_out) {
+            format!(
+                "inconclusive: growth at {} cannot be ruled out in this window",
+                self.max_growth_text
+            )
+        } else if f.established {
+            format!(
+                "no leak: memory grows, but below {} with 95 % confidence",
+                self.max_growth_text
+            )
+        } else {
+            "no leak detected".to_string()
+        };
         o.summary = format!(
-            "{}: {} slope {} (95 % CI {} … {}), {} in 24 h, Mann–Kendall: {}; {} {} over {}{}{end_note}",
-            if leaking {
-                "memory keeps growing"
-            } else {
-                "no leak detected"
-            },
+            "{headline}: {} slope {} (95 % CI {} … {}), Mann–Kendall: {} ({}); {}; {} {} over {}{}{end_note}",
             f.metric.proc_name(),
             format_rate(f.slope_bph()),
             format_rate(f.low_bph()),
             format_rate(f.high_bph()),
-            format_rate(f.slope_bph() * 24.0).trim_end_matches("/h"),
             f.mk.trend.as_str(),
+            format_p(f.mk.p),
+            projection(seg).unwrap_or_else(|| "growth not established, no projection".into()),
             c.samples.len(),
             if c.samples.len() == 1 {
                 "sample"
@@ -857,13 +954,20 @@ impl MemoryProbe {
     }
 }
 
-/// The headline fit's figures for machines.
+/// The headline fit's figures for machines. The projection and the growth it was projected
+/// from are recorded only when growth is established ([`analysis::established`]).
 fn measure_fit(o: &mut ProbeOutput, seg: &analysis::Segment) {
     let Some(f) = seg.fit.as_ref() else { return };
     o.measure("slope_bytes_per_hour", round3(f.slope_bph()));
     o.measure("slope_low_bytes_per_hour", round3(f.low_bph()));
     o.measure("slope_high_bytes_per_hour", round3(f.high_bph()));
-    o.measure("projected_growth_24h_bytes", round3(f.slope_bph() * 24.0));
+    o.measure("growth_established", f.established);
+    o.measure("growth_ruled_out", f.ruled_out);
+    if let Some(p) = f.projected_24h_bytes() {
+        o.measure("projected_growth_24h_bytes", round3(p));
+        o.measure("projected_from_growth_bytes", round3(f.seen_bytes));
+        o.measure("projected_from_span_s", round3(f.span_s));
+    }
     o.measure("mann_kendall_trend", f.mk.trend.as_str());
     o.measure("mann_kendall_p", f.mk.p);
     o.measure("mann_kendall_z", round3(f.mk.z));
@@ -872,6 +976,44 @@ fn measure_fit(o: &mut ProbeOutput, seg: &analysis::Segment) {
     o.measure("tail_peak_rise_bytes", f.tail.peak_rise_bytes);
     o.measure("tail_growing", f.tail.growing());
     o.measure("samples_fitted", f.n as u64);
+}
+
+/// The 24 h projection of an established growth, with what it was projected from: `+56.2 MiB
+/// in 24 h, projected from +16.0 KiB seen over 19.00 s (20 samples)`; `None` when growth is not
+/// established in `seg`.
+fn projection(seg: &analysis::Segment) -> Option<String> {
+    let f = seg.fit.as_ref()?;
+    let p = f.projected_24h_bytes()?;
+    Some(format!(
+        "{} in 24 h, projected from {} seen over {} ({} samples)",
+        format_amount(p),
+        format_amount(f.seen_bytes),
+        format_duration(Duration::from_secs_f64(f.span_s.max(0.0))),
+        seg.used.len()
+    ))
+}
+
+/// A signed amount of memory, e.g. `+16.0 KiB`, `-2.00 MiB`.
+fn format_amount(bytes: f64) -> String {
+    format_rate(bytes).trim_end_matches("/h").to_string()
+}
+
+/// A whole number of seconds for people: `23 s`; from 2 minutes on as humantime (`2m 30s`).
+fn whole_seconds(d: Duration) -> String {
+    if d.as_secs() < 120 {
+        format!("{} s", d.as_secs())
+    } else {
+        format_duration(d)
+    }
+}
+
+/// A duration as a checklist value: `"23s"`, `"1500ms"`.
+fn toml_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 fn round3(v: f64) -> f64 {
@@ -995,5 +1137,57 @@ mod tests {
         assert_eq!(ok.during(), Some("order-latency"));
         assert_eq!(ok.service(), Some("broker"));
         assert_eq!(ok.interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_window_needed_follows_warmup_interval_and_min_samples() {
+        let secs = |extra: &str| {
+            raw(&format!("pid = 1\n{extra}"))
+                .expect("valid")
+                .window_needed()
+                .as_secs()
+        };
+        // A fixed warm-up: warm-up plus min_samples intervals, and one to spare.
+        assert_eq!(
+            secs("interval = \"1s\"\nwarmup = \"2s\"\nmin_samples = 20"),
+            23
+        );
+        assert_eq!(secs("interval = \"5s\""), 30 + 155);
+        // With `during` the warm-up is a tenth of the window, at most 30 s.
+        assert_eq!(secs("during = \"load\"\ninterval = \"1s\""), 24);
+        assert_eq!(
+            secs("during = \"load\"\ninterval = \"1s\"\nmin_samples = 17"),
+            20
+        );
+        assert_eq!(
+            secs("during = \"load\"\ninterval = \"5s\"\nmin_samples = 100"),
+            535
+        );
+    }
+
+    #[test]
+    fn a_shorter_interval_is_offered_only_down_to_the_minimum() {
+        let p =
+            raw("pid = 1\ninterval = \"5s\"\nwarmup = \"2s\"\nmin_samples = 20").expect("valid");
+        assert_eq!(
+            p.interval_needed(Duration::from_secs(44)),
+            Some(Duration::from_millis(2000))
+        );
+        assert_eq!(
+            p.interval_needed(Duration::from_secs(40)),
+            Some(Duration::from_millis(1800))
+        );
+        assert_eq!(
+            p.interval_needed(Duration::from_secs(20)),
+            None,
+            "0.8 s < 1 s"
+        );
+        assert_eq!(
+            p.interval_needed(Duration::from_secs(500)),
+            None,
+            "not shorter"
+        );
+        assert_eq!(toml_duration(Duration::from_millis(1900)), "1900ms");
+        assert_eq!(toml_duration(Duration::from_secs(23)), "23s");
     }
 }
