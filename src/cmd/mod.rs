@@ -72,27 +72,43 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))
 }
 
-/// Cancel `token` on ctrl-c or SIGTERM.
-pub fn cancel_on_signals(token: CancellationToken) {
+/// Cancel `token` on ctrl-c or SIGTERM, and `again`, when given, on a second one (it cuts short
+/// the cleanup still running after the first, such as a drill's restore).
+pub fn cancel_on_signals(token: CancellationToken, again: Option<CancellationToken>) {
     tokio::spawn(async move {
         let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    token.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        interrupted(&mut term).await;
+        let Some(again) = again else {
+            eprintln!(
+                "prodready: interrupted; stopping probes and services, writing a partial report…"
+            );
+            token.cancel();
+            return;
+        };
         eprintln!(
-            "prodready: interrupted; stopping probes and services, writing a partial report…"
+            "prodready: interrupted; stopping probes, restoring what drills broke, stopping services, writing a partial report… (interrupt again to abandon the restore)"
         );
         token.cancel();
+        interrupted(&mut term).await;
+        eprintln!("prodready: interrupted again; abandoning restores, stopping services…");
+        again.cancel();
     });
+}
+
+/// The next ctrl-c, or SIGTERM when `term` listens for it.
+async fn interrupted(term: &mut Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(t) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = t.recv() => {}
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// A name safe for a folder: letters, digits, `-`, `_`, `.`; others become `-`.
