@@ -3,7 +3,10 @@
 //!
 //! It emits [`RunEvent`]s instead of printing (style rule 7); the terminal UI is one listener.
 //! Cancellation (ctrl-c / SIGTERM) cancels one token: running probes stop, services are
-//! stopped, and a partial report marked `interrupted` is still produced.
+//! stopped, and a partial report marked `interrupted` is still produced. Probes that wind down
+//! on their own (drills: stop stepping, restore, record) get a bounded moment to do so, at the
+//! interruption as at their item timeout; a second ctrl-c cancels the `abandon` token, which
+//! cuts that cleanup short.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -119,12 +122,20 @@ impl RunOptions {
     }
 }
 
+/// How long the runner still waits for a probe that winds down on its own after a second
+/// interruption ([`ProbeContext::abandon`]) before it drops it.
+const ABANDON_GRACE: Duration = Duration::from_secs(2);
+
 /// Run the checklist and build the report. Never fails: problems become outcomes.
+///
+/// `cancel` interrupts the run (the first ctrl-c / SIGTERM); `abandon` (the second) cuts short
+/// the cleanup still running after that, such as a drill's restore.
 pub async fn run(
     checklist: &Checklist,
     opts: &RunOptions,
     events: &dyn EventSink,
     cancel: CancellationToken,
+    abandon: CancellationToken,
 ) -> Report {
     let started_at = jiff::Timestamp::now();
     let clock = Instant::now();
@@ -171,6 +182,8 @@ pub async fn run(
                 report_dir: opts.report_dir.clone(),
                 redactor: Arc::new(checklist.redactor.clone()),
                 cancel: cancel.clone(),
+                abandon: abandon.clone(),
+                deadline: None,
                 services: services.clone(),
                 proxies: Arc::new(proxies.clone()),
                 sinks: Arc::new(sinks.clone()),
@@ -180,9 +193,12 @@ pub async fn run(
             run_items(&selected, &base, opts, events, &cancel).await
         }
     };
-    // Drills restore what they broke in the background when their item timed out or the run
-    // was interrupted; let them finish before the services are stopped.
-    background.wait().await;
+    // Cleanup a probe left running (a drill whose future was dropped still restores in its
+    // task) finishes before the services are stopped, unless a second interruption abandons it.
+    tokio::select! {
+        _ = background.wait() => {}
+        _ = abandon.cancelled() => {}
+    }
     let interrupted = cancel.is_cancelled();
     if interrupted {
         events.event(&RunEvent::Interrupted);
@@ -278,9 +294,12 @@ async fn run_items(
             if exclusive {
                 let _alone = alone.write().await;
                 let r = group.await;
-                // A drill abandoned by its timeout restores in the background: the next item
+                // A drill dropped by the runner restores in the background: the next item
                 // must not start before the system is whole again.
-                base.background.wait().await;
+                tokio::select! {
+                    _ = base.background.wait() => {}
+                    _ = base.abandon.cancelled() => {}
+                }
                 r
             } else {
                 let _shared = alone.read().await;
@@ -476,16 +495,23 @@ async fn run_item(
     loop {
         attempts += 1;
         let started = Instant::now();
+        let ctx = &ProbeContext {
+            deadline: Some(started + timeout),
+            ..ctx.clone()
+        };
         let probe = item.probe.run(ctx, until);
-        let out = tokio::select! {
-            r = tokio::time::timeout(timeout, probe) => match r {
-                Ok(out) => out,
-                Err(_) => crate::model::ProbeOutput::error(format!(
-                    "timed out after {} (item timeout)",
-                    crate::units::format_duration(timeout)
-                )),
+        let out = match item.probe.winds_down() {
+            Some(bound) => wind_down(probe, ctx, started + timeout, bound).await,
+            None => tokio::select! {
+                r = tokio::time::timeout(timeout, probe) => match r {
+                    Ok(out) => out,
+                    Err(_) => crate::model::ProbeOutput::error(format!(
+                        "timed out after {} (item timeout)",
+                        crate::units::format_duration(timeout)
+                    )),
+                },
+                _ = ctx.cancel.cancelled() => crate::model::ProbeOutput::error("interrupted before the probe finished"),
             },
-            _ = ctx.cancel.cancelled() => crate::model::ProbeOutput::error("interrupted before the probe finished"),
         };
         let outcome = Outcome::from_probe(out, attempts, started.elapsed().as_millis() as u64);
         let retry = matches!(outcome.status, Status::Fail | Status::Error)
@@ -499,6 +525,39 @@ async fn run_item(
             _ = ctx.cancel.cancelled() => return outcome,
         }
     }
+}
+
+/// Await a probe that winds down on its own ([`crate::probe::ProbeKind::winds_down`]): it sees
+/// the interruption and its `deadline` itself and returns its own output. It is dropped only
+/// when it has not returned `bound` after the deadline or after the interruption, or
+/// [`ABANDON_GRACE`] after a second interruption.
+async fn wind_down(
+    probe: impl Future<Output = crate::model::ProbeOutput>,
+    ctx: &ProbeContext,
+    deadline: Instant,
+    bound: Duration,
+) -> crate::model::ProbeOutput {
+    let shown = crate::units::format_duration;
+    tokio::pin!(probe);
+    let why = tokio::select! {
+        out = &mut probe => return out,
+        _ = tokio::time::sleep_until((deadline + bound).into()) => format!(
+            "timed out (item timeout) and did not stop within {} after it",
+            shown(bound)
+        ),
+        _ = async {
+            ctx.cancel.cancelled().await;
+            tokio::time::sleep(bound).await;
+        } => format!(
+            "interrupted, and the probe did not stop within {} after the interruption",
+            shown(bound)
+        ),
+        _ = async {
+            ctx.abandon.cancelled().await;
+            tokio::time::sleep(ABANDON_GRACE).await;
+        } => "interrupted twice; the probe was abandoned before it finished".to_string(),
+    };
+    crate::model::ProbeOutput::error(why)
 }
 
 /// Apply waiver `w` to the outcome of its item, whose probe produced `probe_status`, as of

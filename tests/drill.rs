@@ -395,3 +395,275 @@ fn process_counts_restarts_since_the_drill_started() {
         "{f:?}"
     );
 }
+
+/// `prodready run t.toml --out out` in `dir`, started in the background (CI set).
+fn spawn_run(dir: &Path) -> std::process::Child {
+    std::process::Command::new(common::bin())
+        .args(["run", "t.toml", "--out", "out"])
+        .current_dir(dir)
+        .env("CI", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGINT to `child`, as ctrl-c would send.
+fn interrupt(child: &std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+}
+
+/// Poll every 50 ms until `cond` holds; panics with `what` when `child` exits first (a bound
+/// on a hang, not a timing assertion).
+fn wait_for(child: &mut std::process::Child, what: &str, cond: impl Fn() -> bool) {
+    while !cond() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("prodready exited ({status}) before {what}: {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Running (not zombie) processes with `arg` as one of their arguments, from /proc.
+fn live_with_arg(arg: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().to_string();
+        if pid.parse::<u32>().is_err() {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| matches!(r.split_whitespace().next(), Some("Z" | "X")));
+        if !zombie && cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
+            out.push(format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ));
+        }
+    }
+    out
+}
+
+/// The outcome of item `id`, and its `drill.json`.
+fn drill_record(dir: &Path, id: &str) -> (serde_json::Value, serde_json::Value) {
+    let r = report_json(&dir.join("out"));
+    let outcome = common::outcome(&r, id).clone();
+    let file = format!("evidence/{id}/drill.json");
+    assert!(
+        outcome["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == file.as_str()),
+        "drill.json listed as evidence: {outcome}"
+    );
+    let text = std::fs::read_to_string(dir.join("out").join(&file)).unwrap();
+    (outcome, serde_json::from_str(&text).unwrap())
+}
+
+/// The results of the recorded steps, in order.
+fn results(record: &serde_json::Value) -> Vec<String> {
+    record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["result"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_interrupted_drill_reports_the_steps_run_the_fault_in_effect_and_the_restore_that_healed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, proxy_port) = (free_port(), free_port());
+    // The broker is stopped and started again by the drill itself (so the restore has nothing
+    // to do for it), then the proxy goes down, and the next step leaves a marker and runs
+    // until interrupted: the marker says, from outside, that the fault is in effect and which
+    // step is in progress.
+    let drill = r#"{ kind = "drill", step = [
+        { stop = "broker" },
+        { start = "broker" },
+        { proxy = "gw", fault = "down" },
+        { name = "hold the fault", command = ["sh", "-c", "touch fault-in-effect; exec sleep 987001"], timeout = "10m" },
+        { proxy = "gw", fault = "heal" },
+    ] }"#;
+    let text = broker_checklist(port, &item("gateway-down", "major", drill)).replacen(
+        "name = \"gw\"\n",
+        &format!("name = \"gw\"\nlisten = \"127.0.0.1:{proxy_port}\"\n"),
+        1,
+    );
+    write(dir.path(), "t.toml", &text);
+    let mut child = spawn_run(dir.path());
+    let marker = dir.path().join("fault-in-effect");
+    wait_for(&mut child, "the fault was in effect", || marker.exists());
+    // Seen from outside: the proxy refuses connections.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", proxy_port)).is_err());
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(
+        report_json(&dir.path().join("out"))["run"]["interrupted"],
+        true
+    );
+    let (outcome, record) = drill_record(dir.path(), "gateway-down");
+    assert_eq!(outcome["status"], "error", "{outcome}");
+    let summary = outcome["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("interrupted at step 4 of 5 (\"hold the fault\"); in effect: proxy gw down; restore ok: proxy gw healed (was down)"),
+        "{summary}"
+    );
+    // The report's measured values and drill.json carry the same record.
+    for key in ["stopped", "steps", "in_effect", "restored"] {
+        assert_eq!(outcome["measured"][key], record[key], "{key}");
+    }
+    assert_eq!(record["stopped"]["reason"], "interrupted");
+    assert_eq!(record["stopped"]["step"], 4);
+    assert_eq!(record["stopped"]["in_progress"], true);
+    assert_eq!(
+        results(&record),
+        ["done", "done", "done", "stopped", "not reached"]
+    );
+    let steps = record["steps"].as_array().unwrap();
+    // The steps that ran have their start and duration, in order; the one not reached has none.
+    let at: Vec<f64> = steps[..4]
+        .iter()
+        .map(|s| s["at_ms"].as_f64().unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
+    assert!(steps[..4].iter().all(|s| s["ms"].as_f64().is_some()));
+    assert!(steps[4]["at_ms"].is_null() && steps[4]["ms"].is_null());
+    assert_eq!(
+        record["in_effect"],
+        serde_json::json!([{"what": "proxy gw", "state": "down", "step": "3. proxy gw: down"}])
+    );
+    // Only what the restore itself did: the broker a later step started is not listed.
+    assert_eq!(
+        record["restored"],
+        serde_json::json!([{"what": "proxy gw", "ok": true, "detail": "healed (was down)"}])
+    );
+    // No process is left behind: neither the broker nor the step's command.
+    assert_eq!(
+        live_with_arg(&format!("127.0.0.1:{port}")),
+        Vec::<String>::new()
+    );
+    assert_eq!(live_with_arg("987001"), Vec::<String>::new());
+}
+
+#[test]
+fn a_drill_stopped_by_its_item_timeout_keeps_the_same_record_and_restores_before_the_next_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let drill = r#"{ kind = "drill", step = [
+        { stop = "broker" },
+        { proxy = "gw", fault = "down" },
+        { name = "never", expect = "http", url = "http://${PROXY_GW_ADDR}/healthz", within = "10m" },
+        { proxy = "gw", fault = "heal" },
+    ] }"#;
+    let after = r#"{ kind = "http", url = "http://${PROXY_GW_ADDR}/healthz" }"#;
+    let text = broker_checklist(
+        port,
+        &format!(
+            "{}\ntimeout = \"5s\"\n\n{}",
+            item("breaks", "major", drill).trim_end(),
+            item("after", "major", after)
+        ),
+    );
+    write(dir.path(), "t.toml", &text);
+    let out = run_in(
+        dir.path(),
+        &["run", "t.toml", "--out", "out", "--jobs", "1"],
+        &[],
+    );
+    let (outcome, record) = drill_record(dir.path(), "breaks");
+    assert_eq!(outcome["status"], "error", "{}", describe(&out));
+    let summary = outcome["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("timed out (item timeout)")
+            && summary.contains("at step 3 of 4 (\"never\"); in effect: service broker stopped, proxy gw down; restore ok: service broker started again (ready after"),
+        "{summary}"
+    );
+    assert_eq!(record["stopped"]["reason"], "timed out");
+    assert_eq!(results(&record), ["done", "done", "stopped", "not reached"]);
+    // The expectation in progress says what it saw last: the gateway refused.
+    let last = record["steps"][2]["detail"].as_str().unwrap();
+    assert!(
+        last.starts_with("timed out after") && last.contains("last seen:"),
+        "{last}"
+    );
+    let restored: Vec<(&str, bool)> = record["restored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["what"].as_str().unwrap(), r["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(restored, [("service broker", true), ("proxy gw", true)]);
+    // The next item reaches the broker through the proxy: both were whole again before it ran.
+    let r = report_json(&dir.path().join("out"));
+    assert_eq!(status_of(&r, "after"), "pass", "{}", describe(&out));
+}
+
+#[test]
+fn a_second_interrupt_abandons_a_hung_restore_and_says_what_was_not_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The service comes up the first time only: started again by the restore, it never gets
+    // ready (its readiness waits for two minutes) and leaves a marker.
+    let script = format!(
+        "if [ -e first ]; then touch restoring; exec sleep 987654; else touch first; exec {} paper-broker --listen 127.0.0.1:{port}; fi",
+        common::bin().display()
+    );
+    let text = format!(
+        "{HEAD}[[service]]\nname = \"slow\"\ncommand = [\"sh\", \"-c\", {script:?}]\nready = {{ http = \"http://127.0.0.1:{port}/healthz\", timeout = \"120s\" }}\n\n{}",
+        item(
+            "hang",
+            "major",
+            r#"{ kind = "drill", step = [
+                { stop = "slow" },
+                { name = "hold", command = ["sh", "-c", "touch stopped; exec sleep 987002"], timeout = "10m" },
+            ] }"#
+        )
+    );
+    write(dir.path(), "t.toml", &text);
+    let mut child = spawn_run(dir.path());
+    let (stopped, restoring) = (dir.path().join("stopped"), dir.path().join("restoring"));
+    wait_for(&mut child, "the drill stopped the service", || {
+        stopped.exists()
+    });
+    interrupt(&child);
+    wait_for(&mut child, "the restore started the service", || {
+        restoring.exists()
+    });
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let (outcome, record) = drill_record(dir.path(), "hang");
+    let summary = outcome["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("interrupted at step 2 of 2 (\"hold\"); in effect: service slow stopped; restore FAILED: service slow"),
+        "{summary}"
+    );
+    // Cut short by the second interrupt, not by the restore's own time limit.
+    assert_eq!(
+        record["restored"],
+        serde_json::json!([{"what": "service slow", "ok": false, "detail": "not done: the restore was abandoned by a second interruption"}])
+    );
+    assert_eq!(live_with_arg("987654"), Vec::<String>::new());
+    assert_eq!(live_with_arg("987002"), Vec::<String>::new());
+    assert_eq!(
+        live_with_arg(&format!("127.0.0.1:{port}")),
+        Vec::<String>::new()
+    );
+}

@@ -72,27 +72,61 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))
 }
 
-/// Cancel `token` on ctrl-c or SIGTERM.
-pub fn cancel_on_signals(token: CancellationToken) {
+/// Cancel `token` on ctrl-c or SIGTERM, and `again`, when given, on a second one (it cuts short
+/// the cleanup still running after the first, such as a drill's restore).
+pub fn cancel_on_signals(token: CancellationToken, again: Option<CancellationToken>) {
+    use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    token.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        // Streams, not one-shot futures: a second signal that comes while the first is being
+        // handled is kept until it is read.
+        let mut int = signal(SignalKind::interrupt()).ok();
+        let mut term = signal(SignalKind::terminate()).ok();
+        interrupted(&mut int, &mut term).await;
+        let Some(again) = again else {
+            eprintln!(
+                "prodready: interrupted; stopping probes and services, writing a partial report…"
+            );
+            token.cancel();
+            return;
+        };
         eprintln!(
-            "prodready: interrupted; stopping probes and services, writing a partial report…"
+            "prodready: interrupted; stopping probes, restoring what drills broke, stopping services, writing a partial report… (interrupt again to abandon the restore)"
         );
         token.cancel();
+        interrupted(&mut int, &mut term).await;
+        eprintln!("prodready: interrupted again; abandoning restores, stopping services…");
+        again.cancel();
     });
+}
+
+/// The next SIGINT (ctrl-c) or SIGTERM, from whichever of the two streams could be set up.
+async fn interrupted(
+    int: &mut Option<tokio::signal::unix::Signal>,
+    term: &mut Option<tokio::signal::unix::Signal>,
+) {
+    async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+        let received = match s {
+            Some(s) => s.recv().await.is_some(),
+            None => false,
+        };
+        if !received {
+            std::future::pending::<()>().await;
+        }
+    }
+    match int {
+        Some(_) => {
+            tokio::select! {
+                _ = next(int) => {}
+                _ = next(term) => {}
+            }
+        }
+        None => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = next(term) => {}
+            }
+        }
+    }
 }
 
 /// A name safe for a folder: letters, digits, `-`, `_`, `.`; others become `-`.

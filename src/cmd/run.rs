@@ -71,9 +71,10 @@ pub fn cmd_run(args: cli::RunArgs) -> Result<Exit> {
     let rt = runtime()?;
     let report = rt.block_on(async {
         let cancel = CancellationToken::new();
-        cancel_on_signals(cancel.clone());
+        let abandon = CancellationToken::new();
+        cancel_on_signals(cancel.clone(), Some(abandon.clone()));
         let progress = ui::Progress::new(ui::interactive());
-        let r = runner::run(&checklist, &opts, &progress, cancel).await;
+        let r = runner::run(&checklist, &opts, &progress, cancel, abandon).await;
         drop(progress);
         r
     });

@@ -35,7 +35,7 @@ pub fn cmd_soak(args: cli::SoakArgs) -> Result<Exit> {
     let rt = runtime()?;
     let result = rt.block_on(async {
         let cancel = CancellationToken::new();
-        cancel_on_signals(cancel.clone());
+        cancel_on_signals(cancel.clone(), None);
         soak::run::soak(checklist.monitors, checklist.redactor, opts, cancel).await
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));

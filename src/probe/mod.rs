@@ -74,6 +74,18 @@ pub trait ProbeKind: std::fmt::Debug + Clone + Send + Sync + Sized + 'static {
     fn references(&self) -> Vec<Reference<'_>> {
         Vec::new()
     }
+
+    /// How a probe ends when the run is interrupted or its attempt reaches its deadline.
+    ///
+    /// `None` (the default): the runner drops the probe's future at once and reports the
+    /// timeout or the interruption itself. `Some(bound)`: the probe watches
+    /// [`ProbeContext::cancel`] and [`ProbeContext::deadline`] itself, stops, cleans up (a
+    /// drill restores what it broke), and returns its own output saying what it did; the
+    /// runner waits for that up to `bound` after the interruption or the deadline, and drops
+    /// the future only after that, or shortly after [`ProbeContext::abandon`].
+    fn winds_down(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// What a name in a probe table refers to.
@@ -228,6 +240,13 @@ macro_rules! registry {
             pub fn references(&self) -> Vec<Reference<'_>> {
                 match self {
                     $(Probe::$variant(p) => ProbeKind::references(p),)*
+                }
+            }
+
+            /// Whether and how long it winds down on its own ([`ProbeKind::winds_down`]).
+            pub fn winds_down(&self) -> Option<std::time::Duration> {
+                match self {
+                    $(Probe::$variant(p) => ProbeKind::winds_down(p),)*
                 }
             }
         }
@@ -412,6 +431,13 @@ pub struct ProbeContext {
     pub redactor: Arc<Redactor>,
     /// Cancelled on ctrl-c / SIGTERM; long probes stop early and report what they have.
     pub cancel: CancellationToken,
+    /// Cancelled on a second ctrl-c / SIGTERM: cleanup still running after the first one (a
+    /// drill's restore) gives up at once and reports what it did not do.
+    pub abandon: CancellationToken,
+    /// When the current attempt's item timeout expires (its start plus the item's timeout);
+    /// `None` outside `prodready run`. Only probes that wind down on their own
+    /// ([`ProbeKind::winds_down`]) look at it; the runner drops the others at that moment.
+    pub deadline: Option<std::time::Instant>,
     /// The run's `[[service]]`s: their PIDs for probes that watch them, and stop, start and
     /// signal for drills.
     pub services: Arc<crate::service::ServiceSet>,

@@ -168,6 +168,8 @@ impl Runner {
                 report_dir: scratch,
                 redactor,
                 cancel,
+                abandon: CancellationToken::new(),
+                deadline: None,
                 services: Arc::default(),
                 proxies: Arc::default(),
                 sinks: Arc::default(),

@@ -7,11 +7,15 @@
 //! time from each action until each expectation held (time to detect, to recover, to shut
 //! down) and gates the release on it, and it always restores what it broke — stopped services
 //! are started again, paused ones continued, proxies healed and broker faults cleared — even
-//! when a step fails, the item times out or the run is interrupted.
+//! when a step fails, the item times out or the run is interrupted. Stopped early, it still
+//! says what it did: the steps that ran with their times, the step it stopped at, what was in
+//! effect at that moment, and what the restore did, in the report and in `drill.json`.
 //!
 //! Files: [`raw`] is the TOML shape, `step` the validated steps and how each expectation is
-//! observed, `exec` the execution, restore and report.
+//! observed, `effects` what the drill has broken and not undone, `exec` the execution,
+//! restore and report.
 
+mod effects;
 mod exec;
 pub mod raw;
 mod step;
@@ -92,8 +96,9 @@ impl DrillProbe {
         &self.steps
     }
 
-    /// Run the drill: steps in order, then the restore; the steps run in a background task so
-    /// the restore happens even when this future is dropped.
+    /// Run the drill: steps in order until the last one, the run's interruption or the item's
+    /// deadline, then the restore; the steps run in a background task so the restore happens
+    /// even when this future is dropped.
     pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
         exec::run(self.clone(), ctx).await
     }
@@ -116,6 +121,12 @@ impl crate::probe::ProbeKind for DrillProbe {
 
     fn exclusive(&self) -> bool {
         true
+    }
+
+    /// Stopped by the interruption or the item timeout, a drill finishes its action in
+    /// progress, restores and writes its record; this bounds all three.
+    fn winds_down(&self) -> Option<std::time::Duration> {
+        Some(exec::WIND_DOWN)
     }
 
     fn references(&self) -> Vec<Reference<'_>> {

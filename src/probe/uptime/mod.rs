@@ -638,6 +638,8 @@ mod tests {
             report_dir: dir.join("report"),
             redactor: Arc::default(),
             cancel: Default::default(),
+            abandon: Default::default(),
+            deadline: None,
             services: Arc::default(),
             proxies: Arc::default(),
             sinks: Arc::default(),
