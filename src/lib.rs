@@ -10,20 +10,20 @@ pub mod cli;
 pub mod cmd;
 pub mod error;
 pub mod facts;
-pub mod fault_proxy;
 pub mod fix;
 pub mod model;
 pub mod paper_broker;
 pub mod probe;
-pub mod process;
 pub mod report;
+pub mod rig;
 pub mod runner;
 pub mod service;
 pub mod signoff;
-pub mod sink;
 pub mod soak;
 pub mod store;
 pub mod ui;
 pub mod units;
 
 pub use cmd::{cancel_on_signals, run, runtime, slug};
+// The rig's modules at their former paths, for the code that still names them there.
+pub use rig::{fault_proxy, process, sink};

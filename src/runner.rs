@@ -221,8 +221,8 @@ pub async fn run(
     build_report(checklist, opts, ran)
 }
 
-type Proxies = BTreeMap<String, crate::fault_proxy::FaultProxy>;
-type Sinks = BTreeMap<String, crate::sink::Sink>;
+type Proxies = BTreeMap<String, crate::rig::fault_proxy::FaultProxy>;
+type Sinks = BTreeMap<String, crate::rig::sink::Sink>;
 
 /// Start the checklist's `[[proxy]]`s and `[[sink]]`s on the addresses the loader chose; the
 /// third value says which one could not start.
@@ -230,7 +230,8 @@ async fn start_resources(checklist: &Checklist) -> (Proxies, Sinks, Option<Strin
     let mut proxies = BTreeMap::new();
     let mut sinks = BTreeMap::new();
     for p in &checklist.proxies {
-        match crate::fault_proxy::FaultProxy::start(&p.name, p.listen, p.upstream.to_string()).await
+        match crate::rig::fault_proxy::FaultProxy::start(&p.name, p.listen, p.upstream.to_string())
+            .await
         {
             Ok(fp) => {
                 proxies.insert(p.name.clone(), fp);
@@ -245,7 +246,7 @@ async fn start_resources(checklist: &Checklist) -> (Proxies, Sinks, Option<Strin
         }
     }
     for s in &checklist.sinks {
-        match crate::sink::Sink::start_on(&s.name, s.listen).await {
+        match crate::rig::sink::Sink::start_on(&s.name, s.listen).await {
             Ok(sink) => {
                 sinks.insert(s.name.clone(), sink);
             }

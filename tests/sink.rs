@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use prodready::sink::{Flavor, MAX_BODY_BYTES, Sink};
+use prodready::rig::sink::{Flavor, MAX_BODY_BYTES, Sink};
 use regex::Regex;
 use serde_json::{Value, json};
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{FieldError, ProbeContext, Validator, compare_range};
 use crate::model::{Check, ProbeOutput};
-use crate::process::{Finished, group_command, last_lines, run_captured};
+use crate::rig::process::{Finished, group_command, last_lines, run_captured};
 use crate::units::{Interpolated, format_duration};
 
 /// Bytes of each stream kept for matching and evidence (the most recent ones).

@@ -2,7 +2,7 @@
 //! `coverage` probe (e.g. `cargo llvm-cov --lcov --output-path …`) and of the `audit` probe
 //! (e.g. `cargo audit --json --db … --no-fetch`).
 //!
-//! The tool runs in its own process group (see [`crate::process`]); at its timeout, or when the
+//! The tool runs in its own process group (see [`crate::rig::process`]); at its timeout, or when the
 //! run is cancelled, the whole group is terminated so nothing it forked outlives the probe.
 //! Unlike the `command` probe, the exit status is not the measurement: a tool such as
 //! cargo-audit exits 1 when it finds vulnerabilities and still writes a valid report.
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{FieldError, ProbeContext, Validator};
-use crate::process::{Finished, group_command, last_lines, run_captured};
+use crate::rig::process::{Finished, group_command, last_lines, run_captured};
 use crate::units::{Interpolated, format_duration};
 
 /// Bytes of each stream kept (the most recent ones). Tool reports read from stdout must fit.

@@ -500,7 +500,7 @@ impl Drill {
                     run.display(),
                     out.exit_code
                         .map_or("a signal".to_string(), |c| c.to_string()),
-                    crate::process::last_lines(&out.log_tail, 5)
+                    crate::rig::process::last_lines(&out.log_tail, 5)
                 )),
                 Err(e) => Err(e.to_string()),
             },
@@ -583,7 +583,7 @@ impl Drill {
         &self,
         step: &str,
         name: &str,
-        fault: Option<crate::fault_proxy::Fault>,
+        fault: Option<crate::rig::fault_proxy::Fault>,
     ) -> Result<String, String> {
         let proxy = self
             .ctx

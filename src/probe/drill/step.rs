@@ -7,11 +7,11 @@ use nix::sys::signal::Signal;
 
 use super::StepRef;
 use super::raw::{RawBrokerFault, RawStep};
-use crate::fault_proxy::Fault;
 use crate::probe::expect::{HttpExpect, RawHttpExpect};
 use crate::probe::sql::{Database, Expect as SqlExpect};
 use crate::probe::tool::ToolRun;
 use crate::probe::{FieldError, RefKind, Validator};
+use crate::rig::fault_proxy::Fault;
 use crate::units::Interpolated;
 
 /// Default poll interval of an expectation.
