@@ -15,9 +15,14 @@
 //! observed, `effects` what the drill has broken and not undone, `exec` the execution,
 //! restore and report.
 
+mod action;
 mod effects;
-mod exec;
+mod observe;
+mod output;
 pub mod raw;
+mod record;
+mod run;
+mod state;
 mod step;
 
 use std::collections::BTreeSet;
@@ -100,7 +105,7 @@ impl DrillProbe {
     /// deadline, then the restore; the steps run in a background task so the restore happens
     /// even when this future is dropped.
     pub async fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
-        exec::run(self.clone(), ctx).await
+        run::run(self.steps.clone(), ctx).await
     }
 }
 
@@ -126,7 +131,7 @@ impl crate::probe::ProbeKind for DrillProbe {
     /// Stopped by the interruption or the item timeout, a drill finishes its action in
     /// progress, restores and writes its record; this bounds all three.
     fn winds_down(&self) -> Option<std::time::Duration> {
-        Some(exec::WIND_DOWN)
+        Some(run::WIND_DOWN)
     }
 
     fn references(&self) -> Vec<Reference<'_>> {

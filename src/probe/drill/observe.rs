@@ -1,0 +1,388 @@
+//! Observing a drill's expectations: each is polled every `interval` until it holds (and
+//! keeps holding for `hold`) or its deadline passes, counted from the last action; what it
+//! saw is kept for the record and for a later `equals_saved`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::record::{StepOutcome, StepRecord, kind_of};
+use super::state::{Drill, Mark, lock};
+use super::step::{Count, Expectation, Observe, Since, Step};
+use crate::units::{Interpolated, format_duration};
+
+/// What the observation of an expectation saw.
+struct Seen {
+    ok: bool,
+    text: String,
+    value: Value,
+}
+
+impl Seen {
+    fn no(text: impl Into<String>) -> Seen {
+        Seen {
+            ok: false,
+            text: text.into(),
+            value: Value::Null,
+        }
+    }
+}
+
+impl Drill {
+    pub(super) async fn expect(&self, step: &Step, e: &Expectation) -> bool {
+        let began = Instant::now();
+        let mark = lock(&self.mark).clone();
+        let deadline = mark.at + e.within;
+        let mut held_since: Option<Instant> = None;
+        let (result, measured, detail) = loop {
+            let seen = self.observe(&e.observe, &mark).await;
+            let saved_ok = match &e.equals_saved {
+                Some(name) => lock(&self.saved).get(name) == Some(&seen.value),
+                None => true,
+            };
+            let ok = seen.ok && saved_ok;
+            let text = if seen.ok && !saved_ok {
+                let was = lock(&self.saved)
+                    .get(e.equals_saved.as_deref().unwrap_or(""))
+                    .cloned();
+                format!("{} (saved: {})", seen.text, was.unwrap_or(Value::Null))
+            } else {
+                seen.text.clone()
+            };
+            *lock(&self.last_seen) = Some(text.clone());
+            let now = Instant::now();
+            match (ok, held_since) {
+                (true, None) => held_since = Some(now),
+                (false, Some(first)) => {
+                    break (
+                        StepOutcome::Failed,
+                        Some(first - mark.at),
+                        format!("held for {}, then: {text}", format_duration(now - first)),
+                    );
+                }
+                _ => {}
+            }
+            if let Some(first) = held_since
+                && now - first >= e.hold.unwrap_or_default()
+            {
+                if let Some(name) = &e.save {
+                    lock(&self.saved).insert(name.clone(), seen.value.clone());
+                }
+                break (StepOutcome::Held, Some(first - mark.at), text);
+            }
+            if held_since.is_none() && now >= deadline {
+                break (
+                    StepOutcome::Failed,
+                    None,
+                    format!(
+                        "not within {}; last seen: {text}",
+                        format_duration(e.within)
+                    ),
+                );
+            }
+            tokio::time::sleep(e.interval).await;
+        };
+        self.record(StepRecord {
+            name: step.name.clone(),
+            kind: kind_of(step),
+            result,
+            at: Some(began - self.start.at),
+            measured,
+            within: Some(e.within),
+            hold: e.hold,
+            detail: self.ctx.redactor.redact(&detail),
+        });
+        result == StepOutcome::Held
+    }
+
+    async fn observe(&self, o: &Observe, mark: &Mark) -> Seen {
+        let from = |since: Since| match since {
+            Since::Action => mark,
+            Since::Drill => &self.start,
+        };
+        match o {
+            Observe::Http {
+                method,
+                url,
+                headers,
+                expect,
+            } => self.http(method, url, headers, expect).await,
+            Observe::Exit { service, code } => self.exit(service, *code).await,
+            Observe::Sql { db, query, expect } => self.sql(db, query, expect.as_ref()).await,
+            Observe::Notifications {
+                sink,
+                matches,
+                count,
+                since,
+            } => self.notifications(sink, matches.as_ref(), *count, from(*since)),
+            Observe::Orders {
+                broker,
+                api_key,
+                account,
+                open,
+                flat,
+            } => {
+                self.orders(broker, api_key.as_ref(), account, *open, *flat)
+                    .await
+            }
+            Observe::Log {
+                service,
+                matches,
+                count,
+                since,
+            } => self.log(service, matches, *count, from(*since)),
+            Observe::Process {
+                service,
+                running,
+                unchanged,
+                max_restarts,
+            } => {
+                self.process(service, *running, *unchanged, *max_restarts)
+                    .await
+            }
+        }
+    }
+
+    async fn exit(&self, service: &str, code: i32) -> Seen {
+        match self.ctx.services.exit(service).await {
+            Err(e) => Seen::no(e.to_string()),
+            Ok(None) => Seen::no("still running"),
+            Ok(Some(x)) => Seen {
+                ok: !x.killed && x.code() == Some(code),
+                text: format!(
+                    "{} ({} after SIGTERM)",
+                    x.describe(),
+                    format_duration(x.took)
+                ),
+                value: json!(x.code()),
+            },
+        }
+    }
+
+    async fn sql(
+        &self,
+        db: &crate::probe::sql::Database,
+        query: &str,
+        expect: Option<&crate::probe::sql::Expect>,
+    ) -> Seen {
+        let db = db.resolved(&self.ctx.checklist_dir);
+        match crate::probe::sql::query(&db, query, Duration::from_secs(5)).await {
+            Err(e) => Seen::no(e.to_string()),
+            Ok(rows) => {
+                let checks = expect
+                    .map(|x| crate::probe::sql::check(&rows, x))
+                    .unwrap_or_default();
+                Seen {
+                    ok: checks.iter().all(|c| c.passed),
+                    text: format!("{} row(s), value {}", rows.rows.len(), rows.shown_value()),
+                    value: json!(rows.rows),
+                }
+            }
+        }
+    }
+
+    fn log(&self, service: &str, matches: &regex::Regex, count: Count, from: &Mark) -> Seen {
+        let offset = from.offsets.get(service).copied().unwrap_or(0);
+        let text = self.ctx.services.output_since(service, offset);
+        let lines: Vec<&str> = text.lines().filter(|l| matches.is_match(l)).collect();
+        let n = lines.len() as u64;
+        Seen {
+            ok: count.accepts(n),
+            text: format!(
+                "{n} matching line(s){}",
+                lines
+                    .last()
+                    .map(|l| format!("; last: {l}"))
+                    .unwrap_or_default()
+            ),
+            value: json!(n),
+        }
+    }
+
+    async fn http(
+        &self,
+        method: &reqwest::Method,
+        url: &Interpolated,
+        headers: &[(String, Interpolated)],
+        expect: &crate::probe::expect::HttpExpect,
+    ) -> Seen {
+        let mut req = self.client.request(method.clone(), &url.value);
+        for (k, v) in headers {
+            req = req.header(k, &v.value);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Seen::no(format!(
+                    "{method} {} failed: {}",
+                    url.display,
+                    crate::units::error_chain(&e)
+                ));
+            }
+        };
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap_or_default();
+        let value = match &expect.json {
+            Some(j) => serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.pointer(&j.pointer).cloned())
+                .unwrap_or(Value::Null),
+            None => json!(String::from_utf8_lossy(&body).trim()),
+        };
+        let short = |b: &[u8]| {
+            let s = String::from_utf8_lossy(b);
+            s.trim().chars().take(120).collect::<String>()
+        };
+        if !expect.status.accepts(status) {
+            return Seen {
+                ok: false,
+                text: format!(
+                    "status {status}, expected {}; body: {}",
+                    expect.status.describe(),
+                    short(&body)
+                ),
+                value,
+            };
+        }
+        match expect.check_body(&body) {
+            Ok(()) => Seen {
+                ok: true,
+                text: format!("status {status}; body: {}", short(&body)),
+                value,
+            },
+            Err(m) => Seen {
+                ok: false,
+                text: format!("status {status}; {m}"),
+                value,
+            },
+        }
+    }
+
+    fn notifications(
+        &self,
+        sink: &str,
+        matches: Option<&regex::Regex>,
+        count: Count,
+        from: &Mark,
+    ) -> Seen {
+        let Some(s) = self.ctx.sinks.get(sink) else {
+            return Seen::no(format!("sink \"{sink}\" is not running"));
+        };
+        let n = s.count_matching(matches, from.at, None) as u64;
+        let last = s
+            .messages()
+            .into_iter()
+            .rev()
+            .find(|m| m.at >= from.at && matches.is_none_or(|r| r.is_match(&m.text)))
+            .map(|m| format!("; last: \"{}\"", m.text))
+            .unwrap_or_default();
+        Seen {
+            ok: count.accepts(n),
+            text: format!(
+                "{n} matching message(s), expected {}{last}",
+                count.describe()
+            ),
+            value: json!(n),
+        }
+    }
+
+    async fn orders(
+        &self,
+        broker: &Interpolated,
+        api_key: Option<&Interpolated>,
+        account: &str,
+        open: Option<u64>,
+        flat: bool,
+    ) -> Seen {
+        let base = broker.value.trim_end_matches('/');
+        let get = |path: &str, query: &[(&str, &str)]| {
+            let mut r = self.client.get(format!("{base}{path}")).query(query);
+            if let Some(k) = api_key {
+                r = r.bearer_auth(&k.value);
+            }
+            async move {
+                let resp = r.send().await.map_err(|e| crate::units::error_chain(&e))?;
+                let status = resp.status();
+                let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+                if status.is_success() {
+                    Ok(v)
+                } else {
+                    Err(format!("{status}: {v}"))
+                }
+            }
+        };
+        let orders = get(
+            "/api/v1/orders",
+            &[("status", "open"), ("account", account)],
+        )
+        .await;
+        let positions = get("/api/v1/positions", &[("account", account)]).await;
+        let (orders, positions) = match (orders, positions) {
+            (Ok(o), Ok(p)) => (o, p),
+            (Err(e), _) | (_, Err(e)) => return Seen::no(format!("{}: {e}", broker.display)),
+        };
+        let n_open = orders["orders"].as_array().map_or(0, |a| a.len()) as u64;
+        let not_flat: Vec<String> = positions["positions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["qty"].as_f64().is_some_and(|q| q != 0.0))
+            .map(|p| format!("{} {}", p["symbol"].as_str().unwrap_or("?"), p["qty"]))
+            .collect();
+        let ok = open.is_none_or(|n| n == n_open) && (!flat || not_flat.is_empty());
+        Seen {
+            ok,
+            text: format!(
+                "account {account}: {n_open} open order(s), {}",
+                if not_flat.is_empty() {
+                    "positions flat".to_string()
+                } else {
+                    format!("not flat: {}", not_flat.join(", "))
+                }
+            ),
+            value: json!({ "open": n_open, "not_flat": not_flat.len() }),
+        }
+    }
+
+    async fn process(
+        &self,
+        service: &str,
+        running: bool,
+        unchanged: bool,
+        max_restarts: Option<u32>,
+    ) -> Seen {
+        let exit = match self.ctx.services.exit(service).await {
+            Ok(e) => e,
+            Err(m) => return Seen::no(m.to_string()),
+        };
+        let pid = self.ctx.services.pid(service);
+        let first = self.start_pids.get(service).copied().flatten();
+        let is_running = exit.is_none() && pid.is_some();
+        let text = match (is_running, pid) {
+            (true, Some(p)) => format!(
+                "running as PID {p}{}",
+                match first {
+                    Some(f) if f != p => format!(" (the drill started with PID {f})"),
+                    _ => String::new(),
+                }
+            ),
+            _ => format!(
+                "not running ({})",
+                exit.map_or("stopped".to_string(), |e| e.describe())
+            ),
+        };
+        let mut ok = is_running == running && (!unchanged || (is_running && pid == first));
+        let mut text = text;
+        if let Some(max) = max_restarts {
+            let before = self.start_counts.get(service).copied().unwrap_or(0);
+            let restarts = self.ctx.services.starts(service).saturating_sub(before);
+            ok &= restarts <= max;
+            text = format!("{text}; {restarts} restart(s) since the drill started");
+        }
+        Seen {
+            ok,
+            text,
+            value: json!(pid),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! A drill in progress: its context, its clock marks, what it has broken, saved and recorded,
+//! and the step in progress. The run, the actions and the observations share it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::effects::Broken;
+use super::record::StepRecord;
+use crate::probe::ProbeContext;
+
+/// The point times are measured from: the start of the last action other than `wait`, with
+/// the services' output offsets at that moment.
+#[derive(Debug, Clone)]
+pub(super) struct Mark {
+    pub(super) at: Instant,
+    pub(super) offsets: BTreeMap<String, u64>,
+}
+
+/// A drill in progress.
+pub(super) struct Drill {
+    /// The probe's context, with `cancel` replaced by `stop`: actions see the stop too.
+    pub(super) ctx: ProbeContext,
+    /// Stops the steps: the interruption, the deadline, or the probe dropped.
+    pub(super) stop: CancellationToken,
+    pub(super) client: reqwest::Client,
+    pub(super) start: Mark,
+    pub(super) start_pids: BTreeMap<String, Option<u32>>,
+    pub(super) start_counts: BTreeMap<String, u32>,
+    pub(super) mark: Mutex<Mark>,
+    pub(super) records: Mutex<Vec<StepRecord>>,
+    pub(super) broken: Arc<Mutex<Broken>>,
+    pub(super) saved: Mutex<BTreeMap<String, Value>>,
+    /// The step in progress (its index) and when it started.
+    pub(super) current: Mutex<Option<(usize, Instant)>>,
+    /// What the expectation in progress saw last.
+    pub(super) last_seen: Mutex<Option<String>>,
+}
+
+/// Lock `m`, also when a thread panicked holding it (the data stays usable).
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Now, with every service's output offset.
+pub(super) fn mark_of(services: &crate::service::ServiceSet) -> Mark {
+    Mark {
+        at: Instant::now(),
+        offsets: services
+            .names()
+            .into_iter()
+            .map(|n| {
+                let o = services.output_offset(&n);
+                (n, o)
+            })
+            .collect(),
+    }
+}
+
+impl Drill {
+    /// A drill starting now: the services' PIDs, start counts and output offsets are the
+    /// baseline its expectations compare with.
+    pub(super) fn new(ctx: ProbeContext, stop: CancellationToken) -> Drill {
+        let start = mark_of(&ctx.services);
+        let start_pids = ctx
+            .services
+            .names()
+            .into_iter()
+            .map(|n| {
+                let pid = ctx.services.pid(&n);
+                (n, pid)
+            })
+            .collect();
+        let start_counts = ctx
+            .services
+            .names()
+            .into_iter()
+            .map(|n| {
+                let c = ctx.services.starts(&n);
+                (n, c)
+            })
+            .collect();
+        Drill {
+            start_counts,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            start_pids,
+            mark: Mutex::new(start.clone()),
+            records: Mutex::new(Vec::new()),
+            broken: Arc::default(),
+            saved: Mutex::new(BTreeMap::new()),
+            current: Mutex::new(None),
+            last_seen: Mutex::new(None),
+            start,
+            ctx: ProbeContext {
+                cancel: stop.clone(),
+                ..ctx
+            },
+            stop,
+        }
+    }
+
+    pub(super) fn record(&self, r: StepRecord) {
+        lock(&self.records).push(r);
+    }
+}
