@@ -28,9 +28,10 @@ mod step;
 use std::collections::BTreeSet;
 
 use crate::model::ProbeOutput;
-use crate::probe::{FieldError, ProbeContext, RefKind, Reference, Validator};
-pub use raw::{RawDrillProbe, RawStep};
-pub use step::{Action, Observe, Step, StepKind};
+use crate::probe::{FieldError, ProbeContext, Reference, Validator};
+pub use raw::{RawDrillProbe, StepTable};
+pub use step::actions::RawBrokerFault;
+pub use step::{Action, Observe, RawStep, RawStepKind, Step, StepKind};
 
 /// A validated drill.
 #[derive(Debug, Clone)]
@@ -39,13 +40,14 @@ pub struct DrillProbe {
 }
 
 impl RawDrillProbe {
-    /// Validate every step.
+    /// Read and validate every step.
     ///
     /// # Errors
     /// A [`FieldError`] at `step[i].<key>`: no steps, a step that is neither one action nor one
-    /// expectation, a key that does not apply to the step, a malformed duration, signal,
-    /// regex, URL or fault, a duplicate step name, `needs` naming no earlier step, or
-    /// `equals_saved` before the step that saves that name.
+    /// expectation, a key that does not apply to the step (naming those that do), a value of
+    /// the wrong type, a malformed duration, signal, regex, URL or fault, a duplicate step
+    /// name, `needs` naming no earlier step, or `equals_saved` before the step that saves that
+    /// name.
     pub fn validate(self, v: &mut Validator) -> Result<DrillProbe, FieldError> {
         if self.step.is_empty() {
             return Err(FieldError::new(
@@ -53,46 +55,54 @@ impl RawDrillProbe {
                 "expected at least one [[item.probe.step]]",
             ));
         }
-        let mut steps = Vec::with_capacity(self.step.len());
-        let mut names = BTreeSet::new();
+        let mut steps: Vec<Step> = Vec::with_capacity(self.step.len());
         let mut saved = BTreeSet::new();
-        for (i, raw) in self.step.into_iter().enumerate() {
+        for (i, table) in self.step.into_iter().enumerate() {
             let at = |k: &str| format!("step[{i}]{}{k}", if k.is_empty() { "" } else { "." });
-            let s =
-                step::validate(i, raw, v).map_err(|e| FieldError::new(at(&e.key), e.message))?;
-            for n in &s.needs {
-                if !names.contains(n) {
-                    return Err(FieldError::new(
-                        at("needs"),
-                        format!("no earlier step named \"{n}\""),
-                    ));
-                }
-            }
-            if let StepKind::Expect(e) = &s.kind {
-                if let Some(name) = &e.equals_saved
-                    && !saved.contains(name)
-                {
-                    return Err(FieldError::new(
-                        at("equals_saved"),
-                        format!(
-                            "nothing is saved as \"{name}\" before this step (use save = \"{name}\" on an earlier expectation)"
-                        ),
-                    ));
-                }
-                if let Some(name) = &e.save {
-                    saved.insert(name.clone());
-                }
-            }
-            if !names.insert(s.name.clone()) {
-                return Err(FieldError::new(
-                    at("name"),
-                    format!("duplicate step name \"{}\"", s.name),
-                ));
-            }
+            let s = RawStep::parse(table.0)
+                .and_then(|raw| raw.validate(i, v))
+                .map_err(|e| FieldError::new(at(&e.key), e.message))?;
+            check_order(&s, &steps, &mut saved).map_err(|(k, m)| FieldError::new(at(k), m))?;
             steps.push(s);
         }
         Ok(DrillProbe { steps })
     }
+}
+
+/// What step `s` refers to comes before it: the steps it `needs` and the value it compares
+/// with (`equals_saved`); its name is new. Records what it saves in `saved`. `Err((key,
+/// message))` with the key inside the step.
+fn check_order(
+    s: &Step,
+    before: &[Step],
+    saved: &mut BTreeSet<String>,
+) -> Result<(), (&'static str, String)> {
+    if let Some(n) = s
+        .needs
+        .iter()
+        .find(|n| !before.iter().any(|b| &b.name == *n))
+    {
+        return Err(("needs", format!("no earlier step named \"{n}\"")));
+    }
+    if let StepKind::Expect(e) = &s.kind {
+        if let Some(name) = &e.equals_saved
+            && !saved.contains(name)
+        {
+            return Err((
+                "equals_saved",
+                format!(
+                    "nothing is saved as \"{name}\" before this step (use save = \"{name}\" on an earlier expectation)"
+                ),
+            ));
+        }
+        if let Some(name) = &e.save {
+            saved.insert(name.clone());
+        }
+    }
+    if before.iter().any(|b| b.name == s.name) {
+        return Err(("name", format!("duplicate step name \"{}\"", s.name)));
+    }
+    Ok(())
 }
 
 impl DrillProbe {
@@ -148,6 +158,3 @@ impl crate::probe::ProbeKind for DrillProbe {
         out
     }
 }
-
-/// The kinds of names a step refers to, for [`Reference`].
-pub(crate) type StepRef<'a> = (&'static str, RefKind, &'a str);

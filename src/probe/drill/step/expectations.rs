@@ -1,0 +1,532 @@
+//! Expectations: the keys every expectation takes ([`Timing`]), each kind's own keys (one
+//! struct per kind, `deny_unknown_fields`), how they validate, and the validated
+//! [`Expectation`] the run polls (`drill/observe.rs`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::StepRef;
+use super::actions::broker_url;
+use crate::probe::expect::{HttpExpect, RawHttpExpect, StatusSpec};
+use crate::probe::sql::{Database, Expect as SqlExpect, RawSqlProbe};
+use crate::probe::{FieldError, RefKind, Validator};
+use crate::units::Interpolated;
+
+/// Default poll interval of an expectation.
+const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Keys that validate into what an expectation observes.
+pub trait ExpectKeys {
+    /// Validate; `timing` tells whether the value is saved or compared with a saved one.
+    /// Errors name the key relative to the step.
+    fn validate(self, timing: &Timing, v: &mut Validator) -> Result<Observe, FieldError>;
+}
+
+/// The keys every expectation takes.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// Deadline, counted from the last action (humantime).
+    pub within: String,
+    /// Once it holds, it must keep holding this long (humantime), e.g. no second notification.
+    pub hold: Option<String>,
+    /// Poll interval (humantime). Default `"100ms"`; measured times are exact to one interval.
+    pub interval: Option<String>,
+    /// Keep the observed value under this name for a later `equals_saved`.
+    pub save: Option<String>,
+    /// Hold only when the observed value equals the one saved under this name.
+    pub equals_saved: Option<String>,
+}
+
+/// An expectation as written: the keys every expectation takes and its kind's own.
+#[derive(Debug)]
+pub struct Expect<K> {
+    /// `within`, `hold`, `interval`, `save`, `equals_saved`.
+    pub timing: Timing,
+    /// The kind's keys.
+    pub keys: K,
+}
+
+impl<K: ExpectKeys> Expect<K> {
+    /// Validate into an [`Expectation`].
+    pub(super) fn validate(self, v: &mut Validator) -> Result<Expectation, FieldError> {
+        let observe = self.keys.validate(&self.timing, v)?;
+        let t = self.timing;
+        let within = v.duration("within", &t.within)?;
+        let hold = t
+            .hold
+            .as_deref()
+            .map(|h| v.duration("hold", h))
+            .transpose()?;
+        let interval = match t.interval.as_deref() {
+            Some(i) => v.duration("interval", i)?,
+            None => DEFAULT_INTERVAL,
+        };
+        if interval.is_zero() {
+            return Err(FieldError::new("interval", "expected a positive interval"));
+        }
+        Ok(Expectation {
+            observe,
+            within,
+            hold,
+            interval,
+            save: t.save,
+            equals_saved: t.equals_saved,
+        })
+    }
+}
+
+/// An HTTP response, judged by the `http` probe's rules.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// The URL; `${VAR}` is interpolated.
+    pub url: String,
+    /// The method. Default `GET`.
+    pub method: Option<String>,
+    /// Request headers; values may use `${VAR}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Accepted status code or codes. Default: any 2xx.
+    pub status: Option<StatusSpec>,
+    /// A substring the body must contain.
+    pub body_contains: Option<String>,
+    /// A JSON pointer (RFC 6901) into the body.
+    pub json_pointer: Option<String>,
+    /// The value at `json_pointer`.
+    pub json_equals: Option<serde_json::Value>,
+    /// Accepted values at `json_pointer`.
+    pub json_one_of: Option<Vec<serde_json::Value>>,
+}
+
+/// A `[[service]]`'s exit with a code, not SIGKILLed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exit {
+    /// The `[[service]]`.
+    pub service: String,
+    /// The expected exit code. Default 0.
+    pub code: Option<i32>,
+}
+
+/// Rows of a read-only query, judged as the `sql` probe judges them.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sql {
+    /// A SQLite file, relative to the checklist.
+    pub sqlite: Option<String>,
+    /// A PostgreSQL URL; `${VAR}` is interpolated.
+    pub url: Option<String>,
+    /// The query.
+    pub query: String,
+    /// Exact row count.
+    pub rows: Option<u64>,
+    /// `true` for no rows.
+    pub empty: Option<bool>,
+    /// The first column of the first row equals this.
+    pub equals: Option<serde_json::Value>,
+    /// The first value is at least this.
+    pub min: Option<f64>,
+    /// The first value is at most this.
+    pub max: Option<f64>,
+}
+
+/// Messages a `[[sink]]` received.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    /// The `[[sink]]`.
+    pub sink: String,
+    /// A regular expression the messages must match.
+    pub matches: Option<String>,
+    /// Exactly this many. Default: at least 1.
+    pub count: Option<u64>,
+    /// At least this many.
+    pub at_least: Option<u64>,
+    /// At most this many.
+    pub at_most: Option<u64>,
+    /// Count from the last `action` (default) or the `drill` start.
+    pub since: Option<String>,
+}
+
+/// Open orders and positions on the paper broker.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Orders {
+    /// The paper broker's base URL, e.g. `"http://127.0.0.1:18080"`.
+    pub broker: String,
+    /// The broker's API key (sent as a Bearer token); `${VAR}`.
+    pub api_key: Option<String>,
+    /// The account. Default `"default"`.
+    pub account: Option<String>,
+    /// Exactly this many open orders.
+    pub open: Option<u64>,
+    /// `true` when every position must be flat (quantity 0).
+    pub flat: Option<bool>,
+}
+
+/// Lines a `[[service]]` wrote.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// The `[[service]]`.
+    pub service: String,
+    /// A regular expression the lines must match.
+    pub matches: String,
+    /// Exactly this many. Default: at least 1.
+    pub count: Option<u64>,
+    /// At least this many.
+    pub at_least: Option<u64>,
+    /// At most this many.
+    pub at_most: Option<u64>,
+    /// Count from the last `action` (default) or the `drill` start.
+    pub since: Option<String>,
+}
+
+/// A `[[service]]`'s process.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    /// The `[[service]]`.
+    pub service: String,
+    /// The service runs (`true`, default) or does not.
+    pub running: Option<bool>,
+    /// The same process as when the drill started (PID unchanged, never restarted).
+    pub unchanged: Option<bool>,
+    /// At most this many starts of the service since the drill started (its own
+    /// `start`/`restart` actions and restores included).
+    pub max_restarts: Option<u32>,
+}
+
+/// An expectation with its deadline and polling.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    /// What to observe.
+    pub observe: Observe,
+    /// Deadline from the last action.
+    pub within: Duration,
+    /// How long it must keep holding once it holds.
+    pub hold: Option<Duration>,
+    /// Poll interval.
+    pub interval: Duration,
+    /// Save the observed value under this name.
+    pub save: Option<String>,
+    /// Hold only when the observed value equals this saved one.
+    pub equals_saved: Option<String>,
+}
+
+/// Where counting starts for `notifications` and `log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// The last action.
+    Action,
+    /// The drill's start.
+    Drill,
+}
+
+/// A count expectation: exact, or bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    /// At least.
+    pub min: u64,
+    /// At most.
+    pub max: Option<u64>,
+}
+
+impl Count {
+    /// Whether `n` is accepted.
+    pub fn accepts(&self, n: u64) -> bool {
+        n >= self.min && self.max.is_none_or(|m| n <= m)
+    }
+
+    /// `exactly 1`, `≥ 1`, `≤ 3`, `1 to 3`.
+    pub fn describe(&self) -> String {
+        match (self.min, self.max) {
+            (lo, Some(hi)) if lo == hi => format!("exactly {lo}"),
+            (0, Some(hi)) => format!("≤ {hi}"),
+            (lo, Some(hi)) => format!("{lo} to {hi}"),
+            (lo, None) => format!("≥ {lo}"),
+        }
+    }
+}
+
+/// What an expectation observes.
+#[derive(Debug, Clone)]
+pub enum Observe {
+    /// An HTTP response.
+    Http {
+        /// Method.
+        method: reqwest::Method,
+        /// URL.
+        url: Interpolated,
+        /// Headers.
+        headers: Vec<(String, Interpolated)>,
+        /// The expectation (the http probe's rules).
+        expect: HttpExpect,
+    },
+    /// A service's exit.
+    Exit {
+        /// The service.
+        service: String,
+        /// Expected exit code.
+        code: i32,
+    },
+    /// Rows of a query.
+    Sql {
+        /// The database.
+        db: Database,
+        /// The query.
+        query: String,
+        /// The expectation on rows (`None` with only `save`/`equals_saved`).
+        expect: Option<SqlExpect>,
+    },
+    /// Messages a sink received.
+    Notifications {
+        /// The sink.
+        sink: String,
+        /// Messages must match this.
+        matches: Option<regex::Regex>,
+        /// How many.
+        count: Count,
+        /// Counted from.
+        since: Since,
+    },
+    /// Open orders and positions on the paper broker.
+    Orders {
+        /// Base URL.
+        broker: Interpolated,
+        /// API key.
+        api_key: Option<Interpolated>,
+        /// Account.
+        account: String,
+        /// Exactly this many open orders.
+        open: Option<u64>,
+        /// Every position flat.
+        flat: bool,
+    },
+    /// Lines a service wrote.
+    Log {
+        /// The service.
+        service: String,
+        /// Lines must match this.
+        matches: regex::Regex,
+        /// How many.
+        count: Count,
+        /// Counted from.
+        since: Since,
+    },
+    /// A service's process.
+    Process {
+        /// The service.
+        service: String,
+        /// It runs.
+        running: bool,
+        /// Same PID as when the drill started.
+        unchanged: bool,
+        /// At most this many starts since the drill started.
+        max_restarts: Option<u32>,
+    },
+}
+
+impl Observe {
+    /// The expectation kind as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Observe::Http { .. } => "http",
+            Observe::Exit { .. } => "exit",
+            Observe::Sql { .. } => "sql",
+            Observe::Notifications { .. } => "notifications",
+            Observe::Orders { .. } => "orders",
+            Observe::Log { .. } => "log",
+            Observe::Process { .. } => "process",
+        }
+    }
+
+    /// The services and sinks it names, with the key naming each.
+    pub fn references(&self) -> Vec<StepRef<'_>> {
+        match self {
+            Observe::Exit { service, .. }
+            | Observe::Log { service, .. }
+            | Observe::Process { service, .. } => {
+                vec![("service", RefKind::Service, service.as_str())]
+            }
+            Observe::Notifications { sink, .. } => vec![("sink", RefKind::Sink, sink.as_str())],
+            Observe::Http { .. } | Observe::Sql { .. } | Observe::Orders { .. } => Vec::new(),
+        }
+    }
+}
+
+/// `count` (exact) or `at_least`/`at_most`; neither: at least `default_min`.
+fn count(
+    count: Option<u64>,
+    at_least: Option<u64>,
+    at_most: Option<u64>,
+    default_min: u64,
+) -> Result<Count, FieldError> {
+    match (count, at_least, at_most) {
+        (Some(n), None, None) => Ok(Count {
+            min: n,
+            max: Some(n),
+        }),
+        (Some(_), _, _) => Err(FieldError::new(
+            "count",
+            "count is exact; it excludes at_least and at_most",
+        )),
+        (None, None, None) => Ok(Count {
+            min: default_min,
+            max: None,
+        }),
+        (None, lo, hi) => {
+            if let (Some(l), Some(h)) = (lo, hi)
+                && l > h
+            {
+                return Err(FieldError::new("at_most", "at_most is below at_least"));
+            }
+            Ok(Count {
+                min: lo.unwrap_or(0),
+                max: hi,
+            })
+        }
+    }
+}
+
+fn since(since: Option<&str>) -> Result<Since, FieldError> {
+    match since {
+        None | Some("action") => Ok(Since::Action),
+        Some("drill") => Ok(Since::Drill),
+        Some(other) => Err(FieldError::new(
+            "since",
+            format!(
+                "unknown value \"{other}\": expected \"action\" (the last action) or \"drill\" (its start)"
+            ),
+        )),
+    }
+}
+
+impl ExpectKeys for Http {
+    fn validate(self, _: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
+        let url = v.interpolate("url", &self.url)?;
+        reqwest::Url::parse(&url.value)
+            .map_err(|e| FieldError::new("url", format!("invalid URL: {e}")))?;
+        let method = match self.method.as_deref() {
+            None => reqwest::Method::GET,
+            Some(m) => reqwest::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| FieldError::new("method", format!("invalid method \"{m}\"")))?,
+        };
+        let mut headers = Vec::new();
+        for (k, val) in &self.headers {
+            headers.push((k.clone(), v.interpolate(&format!("headers.{k}"), val)?));
+        }
+        let expect = RawHttpExpect {
+            status: self.status,
+            body_contains: self.body_contains,
+            json_pointer: self.json_pointer,
+            json_equals: self.json_equals,
+            json_one_of: self.json_one_of,
+        }
+        .validate()?;
+        Ok(Observe::Http {
+            method,
+            url,
+            headers,
+            expect,
+        })
+    }
+}
+
+impl ExpectKeys for Exit {
+    fn validate(self, _: &Timing, _: &mut Validator) -> Result<Observe, FieldError> {
+        Ok(Observe::Exit {
+            service: self.service,
+            code: self.code.unwrap_or(0),
+        })
+    }
+}
+
+impl ExpectKeys for Sql {
+    fn validate(self, timing: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
+        let probe = RawSqlProbe {
+            sqlite: self.sqlite,
+            url: self.url,
+            query: self.query,
+            rows: self.rows,
+            empty: self.empty,
+            equals: self.equals,
+            min: self.min,
+            max: self.max,
+            busy_timeout: None,
+            timeout: None,
+        };
+        let db = probe.database(v)?;
+        let required = timing.save.is_none() && timing.equals_saved.is_none();
+        let expect = probe.expectation(required)?;
+        Ok(Observe::Sql {
+            db,
+            query: probe.query,
+            expect,
+        })
+    }
+}
+
+impl ExpectKeys for Notifications {
+    fn validate(self, _: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
+        Ok(Observe::Notifications {
+            sink: self.sink,
+            matches: self
+                .matches
+                .as_deref()
+                .map(|m| v.regex("matches", m))
+                .transpose()?,
+            count: count(self.count, self.at_least, self.at_most, 1)?,
+            since: since(self.since.as_deref())?,
+        })
+    }
+}
+
+impl ExpectKeys for Orders {
+    fn validate(self, _: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
+        let broker = broker_url(v, &self.broker)?;
+        if self.open.is_none() && self.flat.is_none() {
+            return Err(FieldError::new(
+                "",
+                "expect = \"orders\" needs `open` (a count of open orders) or `flat = true`",
+            ));
+        }
+        Ok(Observe::Orders {
+            broker,
+            api_key: self
+                .api_key
+                .as_deref()
+                .map(|k| v.interpolate("api_key", k))
+                .transpose()?,
+            account: self.account.unwrap_or_else(|| "default".into()),
+            open: self.open,
+            flat: self.flat.unwrap_or(false),
+        })
+    }
+}
+
+impl ExpectKeys for Log {
+    fn validate(self, _: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
+        Ok(Observe::Log {
+            service: self.service,
+            matches: v.regex("matches", &self.matches)?,
+            count: count(self.count, self.at_least, self.at_most, 1)?,
+            since: since(self.since.as_deref())?,
+        })
+    }
+}
+
+impl ExpectKeys for Process {
+    fn validate(self, _: &Timing, _: &mut Validator) -> Result<Observe, FieldError> {
+        Ok(Observe::Process {
+            service: self.service,
+            running: self.running.unwrap_or(true),
+            unchanged: self.unchanged.unwrap_or(false),
+            max_restarts: self.max_restarts,
+        })
+    }
+}
