@@ -11,9 +11,14 @@
 //! says what it did: the steps that ran with their times, the step it stopped at, what was in
 //! effect at that moment, and what the restore did, in the report and in `drill.json`.
 //!
-//! Files: [`raw`] is the TOML shape, `step` the validated steps and how each expectation is
-//! observed, `effects` what the drill has broken and not undone, `exec` the execution,
-//! restore and report.
+//! Files, one concern each (no file of the folder imports another that imports it back):
+//! - reading: [`raw`] the TOML shape (steps kept as tables), `step/` the step kinds, their keys
+//!   and validation into [`Step`]s, and this file the checks across steps (names, `needs`,
+//!   `save` before `equals_saved`);
+//! - running: `run` the engine (steps in order, stopping, the restore), `action` doing the
+//!   actions, `observe` polling the expectations, over `state` (the drill in progress),
+//!   `effects` (what it has broken and not undone) and `record` (what it keeps of each step);
+//! - reporting: `output`, the checks, tables, summary and `drill.json`.
 
 mod action;
 mod effects;

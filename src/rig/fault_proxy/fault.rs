@@ -1,4 +1,4 @@
-//! The faults a [`super::FaultProxy`] can apply, and how each is shown and serialised.
+//! The faults a proxy can apply, and how each is shown and serialised.
 
 use std::fmt;
 use std::time::Duration;

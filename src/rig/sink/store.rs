@@ -62,7 +62,7 @@ pub(super) struct Inner {
     pub name: String,
     pub addr: SocketAddr,
     pub store: Mutex<Store>,
-    /// The last recorded seq; wakes [`super::Sink::wait_for`].
+    /// The last recorded seq; wakes the sink's `wait_for`.
     pub arrivals: watch::Sender<u64>,
     pub stop: CancellationToken,
     pub server: Mutex<Option<JoinHandle<()>>>,

@@ -7,7 +7,6 @@ use nix::sys::signal::Signal as Sig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::StepRef;
 use crate::probe::tool::ToolRun;
 use crate::probe::{FieldError, RefKind, Validator};
 use crate::rig::fault_proxy::Fault;
@@ -242,7 +241,7 @@ impl Action {
     }
 
     /// The services and proxies it names, with the key naming each.
-    pub fn references(&self) -> Vec<StepRef<'_>> {
+    pub fn references(&self) -> Vec<(&'static str, RefKind, &str)> {
         match self {
             Action::Stop { service, .. } => vec![("stop", RefKind::Service, service.as_str())],
             Action::Start { service } => vec![("start", RefKind::Service, service.as_str())],

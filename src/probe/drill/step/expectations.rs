@@ -8,7 +8,6 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::StepRef;
 use super::actions::broker_url;
 use crate::probe::expect::{HttpExpect, RawHttpExpect, StatusSpec};
 use crate::probe::sql::{Database, Expect as SqlExpect, RawSqlProbe};
@@ -346,7 +345,7 @@ impl Observe {
     }
 
     /// The services and sinks it names, with the key naming each.
-    pub fn references(&self) -> Vec<StepRef<'_>> {
+    pub fn references(&self) -> Vec<(&'static str, RefKind, &str)> {
         match self {
             Observe::Exit { service, .. }
             | Observe::Log { service, .. }

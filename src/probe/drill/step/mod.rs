@@ -20,9 +20,6 @@ use actions::ActionKeys;
 pub use expectations::{Count, Expect, Expectation, Observe, Since, Timing};
 use keys::{Kind, Reader, Select};
 
-/// A name a step refers to: the key naming it, what it names, the name.
-pub(crate) type StepRef<'a> = (&'static str, RefKind, &'a str);
-
 /// The keys every step may carry.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -228,7 +225,7 @@ impl StepKind {
 
 impl Step {
     /// The services, sinks and proxies the step names, with the key naming each.
-    pub fn references(&self) -> Vec<StepRef<'_>> {
+    pub fn references(&self) -> Vec<(&'static str, RefKind, &str)> {
         match &self.kind {
             StepKind::Action(a) => a.references(),
             StepKind::Expect(e) => e.observe.references(),
