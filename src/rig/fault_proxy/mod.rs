@@ -22,7 +22,7 @@
 //! [`FaultProxy::shutdown`], or when the last handle is dropped.
 
 //!
-//! Files: [`fault`] the faults, `shared` the state the handles and the connection tasks share,
+//! Files: `fault` the faults, `shared` the state the handles and the connection tasks share,
 //! `conn` the forwarding; this file the handle that starts, steers and stops a proxy.
 
 mod conn;
