@@ -22,9 +22,20 @@ pub struct RawDrillProbe {
 
 /// One `[[item.probe.step]]` table as written: one action or one expectation with its keys
 /// (see the schema, or [`super::step::RawStepKind`]).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone)]
 pub struct StepTable(pub toml::Table);
+
+impl<'de> Deserialize<'de> for StepTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StepTable, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::Table(t) => Ok(StepTable(t)),
+            other => Err(serde::de::Error::custom(format!(
+                "a step is a table ([[item.probe.step]] or {{ … }}), found {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
 
 impl JsonSchema for StepTable {
     fn schema_name() -> Cow<'static, str> {

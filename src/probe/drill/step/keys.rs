@@ -193,6 +193,7 @@ impl Reader {
     /// Read what is left of the table as the keys of `K`, refusing any key `K` does not have
     /// with the list of the keys this step takes.
     pub(crate) fn finish<K: DeserializeOwned>(&mut self) -> Result<K, FieldError> {
+        // The kind's keys are read only from what the shared parts and the tag left.
         let own = keys_of::<K>();
         if let Some(extra) = self.table.keys().find(|k| !own.contains(&k.as_str())) {
             let select = self.select.expect("selected before its keys are read");

@@ -140,6 +140,40 @@ fn a_key_of_another_kind_is_refused_naming_the_keys_that_apply() {
 }
 
 #[test]
+fn no_kind_has_a_key_that_chooses_another_kind_or_that_every_step_takes() {
+    let shared: Vec<&str> = [keys::keys_of::<Common>(), keys::keys_of::<Timing>()].concat();
+    let kinds = kinds();
+    let mut g = schemars::SchemaGenerator::default();
+    for k in &kinds {
+        let schema = (k.schema)(&mut g).to_value();
+        let own: Vec<&str> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for other in kinds.iter().filter(|o| o.select.key != k.select.key) {
+            assert!(
+                !own.contains(&other.select.key),
+                "{}: {} would be read as two steps",
+                k.select.doing(),
+                other.select.key
+            );
+        }
+        if let Some((tag, _)) = k.select.tag {
+            assert!(
+                !own.contains(&tag),
+                "{}: {tag} is the tag",
+                k.select.doing()
+            );
+        }
+        for s in &shared {
+            assert!(!own.contains(s), "{}: {s} is never read", k.select.doing());
+        }
+    }
+}
+
+#[test]
 fn the_schema_has_one_variant_per_kind_with_the_keys_the_reader_takes() {
     let mut g = schemars::SchemaGenerator::default();
     let schema = schema(&mut g).to_value();
