@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::paper_broker::faults::SplitMix64;
+use crate::order::template::Rng;
 
 /// How long the proxy waits for the upstream to accept a connection before it closes the
 /// client connection and counts an upstream connect failure.
@@ -664,7 +664,7 @@ async fn pump(
 ) -> Result<(), ()> {
     let (tx, mut rx) = mpsc::channel::<Chunk>(QUEUE_CHUNKS);
     let read = async move {
-        let mut rng = SplitMix64(seed);
+        let mut rng = Rng::new(seed);
         let mut buf = vec![0u8; CHUNK_BYTES];
         loop {
             let n = from.read(&mut buf).await.map_err(|_| ())?;
@@ -737,7 +737,7 @@ async fn pump(
 }
 
 /// `latency` plus a uniform draw in `[-jitter, +jitter]`, never below zero.
-fn jittered(latency: Duration, jitter: Duration, rng: &mut SplitMix64) -> Duration {
+fn jittered(latency: Duration, jitter: Duration, rng: &mut Rng) -> Duration {
     if jitter.is_zero() {
         return latency;
     }
@@ -751,7 +751,7 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_its_band_and_never_goes_negative() {
-        let mut rng = SplitMix64(7);
+        let mut rng = Rng::new(7);
         let (latency, jitter) = (Duration::from_millis(100), Duration::from_millis(30));
         let draws: Vec<Duration> = (0..1000)
             .map(|_| jittered(latency, jitter, &mut rng))

@@ -13,6 +13,7 @@ pub mod facts;
 pub mod fault_proxy;
 pub mod fix;
 pub mod model;
+pub mod order;
 pub mod paper_broker;
 pub mod probe;
 pub mod process;

@@ -22,12 +22,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::order::template::{Rng, Template};
 use crate::probe::expect::{JsonExpect, RawHttpExpect, check_pointer};
 use crate::probe::latency::Transport;
 use crate::probe::latency::fix_keys::none_given;
 use crate::probe::latency::load::transport::{Connector, Version};
 use crate::probe::latency::load::websocket::{correlation_id, handshake, next_data};
-use crate::probe::latency::template::{Rng, Template};
 use crate::probe::{FieldError, Validator};
 use crate::units::{Interpolated, Redactor};
 

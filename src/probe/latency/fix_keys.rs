@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::RawLatencyProbe;
 use super::load::fix::{FixWire, Until};
-use super::template::Template;
 use crate::fix::{SessionConfig, Version, codec, tag};
+use crate::order::template::Template;
 use crate::probe::{FieldError, Validator};
 
 /// A `fix+tcp://HOST:PORT` or `fix+tls://HOST:PORT` URL: TLS or not, host, port.

@@ -16,7 +16,6 @@ pub mod chart;
 pub mod fix_keys;
 pub mod load;
 pub mod record;
-pub mod template;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -29,10 +28,10 @@ use serde::Deserialize;
 use super::http::StatusSpec;
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
+use crate::order::template::{self, Template};
 use crate::probe::expect::{RawHttpExpect, check_pointer};
 use crate::units::format_duration;
 use load::{HttpWire, Plan, Wire};
-use template::Template;
 use verdict::{Blame, Lateness, value_us};
 
 /// Share of the requested rate that must be achieved for the run to count as sustained.

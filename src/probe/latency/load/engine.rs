@@ -24,7 +24,7 @@ use super::http1::{ExchangeError, Reader, RequestHead};
 use super::pipeline::Pipelined;
 use super::transport::{Stream, Version};
 use super::{ErrorKind, Global, HttpWire, Stats, Wire, h2, snippet};
-use crate::probe::latency::template::Rng;
+use crate::order::template::Rng;
 
 /// What a thread is given.
 pub(super) struct Thread {

@@ -22,7 +22,7 @@ use super::pipeline::{Inbound, OrderTransport};
 use super::transport::Stream;
 use crate::fix::session::{self, Event, Role, Session, SessionConfig};
 use crate::fix::{Reader, codec, msg_type as mt, tag};
-use crate::probe::latency::template::{Rng, Template};
+use crate::order::template::{Rng, Template};
 
 /// The reject kinds of the FIX transport, in report order.
 pub const REJECT_KINDS: &[&str] = &["rejected", "business_reject", "session_reject"];

@@ -39,7 +39,7 @@ use http::header::{HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 use super::record::Recorder;
-use super::template::Template;
+use crate::order::template::Template;
 
 pub mod clock;
 mod engine;

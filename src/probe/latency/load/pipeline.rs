@@ -30,7 +30,7 @@ use super::engine::{
 };
 use super::transport::Stream;
 use super::{ErrorKind, Global};
-use crate::probe::latency::template::Rng;
+use crate::order::template::Rng;
 
 /// How often a connection calls [`OrderTransport::tick`] (heartbeats and the like).
 pub const TICK: Duration = Duration::from_millis(250);

@@ -25,8 +25,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::pipeline::{Inbound, OrderTransport};
 use super::snippet;
 use super::transport::Stream;
+use crate::order::template::{Rng, Template};
 use crate::probe::expect::JsonExpect;
-use crate::probe::latency::template::{Rng, Template};
 
 /// The reject kinds of the WebSocket transport.
 pub const REJECT_KINDS: &[&str] = &["rejected"];
