@@ -8,4 +8,8 @@
 //! It depends on nothing above it: the probes and the soak use it, never the reverse (see
 //! ARCHITECTURE.md).
 
+pub mod clock;
+pub mod connect;
+pub mod keys;
 pub mod template;
+pub mod transport;

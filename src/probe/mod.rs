@@ -285,6 +285,13 @@ impl FieldError {
     }
 }
 
+/// The order client's keys ([`crate::order::keys`]) report their errors the same way.
+impl From<crate::order::keys::KeyError> for FieldError {
+    fn from(e: crate::order::keys::KeyError) -> FieldError {
+        FieldError::new(e.key, e.message)
+    }
+}
+
 /// Shared state for validating probe tables: collects interpolated secrets.
 #[derive(Debug, Default)]
 pub struct Validator {

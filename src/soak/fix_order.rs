@@ -15,9 +15,10 @@ use tokio::io::AsyncWriteExt;
 use super::order::{RawCancel, RawOrderCheck};
 use crate::fix::session::{self, Event, Role, Session, SessionConfig};
 use crate::fix::{Fields, FixError, Reader, codec, msg_type as mt, tag};
+use crate::order::connect::{Connector, Stream};
 use crate::order::template::{Rng, Template};
-use crate::probe::latency::fix_keys::{none_given, order_template, session_keys, split_fix_url};
-use crate::probe::latency::load::transport::{Connector, Stream};
+use crate::order::transport::split_fix_url;
+use crate::probe::latency::fix_keys::{none_given, order_template, session_keys};
 use crate::probe::{FieldError, Validator};
 
 /// A validated FIX order check.

@@ -22,11 +22,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::order::connect::{Connector, Stream, Version};
 use crate::order::template::{Rng, Template};
+use crate::order::transport::Transport;
 use crate::probe::expect::{JsonExpect, RawHttpExpect, check_pointer};
-use crate::probe::latency::Transport;
 use crate::probe::latency::fix_keys::none_given;
-use crate::probe::latency::load::transport::{Connector, Version};
 use crate::probe::latency::load::websocket::{correlation_id, handshake, next_data};
 use crate::probe::{FieldError, Validator};
 use crate::units::{Interpolated, Redactor};
@@ -567,10 +567,7 @@ impl OrderCheck {
     async fn connect(
         &self,
         timeout: Duration,
-    ) -> Result<
-        tokio_tungstenite::WebSocketStream<crate::probe::latency::load::transport::Stream>,
-        String,
-    > {
+    ) -> Result<tokio_tungstenite::WebSocketStream<Stream>, String> {
         let url = url_of(&self.url.value, self.transport)?;
         let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
         let port = url.port_or_known_default().unwrap_or(80);
@@ -599,7 +596,7 @@ impl OrderCheck {
     /// Send `message` and wait for the answer holding `id` at `match` (others skipped).
     async fn exchange(
         &self,
-        ws: &mut tokio_tungstenite::WebSocketStream<crate::probe::latency::load::transport::Stream>,
+        ws: &mut tokio_tungstenite::WebSocketStream<Stream>,
         message: &str,
         id: &str,
     ) -> Result<Value, String> {

@@ -13,28 +13,6 @@ use crate::fix::{SessionConfig, Version, codec, tag};
 use crate::order::template::Template;
 use crate::probe::{FieldError, Validator};
 
-/// A `fix+tcp://HOST:PORT` or `fix+tls://HOST:PORT` URL: TLS or not, host, port.
-///
-/// # Errors
-/// A message saying what was expected.
-pub fn split_fix_url(url: &str) -> Result<(bool, String, u16), String> {
-    let (tls, host, port, path) = super::split_url(url, super::Transport::Fix)?;
-    if path != "/" {
-        return Err("a FIX URL is fix+tcp://HOST:PORT with nothing after the port".into());
-    }
-    // FIX has no well-known port, so the URL must name one.
-    let authority = url
-        .split_once("://")
-        .map_or("", |(_, a)| a.trim_end_matches('/'));
-    if authority
-        .rsplit_once(':')
-        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-    {
-        return Err("expected a port: FIX has no default port (e.g. :9878)".into());
-    }
-    Ok((tls, host, port))
-}
-
 impl RawLatencyProbe {
     /// With HTTP or WebSocket, none of the FIX keys.
     pub(super) fn no_fix_keys(&self) -> Result<(), FieldError> {

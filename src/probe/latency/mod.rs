@@ -28,7 +28,9 @@ use serde::Deserialize;
 use super::http::StatusSpec;
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
+use crate::order::connect::{Connector, Version};
 use crate::order::template::{self, Template};
+use crate::order::transport::{Transport, split_fix_url, split_url};
 use crate::probe::expect::{RawHttpExpect, check_pointer};
 use crate::units::format_duration;
 use load::{HttpWire, Plan, Wire};
@@ -211,7 +213,7 @@ impl RawLatencyProbe {
         let url = v.interpolate("url", &self.url)?;
         let (tls, host, port, path_text) = if transport == Transport::Fix {
             let (tls, host, port) =
-                fix_keys::split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
+                split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
             (tls, host, port, String::new())
         } else {
             self.no_fix_keys()?;
@@ -436,10 +438,10 @@ impl RawLatencyProbe {
     }
 
     /// `http_version`: `"1.1"` (default) or `"2"`.
-    fn version(&self) -> Result<load::transport::Version, FieldError> {
+    fn version(&self) -> Result<Version, FieldError> {
         match self.http_version.as_deref() {
-            None | Some("1.1") => Ok(load::transport::Version::Http1),
-            Some("2") => Ok(load::transport::Version::Http2),
+            None | Some("1.1") => Ok(Version::Http1),
+            Some("2") => Ok(Version::Http2),
             Some(other) => Err(FieldError::new(
                 "http_version",
                 format!("expected \"1.1\" or \"2\", found \"{other}\""),
@@ -708,98 +710,6 @@ fn error_table(ctx: &ProbeContext, r: &load::LoadResult) -> Table {
     }
 }
 
-/// How orders travel (`transport`), for the `latency` probe and the soak's `order` monitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// HTTP/1.1 or HTTP/2 requests.
-    Http,
-    /// JSON messages on a WebSocket (RFC 6455).
-    WebSocket,
-    /// FIX 4.2 / 4.4 tag=value sessions.
-    Fix,
-}
-
-impl Transport {
-    /// Parse the `transport` key: `"http"` (the default), `"websocket"` or `"fix"`.
-    ///
-    /// # Errors
-    /// A [`FieldError`] on `transport` for anything else.
-    pub fn parse(text: Option<&str>) -> Result<Transport, FieldError> {
-        match text {
-            None | Some("http") => Ok(Transport::Http),
-            Some("websocket") => Ok(Transport::WebSocket),
-            Some("fix") => Ok(Transport::Fix),
-            Some(other) => Err(FieldError::new(
-                "transport",
-                format!("expected \"http\", \"websocket\" or \"fix\", found \"{other}\""),
-            )),
-        }
-    }
-
-    /// `expected an http:// or https:// URL` and the like, for a URL of another scheme.
-    pub fn expected_url(self) -> String {
-        let (plain, secure) = self.schemes();
-        let article = if self == Transport::Http { "an" } else { "a" };
-        format!("expected {article} {plain}:// or {secure}:// URL")
-    }
-
-    /// The URL schemes: plain, then TLS.
-    pub fn schemes(self) -> (&'static str, &'static str) {
-        match self {
-            Transport::Http => ("http", "https"),
-            Transport::WebSocket => ("ws", "wss"),
-            Transport::Fix => ("fix+tcp", "fix+tls"),
-        }
-    }
-}
-
-/// Split a URL of the transport's schemes (`http://`/`https://`, `ws://`/`wss://`) into TLS or
-/// not, host, port and the raw path-and-query text (placeholders intact; `url::Url` would
-/// percent-encode the braces).
-fn split_url(url: &str, transport: Transport) -> Result<(bool, String, u16, String), String> {
-    let (plain, secure) = transport.schemes();
-    let (tls, rest) = if let Some(r) = url.strip_prefix(&format!("{plain}://")) {
-        (false, r)
-    } else if let Some(r) = url.strip_prefix(&format!("{secure}://")) {
-        (true, r)
-    } else {
-        let hint = match transport {
-            Transport::Http if url.starts_with("ws") => {
-                " (ws:// and wss:// need transport = \"websocket\")"
-            }
-            _ => "",
-        };
-        return Err(format!("{}{hint}", transport.expected_url()));
-    };
-    let cut = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..cut];
-    let mut path = rest[cut..].to_string();
-    if path.is_empty() {
-        path = "/".into();
-    } else if path.starts_with('?') {
-        path = format!("/{path}");
-    }
-    if path.contains('#') {
-        return Err("a URL fragment (#…) is never sent; remove it".into());
-    }
-    let scheme = if tls { secure } else { plain };
-    let parsed = reqwest::Url::parse(&format!("{scheme}://{authority}/"))
-        .map_err(|e| format!("invalid URL: {e}"))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| "expected a host in the URL".to_string())?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("credentials in the URL are not supported; use headers".into());
-    }
-    let port = parsed
-        .port_or_known_default()
-        .unwrap_or(if tls { 443 } else { 80 });
-    Ok((tls, host, port, path))
-}
-
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
@@ -860,12 +770,12 @@ impl LatencyProbe {
             };
             let ca = ca.as_ref().map(|(p, pem)| (p.as_path(), pem.as_slice()));
             let alpn = self.plan.wire.alpn();
-            match load::transport::Connector::tls(addr, alpn, &self.host, ca) {
+            match Connector::tls(addr, alpn, &self.host, ca) {
                 Ok(c) => c,
                 Err(e) => return ProbeOutput::error(format!("{shown}: {e}")),
             }
         } else {
-            load::transport::Connector::plain(addr)
+            Connector::plain(addr)
         };
         let mut plan = self.plan.clone();
         plan.stall = match load::Stall::from_env() {
@@ -1513,24 +1423,6 @@ mod tests {
             "url = \"http://127.0.0.1:9/api/v1/orders?x={{{{seq}}}}\"\nrate = 100.0\n{extra}"
         ))
         .unwrap()
-    }
-
-    #[test]
-    fn url_path_keeps_placeholders_and_host_port() {
-        let http = Transport::Http;
-        let (tls, h, port, path) =
-            split_url("http://localhost:8080/a/{{seq}}?q={{uuid}}", http).unwrap();
-        assert_eq!(
-            (tls, h.as_str(), port, path.as_str()),
-            (false, "localhost", 8080, "/a/{{seq}}?q={{uuid}}")
-        );
-        assert_eq!(split_url("http://h", http).unwrap().3, "/");
-        let (tls, _, port, _) = split_url("https://h/", http).unwrap();
-        assert_eq!((tls, port), (true, 443));
-        assert!(split_url("ftp://h/", http).is_err());
-        assert!(split_url("ws://h/", http).is_err());
-        let (tls, _, port, _) = split_url("wss://h/ws/orders", Transport::WebSocket).unwrap();
-        assert_eq!((tls, port), (true, 443));
     }
 
     #[test]

@@ -19,11 +19,12 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::clock::{Timer, now_ns, since};
+use super::clock::Timer;
 use super::http1::{ExchangeError, Reader, RequestHead};
 use super::pipeline::Pipelined;
-use super::transport::{Stream, Version};
 use super::{ErrorKind, Global, HttpWire, Stats, Wire, h2, snippet};
+use crate::order::clock::{now_ns, since};
+use crate::order::connect::{Stream, Version};
 use crate::order::template::Rng;
 
 /// What a thread is given.

@@ -19,9 +19,9 @@ use refix_message::RawMessage;
 use tokio::io::AsyncWriteExt;
 
 use super::pipeline::{Inbound, OrderTransport};
-use super::transport::Stream;
 use crate::fix::session::{self, Event, Role, Session, SessionConfig};
 use crate::fix::{Reader, codec, msg_type as mt, tag};
+use crate::order::connect::Stream;
 use crate::order::template::{Rng, Template};
 
 /// The reject kinds of the FIX transport, in report order.

@@ -13,12 +13,12 @@ use std::rc::Rc;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::clock::now_ns;
 use super::engine::{
     Local, Slot, Times, connection_rng, failed, next_due, reconnect, record_http, timeout_message,
 };
-use super::transport::Stream;
 use super::{ErrorKind, HttpWire};
+use crate::order::clock::now_ns;
+use crate::order::connect::Stream;
 
 /// Requests of one connection still waiting for their response.
 #[derive(Default)]

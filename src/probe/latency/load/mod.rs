@@ -47,10 +47,10 @@ pub mod fix;
 mod h2;
 pub mod http1;
 pub mod pipeline;
-pub mod transport;
 pub mod websocket;
 
-use transport::{Connector, Version};
+use crate::order::clock::{now_ns, since};
+use crate::order::connect::{Connector, Version};
 
 /// The kinds of request errors, as counted and reported (`errors_<kind>` in the measured
 /// values, one row each in the "Errors by kind" table). Which kinds a probe reports depends on
@@ -441,10 +441,10 @@ pub async fn run(plan: Plan, connector: Connector, cancel: CancellationToken) ->
             }
         }
     }
-    let start_ns = clock::now_ns() + 2_000_000;
+    let start_ns = now_ns() + 2_000_000;
     let measure_start_ns =
         start_ns + (global.plan.warmup_requests as f64 * global.period_ns) as u64;
-    let base_wall = SystemTime::now() + clock::since(measure_start_ns, clock::now_ns());
+    let base_wall = SystemTime::now() + since(measure_start_ns, now_ns());
     if up == 0 {
         global.halt(format!(
             "could not connect: {}",
@@ -479,12 +479,12 @@ fn finish(
     let end = if all.last_done_ns == 0 {
         Duration::ZERO
     } else {
-        clock::since(all.last_done_ns, measure_start_ns)
+        since(all.last_done_ns, measure_start_ns)
     };
     let send_span = if all.last_send_ns == 0 {
         Duration::ZERO
     } else {
-        clock::since(all.last_send_ns, measure_start_ns)
+        since(all.last_send_ns, measure_start_ns)
     };
     let mut aborted = global
         .aborted

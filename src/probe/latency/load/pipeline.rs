@@ -23,13 +23,13 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::clock::now_ns;
 use super::engine::{
     Driver, Local, Slot, Times, connection_rng, failed, next_due, no_answer, on_time_free, record,
     reopen, timeout_message,
 };
-use super::transport::Stream;
 use super::{ErrorKind, Global};
+use crate::order::clock::{now_ns, since};
+use crate::order::connect::Stream;
 use crate::order::template::Rng;
 
 /// How often a connection calls [`OrderTransport::tick`] (heartbeats and the like).
@@ -140,7 +140,7 @@ async fn open_session<T: OrderTransport>(
     let (stream, _) = global.connector.connect(timeout).await?;
     let addr = global.connector.addr;
     match tokio::time::timeout(timeout, t.open(stream)).await {
-        Ok(Ok(s)) => Ok((s, super::clock::since(now_ns(), started))),
+        Ok(Ok(s)) => Ok((s, since(now_ns(), started))),
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
         Err(_) => Err(format!(
             "{addr}: handshake timed out after {}",

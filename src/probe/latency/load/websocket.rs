@@ -2,7 +2,7 @@
 //! pointer, on the [`pipeline`](super::pipeline) machinery.
 //!
 //! The framing, masking, ping/pong and close handshake are tokio-tungstenite's, run over the
-//! engine's own [`Stream`] (TCP, or TLS through the rustls [`Connector`](super::transport::Connector)),
+//! engine's own [`Stream`] (TCP, or TLS through the rustls [`Connector`](crate::order::connect::Connector)),
 //! so `ws://` and `wss://` share everything but the TLS layer. The opening handshake is an
 //! HTTP/1.1 upgrade carrying the configured headers (e.g. `Authorization`); a refusal is a
 //! `connect` error with the status and body the server sent.
@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::pipeline::{Inbound, OrderTransport};
 use super::snippet;
-use super::transport::Stream;
+use crate::order::connect::Stream;
 use crate::order::template::{Rng, Template};
 use crate::probe::expect::JsonExpect;
 
