@@ -10,6 +10,22 @@
 
 pub mod clock;
 pub mod connect;
+pub mod fix;
+pub mod h2;
+pub mod http1;
 pub mod keys;
+pub mod pipelined;
 pub mod template;
 pub mod transport;
+pub mod websocket;
+
+/// A short one-line excerpt of a response body for error messages.
+pub fn snippet(bytes: &[u8]) -> String {
+    let t = String::from_utf8_lossy(bytes);
+    let one_line: String = t
+        .chars()
+        .take(160)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    one_line.trim().to_string()
+}

@@ -22,12 +22,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::order::connect::{Connector, Stream, Version};
+use crate::order::connect::{Connector, Version};
 use crate::order::template::{Rng, Template};
 use crate::order::transport::Transport;
+use crate::order::websocket::{WsStream, correlation_id, handshake, next_data, send_text};
 use crate::probe::expect::{JsonExpect, RawHttpExpect, check_pointer};
 use crate::probe::latency::fix_keys::none_given;
-use crate::probe::latency::load::websocket::{correlation_id, handshake, next_data};
 use crate::probe::{FieldError, Validator};
 use crate::units::{Interpolated, Redactor};
 
@@ -564,10 +564,7 @@ impl OrderCheck {
     }
 
     /// Open the WebSocket (TLS for `wss://`, Mozilla roots) with the API key.
-    async fn connect(
-        &self,
-        timeout: Duration,
-    ) -> Result<tokio_tungstenite::WebSocketStream<Stream>, String> {
+    async fn connect(&self, timeout: Duration) -> Result<WsStream, String> {
         let url = url_of(&self.url.value, self.transport)?;
         let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
         let port = url.port_or_known_default().unwrap_or(80);
@@ -594,16 +591,8 @@ impl OrderCheck {
     }
 
     /// Send `message` and wait for the answer holding `id` at `match` (others skipped).
-    async fn exchange(
-        &self,
-        ws: &mut tokio_tungstenite::WebSocketStream<Stream>,
-        message: &str,
-        id: &str,
-    ) -> Result<Value, String> {
-        use futures::SinkExt;
-        ws.send(tokio_tungstenite::tungstenite::Message::text(message))
-            .await
-            .map_err(|e| format!("WebSocket: {e}"))?;
+    async fn exchange(&self, ws: &mut WsStream, message: &str, id: &str) -> Result<Value, String> {
+        send_text(ws, message).await?;
         let pointer = self.match_pointer.as_deref().unwrap_or("/client_order_id");
         loop {
             let bytes = next_data(ws).await?;

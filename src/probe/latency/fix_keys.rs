@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use super::RawLatencyProbe;
-use super::load::fix::{FixWire, Until};
 use crate::fix::{SessionConfig, Version, codec, tag};
+use crate::order::fix::{FixWire, Until};
 use crate::order::template::Template;
 use crate::probe::{FieldError, Validator};
 

@@ -394,7 +394,7 @@ impl RawLatencyProbe {
                 format!("the rendered order message is not JSON: {e}"),
             )
         })?;
-        if load::websocket::correlation_id(&doc, &request_match).is_none() {
+        if crate::order::websocket::correlation_id(&doc, &request_match).is_none() {
             return Err(FieldError::new(
                 if self.match_request.is_some() {
                     "match_request"

@@ -20,11 +20,12 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::clock::Timer;
-use super::http1::{ExchangeError, Reader, RequestHead};
 use super::pipeline::Pipelined;
-use super::{ErrorKind, Global, HttpWire, Stats, Wire, h2, snippet};
+use super::{ErrorKind, Global, HttpWire, Stats, Wire, h2};
 use crate::order::clock::{now_ns, since};
 use crate::order::connect::{Stream, Version};
+use crate::order::http1::{ExchangeError, Reader, RequestHead};
+use crate::order::snippet;
 use crate::order::template::Rng;
 
 /// What a thread is given.
@@ -519,7 +520,7 @@ async fn connection(
         head.render(&path, req_body, &mut request);
         let sent = now_ns();
         let exchange = async {
-            super::http1::write(s, &request).await?;
+            crate::order::http1::write(s, &request).await?;
             reader.read(s, head.head).await
         };
         let result = tokio::time::timeout(plan.timeout, exchange).await;

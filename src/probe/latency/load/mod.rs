@@ -43,14 +43,13 @@ use crate::order::template::Template;
 
 pub mod clock;
 mod engine;
-pub mod fix;
 mod h2;
-pub mod http1;
 pub mod pipeline;
 pub mod websocket;
 
 use crate::order::clock::{now_ns, since};
 use crate::order::connect::{Connector, Version};
+use crate::order::fix::FixWire;
 
 /// The kinds of request errors, as counted and reported (`errors_<kind>` in the measured
 /// values, one row each in the "Errors by kind" table). Which kinds a probe reports depends on
@@ -107,7 +106,7 @@ pub enum Wire {
     WebSocket(websocket::WsWire),
     /// FIX 4.2 / 4.4 NewOrderSingles, one session per connection, pipelined ([`fix`],
     /// [`pipeline`]).
-    Fix(Box<fix::FixWire>),
+    Fix(Box<FixWire>),
 }
 
 impl Wire {
@@ -518,15 +517,4 @@ fn finish(
         unmatched: all.unmatched,
         aborted,
     }
-}
-
-/// A short one-line excerpt of a response body for error messages.
-fn snippet(bytes: &[u8]) -> String {
-    let t = String::from_utf8_lossy(bytes);
-    let one_line: String = t
-        .chars()
-        .take(160)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    one_line.trim().to_string()
 }
