@@ -27,8 +27,7 @@ use crate::order::template::{Rng, Template};
 use crate::order::transport::Transport;
 use crate::order::websocket::{WsStream, correlation_id, handshake, next_data, send_text};
 use crate::probe::expect::{JsonExpect, RawHttpExpect, check_pointer};
-use crate::probe::latency::fix_keys::none_given;
-use crate::probe::{FieldError, Validator};
+use crate::probe::{FieldError, Validator, refuse_keys};
 use crate::units::{Interpolated, Redactor};
 
 /// `kind = "order"`: a synthetic order and its acknowledgement.
@@ -325,9 +324,10 @@ impl RawOrderCheck {
         transport: Wire,
         api_key: Option<Interpolated>,
     ) -> Result<OrderCheck, FieldError> {
-        none_given(&self.paper_order_keys(), |_| {
-            "belongs to the paper broker's order; with place, the order is the template".into()
-        })?;
+        refuse_keys(
+            &self.paper_order_keys(),
+            "belongs to the paper broker's order; with place, the order is the template",
+        )?;
         let url = v.interpolate("url", &self.url)?;
         url_of(&url.value, transport).map_err(|m| FieldError::new("url", m))?;
         let text = self.place.as_deref().unwrap_or_default();

@@ -26,7 +26,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::http::StatusSpec;
-use super::{FieldError, ProbeContext, Validator};
+use super::{FieldError, ProbeContext, Validator, refuse_keys};
 use crate::model::{Check, ProbeOutput, Status, Table};
 use crate::order::connect::{Connector, Version};
 use crate::order::template::{self, Template};
@@ -307,17 +307,13 @@ impl RawLatencyProbe {
         port: u16,
         path_text: &str,
     ) -> Result<HttpWire, FieldError> {
-        for (key, given) in [
-            ("match", self.match_response.is_some()),
-            ("match_request", self.match_request.is_some()),
-        ] {
-            if given {
-                return Err(FieldError::new(
-                    key,
-                    "only for transport = \"websocket\" (HTTP answers are matched by their connection)",
-                ));
-            }
-        }
+        refuse_keys(
+            &[
+                ("match", self.match_response.is_some()),
+                ("match_request", self.match_request.is_some()),
+            ],
+            "only for transport = \"websocket\" (HTTP answers are matched by their connection)",
+        )?;
         let version = self.version()?;
         let path = Template::parse(path_text).map_err(|m| FieldError::new("url", m))?;
         let body = self.body_template(v)?;
@@ -347,19 +343,15 @@ impl RawLatencyProbe {
         url: &str,
         path_text: &str,
     ) -> Result<load::websocket::WsWire, FieldError> {
-        for (key, given) in [
-            ("method", self.method.is_some()),
-            ("http_version", self.http_version.is_some()),
-            ("status", self.status.is_some()),
-            ("body_contains", self.body_contains.is_some()),
-        ] {
-            if given {
-                return Err(FieldError::new(
-                    key,
-                    "not used with transport = \"websocket\" (acknowledgements are checked with json_pointer and json_equals or json_one_of)",
-                ));
-            }
-        }
+        refuse_keys(
+            &[
+                ("method", self.method.is_some()),
+                ("http_version", self.http_version.is_some()),
+                ("status", self.status.is_some()),
+                ("body_contains", self.body_contains.is_some()),
+            ],
+            "not used with transport = \"websocket\" (acknowledgements are checked with json_pointer and json_equals or json_one_of)",
+        )?;
         let path = Template::parse(path_text).map_err(|m| FieldError::new("url", m))?;
         if !path.is_constant() {
             return Err(FieldError::new(
