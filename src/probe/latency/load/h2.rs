@@ -12,10 +12,10 @@ use std::rc::Rc;
 
 use tokio::sync::Notify;
 
-use super::engine::{
+use super::plan::{ErrorKind, HttpWire};
+use super::shared::{
     Local, Slot, Times, connection_rng, failed, next_due, reconnect, record_http, timeout_message,
 };
-use super::{ErrorKind, HttpWire};
 use crate::order::clock::now_ns;
 use crate::order::connect::Stream;
 use crate::order::h2::{Sender, Target, build_request, handshake, read_response, send};

@@ -23,22 +23,14 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::engine::{
-    Driver, Local, Slot, Times, connection_rng, failed, next_due, no_answer, on_time_free, record,
-    reopen, timeout_message,
+use super::plan::ErrorKind;
+use super::shared::{
+    Driver, Global, Local, Slot, Times, connection_rng, failed, next_due, no_answer, on_time_free,
+    record, reopen, timeout_message,
 };
-use super::{ErrorKind, Global};
 use crate::order::clock::{now_ns, since};
 use crate::order::pipelined::{Inbound, OrderTransport, TICK};
 use crate::order::template::Rng;
-
-/// The error kinds of a probe over transport `t`, in report order: connect, timeout, closed,
-/// then the transport's rejects.
-pub fn error_kinds<T: OrderTransport>(t: &T) -> Vec<ErrorKind> {
-    let mut kinds = vec![ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Closed];
-    kinds.extend(t.reject_kinds().iter().map(|k| ErrorKind::Reject(k)));
-    kinds
-}
 
 /// The engine's [`Driver`] for any [`OrderTransport`].
 pub(super) struct Pipelined<T>(pub T);
