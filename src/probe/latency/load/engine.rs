@@ -53,27 +53,7 @@ pub async fn run(plan: Plan, connector: Connector, cancel: CancellationToken) ->
     });
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (start_tx, start_rx) = tokio::sync::watch::channel(None::<u64>);
-    let mut results = Vec::new();
-    for t in 0..threads {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        results.push(rx);
-        let job = Thread {
-            index: t,
-            threads,
-            global: global.clone(),
-            ready: ready_tx.clone(),
-            start: start_rx.clone(),
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("latency-gen-{t}"))
-            .spawn(move || {
-                let _ = tx.send(job.run());
-            });
-        if let Err(e) = spawned {
-            global.halt(format!("starting generator thread {t}: {e}"));
-        }
-    }
-    drop(ready_tx);
+    let results = spawn_threads(&global, threads, ready_tx, start_rx);
     let watcher = {
         let global = global.clone();
         let cancel = cancel.clone();
@@ -115,6 +95,37 @@ pub async fn run(plan: Plan, connector: Connector, cancel: CancellationToken) ->
     }
     watcher.abort();
     finish(&global, parts, measure_start_ns, base_wall, threads)
+}
+
+/// Start the `threads` generator threads: each reports on `ready` once its pool is up, waits
+/// for the start on `start`, and sends its statistics back on the returned channels.
+fn spawn_threads(
+    global: &Arc<Global>,
+    threads: usize,
+    ready: mpsc::UnboundedSender<Result<usize, String>>,
+    start: watch::Receiver<Option<u64>>,
+) -> Vec<tokio::sync::oneshot::Receiver<Stats>> {
+    let mut results = Vec::new();
+    for t in 0..threads {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        results.push(rx);
+        let job = Thread {
+            index: t,
+            threads,
+            global: global.clone(),
+            ready: ready.clone(),
+            start: start.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("latency-gen-{t}"))
+            .spawn(move || {
+                let _ = tx.send(job.run());
+            });
+        if let Err(e) = spawned {
+            global.halt(format!("starting generator thread {t}: {e}"));
+        }
+    }
+    results
 }
 
 /// Merge the threads' results into one.

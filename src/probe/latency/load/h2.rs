@@ -71,6 +71,30 @@ fn await_response(
     });
 }
 
+/// Wait for the session to take a new stream for request `i`: the target's backpressure. A
+/// broken session or no free stream within the timeout fails the request (`None`).
+async fn free_stream(local: &Local, open: Sender, i: u64, intended: u64) -> Option<Sender> {
+    let timeout = local.global.plan.timeout;
+    match tokio::time::timeout(timeout, open.ready()).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            let m = format!("HTTP/2: {e}");
+            failed(local, i, intended, ErrorKind::Connect, m);
+            None
+        }
+        Err(_) => {
+            failed(
+                local,
+                i,
+                intended,
+                ErrorKind::Timeout,
+                timeout_message(timeout),
+            );
+            None
+        }
+    }
+}
+
 /// One HTTP/2 connection's task: open a stream for each released request as soon as the
 /// connection allows one, and leave the response to a task of its own.
 pub(super) async fn connection(
@@ -81,7 +105,6 @@ pub(super) async fn connection(
     local: Rc<Local>,
 ) {
     let plan = &local.global.plan;
-    let timeout = plan.timeout;
     let mut rng = connection_rng(plan.seed, k);
     let (mut path, mut body) = (String::new(), String::new());
     let mut sender: Option<Sender> = None;
@@ -110,29 +133,8 @@ pub(super) async fn connection(
                 Err(false) => continue,
             },
         };
-        // Waiting for a free stream is the target's backpressure.
-        let mut ready = match tokio::time::timeout(timeout, open.ready()).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                failed(
-                    &local,
-                    i,
-                    intended,
-                    ErrorKind::Connect,
-                    format!("HTTP/2: {e}"),
-                );
-                continue;
-            }
-            Err(_) => {
-                failed(
-                    &local,
-                    i,
-                    intended,
-                    ErrorKind::Timeout,
-                    timeout_message(timeout),
-                );
-                continue;
-            }
+        let Some(mut ready) = free_stream(&local, open, i, intended).await else {
+            continue;
         };
         let ready_at = intended + now_ns().saturating_sub(waiting.max(intended));
         wire.path.render(i, &mut rng, &mut path);

@@ -140,6 +140,33 @@ fn fail_all(local: &Local, inflight: &mut InFlight, why: &str) {
     }
 }
 
+/// Complete the order in flight that the answer names, accepted or rejected with the
+/// transport's kind; an answer naming no order in flight is counted as unmatched.
+fn answered(
+    local: &Local,
+    inflight: &mut InFlight,
+    id: &str,
+    outcome: Result<(), (&'static str, String)>,
+) {
+    let done = now_ns();
+    match inflight.orders.remove(id) {
+        Some(times) => {
+            let verdict = move || outcome.map_err(|(kind, m)| (ErrorKind::Reject(kind), m));
+            record(local, times, done, Ok((None, verdict)));
+        }
+        None => local.stats.borrow_mut().unmatched += 1,
+    }
+}
+
+/// Fail, as `timeout`, every order in flight whose deadline has passed.
+fn expire(local: &Local, inflight: &mut InFlight) {
+    let done = now_ns();
+    for times in inflight.expired(done) {
+        let m = timeout_message(local.global.plan.timeout);
+        record(local, times, done, no_answer(ErrorKind::Timeout, m));
+    }
+}
+
 /// One pipelined connection's task: send each released order at once, match answers to the
 /// orders in flight, time out the rest, reconnect after a close.
 async fn connection<T: OrderTransport>(
@@ -188,28 +215,14 @@ async fn connection<T: OrderTransport>(
                 }
             }
             Event::Inbound(Inbound::Match { id, outcome }) => {
-                let done = now_ns();
-                match inflight.orders.remove(&id) {
-                    Some(times) => {
-                        let verdict =
-                            move || outcome.map_err(|(kind, m)| (ErrorKind::Reject(kind), m));
-                        record(&local, times, done, Ok((None, verdict)));
-                    }
-                    None => local.stats.borrow_mut().unmatched += 1,
-                }
+                answered(&local, &mut inflight, &id, outcome);
             }
             Event::Inbound(Inbound::Ignore) => local.stats.borrow_mut().ignored += 1,
             Event::Inbound(Inbound::Fatal(why)) => {
                 session = None;
                 fail_all(&local, &mut inflight, &why);
             }
-            Event::Deadline => {
-                let done = now_ns();
-                for times in inflight.expired(done) {
-                    let m = timeout_message(plan.timeout);
-                    record(&local, times, done, no_answer(ErrorKind::Timeout, m));
-                }
-            }
+            Event::Deadline => expire(&local, &mut inflight),
             Event::Tick => {
                 let Some(s) = session.as_mut() else { continue };
                 if let Err(why) = t.tick(s).await {
