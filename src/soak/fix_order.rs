@@ -6,6 +6,10 @@
 //!
 //! A Reject (35=3), BusinessMessageReject (35=j), OrderCancelReject (35=9) or OrdStatus=8
 //! fails the check with the counterparty's Text(58).
+//!
+//! The session keys and the order template are checked by the order client's rules
+//! ([`crate::order::keys`]), shared with the `latency` probe, and the session runs over its
+//! connections ([`crate::order::connect`]).
 
 use std::time::Duration;
 
