@@ -1,6 +1,7 @@
-//! Orders over FIX 4.2 / 4.4 (`transport = "fix"`), pipelined ([`super::pipelined`]): each connection is one session ([`crate::fix`]), logged on as it opens (the
-//! logon is part of the connection's set-up, never of an order's latency), and every released
-//! NewOrderSingle (35=D) is sent at once. Its correlation id is its ClOrdID(11).
+//! Orders over FIX 4.2 / 4.4 (`transport = "fix"`), pipelined ([`super::pipelined`]): each
+//! connection is one session ([`crate::fix`]), logged on as it opens (the logon is part of the
+//! connection's set-up, never of an order's latency), and every released NewOrderSingle
+//! (35=D) is sent at once. Its correlation id is its ClOrdID(11).
 //!
 //! Answers: an ExecutionReport (35=8) for the ClOrdID completes the order at the first report
 //! (`until = "ack"`) or at the one with OrdStatus(39)=2, filled (`until = "fill"`); OrdStatus=8

@@ -1,7 +1,7 @@
 //! The order client's configuration keys, shared by the `latency` probe and the soak's `order`
 //! monitor so that each is declared and checked once: the FIX session (`fix_version`,
 //! `sender_comp_id`, `target_comp_id`, `heartbeat`, `reset_seq_num`, `username`, `password`,
-//! gathered by [`session_keys!`]) and the FIX order template.
+//! gathered by the `session_keys!` macro) and the FIX order template.
 //!
 //! A key that is wrong is a [`KeyError`]: the key's name and what was expected. The probe
 //! framework turns it into its own `FieldError` (a `From` conversion), which this layer does

@@ -20,7 +20,7 @@
 //!
 //! The files, from the top down (each imports only those below it):
 //! - `engine`: [`run`], the generator threads, the driver releasing sends on schedule, the
-//!   runtime-lag heartbeat, and the dispatch to each wire's [`Driver`](shared::Driver);
+//!   runtime-lag heartbeat, and the dispatch to each wire's `Driver`;
 //! - `http` (with `h2`) and `pipeline`: the connection tasks of each kind of wire;
 //! - `shared`: what they all share: a thread's state, a connection's slot, the recording of a
 //!   finished request;

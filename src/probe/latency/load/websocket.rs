@@ -1,6 +1,6 @@
 //! Orders over WebSocket (RFC 6455): one JSON text message per order, answers matched by a JSON
-//! pointer, on the [`pipeline`](super::pipeline) machinery; the WebSocket client itself (the
-//! handshake, reading and writing messages) is the order client's
+//! pointer, on the load generator's pipelined machinery (`pipeline`). The WebSocket client
+//! itself (the handshake, reading and writing messages) is the order client's
 //! ([`crate::order::websocket`]). A refused upgrade is a `connect` error.
 //!
 //! This wire stays with the probe because it judges answers by the probe's acknowledgement
