@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::load::{Plan, Wire};
+// `max_generator_lag` links to it; its text is also the JSON Schema's, so it stays as written.
 #[cfg(doc)]
 use super::verdict;
 use crate::probe::http::StatusSpec;
