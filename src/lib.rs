@@ -12,6 +12,7 @@ pub mod error;
 pub mod facts;
 pub mod fix;
 pub mod model;
+pub mod order;
 pub mod paper_broker;
 pub mod probe;
 pub mod report;

@@ -555,7 +555,7 @@ fn monitor_typos_and_bad_time_zones_are_rejected_with_their_place() {
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:1\", symbol = \"NIFTY\" }\n",
-            "monitor[0].check.symbol: `symbol` does not apply to transport = \"fix\"",
+            "monitor[0].check.symbol: does not apply to transport = \"fix\"",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:1\", sender_comp_id = \"A\", target_comp_id = \"B\", place = \"11={{seq}}|55=X\", ack_ord_status = [\"New\"] }\n",
@@ -563,7 +563,7 @@ fn monitor_typos_and_bad_time_zones_are_rejected_with_their_place() {
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", url = \"http://127.0.0.1:1\", ack_ord_status = [\"0\"] }\n",
-            "monitor[0].check.ack_ord_status: `ack_ord_status` applies only to transport = \"fix\"",
+            "monitor[0].check.ack_ord_status: applies only to transport = \"fix\"",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:1/ws/orders\" }\n",

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::PaperBrokerArgs;
+use crate::order::template::Rng;
 
 /// The configured faults and their state.
 #[derive(Debug, Default)]
@@ -28,7 +29,7 @@ pub struct Faults {
     stall: Option<Stall>,
     error_rate: f64,
     leak_per_order: usize,
-    rng: Mutex<SplitMix64>,
+    rng: Mutex<Rng>,
     retained: Mutex<Vec<Box<[u8]>>>,
     retained_bytes: AtomicU64,
     runtime: Mutex<Overrides>,
@@ -197,7 +198,7 @@ impl Faults {
             stall,
             error_rate: a.error_rate.unwrap_or(0.0),
             leak_per_order: leak,
-            rng: Mutex::new(SplitMix64(a.seed ^ 0x9e37_79b9_7f4a_7c15)),
+            rng: Mutex::new(Rng::new(a.seed ^ 0x9e37_79b9_7f4a_7c15)),
             retained: Mutex::new(Vec::new()),
             retained_bytes: AtomicU64::new(0),
             runtime: Mutex::new(Overrides::default()),
@@ -364,27 +365,6 @@ impl Faults {
     }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny, seedable generator; good enough for jitter
-/// and error draws, not for cryptography.
-#[derive(Debug, Default, Clone)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform draw in [0, 1).
-    pub fn next_unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,14 +440,5 @@ mod tests {
         assert_eq!(f.added_latency(), None);
         assert_eq!(f.stall_remaining(Duration::ZERO, now), None);
         assert!(!f.rejects_logins());
-    }
-
-    #[test]
-    fn unit_draws_stay_in_range() {
-        let mut r = SplitMix64(1);
-        for _ in 0..1000 {
-            let u = r.next_unit();
-            assert!((0.0..1.0).contains(&u));
-        }
     }
 }

@@ -147,6 +147,18 @@ pub struct RawHttpExpect {
 }
 
 impl RawHttpExpect {
+    /// Each key's name and whether it was given, in the order above (for refusing them where
+    /// they do not apply).
+    pub fn given(&self) -> [(&'static str, bool); 5] {
+        [
+            ("status", self.status.is_some()),
+            ("body_contains", self.body_contains.is_some()),
+            ("json_pointer", self.json_pointer.is_some()),
+            ("json_equals", self.json_equals.is_some()),
+            ("json_one_of", self.json_one_of.is_some()),
+        ]
+    }
+
     /// Validate by the rules of this module.
     ///
     /// # Errors

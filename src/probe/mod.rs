@@ -1,4 +1,4 @@
-//! Probes: the automated measurements behind checklist items (design §6).
+//! Probes: the automated measurements behind checklist items (see ARCHITECTURE.md).
 //!
 //! Each kind lives in its own module and implements [`ProbeKind`]: its raw (serde)
 //! configuration, one validation into a typed value, and an async `run` that returns a
@@ -301,6 +301,13 @@ impl FieldError {
             key: key.into(),
             message: message.into(),
         }
+    }
+}
+
+/// The order client's keys ([`crate::order::keys`]) report their errors the same way.
+impl From<crate::order::keys::KeyError> for FieldError {
+    fn from(e: crate::order::keys::KeyError) -> FieldError {
+        FieldError::new(e.key, e.message)
     }
 }
 

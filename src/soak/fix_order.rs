@@ -6,6 +6,10 @@
 //!
 //! A Reject (35=3), BusinessMessageReject (35=j), OrderCancelReject (35=9) or OrdStatus=8
 //! fails the check with the counterparty's Text(58).
+//!
+//! The session keys and the order template are checked by the order client's rules
+//! ([`crate::order::keys`]), shared with the `latency` probe, and the session runs over its
+//! connections ([`crate::order::connect`]).
 
 use std::time::Duration;
 
@@ -15,10 +19,11 @@ use tokio::io::AsyncWriteExt;
 use super::order::{RawCancel, RawOrderCheck};
 use crate::fix::session::{self, Event, Role, Session, SessionConfig};
 use crate::fix::{Fields, FixError, Reader, codec, msg_type as mt, tag};
-use crate::probe::latency::fix_keys::{none_given, order_template, session_keys, split_fix_url};
-use crate::probe::latency::load::transport::{Connector, Stream};
-use crate::probe::latency::template::{Rng, Template};
-use crate::probe::{FieldError, Validator};
+use crate::order::connect::{Connector, Stream};
+use crate::order::keys::{order_template, session_keys};
+use crate::order::template::{Rng, Template};
+use crate::order::transport::split_fix_url;
+use crate::probe::{FieldError, Validator, refuse_keys};
 
 /// A validated FIX order check.
 #[derive(Debug, Clone)]
@@ -42,9 +47,7 @@ impl RawOrderCheck {
     pub fn no_fix_keys(&self) -> Result<(), FieldError> {
         let mut keys = session_keys!(self).given().to_vec();
         keys.push(("ack_ord_status", self.ack_ord_status.is_some()));
-        none_given(&keys, |key| {
-            format!("`{key}` applies only to transport = \"fix\"")
-        })
+        refuse_keys(&keys, "applies only to transport = \"fix\"")
     }
 
     /// Validate a `transport = "fix"` check: the session keys, the `place` template, the
@@ -60,13 +63,9 @@ impl RawOrderCheck {
             ("cancel_ack", self.cancel_ack.is_some()),
             ("order_id", self.order_id.is_some()),
         ];
-        none_given(
+        refuse_keys(
             &[&json_keys[..], &self.paper_order_keys()[..]].concat(),
-            |key| {
-                format!(
-                    "`{key}` does not apply to transport = \"fix\" (the order is `place`, its acknowledgement's OrdStatus `ack_ord_status`)"
-                )
-            },
+            "does not apply to transport = \"fix\" (the order is `place`, its acknowledgement's OrdStatus `ack_ord_status`)",
         )?;
         let cancel = match &self.cancel {
             None | Some(RawCancel::Flag(false)) => false,
@@ -80,8 +79,8 @@ impl RawOrderCheck {
         };
         let url = v.interpolate("url", &self.url)?;
         let (tls, host, port) = split_fix_url(&url.value).map_err(|m| FieldError::new("url", m))?;
-        let session = session_keys!(self).validate(v)?;
-        let (place, tags) = order_template(v, "place", self.place.as_deref())?;
+        let session = session_keys!(self).validate(&mut v.redactor)?;
+        let (place, tags) = order_template(&mut v.redactor, "place", self.place.as_deref())?;
         let accept = ord_statuses(self.ack_ord_status.as_deref())?;
         Ok(FixOrderCheck {
             url_display: url.display,

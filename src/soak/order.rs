@@ -5,8 +5,8 @@
 //! Two forms, one check. Without `place`, the order is the paper broker's (`POST
 //! <url>/api/v1/orders` from `symbol`, `side`, `qty`, `type`, `limit_price`; cancelled with
 //! `DELETE <url>/api/v1/orders/{order_id}` when `cancel = true` and it rests), so existing soak
-//! configurations run unchanged. With `place`, the order is a template (the latency probe's
-//! placeholders, `{{uuid}}` for a fresh client id) sent as the HTTP body to `url`, or as one
+//! configurations run unchanged. With `place`, the order is a template (the order client's
+//! placeholders, [`crate::order::template`]; `{{uuid}}` for a fresh client id) sent as the HTTP body to `url`, or as one
 //! message on a WebSocket at `url`, where the answer is the message whose `match` pointer holds
 //! the value the order had there (market data on the socket is skipped). `ack` is the JSON
 //! pointer and the values an acknowledgement must hold; the cancel template may use
@@ -15,6 +15,9 @@
 //! FIX is the third transport (`transport = "fix"`): such a check is validated by
 //! [`RawOrderCheck::validate_fix`] into a [`super::fix_order::FixOrderCheck`], which speaks a
 //! FIX session instead.
+//!
+//! The transport key, the connections, the WebSocket client and the templates are the order
+//! client's ([`crate::order`]), the same the `latency` probe sends its orders with.
 
 use std::time::Duration;
 
@@ -22,13 +25,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::order::connect::{Connector, Version};
+use crate::order::template::{Rng, Template};
+use crate::order::transport::Transport;
+use crate::order::websocket::{WsStream, correlation_id, handshake, next_data, send_text};
 use crate::probe::expect::{JsonExpect, RawHttpExpect, check_pointer};
-use crate::probe::latency::Transport;
-use crate::probe::latency::fix_keys::none_given;
-use crate::probe::latency::load::transport::{Connector, Version};
-use crate::probe::latency::load::websocket::{correlation_id, handshake, next_data};
-use crate::probe::latency::template::{Rng, Template};
-use crate::probe::{FieldError, Validator};
+use crate::probe::{FieldError, Validator, refuse_keys};
 use crate::units::{Interpolated, Redactor};
 
 /// `kind = "order"`: a synthetic order and its acknowledgement.
@@ -237,38 +239,7 @@ impl RawOrderCheck {
         }
         let base = v.interpolate("url", self.url.trim_end_matches('/'))?;
         url_of(&base.value, transport).map_err(|m| FieldError::new("url", m))?;
-        let side = self.side.unwrap_or_else(|| "buy".into());
-        if !matches!(side.as_str(), "buy" | "sell") {
-            return Err(FieldError::new("side", "expected \"buy\" or \"sell\""));
-        }
-        let order_type = self.order_type.unwrap_or_else(|| "market".into());
-        let limit = match (order_type.as_str(), self.limit_price) {
-            ("market", None) => String::new(),
-            ("market", Some(_)) => {
-                return Err(FieldError::new(
-                    "limit_price",
-                    "a market order takes no limit_price",
-                ));
-            }
-            ("limit", Some(p)) if p > 0.0 && p.is_finite() => format!(",\"limit_price\":{p}"),
-            ("limit", _) => {
-                return Err(FieldError::new(
-                    "limit_price",
-                    "a limit order needs a positive limit_price",
-                ));
-            }
-            _ => return Err(FieldError::new("type", "expected \"market\" or \"limit\"")),
-        };
-        let qty = self.qty.unwrap_or(1);
-        if qty == 0 {
-            return Err(FieldError::new("qty", "expected at least 1"));
-        }
-        let symbol = serde_json::to_string(&self.symbol.unwrap_or_else(|| "NIFTY".into()))
-            .unwrap_or_default();
-        let body = format!(
-            r#"{{"symbol":{symbol},"side":"{side}","qty":{qty},"type":"{order_type}"{limit},"client_order_id":"soak-{{{{uuid}}}}"}}"#
-        );
-        let place = Template::parse(&body).map_err(|m| FieldError::new("symbol", m))?;
+        let place = self.paper_order()?;
         let accept: Vec<Value> = self
             .accept
             .unwrap_or_else(|| vec!["accepted".into(), "filled".into()])
@@ -305,6 +276,43 @@ impl RawOrderCheck {
         })
     }
 
+    /// The paper broker's order from `symbol`, `side`, `qty`, `type` and `limit_price`, with a
+    /// fresh client id per order.
+    fn paper_order(&self) -> Result<Template, FieldError> {
+        let side = self.side.as_deref().unwrap_or("buy");
+        if !matches!(side, "buy" | "sell") {
+            return Err(FieldError::new("side", "expected \"buy\" or \"sell\""));
+        }
+        let order_type = self.order_type.as_deref().unwrap_or("market");
+        let limit = match (order_type, self.limit_price) {
+            ("market", None) => String::new(),
+            ("market", Some(_)) => {
+                return Err(FieldError::new(
+                    "limit_price",
+                    "a market order takes no limit_price",
+                ));
+            }
+            ("limit", Some(p)) if p > 0.0 && p.is_finite() => format!(",\"limit_price\":{p}"),
+            ("limit", _) => {
+                return Err(FieldError::new(
+                    "limit_price",
+                    "a limit order needs a positive limit_price",
+                ));
+            }
+            _ => return Err(FieldError::new("type", "expected \"market\" or \"limit\"")),
+        };
+        let qty = self.qty.unwrap_or(1);
+        if qty == 0 {
+            return Err(FieldError::new("qty", "expected at least 1"));
+        }
+        let symbol =
+            serde_json::to_string(self.symbol.as_deref().unwrap_or("NIFTY")).unwrap_or_default();
+        let body = format!(
+            r#"{{"symbol":{symbol},"side":"{side}","qty":{qty},"type":"{order_type}"{limit},"client_order_id":"soak-{{{{uuid}}}}"}}"#
+        );
+        Template::parse(&body).map_err(|m| FieldError::new("symbol", m))
+    }
+
     /// The keys of the paper broker's own order (the form without `place`), and whether each
     /// is given.
     pub(super) fn paper_order_keys(&self) -> [(&'static str, bool); 6] {
@@ -325,9 +333,10 @@ impl RawOrderCheck {
         transport: Wire,
         api_key: Option<Interpolated>,
     ) -> Result<OrderCheck, FieldError> {
-        none_given(&self.paper_order_keys(), |_| {
-            "belongs to the paper broker's order; with place, the order is the template".into()
-        })?;
+        refuse_keys(
+            &self.paper_order_keys(),
+            "belongs to the paper broker's order; with place, the order is the template",
+        )?;
         let url = v.interpolate("url", &self.url)?;
         url_of(&url.value, transport).map_err(|m| FieldError::new("url", m))?;
         let text = self.place.as_deref().unwrap_or_default();
@@ -564,13 +573,7 @@ impl OrderCheck {
     }
 
     /// Open the WebSocket (TLS for `wss://`, Mozilla roots) with the API key.
-    async fn connect(
-        &self,
-        timeout: Duration,
-    ) -> Result<
-        tokio_tungstenite::WebSocketStream<crate::probe::latency::load::transport::Stream>,
-        String,
-    > {
+    async fn connect(&self, timeout: Duration) -> Result<WsStream, String> {
         let url = url_of(&self.url.value, self.transport)?;
         let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
         let port = url.port_or_known_default().unwrap_or(80);
@@ -597,16 +600,8 @@ impl OrderCheck {
     }
 
     /// Send `message` and wait for the answer holding `id` at `match` (others skipped).
-    async fn exchange(
-        &self,
-        ws: &mut tokio_tungstenite::WebSocketStream<crate::probe::latency::load::transport::Stream>,
-        message: &str,
-        id: &str,
-    ) -> Result<Value, String> {
-        use futures::SinkExt;
-        ws.send(tokio_tungstenite::tungstenite::Message::text(message))
-            .await
-            .map_err(|e| format!("WebSocket: {e}"))?;
+    async fn exchange(&self, ws: &mut WsStream, message: &str, id: &str) -> Result<Value, String> {
+        send_text(ws, message).await?;
         let pointer = self.match_pointer.as_deref().unwrap_or("/client_order_id");
         loop {
             let bytes = next_data(ws).await?;

@@ -19,6 +19,7 @@
 
 use hdrhistogram::Histogram;
 
+use super::load::{LoadResult, Plan};
 use super::record::Recorder;
 
 /// Who a failed check is held against.
@@ -122,6 +123,57 @@ impl Lateness {
             Blame::Generator
         } else {
             Blame::Target
+        }
+    }
+}
+
+/// Share of the requested rate that must be achieved for the run to count as sustained.
+pub const SUSTAINED_SHARE: f64 = 0.95;
+
+/// Absolute slack on the send span before a rate counts as not sustained: one scheduling
+/// hiccup of a busy machine (a stalled process is descheduled for tens to hundreds of
+/// milliseconds) must not turn a short run into a failure. A target that cannot keep up falls
+/// behind in proportion to the run and exceeds it; its lateness is in the corrected latency
+/// either way.
+pub const SUSTAINED_SLACK_S: f64 = 0.25;
+
+/// Errors and rates of one run.
+#[derive(Clone, Copy)]
+pub struct Rates {
+    /// Failed requests, all kinds.
+    pub errors: u64,
+    /// errors / attempted.
+    pub error_rate: f64,
+    /// Requests sent per second over the measured span.
+    pub achieved: f64,
+    /// The measured requests all left within the planned span (with [`SUSTAINED_SHARE`] and
+    /// [`SUSTAINED_SLACK_S`]).
+    pub sustained: bool,
+}
+
+impl Rates {
+    /// The rates of run `r` of plan `p`.
+    pub fn of(p: &Plan, r: &LoadResult) -> Rates {
+        let errors: u64 = r.errors.values().sum();
+        let attempted = r.attempted.max(1);
+        let error_rate = errors as f64 / attempted as f64;
+        let achieved = if r.send_span.is_zero() {
+            0.0
+        } else {
+            // Requests sent over the time from the first intended send to the last real one:
+            // (n − 1) intervals between n sends.
+            (r.attempted.saturating_sub(1)) as f64 / r.send_span.as_secs_f64()
+        };
+        let planned_span = (p.measured_requests.saturating_sub(1)) as f64 / p.rate_per_s;
+        let sustained = r.attempted >= p.measured_requests
+            && (planned_span <= 0.0
+                || r.send_span.as_secs_f64() <= planned_span / SUSTAINED_SHARE + SUSTAINED_SLACK_S);
+
+        Rates {
+            errors,
+            error_rate,
+            achieved,
+            sustained,
         }
     }
 }

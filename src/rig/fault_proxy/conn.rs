@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::fault::Fault;
 use super::shared::{Current, Inner, Listening};
-use crate::paper_broker::faults::SplitMix64;
+use crate::order::template::Rng as SplitMix64;
 
 /// How long the proxy waits for the upstream to accept a connection before it closes the
 /// client connection and counts an upstream connect failure.
@@ -254,7 +254,7 @@ async fn read_chunks(
     mut faults: watch::Receiver<Current>,
     seed: u64,
 ) -> Result<(), ()> {
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut buf = vec![0u8; CHUNK_BYTES];
     loop {
         let n = from.read(&mut buf).await.map_err(|_| ())?;
@@ -348,7 +348,7 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_its_band_and_never_goes_negative() {
-        let mut rng = SplitMix64(7);
+        let mut rng = SplitMix64::new(7);
         let (latency, jitter) = (Duration::from_millis(100), Duration::from_millis(30));
         let draws: Vec<Duration> = (0..1000)
             .map(|_| jittered(latency, jitter, &mut rng))

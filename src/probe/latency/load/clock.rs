@@ -1,7 +1,7 @@
-//! The generator's clock and its one timer per thread.
+//! The generator's one timer per thread.
 //!
-//! Every time is nanoseconds of `CLOCK_MONOTONIC` (read through the vDSO, ~20 ns), the clock
-//! the kernel's `timerfd` counts in, so an intended send time is handed to the kernel as it
+//! Every time is nanoseconds of `CLOCK_MONOTONIC` ([`crate::order::clock`]), the clock the
+//! kernel's `timerfd` counts in, so an intended send time is handed to the kernel as it
 //! is: one absolute deadline (`TFD_TIMER_ABSTIME`), no conversion and no rounding. tokio's own
 //! timer wheel ticks in whole milliseconds, which alone would make every send up to 1 ms late;
 //! the `timerfd` wakes within tens of microseconds and is polled by the same epoll as the
@@ -13,25 +13,13 @@
 //! timer wakes per request falls as the rate rises ([`Timer::wakes`] counts them).
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::io::unix::AsyncFd;
 
-/// Nanoseconds of `CLOCK_MONOTONIC`.
-pub fn now_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
-
-/// The duration from `earlier` to `later` (both [`now_ns`] values); zero when `later` is not
-/// later.
-pub fn since(later: u64, earlier: u64) -> Duration {
-    Duration::from_nanos(later.saturating_sub(earlier))
-}
+use crate::order::clock::now_ns;
 
 struct Fd(TimerFd);
 

@@ -1,24 +1,24 @@
-//! HTTP/2 connections (RFC 9113, the `h2` crate): requests are multiplexed, so a connection
-//! sends each released request at once as its own stream, without waiting for earlier
-//! responses. The only wait the target can impose is its stream limit
-//! (`SETTINGS_MAX_CONCURRENT_STREAMS`) and flow control: the request's turn starts when the
-//! connection is ready to open a stream, and any wait before that is the target's.
+//! HTTP/2 connections: requests are multiplexed, so a connection sends each released request
+//! at once as its own stream, without waiting for earlier responses. The only wait the target
+//! can impose is its stream limit (`SETTINGS_MAX_CONCURRENT_STREAMS`) and flow control: the
+//! request's turn starts when the connection is ready to open a stream, and any wait before
+//! that is the target's.
 //!
-//! Unlike the HTTP/1.1 path, each request here builds an `http::Request` and a task of its
-//! own (a few small allocations): the `h2` crate's API needs them.
+//! The protocol is the order client's ([`crate::order::h2`]); here each response is awaited in
+//! a task of its own and recorded.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::clock::now_ns;
-use super::engine::{
+use super::plan::{ErrorKind, HttpWire};
+use super::shared::{
     Local, Slot, Times, connection_rng, failed, next_due, reconnect, record_http, timeout_message,
 };
-use super::transport::Stream;
-use super::{ErrorKind, HttpWire};
+use crate::order::clock::now_ns;
+use crate::order::connect::Stream;
+use crate::order::h2::{Sender, Target, build_request, handshake, read_response, send};
 
 /// Requests of one connection still waiting for their response.
 #[derive(Default)]
@@ -34,43 +34,15 @@ async fn session(
     stream: Option<Stream>,
     i: u64,
     intended: u64,
-) -> Result<h2::client::SendRequest<Bytes>, bool> {
+) -> Result<Sender, bool> {
     let s = match stream {
         Some(s) => s,
         None => reconnect(local, i).await?,
     };
-    match h2::client::handshake(s).await {
-        Ok((send, conn)) => {
-            tokio::task::spawn_local(async move {
-                let _ = conn.await;
-            });
-            Ok(send)
-        }
-        Err(e) => {
-            let m = format!("HTTP/2 handshake: {e}");
-            failed(local, i, intended, ErrorKind::Connect, m);
-            Err(false)
-        }
-    }
-}
-
-/// The request for `i`: its head and, if any, its body.
-fn build_request(
-    wire: &HttpWire,
-    scheme: &str,
-    path: &str,
-    body: Option<&str>,
-) -> Result<(http::Request<()>, Option<Bytes>), String> {
-    let mut builder = http::Request::builder()
-        .method(wire.method.clone())
-        .uri(format!("{scheme}://{}{path}", wire.host));
-    for (name, value) in &wire.headers {
-        builder = builder.header(name, value);
-    }
-    let request = builder
-        .body(())
-        .map_err(|_| format!("{path} is not a valid request target"))?;
-    Ok((request, body.map(|b| Bytes::copy_from_slice(b.as_bytes()))))
+    handshake(s).await.map_err(|m| {
+        failed(local, i, intended, ErrorKind::Connect, m);
+        false
+    })
 }
 
 /// Await one response and its whole body in a task of its own, then record it.
@@ -84,19 +56,7 @@ fn await_response(
     inflight.count.set(inflight.count.get() + 1);
     tokio::task::spawn_local(async move {
         let timeout = local.global.plan.timeout;
-        let exchange = async {
-            let resp = response.await?;
-            let status = resp.status().as_u16();
-            let mut body = resp.into_body();
-            let mut bytes = Vec::new();
-            while let Some(chunk) = body.data().await {
-                let chunk = chunk?;
-                let _ = body.flow_control().release_capacity(chunk.len());
-                bytes.extend_from_slice(&chunk);
-            }
-            Ok::<_, h2::Error>((status, bytes))
-        };
-        let result = tokio::time::timeout(timeout, exchange).await;
+        let result = tokio::time::timeout(timeout, read_response(response)).await;
         let done = now_ns();
         let outcome = match &result {
             Ok(Ok((status, bytes))) => Ok((*status, bytes.as_slice())),
@@ -111,6 +71,30 @@ fn await_response(
     });
 }
 
+/// Wait for the session to take a new stream for request `i`: the target's backpressure. A
+/// broken session or no free stream within the timeout fails the request (`None`).
+async fn free_stream(local: &Local, open: Sender, i: u64, intended: u64) -> Option<Sender> {
+    let timeout = local.global.plan.timeout;
+    match tokio::time::timeout(timeout, open.ready()).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            let m = format!("HTTP/2: {e}");
+            failed(local, i, intended, ErrorKind::Connect, m);
+            None
+        }
+        Err(_) => {
+            failed(
+                local,
+                i,
+                intended,
+                ErrorKind::Timeout,
+                timeout_message(timeout),
+            );
+            None
+        }
+    }
+}
+
 /// One HTTP/2 connection's task: open a stream for each released request as soon as the
 /// connection allows one, and leave the response to a task of its own.
 pub(super) async fn connection(
@@ -121,23 +105,27 @@ pub(super) async fn connection(
     local: Rc<Local>,
 ) {
     let plan = &local.global.plan;
-    let timeout = plan.timeout;
     let mut rng = connection_rng(plan.seed, k);
     let (mut path, mut body) = (String::new(), String::new());
-    let mut sender: Option<h2::client::SendRequest<Bytes>> = None;
+    let mut sender: Option<Sender> = None;
     let mut pending_stream = stream;
     let inflight = Rc::new(InFlight::default());
-    let scheme = if local.global.connector.is_tls() {
-        "https"
-    } else {
-        "http"
+    let target = Target {
+        scheme: if local.global.connector.is_tls() {
+            "https"
+        } else {
+            "http"
+        },
+        host: &wire.host,
+        method: &wire.method,
+        headers: &wire.headers,
     };
     let mut j = 0u64;
     while let Some((i, intended)) = next_due(&slot, &mut j, &local, k).await {
         // Opening the session and waiting for a free stream are the target's; whatever
         // lateness came before this moment is the generator's own.
         let waiting = now_ns();
-        let send = match sender.take() {
+        let open = match sender.take() {
             Some(s) => s,
             None => match session(&local, pending_stream.take(), i, intended).await {
                 Ok(s) => s,
@@ -145,29 +133,8 @@ pub(super) async fn connection(
                 Err(false) => continue,
             },
         };
-        // Waiting for a free stream is the target's backpressure.
-        let mut send = match tokio::time::timeout(timeout, send.ready()).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                failed(
-                    &local,
-                    i,
-                    intended,
-                    ErrorKind::Connect,
-                    format!("HTTP/2: {e}"),
-                );
-                continue;
-            }
-            Err(_) => {
-                failed(
-                    &local,
-                    i,
-                    intended,
-                    ErrorKind::Timeout,
-                    timeout_message(timeout),
-                );
-                continue;
-            }
+        let Some(mut ready) = free_stream(&local, open, i, intended).await else {
+            continue;
         };
         let ready_at = intended + now_ns().saturating_sub(waiting.max(intended));
         wire.path.render(i, &mut rng, &mut path);
@@ -175,7 +142,7 @@ pub(super) async fn connection(
             t.render(i, &mut rng, &mut body);
             body.as_str()
         });
-        let (request, req_body) = match build_request(&wire, scheme, &path, req_body) {
+        let (request, req_body) = match build_request(target, &path, req_body) {
             Ok(r) => r,
             Err(m) => {
                 local.global.halt(format!("request {i}: {m}"));
@@ -189,15 +156,9 @@ pub(super) async fn connection(
             ready_at,
             sent,
         };
-        let sending =
-            send.send_request(request, req_body.is_none())
-                .and_then(|(response, mut stream)| match req_body {
-                    Some(b) => stream.send_data(b, true).map(|()| response),
-                    None => Ok(response),
-                });
-        match sending {
+        match send(&mut ready, request, req_body) {
             Ok(response) => {
-                sender = Some(send);
+                sender = Some(ready);
                 let (w, l) = (wire.clone(), local.clone());
                 await_response(w, l, inflight.clone(), times, response);
             }

@@ -23,108 +23,14 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::clock::now_ns;
-use super::engine::{
-    Driver, Local, Slot, Times, connection_rng, failed, next_due, no_answer, on_time_free, record,
-    reopen, timeout_message,
+use super::plan::ErrorKind;
+use super::shared::{
+    Driver, Global, Local, Slot, Times, connection_rng, failed, next_due, no_answer, on_time_free,
+    record, reopen, timeout_message,
 };
-use super::transport::Stream;
-use super::{ErrorKind, Global};
-use crate::probe::latency::template::Rng;
-
-/// How often a connection calls [`OrderTransport::tick`] (heartbeats and the like).
-pub const TICK: Duration = Duration::from_millis(250);
-
-/// One decoded inbound message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inbound {
-    /// The answer to the order whose correlation id is `id`: accepted, or rejected with the
-    /// transport's kind of reject (e.g. `"rejected"`) and a message saying why.
-    Match {
-        /// The order's correlation id, as [`OrderTransport::encode`] returned it.
-        id: String,
-        /// `Ok` for an acknowledgement, `Err((kind, message))` for a reject.
-        outcome: Result<(), (&'static str, String)>,
-    },
-    /// Not an answer to any order (market data, a heartbeat, a status message): skipped.
-    Ignore,
-    /// The session is over: the peer closed the connection or broke the protocol. Every order
-    /// in flight fails as `closed` with this message.
-    Fatal(String),
-}
-
-/// A pipelined order transport: the part of a wire that differs between WebSocket and FIX.
-///
-/// The methods run on one current-thread runtime (the generator thread's), so their futures
-/// need not be `Send`.
-pub trait OrderTransport: Clone + std::fmt::Debug + Send + Sync + 'static {
-    /// An open session: the stream after the handshake or logon, and its state.
-    type Session: 'static;
-
-    /// The names of the rejects this transport counts, in report order; each is reported as
-    /// [`ErrorKind::Reject`] (`errors_<name>`). Every name [`OrderTransport::recv`] returns
-    /// must be among them.
-    fn reject_kinds(&self) -> &'static [&'static str];
-
-    /// Run the handshake (WebSocket upgrade, FIX logon) on a freshly connected `stream`.
-    ///
-    /// # Errors
-    /// Why the session could not be opened (an upgrade refused with its status, a logon
-    /// rejected with the peer's text); counted as a `connect` error.
-    fn open(&self, stream: Stream) -> impl Future<Output = Result<Self::Session, String>>;
-
-    /// Render order `i` (the schedule's index, warm-up included) with `rng` into `message`
-    /// (cleared first) and write its correlation id into `id` (cleared first).
-    ///
-    /// # Errors
-    /// A message when the order cannot be rendered (e.g. the rendered text has no
-    /// correlation id); it stops the run, since every order would fail the same way.
-    fn encode(
-        &self,
-        session: &mut Self::Session,
-        i: u64,
-        rng: &mut Rng,
-        message: &mut String,
-        id: &mut String,
-    ) -> Result<(), String>;
-
-    /// Write one encoded order.
-    ///
-    /// # Errors
-    /// Why the write failed; the session is then dropped and its orders in flight fail.
-    fn send(
-        &self,
-        session: &mut Self::Session,
-        message: &str,
-    ) -> impl Future<Output = Result<(), String>>;
-
-    /// Read and decode the next inbound message. Must be cancel-safe: the connection drops this
-    /// future whenever a send comes due first, and calls it again afterwards, so no message
-    /// may be lost by that (read into a buffer the session owns).
-    fn recv(&self, session: &mut Self::Session) -> impl Future<Output = Inbound>;
-
-    /// Housekeeping, called every [`TICK`] while the session is open (e.g. a FIX Heartbeat
-    /// after HeartBtInt of silence). The default does nothing.
-    ///
-    /// # Errors
-    /// Why the session is no longer usable; handled like [`Inbound::Fatal`].
-    fn tick(&self, session: &mut Self::Session) -> impl Future<Output = Result<(), String>> {
-        let _ = session;
-        async { Ok(()) }
-    }
-
-    /// End the session gracefully (WebSocket close handshake, FIX Logout) once no order is in
-    /// flight. Bounded by the caller's timeout; failures are not errors of any order.
-    fn close(&self, session: Self::Session) -> impl Future<Output = ()>;
-}
-
-/// The error kinds of a probe over transport `t`, in report order: connect, timeout, closed,
-/// then the transport's rejects.
-pub fn error_kinds<T: OrderTransport>(t: &T) -> Vec<ErrorKind> {
-    let mut kinds = vec![ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Closed];
-    kinds.extend(t.reject_kinds().iter().map(|k| ErrorKind::Reject(k)));
-    kinds
-}
+use crate::order::clock::{now_ns, since};
+use crate::order::pipelined::{Inbound, OrderTransport, TICK};
+use crate::order::template::Rng;
 
 /// The engine's [`Driver`] for any [`OrderTransport`].
 pub(super) struct Pipelined<T>(pub T);
@@ -140,7 +46,7 @@ async fn open_session<T: OrderTransport>(
     let (stream, _) = global.connector.connect(timeout).await?;
     let addr = global.connector.addr;
     match tokio::time::timeout(timeout, t.open(stream)).await {
-        Ok(Ok(s)) => Ok((s, super::clock::since(now_ns(), started))),
+        Ok(Ok(s)) => Ok((s, since(now_ns(), started))),
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
         Err(_) => Err(format!(
             "{addr}: handshake timed out after {}",
@@ -234,6 +140,33 @@ fn fail_all(local: &Local, inflight: &mut InFlight, why: &str) {
     }
 }
 
+/// Complete the order in flight that the answer names, accepted or rejected with the
+/// transport's kind; an answer naming no order in flight is counted as unmatched.
+fn answered(
+    local: &Local,
+    inflight: &mut InFlight,
+    id: &str,
+    outcome: Result<(), (&'static str, String)>,
+) {
+    let done = now_ns();
+    match inflight.orders.remove(id) {
+        Some(times) => {
+            let verdict = move || outcome.map_err(|(kind, m)| (ErrorKind::Reject(kind), m));
+            record(local, times, done, Ok((None, verdict)));
+        }
+        None => local.stats.borrow_mut().unmatched += 1,
+    }
+}
+
+/// Fail, as `timeout`, every order in flight whose deadline has passed.
+fn expire(local: &Local, inflight: &mut InFlight) {
+    let done = now_ns();
+    for times in inflight.expired(done) {
+        let m = timeout_message(local.global.plan.timeout);
+        record(local, times, done, no_answer(ErrorKind::Timeout, m));
+    }
+}
+
 /// One pipelined connection's task: send each released order at once, match answers to the
 /// orders in flight, time out the rest, reconnect after a close.
 async fn connection<T: OrderTransport>(
@@ -282,28 +215,14 @@ async fn connection<T: OrderTransport>(
                 }
             }
             Event::Inbound(Inbound::Match { id, outcome }) => {
-                let done = now_ns();
-                match inflight.orders.remove(&id) {
-                    Some(times) => {
-                        let verdict =
-                            move || outcome.map_err(|(kind, m)| (ErrorKind::Reject(kind), m));
-                        record(&local, times, done, Ok((None, verdict)));
-                    }
-                    None => local.stats.borrow_mut().unmatched += 1,
-                }
+                answered(&local, &mut inflight, &id, outcome);
             }
             Event::Inbound(Inbound::Ignore) => local.stats.borrow_mut().ignored += 1,
             Event::Inbound(Inbound::Fatal(why)) => {
                 session = None;
                 fail_all(&local, &mut inflight, &why);
             }
-            Event::Deadline => {
-                let done = now_ns();
-                for times in inflight.expired(done) {
-                    let m = timeout_message(plan.timeout);
-                    record(&local, times, done, no_answer(ErrorKind::Timeout, m));
-                }
-            }
+            Event::Deadline => expire(&local, &mut inflight),
             Event::Tick => {
                 let Some(s) = session.as_mut() else { continue };
                 if let Err(why) = t.tick(s).await {

@@ -1,11 +1,10 @@
 //! Orders over WebSocket (RFC 6455): one JSON text message per order, answers matched by a JSON
-//! pointer, on the [`pipeline`](super::pipeline) machinery.
+//! pointer, on the load generator's pipelined machinery (`pipeline`). The WebSocket client
+//! itself (the handshake, reading and writing messages) is the order client's
+//! ([`crate::order::websocket`]). A refused upgrade is a `connect` error.
 //!
-//! The framing, masking, ping/pong and close handshake are tokio-tungstenite's, run over the
-//! engine's own [`Stream`] (TCP, or TLS through the rustls [`Connector`](super::transport::Connector)),
-//! so `ws://` and `wss://` share everything but the TLS layer. The opening handshake is an
-//! HTTP/1.1 upgrade carrying the configured headers (e.g. `Authorization`); a refusal is a
-//! `connect` error with the status and body the server sent.
+//! This wire stays with the probe because it judges answers by the probe's acknowledgement
+//! condition ([`JsonExpect`], from the checklist's `json_pointer` keys).
 //!
 //! Each order's correlation id is the value its rendered message holds at the request pointer
 //! (e.g. `/client_order_id`); an inbound message answers that order when it holds the same
@@ -14,19 +13,16 @@
 //! (a JSON pointer and the values accepted there) is a reject of kind `rejected`. A close
 //! frame fails the orders in flight with its code and reason.
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::pipeline::{Inbound, OrderTransport};
-use super::snippet;
-use super::transport::Stream;
+use crate::order::connect::Stream;
+use crate::order::pipelined::{Inbound, OrderTransport};
+use crate::order::snippet;
+use crate::order::template::{Rng, Template};
+use crate::order::websocket::{WsStream, correlation_id, handshake, next_data, send_text};
 use crate::probe::expect::JsonExpect;
-use crate::probe::latency::template::{Rng, Template};
 
 /// The reject kinds of the WebSocket transport.
 pub const REJECT_KINDS: &[&str] = &["rejected"];
@@ -47,77 +43,6 @@ pub struct WsWire {
     pub response_match: String,
     /// What an acknowledgement must hold; a matched answer failing it is a `rejected` order.
     pub ack: Option<JsonExpect>,
-}
-
-/// The correlation id at `pointer` in `doc`: a string as it is, a number or boolean as its JSON
-/// text; `None` when absent or of another type.
-pub fn correlation_id(doc: &Value, pointer: &str) -> Option<String> {
-    match doc.pointer(pointer)? {
-        Value::String(s) => Some(s.clone()),
-        v @ (Value::Number(_) | Value::Bool(_)) => Some(v.to_string()),
-        _ => None,
-    }
-}
-
-/// A close frame for people: `code 1001 (going away), reason "maintenance"`.
-pub fn describe_close(frame: Option<&CloseFrame>) -> String {
-    match frame {
-        None => "closed by the server without a close code".into(),
-        Some(f) => {
-            let code = u16::from(f.code);
-            if f.reason.is_empty() {
-                format!("closed by the server: code {code} ({:?})", f.code)
-            } else {
-                format!(
-                    "closed by the server: code {code} ({:?}), reason \"{}\"",
-                    f.code,
-                    f.reason.as_str()
-                )
-            }
-        }
-    }
-}
-
-/// The WebSocket opening handshake (RFC 6455 §4) over `stream`, to `url` with `headers`.
-///
-/// # Errors
-/// The status and body of a refused upgrade, or the handshake's failure.
-pub async fn handshake(
-    url: &str,
-    headers: &[(HeaderName, HeaderValue)],
-    stream: Stream,
-) -> Result<WebSocketStream<Stream>, String> {
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| format!("WebSocket request: {e}"))?;
-    for (name, value) in headers {
-        request.headers_mut().insert(name.clone(), value.clone());
-    }
-    match tokio_tungstenite::client_async(request, stream).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(WsError::Http(resp)) => Err(format!(
-            "WebSocket upgrade refused: HTTP {}: {}",
-            resp.status().as_u16(),
-            snippet(resp.body().as_deref().unwrap_or_default())
-        )),
-        Err(e) => Err(format!("WebSocket handshake: {e}")),
-    }
-}
-
-/// Read the next data message of `ws` as bytes; `Err` with the reason when the connection is
-/// over (a close frame with its code and reason, EOF, a protocol error). Control frames are
-/// skipped (tokio-tungstenite answers pings itself). Cancel-safe.
-pub async fn next_data(ws: &mut WebSocketStream<Stream>) -> Result<Vec<u8>, String> {
-    loop {
-        match ws.next().await {
-            None => return Err("connection closed by the server".into()),
-            Some(Err(e)) => return Err(format!("WebSocket: {e}")),
-            Some(Ok(Message::Text(t))) => return Ok(t.as_bytes().to_vec()),
-            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
-            Some(Ok(Message::Close(frame))) => return Err(describe_close(frame.as_ref())),
-            Some(Ok(_)) => {}
-        }
-    }
 }
 
 impl WsWire {
@@ -143,7 +68,7 @@ impl WsWire {
 }
 
 impl OrderTransport for WsWire {
-    type Session = WebSocketStream<Stream>;
+    type Session = WsStream;
 
     fn reject_kinds(&self) -> &'static [&'static str] {
         REJECT_KINDS
@@ -175,10 +100,7 @@ impl OrderTransport for WsWire {
     }
 
     async fn send(&self, session: &mut Self::Session, message: &str) -> Result<(), String> {
-        session
-            .send(Message::text(message))
-            .await
-            .map_err(|e| format!("WebSocket: {e}"))
+        send_text(session, message).await
     }
 
     async fn recv(&self, session: &mut Self::Session) -> Inbound {

@@ -2,9 +2,9 @@
 //! set-up time measured apart from any request (TCP handshake plus TLS handshake).
 //!
 //! The trust roots are the Mozilla set (webpki-roots) plus the PEM certificates of `ca_file`,
-//! as in the `http` probe. ALPN offers exactly the protocol the probe was asked for
-//! (`h2` or `http/1.1`, RFC 7301; none for a wire that is not HTTP); a server that picks
-//! another is an error, not a silent downgrade.
+//! as in the `http` probe. ALPN offers exactly the protocol the caller asks for (`h2` or
+//! `http/1.1`, RFC 7301; none for a wire that is not HTTP); a server that picks another is an
+//! error, not a silent downgrade.
 
 use std::io;
 use std::net::SocketAddr;

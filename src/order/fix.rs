@@ -1,7 +1,7 @@
-//! Orders over FIX 4.2 / 4.4 (`transport = "fix"`), on the [`pipeline`](super::pipeline)
-//! machinery: each connection is one session ([`crate::fix`]), logged on as it opens (the
-//! logon is part of the connection's set-up, never of an order's latency), and every released
-//! NewOrderSingle (35=D) is sent at once. Its correlation id is its ClOrdID(11).
+//! Orders over FIX 4.2 / 4.4 (`transport = "fix"`), pipelined ([`super::pipelined`]): each
+//! connection is one session ([`crate::fix`]), logged on as it opens (the logon is part of the
+//! connection's set-up, never of an order's latency), and every released NewOrderSingle
+//! (35=D) is sent at once. Its correlation id is its ClOrdID(11).
 //!
 //! Answers: an ExecutionReport (35=8) for the ClOrdID completes the order at the first report
 //! (`until = "ack"`) or at the one with OrdStatus(39)=2, filled (`until = "fill"`); OrdStatus=8
@@ -18,11 +18,11 @@ use std::collections::HashMap;
 use refix_message::RawMessage;
 use tokio::io::AsyncWriteExt;
 
-use super::pipeline::{Inbound, OrderTransport};
-use super::transport::Stream;
+use super::connect::Stream;
+use super::pipelined::{Inbound, OrderTransport};
+use super::template::{Rng, Template};
 use crate::fix::session::{self, Event, Role, Session, SessionConfig};
 use crate::fix::{Reader, codec, msg_type as mt, tag};
-use crate::probe::latency::template::{Rng, Template};
 
 /// The reject kinds of the FIX transport, in report order.
 pub const REJECT_KINDS: &[&str] = &["rejected", "business_reject", "session_reject"];

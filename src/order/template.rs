@@ -131,8 +131,10 @@ impl Template {
     }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): small, fast and seedable; not for cryptography.
-#[derive(Debug, Clone)]
+/// SplitMix64 (Steele, Lea, Flood 2014): small, fast and seedable; not for cryptography. The
+/// one random generator of the crate: templates, the paper broker's fault draws and the fault
+/// proxy's jitter all use it.
+#[derive(Debug, Default, Clone)]
 pub struct Rng(u64);
 
 impl Rng {
@@ -148,6 +150,11 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    /// A uniform draw in [0, 1).
+    pub fn next_unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -187,5 +194,14 @@ mod tests {
         assert!(Template::parse("{{rand_int a 1}}").is_err());
         assert!(Template::parse("{{seq").unwrap_err().contains("unclosed"));
         assert!(Template::parse("plain").unwrap().is_constant());
+    }
+
+    #[test]
+    fn unit_draws_stay_in_range() {
+        let mut r = Rng::new(1);
+        for _ in 0..1000 {
+            let u = r.next_unit();
+            assert!((0.0..1.0).contains(&u));
+        }
     }
 }
