@@ -1,21 +1,32 @@
 //! The HTTP order API: place, look up and cancel orders, list them and the positions, and
 //! quote the simulated mid price. Listings take `account` (and `status`) query parameters.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::State;
-use super::book::StatusFilter;
+use super::book::{Book, StatusFilter};
 use super::place::{Placed, place};
 use super::routes::json_error;
 
-pub(super) async fn place_order(AxState(state): AxState<Arc<State>>, body: Bytes) -> Response {
+/// The handlers' view of the broker.
+type Shared = AxState<Arc<State>>;
+
+/// The time since start and the book, its resting orders matched at that time.
+fn matched_book(state: &State) -> (Duration, MutexGuard<'_, Book>) {
+    let t = state.since_start();
+    let mut b = state.book();
+    b.match_resting(t);
+    (t, b)
+}
+
+pub(super) async fn place_order(AxState(state): Shared, body: Bytes) -> Response {
     let started = Instant::now();
     let r = place_order_inner(&state, &body).await;
     state.metrics.observe_order(started.elapsed());
@@ -31,26 +42,16 @@ async fn place_order_inner(state: &State, body: &[u8]) -> Response {
     }
 }
 
-pub(super) async fn get_order(
-    AxState(state): AxState<Arc<State>>,
-    Path(id): Path<String>,
-) -> Response {
-    let t = state.since_start();
-    let mut b = state.book();
-    b.match_resting(t);
+pub(super) async fn get_order(AxState(state): Shared, Path(id): Path<String>) -> Response {
+    let (_, b) = matched_book(&state);
     match b.get(&id) {
         Some(o) => (StatusCode::OK, axum::Json(o.clone())).into_response(),
         None => json_error(StatusCode::NOT_FOUND, "no such order"),
     }
 }
 
-pub(super) async fn cancel_order(
-    AxState(state): AxState<Arc<State>>,
-    Path(id): Path<String>,
-) -> Response {
-    let t = state.since_start();
-    let mut b = state.book();
-    b.match_resting(t);
+pub(super) async fn cancel_order(AxState(state): Shared, Path(id): Path<String>) -> Response {
+    let (_, mut b) = matched_book(&state);
     match b.cancel(&id) {
         Ok(o) => (StatusCode::OK, axum::Json(o)).into_response(),
         Err(None) => json_error(StatusCode::NOT_FOUND, "no such order"),
@@ -125,43 +126,42 @@ fn listing_query(
     Ok((account, status))
 }
 
-pub(super) async fn list_orders(
-    AxState(state): AxState<Arc<State>>,
-    uri: axum::http::Uri,
+/// A listing: the query's `account` (and, where `allow_status`, `status`) or a 400 naming what
+/// is wrong, then `body` on the book with resting orders matched up to now.
+fn listing(
+    state: &State,
+    uri: &Uri,
+    allow_status: bool,
+    body: impl FnOnce(&Book, Duration, Option<&str>, StatusFilter) -> Value,
 ) -> Response {
-    let (account, filter) = match listing_query(uri.query(), true) {
+    let (account, filter) = match listing_query(uri.query(), allow_status) {
         Ok(q) => q,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
     };
-    let t = state.since_start();
-    let mut b = state.book();
-    b.match_resting(t);
-    let orders = b.orders(account.as_deref(), filter);
-    (StatusCode::OK, axum::Json(json!({ "orders": orders }))).into_response()
+    let (t, b) = matched_book(state);
+    let v = body(&b, t, account.as_deref(), filter);
+    (StatusCode::OK, axum::Json(v)).into_response()
 }
 
-pub(super) async fn positions(
-    AxState(state): AxState<Arc<State>>,
-    uri: axum::http::Uri,
-) -> Response {
-    let (account, _) = match listing_query(uri.query(), false) {
-        Ok(q) => q,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
-    };
-    let t = state.since_start();
-    let mut b = state.book();
-    b.match_resting(t);
-    (
-        StatusCode::OK,
-        axum::Json(json!({ "positions": b.positions(t, account.as_deref()) })),
-    )
-        .into_response()
+pub(super) async fn list_orders(AxState(state): Shared, uri: Uri) -> Response {
+    listing(&state, &uri, true, orders_json)
 }
 
-pub(super) async fn quote(
-    AxState(state): AxState<Arc<State>>,
-    Path(symbol): Path<String>,
-) -> Response {
+pub(super) async fn positions(AxState(state): Shared, uri: Uri) -> Response {
+    listing(&state, &uri, false, positions_json)
+}
+
+/// `{"orders": [...]}`: the kept orders of `account` (or all) that `filter` admits.
+fn orders_json(b: &Book, _: Duration, account: Option<&str>, filter: StatusFilter) -> Value {
+    json!({ "orders": b.orders(account, filter) })
+}
+
+/// `{"positions": [...]}`: the positions of `account` (or all) at the mid price at `t`.
+fn positions_json(b: &Book, t: Duration, account: Option<&str>, _: StatusFilter) -> Value {
+    json!({ "positions": b.positions(t, account) })
+}
+
+pub(super) async fn quote(AxState(state): Shared, Path(symbol): Path<String>) -> Response {
     let t = state.since_start();
     let mid = state.book().mid(&symbol, t);
     (
