@@ -85,6 +85,24 @@ pub struct State {
 }
 
 impl State {
+    /// A fresh broker as `args` configure it, with `faults`, stopping on `shutdown`.
+    fn new(args: &PaperBrokerArgs, faults: Faults, shutdown: CancellationToken) -> State {
+        State {
+            started: Instant::now(),
+            book: Mutex::new(Book::new(
+                Market::new(args.seed, args.price_period),
+                args.order_history,
+            )),
+            faults,
+            api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+            healthy: AtomicBool::new(true),
+            metrics: metrics::Metrics::default(),
+            shutdown,
+            ws_quote_interval: args.ws_quote_interval.max(Duration::from_millis(1)),
+            ws_close: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
     fn since_start(&self) -> Duration {
         self.started.elapsed()
     }
@@ -135,20 +153,7 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
         faults.describe()
     );
     let shutdown = CancellationToken::new();
-    let state = Arc::new(State {
-        started: Instant::now(),
-        book: Mutex::new(Book::new(
-            Market::new(args.seed, args.price_period),
-            args.order_history,
-        )),
-        faults,
-        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
-        healthy: AtomicBool::new(true),
-        metrics: metrics::Metrics::default(),
-        shutdown: shutdown.clone(),
-        ws_quote_interval: args.ws_quote_interval.max(Duration::from_millis(1)),
-        ws_close: tokio::sync::watch::Sender::new(0),
-    });
+    let state = Arc::new(State::new(&args, faults, shutdown.clone()));
     spawn_signal_handlers(state.clone());
     spawn_matcher(state.clone());
     if let Some(l) = fix_listener {
@@ -181,6 +186,13 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
             eprintln!("paper broker: in-flight requests did not finish within 8 s; closing them");
         }
     }
+    log_summary(&state, stopped_at);
+    Ok(())
+}
+
+/// The shutdown summary on stderr: uptime, orders by outcome, open orders, injected errors and
+/// how long the shutdown took until `stopped_at`.
+fn log_summary(state: &State, stopped_at: Instant) {
     let c = state.book().counts;
     let open = state.book().open_orders();
     eprintln!(
@@ -198,7 +210,6 @@ async fn serve(args: PaperBrokerArgs, faults: Faults) -> Result<()> {
                 .saturating_duration_since(state.metrics.shutdown_started().unwrap_or(stopped_at))
         ),
     );
-    Ok(())
 }
 
 /// Bind the FIX acceptor's listener when `--fix-listen` asks for one, and announce it (the
