@@ -17,7 +17,8 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{Placed, State, place};
+use super::State;
+use super::place::{Placed, place};
 
 /// `GET /ws/orders`: upgrade to a WebSocket order session.
 pub(super) async fn orders(AxState(state): AxState<Arc<State>>, ws: WebSocketUpgrade) -> Response {

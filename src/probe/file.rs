@@ -117,19 +117,7 @@ impl FileProbe {
         let mut o = ProbeOutput::default();
         let meta = std::fs::metadata(&path);
         if !self.exists {
-            let absent = meta.is_err();
-            o.checks.push(Check::new(
-                "exists",
-                "no",
-                if absent { "no" } else { "yes" },
-                absent,
-            ));
-            o.summary = if absent {
-                format!("{shown} is absent")
-            } else {
-                format!("{shown} exists")
-            };
-            return o;
+            return absence(meta.is_err(), &shown);
         }
         let meta = match meta {
             Ok(m) => m,
@@ -167,34 +155,7 @@ impl FileProbe {
                     o.summary = format!("{shown}: cannot read as text: {e}");
                     return o;
                 }
-                Ok(text) => {
-                    let found: Vec<String> = markdown_headings(&text)
-                        .into_iter()
-                        .map(|h| h.to_lowercase())
-                        .collect();
-                    let missing: Vec<&String> = self
-                        .headings
-                        .iter()
-                        .filter(|h| !found.contains(&h.trim().to_lowercase()))
-                        .collect();
-                    o.checks.push(Check::new(
-                        "headings",
-                        format!("has {}", self.headings.join(", ")),
-                        if missing.is_empty() {
-                            format!("all {} present", self.headings.len())
-                        } else {
-                            format!(
-                                "missing {}",
-                                missing
-                                    .iter()
-                                    .map(|s| s.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        },
-                        missing.is_empty(),
-                    ));
-                }
+                Ok(text) => o.checks.push(self.headings_check(&text)),
             }
         }
         let failed = o.failed_checks();
@@ -205,6 +166,54 @@ impl FileProbe {
         };
         o
     }
+
+    /// The `headings` check of the Markdown `text`: every heading asked for is present
+    /// (case-insensitive, exact text).
+    fn headings_check(&self, text: &str) -> Check {
+        let found: Vec<String> = markdown_headings(text)
+            .into_iter()
+            .map(|h| h.to_lowercase())
+            .collect();
+        let missing: Vec<&String> = self
+            .headings
+            .iter()
+            .filter(|h| !found.contains(&h.trim().to_lowercase()))
+            .collect();
+        Check::new(
+            "headings",
+            format!("has {}", self.headings.join(", ")),
+            if missing.is_empty() {
+                format!("all {} present", self.headings.len())
+            } else {
+                format!(
+                    "missing {}",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+            missing.is_empty(),
+        )
+    }
+}
+
+/// The outcome of `exists = false`: passes when the file `shown` is `absent`.
+fn absence(absent: bool, shown: &str) -> ProbeOutput {
+    let mut o = ProbeOutput::default();
+    o.checks.push(Check::new(
+        "exists",
+        "no",
+        if absent { "no" } else { "yes" },
+        absent,
+    ));
+    o.summary = if absent {
+        format!("{shown} is absent")
+    } else {
+        format!("{shown} exists")
+    };
+    o
 }
 
 crate::probe::probe_kind!(FileProbe, RawFileProbe, blocking);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 
-use super::Report;
+use super::{ItemReport, Report};
 use crate::model::Status;
 
 /// The stable test-case name of an item: section (lowercased, spaces as `-`) and id.
@@ -53,57 +53,63 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
         ));
     }
     for it in &r.items {
-        let o = &it.outcome;
-        let message = format!(
-            "{}{}",
-            o.summary,
-            if o.checks.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " — expected {}; measured {}",
-                    o.expected_text(),
-                    o.measured_text()
-                )
-            }
-        );
-        let mut status = match o.status {
-            Status::Pass | Status::Warn => TestCaseStatus::success(),
-            Status::Fail => {
-                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                s.set_message(message.clone());
-                s.set_type("fail");
-                s
-            }
-            Status::Error => {
-                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-                s.set_message(message.clone());
-                s.set_type("error");
-                s
-            }
-            Status::Pending | Status::Skipped | Status::Waived => {
-                let mut s = TestCaseStatus::skipped();
-                s.set_message(format!("{}: {message}", o.status.as_str()));
-                s
-            }
-        };
-        if let Some(log) = &o.log_tail
-            && let TestCaseStatus::NonSuccess { .. } = status
-        {
-            status.set_description(log.clone());
-        }
-        let mut case = TestCase::new(case_name(&it.section, &it.id), status);
-        case.set_classname(format!("{}.{}", r.run.checklist.name, it.section));
-        case.set_time(Duration::from_millis(o.duration_ms));
-        case.add_property(quick_junit::Property::new("severity", it.severity.as_str()));
-        case.add_property(quick_junit::Property::new("status", o.status.as_str()));
-        if o.status == Status::Warn {
-            case.set_system_out(message);
-        }
-        suite.add_test_case(case);
+        suite.add_test_case(test_case(r, it));
     }
     report.add_test_suite(suite);
     report
         .serialize(w)
         .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// The test case of one item: its status (a failure or error with the summary, expected and
+/// measured, and the log tail; skipped for pending, skipped and waived), time and properties.
+fn test_case(r: &Report, it: &ItemReport) -> TestCase {
+    let o = &it.outcome;
+    let message = format!(
+        "{}{}",
+        o.summary,
+        if o.checks.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " — expected {}; measured {}",
+                o.expected_text(),
+                o.measured_text()
+            )
+        }
+    );
+    let mut status = match o.status {
+        Status::Pass | Status::Warn => TestCaseStatus::success(),
+        Status::Fail => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(message.clone());
+            s.set_type("fail");
+            s
+        }
+        Status::Error => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(message.clone());
+            s.set_type("error");
+            s
+        }
+        Status::Pending | Status::Skipped | Status::Waived => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(format!("{}: {message}", o.status.as_str()));
+            s
+        }
+    };
+    if let Some(log) = &o.log_tail
+        && let TestCaseStatus::NonSuccess { .. } = status
+    {
+        status.set_description(log.clone());
+    }
+    let mut case = TestCase::new(case_name(&it.section, &it.id), status);
+    case.set_classname(format!("{}.{}", r.run.checklist.name, it.section));
+    case.set_time(Duration::from_millis(o.duration_ms));
+    case.add_property(quick_junit::Property::new("severity", it.severity.as_str()));
+    case.add_property(quick_junit::Property::new("status", o.status.as_str()));
+    if o.status == Status::Warn {
+        case.set_system_out(message);
+    }
+    case
 }

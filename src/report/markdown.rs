@@ -99,8 +99,13 @@ pub fn render<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
 
 /// Title, verdict with its reasons, counts and the run's metadata table.
 fn write_header<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
-    let c = &r.run.checklist;
-    writeln!(w, "# Readiness report: {}", text(&c.name))?;
+    write_verdict(w, r)?;
+    write_run_table(w, r)
+}
+
+/// Title, verdict (partial or interrupted runs say so), its reasons and the counts.
+fn write_verdict<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
+    writeln!(w, "# Readiness report: {}", text(&r.run.checklist.name))?;
     writeln!(w)?;
     match r.partial_scope() {
         None => writeln!(w, "## Verdict: {}", verdict_line(r.verdict))?,
@@ -156,6 +161,13 @@ fn write_header<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
         r.run.fail_on.as_str()
     )?;
     writeln!(w)?;
+    Ok(())
+}
+
+/// The run's metadata (system, environment, checklist, commit, host, times, filters) and the
+/// checklist's description.
+fn write_run_table<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
+    let c = &r.run.checklist;
     writeln!(w, "| | |")?;
     writeln!(w, "|---|---|")?;
     if let Some(s) = &c.system {

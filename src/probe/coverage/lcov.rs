@@ -278,12 +278,72 @@ impl Record {
     }
 }
 
+/// The records read so far, one per file (records for the same file merged).
+#[derive(Default)]
+struct Records {
+    files: Vec<Record>,
+    index: HashMap<String, usize>,
+    has_branches: bool,
+    has_functions: bool,
+}
+
+impl Records {
+    /// Add a finished record, merging it into an earlier one for the same file.
+    fn add(&mut self, rec: Record) {
+        self.has_branches |= rec.saw_branch_records;
+        self.has_functions |= rec.saw_function_records;
+        match self.index.get(&rec.path) {
+            Some(&k) => self.files[k].merge(rec),
+            None => {
+                self.index.insert(rec.path.clone(), self.files.len());
+                self.files.push(rec);
+            }
+        }
+    }
+
+    /// The coverage data of the whole tracefile; an error when it holds no record.
+    fn into_data(self) -> Result<CoverageData, ParseError> {
+        if self.files.is_empty() {
+            return Err(ParseError::whole(
+                "no SF records: this is not an LCOV tracefile, or it is empty",
+            ));
+        }
+        Ok(CoverageData {
+            format: Format::Lcov,
+            files: self.files.into_iter().map(Record::into_file).collect(),
+            has_branches: self.has_branches,
+            has_functions: self.has_functions,
+        })
+    }
+}
+
+/// A new record for the `SF` record at line `n`; an error while `cur` is still open.
+fn start_record(
+    cur: Option<&(usize, Record)>,
+    n: usize,
+    path: &str,
+) -> Result<(usize, Record), ParseError> {
+    if let Some((start, rec)) = cur {
+        return Err(ParseError::at_line(
+            n,
+            format!(
+                "SF record while the record for \"{}\" (line {start}) has no end_of_record",
+                rec.path
+            ),
+        ));
+    }
+    Ok((
+        n,
+        Record {
+            path: path.to_string(),
+            ..Record::default()
+        },
+    ))
+}
+
 fn parse_records(text: &str) -> Result<CoverageData, ParseError> {
-    let mut files: Vec<Record> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut records = Records::default();
     let mut cur: Option<(usize, Record)> = None;
-    let mut has_branches = false;
-    let mut has_functions = false;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim();
@@ -291,25 +351,13 @@ fn parse_records(text: &str) -> Result<CoverageData, ParseError> {
             continue;
         }
         if line == "end_of_record" {
-            match cur.take() {
-                Some((_, rec)) => {
-                    has_branches |= rec.saw_branch_records;
-                    has_functions |= rec.saw_function_records;
-                    match index.get(&rec.path) {
-                        Some(&k) => files[k].merge(rec),
-                        None => {
-                            index.insert(rec.path.clone(), files.len());
-                            files.push(rec);
-                        }
-                    }
-                }
-                None => {
-                    return Err(ParseError::at_line(
-                        n,
-                        "end_of_record without a preceding SF record",
-                    ));
-                }
-            }
+            let Some((_, rec)) = cur.take() else {
+                return Err(ParseError::at_line(
+                    n,
+                    "end_of_record without a preceding SF record",
+                ));
+            };
+            records.add(rec);
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {
@@ -324,22 +372,7 @@ fn parse_records(text: &str) -> Result<CoverageData, ParseError> {
         match key {
             "TN" | "VER" => continue,
             "SF" => {
-                if let Some((start, rec)) = &cur {
-                    return Err(ParseError::at_line(
-                        n,
-                        format!(
-                            "SF record while the record for \"{}\" (line {start}) has no end_of_record",
-                            rec.path
-                        ),
-                    ));
-                }
-                cur = Some((
-                    n,
-                    Record {
-                        path: value.to_string(),
-                        ..Record::default()
-                    },
-                ));
+                cur = Some(start_record(cur.as_ref(), n, value)?);
                 continue;
             }
             _ => {}
@@ -361,17 +394,7 @@ fn parse_records(text: &str) -> Result<CoverageData, ParseError> {
             ),
         ));
     }
-    if files.is_empty() {
-        return Err(ParseError::whole(
-            "no SF records: this is not an LCOV tracefile, or it is empty",
-        ));
-    }
-    Ok(CoverageData {
-        format: Format::Lcov,
-        files: files.into_iter().map(Record::into_file).collect(),
-        has_branches,
-        has_functions,
-    })
+    records.into_data()
 }
 
 #[cfg(test)]

@@ -261,89 +261,49 @@ impl CoverageProbe {
             None => ctx.checklist_dir.clone(),
         };
         let mut o = ProbeOutput::default();
-        if let Some(run) = &self.run {
-            let started = SystemTime::now();
-            let out = match run.run(ctx).await {
-                Ok(out) => out,
-                Err(e) => return ProbeOutput::error(e.to_string()),
-            };
-            o.log_tail = Some(out.log_tail.clone());
-            o.measure("run_duration_ms", out.elapsed.as_millis() as u64);
-            if out.exit_code != Some(0) {
-                o.forced = Some(Status::Error);
-                o.summary = format!(
-                    "`{}` exited {}; no coverage measured",
-                    run.display(),
-                    out.exit_code
-                        .map_or("by a signal".to_string(), |c| c.to_string())
-                );
-                return o;
-            }
-            let fresh = std::fs::metadata(&report_path)
-                .and_then(|m| m.modified())
-                .map(|m| m + Duration::from_secs(2) >= started);
-            match fresh {
-                Ok(true) => {}
-                Ok(false) => {
-                    o.forced = Some(Status::Error);
-                    o.summary = format!(
-                        "`{}` succeeded but did not rewrite {}; refusing to read a stale report",
-                        run.display(),
-                        report_path.display()
-                    );
-                    return o;
-                }
-                Err(e) => {
-                    o.forced = Some(Status::Error);
-                    o.summary = format!(
-                        "`{}` succeeded but {} is missing: {e}",
-                        run.display(),
-                        report_path.display()
-                    );
-                    return o;
-                }
-            }
-        }
-        let bytes = match read_report(&report_path) {
-            Ok(b) => b,
-            Err(m) => {
-                o.forced = Some(Status::Error);
-                o.summary = m.to_string();
-                return o;
-            }
-        };
-        let sha = hex::encode(Sha256::digest(&bytes));
-        o.measure("report_sha256", sha.clone());
-        let name = report_path.display().to_string();
-        let data = match read(&name, &bytes, self.format) {
-            Ok(d) => d,
+        match self.obtain(ctx, &report_path, &mut o).await {
+            Ok(data) => self.evaluate(&data, &root, o),
             Err(m) => {
                 o.forced = Some(Status::Error);
                 o.summary = m;
-                return o;
+                o
             }
-        };
+        }
+    }
+
+    /// Run `run` (when set), then read and parse the report and keep it as evidence; the
+    /// message of an error outcome otherwise.
+    async fn obtain(
+        &self,
+        ctx: &ProbeContext,
+        report_path: &Path,
+        o: &mut ProbeOutput,
+    ) -> Result<CoverageData, String> {
+        if let Some(run) = &self.run {
+            run_first(ctx, run, report_path, o).await?;
+        }
+        let bytes = read_report(report_path).map_err(|m| m.to_string())?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        o.measure("report_sha256", sha.clone());
+        let name = report_path.display().to_string();
+        let data = read(&name, &bytes, self.format)?;
         let file_name = report_path
             .file_name()
             .map_or("report".into(), |n| n.to_string_lossy().into_owned());
-        match ctx.write_evidence(
-            &file_name,
-            &bytes,
-            &format!("coverage report ({})", data.format),
-            match data.format {
-                Format::Cobertura => "application/xml",
-                Format::Lcov => "text/plain",
-                _ => "application/json",
-            },
-        ) {
-            Ok(ev) => o.evidence.push(ev),
-            Err(m) => {
-                o.forced = Some(Status::Error);
-                o.summary = format!("cannot keep the report as evidence: {m}");
-                return o;
-            }
-        }
-        self.evaluate(&data, &root, o)
+        let ev = ctx
+            .write_evidence(
+                &file_name,
+                &bytes,
+                &format!("coverage report ({})", data.format),
+                match data.format {
+                    Format::Cobertura => "application/xml",
+                    Format::Lcov => "text/plain",
+                    _ => "application/json",
+                },
+            )
+            .map_err(|m| format!("cannot keep the report as evidence: {m}"))?;
+        o.evidence.push(ev);
+        Ok(data)
     }
 
     fn is_excluded(&self, shown: &str, raw: &str) -> bool {
@@ -562,6 +522,44 @@ fn least_covered(kept: &[(&FileCoverage, &str)], data: &CoverageData) -> Table {
         title: format!("Least-covered files (up to {LEAST_COVERED})"),
         columns,
         rows,
+    }
+}
+
+/// Run the command that writes the report: it must exit 0 and rewrite `report_path`. Records
+/// its log tail and duration in `o`; the message of an error outcome otherwise.
+async fn run_first(
+    ctx: &ProbeContext,
+    run: &ToolRun,
+    report_path: &Path,
+    o: &mut ProbeOutput,
+) -> Result<(), String> {
+    let started = SystemTime::now();
+    let out = run.run(ctx).await.map_err(|e| e.to_string())?;
+    o.log_tail = Some(out.log_tail.clone());
+    o.measure("run_duration_ms", out.elapsed.as_millis() as u64);
+    if out.exit_code != Some(0) {
+        return Err(format!(
+            "`{}` exited {}; no coverage measured",
+            run.display(),
+            out.exit_code
+                .map_or("by a signal".to_string(), |c| c.to_string())
+        ));
+    }
+    let fresh = std::fs::metadata(report_path)
+        .and_then(|m| m.modified())
+        .map(|m| m + Duration::from_secs(2) >= started);
+    match fresh {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "`{}` succeeded but did not rewrite {}; refusing to read a stale report",
+            run.display(),
+            report_path.display()
+        )),
+        Err(e) => Err(format!(
+            "`{}` succeeded but {} is missing: {e}",
+            run.display(),
+            report_path.display()
+        )),
     }
 }
 

@@ -92,14 +92,7 @@ impl Reader {
                 started: parse_stat_start(&stat)?,
             });
         }
-        let sys = self.system();
-        let spid = Pid::from_u32(pid);
-        sys.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&[spid]),
-            true,
-            ProcessRefreshKind::nothing().with_memory(),
-        );
-        let p = sys.process(spid)?;
+        let p = self.refreshed(pid)?;
         if matches!(p.status(), sysinfo::ProcessStatus::Zombie) {
             return None;
         }
@@ -109,12 +102,8 @@ impl Reader {
         })
     }
 
-    /// Read the memory of `pid`; `None` when the process is gone.
-    pub fn read(&mut self, pid: u32) -> Option<Reading> {
-        if cfg!(target_os = "linux") {
-            let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            return parse_status(&text);
-        }
+    /// sysinfo's view of `pid`, refreshed (memory only); `None` when the process is gone.
+    fn refreshed(&mut self, pid: u32) -> Option<&sysinfo::Process> {
         let sys = self.system();
         let spid = Pid::from_u32(pid);
         sys.refresh_processes_specifics(
@@ -122,7 +111,16 @@ impl Reader {
             true,
             ProcessRefreshKind::nothing().with_memory(),
         );
-        sys.process(spid).map(|p| Reading {
+        sys.process(spid)
+    }
+
+    /// Read the memory of `pid`; `None` when the process is gone.
+    pub fn read(&mut self, pid: u32) -> Option<Reading> {
+        if cfg!(target_os = "linux") {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            return parse_status(&text);
+        }
+        self.refreshed(pid).map(|p| Reading {
             rss_bytes: p.memory(),
             anon_bytes: None,
         })

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
-use api::{RawBasicAuth, RawServer, Server};
+use api::{Group, RawBasicAuth, RawServer, Rule, Server};
 pub use query::{Aggregate, Empty, Quantifier};
 
 /// `kind = "prometheus"`: a PromQL query or alerting rules, against a Prometheus HTTP API.
@@ -231,33 +231,7 @@ async fn alerts(
             continue;
         }
         for (g, r) in found {
-            let state = r.state.as_deref().unwrap_or("unknown");
-            firing_now += usize::from(state == "firing");
-            let place = format!("{name} ({})", g.name);
-            let health = match (&*r.health, &r.last_error) {
-                ("err", Some(e)) => format!("err: {e}"),
-                (h, _) => h.to_string(),
-            };
-            o.checks.push(Check::new(
-                format!("{place} healthy"),
-                "health ok (evaluated without error)",
-                health.clone(),
-                r.health == "ok",
-            ));
-            o.checks.push(Check::new(
-                format!("{place} state"),
-                if firing { "firing" } else { "not firing" },
-                state,
-                (state == "firing") == firing,
-            ));
-            table.rows.push(vec![
-                name.clone(),
-                g.name.clone(),
-                g.file.clone(),
-                health,
-                state.to_string(),
-                r.alerts.len().to_string(),
-            ]);
+            firing_now += usize::from(rule_checks(&mut o, &mut table, name, g, r, firing));
         }
     }
     o.measure("alerts_firing", firing_now);
@@ -273,6 +247,45 @@ async fn alerts(
         o.forced = Some(Status::Error);
     }
     o
+}
+
+/// The checks of alerting rule `r` (named `name`) in group `g`: healthy, and firing or not as
+/// expected; its row in `table`. True when it is firing.
+fn rule_checks(
+    o: &mut ProbeOutput,
+    table: &mut Table,
+    name: &str,
+    g: &Group,
+    r: &Rule,
+    firing: bool,
+) -> bool {
+    let state = r.state.as_deref().unwrap_or("unknown");
+    let place = format!("{name} ({})", g.name);
+    let health = match (&*r.health, &r.last_error) {
+        ("err", Some(e)) => format!("err: {e}"),
+        (h, _) => h.to_string(),
+    };
+    o.checks.push(Check::new(
+        format!("{place} healthy"),
+        "health ok (evaluated without error)",
+        health.clone(),
+        r.health == "ok",
+    ));
+    o.checks.push(Check::new(
+        format!("{place} state"),
+        if firing { "firing" } else { "not firing" },
+        state,
+        (state == "firing") == firing,
+    ));
+    table.rows.push(vec![
+        name.to_string(),
+        g.name.clone(),
+        g.file.clone(),
+        health,
+        state.to_string(),
+        r.alerts.len().to_string(),
+    ]);
+    state == "firing"
 }
 
 /// One of an enum's lowercase names at `key` (kept a string in the raw table so that a typo's

@@ -106,6 +106,20 @@ impl RawQueryAsk {
             return Err(FieldError::new("query", "expected a PromQL expression"));
         }
         let expr = v.interpolate("query", &self.expr)?;
+        let bounds = self.bounds()?;
+        let range = self.range(v)?;
+        Ok(QueryAsk {
+            expr,
+            range,
+            aggregate: self.aggregate,
+            bounds,
+            series: self.series.unwrap_or_default(),
+            empty: self.empty.unwrap_or_default(),
+        })
+    }
+
+    /// `min`, `max` and `equals`: finite, at least one, `equals` alone, `min` ≤ `max`.
+    fn bounds(&self) -> Result<Bounds, FieldError> {
         for (key, x) in [
             ("min", self.min),
             ("max", self.max),
@@ -132,7 +146,17 @@ impl RawQueryAsk {
         {
             return Err(FieldError::new("max", format!("expected max ≥ min ({lo})")));
         }
-        let range = match self.window {
+        Ok(Bounds {
+            min: self.min,
+            max: self.max,
+            equals: self.equals,
+        })
+    }
+
+    /// `window` and `step` of a range query (`None` for an instant query): a window of at least
+    /// 1 s, a step above 0 and at most the window, and at most 11 000 points per series.
+    fn range(&self, v: &Validator) -> Result<Option<(Duration, Duration)>, FieldError> {
+        Ok(match &self.window {
             None => {
                 if self.step.is_some() || self.aggregate.is_some() {
                     let key = if self.step.is_some() {
@@ -148,12 +172,12 @@ impl RawQueryAsk {
                 None
             }
             Some(w) => {
-                let window = v.duration("window", &w)?;
+                let window = v.duration("window", w)?;
                 if window < Duration::from_secs(1) {
                     return Err(FieldError::new("window", "expected at least 1s"));
                 }
-                let step = match self.step {
-                    Some(s) => v.duration("step", &s)?,
+                let step = match &self.step {
+                    Some(s) => v.duration("step", s)?,
                     None => default_step(window),
                 };
                 if step.is_zero() || step > window {
@@ -177,18 +201,6 @@ impl RawQueryAsk {
                 }
                 Some((window, step))
             }
-        };
-        Ok(QueryAsk {
-            expr,
-            range,
-            aggregate: self.aggregate,
-            bounds: Bounds {
-                min: self.min,
-                max: self.max,
-                equals: self.equals,
-            },
-            series: self.series.unwrap_or_default(),
-            empty: self.empty.unwrap_or_default(),
         })
     }
 }
@@ -305,6 +317,39 @@ impl QueryAsk {
         }
     }
 
+    /// One series against the bounds: the value shown (the aggregate, else the last point),
+    /// whether it holds, and when it does not, what breaks them (`series = value`).
+    fn judge_series(&self, s: &Series) -> (f64, bool, Option<String>) {
+        let (value, ok) = match (self.range, self.aggregate) {
+            (Some(_), Some(a)) => {
+                let v = a.of(&s.points);
+                (v, self.bounds.holds(v))
+            }
+            _ => {
+                let v = Aggregate::Last.of(&s.points);
+                let ok = s.points.iter().all(|p| self.bounds.holds(p.1));
+                (v, ok)
+            }
+        };
+        let bad = (!ok).then(|| {
+            let worst = s
+                .points
+                .iter()
+                .find(|p| !self.bounds.holds(p.1))
+                .map_or(value, |p| p.1);
+            format!(
+                "{} = {}",
+                s.name(),
+                fmt_value(if self.aggregate.is_some() {
+                    value
+                } else {
+                    worst
+                })
+            )
+        });
+        (value, ok, bad)
+    }
+
     /// Hold each series' value (instant), aggregate or every point (range) against the bounds.
     fn judge(&self, series: &[Series]) -> ProbeOutput {
         let mut o = ProbeOutput::default();
@@ -324,33 +369,10 @@ impl QueryAsk {
         let mut first_bad: Option<String> = None;
         for s in series.iter().filter(|s| !s.points.is_empty()) {
             let (lo, hi) = (Aggregate::Min.of(&s.points), Aggregate::Max.of(&s.points));
-            let (value, ok) = match (self.range, self.aggregate) {
-                (Some(_), Some(a)) => {
-                    let v = a.of(&s.points);
-                    (v, self.bounds.holds(v))
-                }
-                _ => {
-                    let v = Aggregate::Last.of(&s.points);
-                    let ok = s.points.iter().all(|p| self.bounds.holds(p.1));
-                    (v, ok)
-                }
-            };
+            let (value, ok, bad) = self.judge_series(s);
             holding += usize::from(ok);
-            if !ok && first_bad.is_none() {
-                let worst = s
-                    .points
-                    .iter()
-                    .find(|p| !self.bounds.holds(p.1))
-                    .map_or(value, |p| p.1);
-                first_bad = Some(format!(
-                    "{} = {}",
-                    s.name(),
-                    fmt_value(if self.aggregate.is_some() {
-                        value
-                    } else {
-                        worst
-                    })
-                ));
+            if first_bad.is_none() {
+                first_bad = bad;
             }
             if series.len() == 1 {
                 o.measure("value", value);

@@ -1,233 +1,21 @@
 //! The paper broker's order book: orders by id, client order ids, positions per account and
-//! symbol, and the deterministic simulated mid price.
+//! symbol, and the venue's rules for a new order and for a fill.
 //!
 //! Everything here is synchronous and lives behind one mutex in [`super::State`]; the HTTP
-//! layer only translates requests into calls on [`Book`]. The mid price is a pure function of
-//! the symbol, the seed and the time since start, so two brokers started with the same seed
-//! quote the same prices at the same offsets, and tests can predict fills.
+//! layer only translates requests into calls on [`Book`]. The order types are in `order` and
+//! the deterministic simulated mid price in `market`, both re-exported here.
+
+mod market;
+mod order;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-/// Buy or sell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    /// Buy.
-    Buy,
-    /// Sell.
-    Sell,
-}
-
-/// Market or limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OrderType {
-    /// Fill now at the simulated mid price.
-    Market,
-    /// Fill at the mid price once it reaches the limit; rest until then.
-    Limit,
-}
-
-/// How long an order stays open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TimeInForce {
-    /// Rest until filled or cancelled (this venue has no session end).
-    #[default]
-    Day,
-    /// Good till cancelled.
-    Gtc,
-    /// Immediate or cancel: a limit order that cannot fill now is rejected.
-    Ioc,
-}
-
-/// The JSON body of `POST /api/v1/orders`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewOrder {
-    /// Instrument, e.g. `NIFTY`.
-    pub symbol: String,
-    /// `buy` or `sell`.
-    pub side: Side,
-    /// Quantity in units, > 0.
-    #[serde(alias = "quantity")]
-    pub qty: f64,
-    /// `market` or `limit`.
-    #[serde(rename = "type", alias = "order_type")]
-    pub order_type: OrderType,
-    /// Limit price; required for limit orders.
-    #[serde(default, alias = "price")]
-    pub limit_price: Option<f64>,
-    /// The client's own id; a second order with the same id is rejected.
-    #[serde(default)]
-    pub client_order_id: Option<String>,
-    /// Time in force; default `day`.
-    #[serde(default)]
-    pub time_in_force: Option<TimeInForce>,
-    /// The trading account, 1 to 64 characters; default [`DEFAULT_ACCOUNT`]. Positions are
-    /// kept per account and symbol.
-    #[serde(default)]
-    pub account: Option<String>,
-}
-
-/// The account of an order that names none.
-pub const DEFAULT_ACCOUNT: &str = "default";
-
-/// Lifecycle state of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OrderStatus {
-    /// Resting (limit order not yet crossed).
-    Accepted,
-    /// Filled completely.
-    Filled,
-    /// Cancelled by the client.
-    Cancelled,
-    /// Refused; see the reason.
-    Rejected,
-}
-
-impl OrderStatus {
-    /// True while the order rests in the book (not filled, cancelled or rejected).
-    pub fn is_open(self) -> bool {
-        self == OrderStatus::Accepted
-    }
-
-    /// Lowercase name, as in JSON and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Accepted => "accepted",
-            OrderStatus::Filled => "filled",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Rejected => "rejected",
-        }
-    }
-}
-
-/// One order as stored and returned by `GET /api/v1/orders/{id}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Order {
-    /// Venue order id, `ord-00000001`.
-    pub order_id: String,
-    /// The client's id, if given.
-    pub client_order_id: Option<String>,
-    /// Instrument.
-    pub symbol: String,
-    /// Buy or sell.
-    pub side: Side,
-    /// Quantity.
-    pub qty: f64,
-    /// Market or limit.
-    #[serde(rename = "type")]
-    pub order_type: OrderType,
-    /// Limit price for limit orders.
-    pub limit_price: Option<f64>,
-    /// Time in force.
-    pub time_in_force: TimeInForce,
-    /// Current state.
-    pub status: OrderStatus,
-    /// Why it was rejected.
-    pub reason: Option<String>,
-    /// Fill price once filled.
-    pub filled_price: Option<f64>,
-    /// Milliseconds since the broker started when the order arrived.
-    pub created_ms: u64,
-    /// The trading account.
-    pub account: String,
-}
-
-/// The acknowledgement returned by `POST /api/v1/orders`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Ack {
-    /// Venue order id (absent for a duplicate, which creates no order).
-    pub order_id: Option<String>,
-    /// The client's id, echoed.
-    pub client_order_id: Option<String>,
-    /// `accepted` (resting), `filled` or `rejected`.
-    pub status: OrderStatus,
-    /// Why it was rejected.
-    pub reason: Option<String>,
-    /// Fill price when filled.
-    pub filled_price: Option<f64>,
-}
-
-/// Net position of one account in one symbol.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Position {
-    /// The trading account.
-    pub account: String,
-    /// Instrument.
-    pub symbol: String,
-    /// Net quantity (buys minus sells).
-    pub qty: f64,
-    /// Units bought.
-    pub bought: f64,
-    /// Units sold.
-    pub sold: f64,
-    /// Cash flow: sell notional minus buy notional.
-    pub cash: f64,
-    /// Current simulated mid price.
-    pub mid: f64,
-}
-
-/// Counters for metrics and the shutdown summary.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Counts {
-    /// Acknowledged as resting (a counter: it does not go down when they fill later).
-    pub accepted: u64,
-    /// Filled (at once or later).
-    pub filled: u64,
-    /// Rejected (duplicates, IOC not marketable).
-    pub rejected: u64,
-    /// Cancelled by clients.
-    pub cancelled: u64,
-}
-
-/// The simulated market: a mid price per symbol that oscillates deterministically.
-#[derive(Debug, Clone)]
-pub struct Market {
-    seed: u64,
-    /// Period of one full price oscillation.
-    pub period: Duration,
-}
-
-/// Relative amplitude of the oscillation around the base price (0.5 %).
-pub const AMPLITUDE: f64 = 0.005;
-
-impl Market {
-    /// A market with this seed and oscillation period.
-    pub fn new(seed: u64, period: Duration) -> Market {
-        Market { seed, period }
-    }
-
-    /// Mid price of `symbol` at `t` since start, rounded to a 0.01 tick:
-    /// `base · (1 + 0.5 % · sin(2π t / period + φ))`, with base in 100.00..199.99 and phase φ
-    /// both derived from an FNV-1a hash of the symbol and the seed.
-    pub fn mid(&self, symbol: &str, t: Duration) -> f64 {
-        let h = fnv1a(symbol.as_bytes(), self.seed);
-        let base = 100.0 + (h % 10_000) as f64 / 100.0;
-        let phase = ((h >> 20) % 6283) as f64 / 1000.0;
-        let x = std::f64::consts::TAU * t.as_secs_f64() / self.period.as_secs_f64().max(1e-3);
-        let p = base * (1.0 + AMPLITUDE * (x + phase).sin());
-        (p * 100.0).round() / 100.0
-    }
-}
-
-fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// Why a new order is invalid (answered with HTTP 400).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid(pub String);
+pub use market::{AMPLITUDE, Market};
+pub use order::{
+    Ack, Counts, DEFAULT_ACCOUNT, Invalid, NewOrder, Order, OrderStatus, OrderType, Position, Side,
+    StatusFilter, TimeInForce,
+};
 
 /// Orders, client ids and positions.
 ///
@@ -494,48 +282,6 @@ impl Book {
     }
 }
 
-/// Which orders `GET /api/v1/orders?status=…` lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
-    /// Every kept order (no `status` parameter).
-    All,
-    /// Resting orders: not filled, cancelled or rejected (`status=open`).
-    Open,
-    /// Orders in exactly this state (`status=filled`, …).
-    Exactly(OrderStatus),
-}
-
-impl StatusFilter {
-    /// Parse the `status` query value: `open`, `all`, `accepted`, `filled`, `cancelled` or
-    /// `rejected`.
-    ///
-    /// # Errors
-    /// A message naming the value and the accepted ones.
-    pub fn parse(text: &str) -> Result<StatusFilter, String> {
-        Ok(match text {
-            "all" => StatusFilter::All,
-            "open" => StatusFilter::Open,
-            "accepted" => StatusFilter::Exactly(OrderStatus::Accepted),
-            "filled" => StatusFilter::Exactly(OrderStatus::Filled),
-            "cancelled" => StatusFilter::Exactly(OrderStatus::Cancelled),
-            "rejected" => StatusFilter::Exactly(OrderStatus::Rejected),
-            other => {
-                return Err(format!(
-                    "status: unknown value \"{other}\" (expected one of: open, all, accepted, filled, cancelled, rejected)"
-                ));
-            }
-        })
-    }
-
-    fn admits(self, status: OrderStatus) -> bool {
-        match self {
-            StatusFilter::All => true,
-            StatusFilter::Open => status.is_open(),
-            StatusFilter::Exactly(s) => s == status,
-        }
-    }
-}
-
 /// Check the venue's rules on a new order; returns its trimmed symbol and its account.
 fn validate(o: &NewOrder) -> Result<(String, String), Invalid> {
     let symbol = o.symbol.trim().to_string();
@@ -591,19 +337,6 @@ mod tests {
             client_order_id: Some(cid.into()),
             time_in_force: None,
             account: None,
-        }
-    }
-
-    #[test]
-    fn mid_price_is_deterministic_and_stays_within_the_amplitude() {
-        let m = Market::new(7, Duration::from_secs(60));
-        let a = m.mid("NIFTY", Duration::from_millis(1234));
-        assert_eq!(a, m.mid("NIFTY", Duration::from_millis(1234)));
-        let base = m.mid("NIFTY", Duration::ZERO);
-        for s in 0..120 {
-            let p = m.mid("NIFTY", Duration::from_secs(s));
-            assert!((100.0..=201.0).contains(&p), "{p}");
-            assert!((p - base).abs() <= base * 2.0 * AMPLITUDE + 0.02);
         }
     }
 

@@ -1,0 +1,160 @@
+//! Fitting one segment and the rules that judge it: the Theil–Sen slope with its 95 %
+//! interval, the modified Mann–Kendall test, the tail-growth guard, and from them whether growth
+//! is established, whether the segment leaks and whether the allowed growth is ruled out.
+
+use std::ops::Range;
+
+use super::MAX_FIT_SAMPLES;
+use super::analysis::{Metric, Sample, Settings};
+use super::stats::{self, MannKendall, TheilSen, Trend};
+
+/// A fitted segment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    /// The figure fitted.
+    pub metric: Metric,
+    /// Samples fitted (after thinning).
+    pub n: usize,
+    /// Every `step`-th sample was fitted (1 unless the segment was longer than
+    /// [`MAX_FIT_SAMPLES`]).
+    pub step: usize,
+    /// Theil–Sen fit with seconds on x and bytes on y (slope in bytes/s).
+    pub theil_sen: TheilSen,
+    /// The modified Mann–Kendall test of the fitted values.
+    pub mk: MannKendall,
+    /// The tail-growth guard: how the lowest and highest values of the last third of the
+    /// fitted samples compare with those of the first third.
+    pub tail: TailGrowth,
+    /// Growth is established ([`Fit::established`]): the slope's lower bound above zero, a
+    /// significant increasing trend, and floor and peak of the tail both higher than at the
+    /// start. Only then is a projection shown.
+    pub established: bool,
+    /// The verdict: the slope's lower bound above the allowed growth, a significant increasing
+    /// trend, and a tail that keeps growing.
+    pub leaking: bool,
+    /// The slope's upper bound is at or below the allowed growth: growth at the allowed rate is
+    /// ruled out with 95 % confidence (false when the bound is undefined).
+    pub ruled_out: bool,
+    /// Last fitted value minus the first, bytes: the growth actually seen.
+    pub seen_bytes: f64,
+    /// Time from the first fitted sample to the last, seconds.
+    pub span_s: f64,
+}
+
+impl Fit {
+    /// Slope, bytes per hour.
+    pub fn slope_bph(&self) -> f64 {
+        self.theil_sen.slope * 3600.0
+    }
+    /// Lower 95 % bound of the slope, bytes per hour.
+    pub fn low_bph(&self) -> f64 {
+        self.theil_sen.low_slope * 3600.0
+    }
+    /// Upper 95 % bound of the slope, bytes per hour.
+    pub fn high_bph(&self) -> f64 {
+        self.theil_sen.high_slope * 3600.0
+    }
+
+    /// The growth over 24 h the slope projects, bytes; `None` unless growth is established
+    /// (the one rule, in [`established`]): a slope whose interval includes zero, or a series
+    /// without a significant increasing trend, projects nothing.
+    pub fn projected_24h_bytes(&self) -> Option<f64> {
+        self.established.then(|| self.slope_bph() * 24.0)
+    }
+}
+
+/// The rule for "growth is established", the leak rule with an allowed growth of zero: the
+/// lower 95 % bound of the Theil–Sen slope is above zero (the interval excludes zero), the
+/// Hamed–Rao modified Mann–Kendall test finds a significant increasing trend (α = 0.05), and
+/// both the floor and the peak of the last third of the fitted samples are above those of the
+/// first third (a sawtooth whose phase tilts the slope returns to the same floor and peak).
+pub fn established(theil_sen: &TheilSen, mk: &MannKendall, tail: &TailGrowth) -> bool {
+    theil_sen.low_slope > 0.0
+        && mk.trend == Trend::Increasing
+        && tail.floor_rise_bytes > 0.0
+        && tail.peak_rise_bytes > 0.0
+}
+
+/// "Require the tail to keep growing" (design §6): a leak lifts both the floor (lowest value)
+/// and the peak (highest value) of the series; an allocator or garbage-collector sawtooth
+/// returns to the same floor and peak every cycle, however its phase biases a slope fitted over
+/// a short window. Both must rise from the first third to the last third of the fitted samples
+/// by at least the growth the allowed rate would give over a third of the window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TailGrowth {
+    /// Lowest value of the last third minus lowest value of the first third, bytes.
+    pub floor_rise_bytes: f64,
+    /// Highest value of the last third minus highest value of the first third, bytes.
+    pub peak_rise_bytes: f64,
+    /// The rise each needs: allowed growth × a third of the fitted time span, bytes.
+    pub needed_bytes: f64,
+}
+
+impl TailGrowth {
+    /// Both the floor and the peak rose by at least the needed amount.
+    pub fn growing(&self) -> bool {
+        self.floor_rise_bytes >= self.needed_bytes
+            && self.peak_rise_bytes >= self.needed_bytes
+            && self.floor_rise_bytes > 0.0
+            && self.peak_rise_bytes > 0.0
+    }
+
+    fn of(x: &[f64], y: &[f64], max_growth_bytes_per_hour: f64) -> TailGrowth {
+        let third = (y.len() / 3).max(1);
+        let lo = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (head, tail) = (&y[..third], &y[y.len() - third..]);
+        let span_s = x.last().copied().unwrap_or(0.0) - x.first().copied().unwrap_or(0.0);
+        TailGrowth {
+            floor_rise_bytes: lo(tail) - lo(head),
+            peak_rise_bytes: hi(tail) - hi(head),
+            needed_bytes: max_growth_bytes_per_hour / 3600.0 * span_s / 3.0,
+        }
+    }
+}
+
+/// Fit the samples of `used` (thinned to at most [`MAX_FIT_SAMPLES`]) and judge them; `None`
+/// when there are fewer than `min_samples` or the fit is undefined.
+pub(super) fn fit(
+    samples: &[Sample],
+    used: Range<usize>,
+    metric: Metric,
+    settings: &Settings,
+) -> Option<Fit> {
+    if used.len() < settings.min_samples.max(3) {
+        return None;
+    }
+    let step = used.len().div_ceil(MAX_FIT_SAMPLES);
+    let picked: Vec<&Sample> = samples[used].iter().step_by(step).collect();
+    let x: Vec<f64> = picked.iter().map(|s| s.t_s).collect();
+    let y: Vec<f64> = picked
+        .iter()
+        .map(|s| metric.of(s).map(|v| v as f64))
+        .collect::<Option<_>>()?;
+    let theil_sen = stats::theil_sen(&x, &y)?;
+    let mk = stats::hamed_rao(&y)?;
+    if !theil_sen.low_slope.is_finite() || !theil_sen.high_slope.is_finite() {
+        return None;
+    }
+    let tail = TailGrowth::of(&x, &y, settings.max_growth_bytes_per_hour);
+    let established = established(&theil_sen, &mk, &tail);
+    let leaking = established
+        && theil_sen.low_slope * 3600.0 > settings.max_growth_bytes_per_hour
+        && tail.growing();
+    let ruled_out = theil_sen.high_slope * 3600.0 <= settings.max_growth_bytes_per_hour;
+    let first = |v: &[f64]| v.first().copied().unwrap_or(0.0);
+    let last = |v: &[f64]| v.last().copied().unwrap_or(0.0);
+    Some(Fit {
+        metric,
+        n: picked.len(),
+        step,
+        theil_sen,
+        mk,
+        tail,
+        established,
+        leaking,
+        ruled_out,
+        seen_bytes: last(&y) - first(&y),
+        span_s: last(&x) - first(&x),
+    })
+}
