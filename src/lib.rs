@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod error;
 pub mod facts;
 pub mod fault_proxy;
+pub mod field;
 pub mod fix;
 pub mod model;
 pub mod paper_broker;

@@ -17,8 +17,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Location, Result};
+use crate::field::{FieldError, Validator};
 use crate::model::Severity;
-use crate::probe::{FieldError, Probe, Validator};
+use crate::probe::Probe;
 use crate::units::{Interpolated, Redactor, parse_duration};
 use raw::RawChecklist;
 pub use resources::{ProxySpec, SinkSpec};

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use super::{Locator, Seg, key, raw};
 use crate::error::Result;
-use crate::probe::Validator;
+use crate::field::Validator;
 use crate::units::HostPort;
 
 /// A validated `[[proxy]]`: a TCP fault proxy listening on `listen` in front of `upstream`.
