@@ -9,6 +9,7 @@ pub mod checklist;
 pub mod cli;
 pub mod cmd;
 pub mod error;
+pub mod expect;
 pub mod facts;
 pub mod fault_proxy;
 pub mod field;

@@ -13,7 +13,6 @@ pub mod command;
 pub mod coverage;
 pub mod drill;
 pub mod env;
-pub mod expect;
 pub mod file;
 pub mod host;
 pub mod http;
@@ -38,6 +37,9 @@ use crate::units::Redactor;
 // elsewhere that names `crate::probe::Validator`) keeps compiling. A re-export, not an import:
 // see ARCHITECTURE.md.
 pub use crate::field::{FieldError, Validator, refuse_keys};
+// The response rules moved to the leaf `crate::expect` (services test readiness with them);
+// re-exported for code that names `crate::probe::expect`.
+pub use crate::expect;
 
 /// The contract every probe kind keeps: a raw serde table (which also gives the kind's part
 /// of the checklist's JSON Schema), one validation into a typed value, and an async run.

@@ -9,7 +9,7 @@ mod set;
 
 pub use set::{ExitRecord, ServiceError, ServiceSet};
 
-use crate::probe::expect::StatusMatch;
+use crate::expect::StatusMatch;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
