@@ -133,7 +133,11 @@ pub async fn run(
         selected: selected.len(),
     });
     let (proxies, sinks, resource_failed) = start_resources(checklist).await;
-    let services = Arc::new(crate::service::ServiceSet::new(checklist));
+    let services = Arc::new(crate::service::ServiceSet::new(
+        &checklist.services,
+        &checklist.dir,
+        &checklist.redactor,
+    ));
     let service_failed = match &resource_failed {
         Some(why) => Some(why.clone()),
         None => services

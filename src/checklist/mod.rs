@@ -1,5 +1,5 @@
 //! Checklist loading: the raw TOML mirror ([`raw`]), validation into domain types
-//! ([`Checklist`], [`Item`], [`Service`], [`Waiver`]) and errors that name the file, line,
+//! ([`Checklist`], [`Item`], [`Waiver`]; services are [`crate::service::Service`]) and errors that name the file, line,
 //! column and key path.
 //!
 //! Loading is two-stage (style rule 2): serde reads the raw mirror, denying unknown keys; then
@@ -20,7 +20,8 @@ use crate::error::{Error, Location, Result};
 use crate::field::{FieldError, Validator};
 use crate::model::Severity;
 use crate::probe::Probe;
-use crate::units::{Interpolated, Redactor, parse_duration};
+use crate::service::Service;
+use crate::units::{Redactor, parse_duration};
 use raw::RawChecklist;
 pub use resources::{ProxySpec, SinkSpec};
 
@@ -92,44 +93,6 @@ pub struct Item {
     pub during: Option<String>,
     /// The probe.
     pub probe: Probe,
-}
-
-/// How a service announces it is ready.
-#[derive(Debug, Clone)]
-pub enum Ready {
-    /// A GET to the URL returns 200.
-    Http {
-        /// The URL.
-        url: Interpolated,
-        /// Give up after this long.
-        timeout: Duration,
-    },
-    /// A TCP connect to `host:port` succeeds.
-    Tcp {
-        /// The endpoint.
-        addr: crate::units::HostPort,
-        /// Give up after this long.
-        timeout: Duration,
-    },
-    /// No readiness check: the process must still be running after this long.
-    Alive(Duration),
-}
-
-/// A `[[service]]`.
-#[derive(Debug, Clone)]
-pub struct Service {
-    /// Name.
-    pub name: String,
-    /// argv after interpolation.
-    pub argv: Vec<Interpolated>,
-    /// Working directory (relative to the checklist).
-    pub cwd: Option<PathBuf>,
-    /// Extra environment.
-    pub env: Vec<(String, Interpolated)>,
-    /// Readiness check.
-    pub ready: Ready,
-    /// Grace between SIGTERM and SIGKILL.
-    pub stop_timeout: Duration,
 }
 
 /// A `[[waiver]]`.
@@ -551,83 +514,31 @@ fn validate_meta(loc: &Locator<'_>, m: raw::RawMeta) -> Result<Meta> {
     Ok(meta)
 }
 
-/// `[[service]]` tables; returns them with their (unique) names.
+/// `[[service]]` tables ([`crate::service::RawService::validate`]); returns them with their
+/// (unique) names.
 fn validate_services(
     loc: &Locator<'_>,
-    raw: Vec<raw::RawService>,
+    raw: Vec<crate::service::RawService>,
     v: &mut Validator,
 ) -> Result<(Vec<Service>, HashSet<String>)> {
     let mut services = Vec::new();
     let mut service_names = HashSet::new();
     for (i, s) in raw.into_iter().enumerate() {
-        let at = |k: &str| vec![key("service"), Seg::Index(i), key(k)];
+        let at = |k: &str| {
+            let mut p = vec![key("service"), Seg::Index(i)];
+            p.extend(parse_key_path(k));
+            p
+        };
         if !service_names.insert(s.name.clone()) {
             return Err(loc.at(
                 &at("name"),
                 format!("duplicate service name \"{}\"", s.name),
             ));
         }
-        if s.command.is_empty() {
-            return Err(loc.at(&at("command"), "expected a non-empty argv array"));
-        }
-        let mut argv = Vec::new();
-        for (j, a) in s.command.iter().enumerate() {
-            argv.push(
-                v.interpolate("", a).map_err(|e| {
-                    loc.at(&[at("command"), vec![Seg::Index(j)]].concat(), e.message)
-                })?,
-            );
-        }
-        let mut env = Vec::new();
-        for (k, val) in &s.env {
-            env.push((
-                k.clone(),
-                v.interpolate("", val)
-                    .map_err(|e| loc.at(&[at("env"), vec![key(k)]].concat(), e.message))?,
-            ));
-        }
-        let ready_at = |k: &str| vec![key("service"), Seg::Index(i), key("ready"), key(k)];
-        let ready = match s.ready {
-            None => Ready::Alive(Duration::from_secs(1)),
-            Some(r) => {
-                let timeout = match &r.timeout {
-                    Some(t) => parse_duration(t).map_err(|m| loc.at(&ready_at("timeout"), m))?,
-                    None => Duration::from_secs(30),
-                };
-                match (r.http, r.tcp) {
-                    (Some(url), None) => {
-                        let url = v
-                            .interpolate("", &url)
-                            .map_err(|e| loc.at(&ready_at("http"), e.message))?;
-                        reqwest::Url::parse(&url.value)
-                            .map_err(|e| loc.at(&ready_at("http"), format!("invalid URL: {e}")))?;
-                        Ready::Http { url, timeout }
-                    }
-                    (None, Some(addr)) => Ready::Tcp {
-                        addr: addr.parse().map_err(|m| loc.at(&ready_at("tcp"), m))?,
-                        timeout,
-                    },
-                    _ => {
-                        return Err(loc.at(
-                            &[key("service"), Seg::Index(i), key("ready")],
-                            "expected exactly one of: http, tcp",
-                        ));
-                    }
-                }
-            }
-        };
-        let stop_timeout = match &s.stop_timeout {
-            Some(t) => parse_duration(t).map_err(|m| loc.at(&at("stop_timeout"), m))?,
-            None => Duration::from_secs(10),
-        };
-        services.push(Service {
-            name: s.name,
-            argv,
-            cwd: s.cwd.map(PathBuf::from),
-            env,
-            ready,
-            stop_timeout,
-        });
+        services.push(
+            s.validate(v)
+                .map_err(|fe| loc.at(&at(&fe.key), fe.message))?,
+        );
     }
 
     Ok((services, service_names))

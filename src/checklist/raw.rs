@@ -2,8 +2,6 @@
 //! (`p99_ms` for `p99`) is an error instead of a silently missing threshold. The JSON Schema
 //! published in `schema/checklist.schema.json` is generated from these types.
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -18,7 +16,7 @@ pub struct RawChecklist {
     pub checklist: RawMeta,
     /// Processes started before the items and stopped after them.
     #[serde(default)]
-    pub service: Vec<RawService>,
+    pub service: Vec<crate::service::RawService>,
     /// The checklist items, each backed by one probe.
     #[serde(default)]
     pub item: Vec<RawItem>,
@@ -77,37 +75,6 @@ pub struct RawMeta {
     #[serde(default)]
     pub signoff: Vec<String>,
     /// Default per-item timeout (humantime). Default `"10m"`.
-    pub timeout: Option<String>,
-}
-
-/// `[[service]]`: a process the run starts before the items and stops after them.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawService {
-    /// Name, unique among services.
-    pub name: String,
-    /// argv; a leading `prodready` runs this binary. `${VAR}` is interpolated.
-    pub command: Vec<String>,
-    /// Working directory, relative to the checklist.
-    pub cwd: Option<String>,
-    /// Extra environment variables; values may use `${VAR}`.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// How to know it is ready. Without it, the service only has to stay up for 1 s.
-    pub ready: Option<RawReady>,
-    /// Grace between SIGTERM and SIGKILL when stopping. Default `"10s"`.
-    pub stop_timeout: Option<String>,
-}
-
-/// `ready = { http = "http://127.0.0.1:18080/healthz", timeout = "10s" }` or `{ tcp = "127.0.0.1:5432" }`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawReady {
-    /// Ready when a GET returns 200.
-    pub http: Option<String>,
-    /// Ready when a TCP connect succeeds (`host:port`).
-    pub tcp: Option<String>,
-    /// Give up after this long (humantime). Default `"30s"`.
     pub timeout: Option<String>,
 }
 
