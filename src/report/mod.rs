@@ -2,6 +2,7 @@
 //! Markdown ([`markdown`]) and JUnit XML ([`junit`]). Renderers never re-measure and hold no
 //! pass/fail logic; the verdict is computed here, in [`verdict`], and nowhere else.
 
+pub mod canonical;
 pub mod chart;
 pub mod junit;
 pub mod markdown;
@@ -505,14 +506,14 @@ impl Report {
 
     /// The canonical body that sign-off signatures cover: the report's JSON value without
     /// `signoff.signatures`, serialized canonically (sorted keys, no whitespace; the rules are
-    /// in [`crate::signoff::canonical`], the one definition shared with `sign` and `verify`).
+    /// in [`canonical`], the one definition shared with `sign` and `verify`).
     pub fn canonical_body(&self) -> Vec<u8> {
-        crate::signoff::canonical::body_bytes(&self.to_value())
+        canonical::body_bytes(&self.to_value())
     }
 
     /// Lowercase hex SHA-256 of [`Report::canonical_body`] (64 characters).
     pub fn body_sha256(&self) -> String {
-        crate::signoff::canonical::body_sha256(&self.to_value())
+        canonical::body_sha256(&self.to_value())
     }
 
     /// The report as a JSON value (what `report.json` holds).
