@@ -27,5 +27,6 @@ pub mod soak;
 pub mod store;
 pub mod ui;
 pub mod units;
+pub mod waiver;
 
 pub use cmd::{cancel_on_signals, run, runtime, slug};

@@ -24,6 +24,8 @@ use crate::service::Service;
 use crate::units::{Redactor, parse_duration};
 use raw::RawChecklist;
 pub use resources::{ProxySpec, SinkSpec};
+// Waivers have their own module; re-exported because a checklist holds them.
+pub use crate::waiver::{Waiver, WaiverSignature};
 
 /// A validated checklist.
 #[derive(Debug, Clone)]
@@ -93,84 +95,6 @@ pub struct Item {
     pub during: Option<String>,
     /// The probe.
     pub probe: Probe,
-}
-
-/// A `[[waiver]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Waiver {
-    /// Waived item id.
-    pub item: String,
-    /// Justification.
-    pub reason: String,
-    /// Who approved it.
-    pub approved_by: String,
-    /// Last day it applies.
-    pub expires: jiff::civil::Date,
-    /// The approver's signature, when the waiver is signed.
-    pub signature: Option<WaiverSignature>,
-}
-
-/// An approver's signature on a [`Waiver`] (`signer` + `signature_file`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaiverSignature {
-    /// Principal of the approver, as in allowed_signers.
-    pub signer: String,
-    /// The armored SSHSIG signature read from `signature_file`.
-    pub armored: String,
-}
-
-impl Waiver {
-    /// True when the waiver still applies on `today`.
-    pub fn applies_on(&self, today: jiff::civil::Date) -> bool {
-        today <= self.expires
-    }
-
-    /// The statement its approver signs ([`crate::signoff::WaiverStatement`]): the one
-    /// builder that both `prodready sign-waiver` and `prodready verify` use, so the signed bytes
-    /// cannot differ between them.
-    pub fn statement(&self, signer: &str) -> crate::signoff::WaiverStatement {
-        crate::signoff::WaiverStatement {
-            item: self.item.clone(),
-            reason: self.reason.clone(),
-            approved_by: self.approved_by.clone(),
-            expires: self.expires,
-            signer: signer.to_string(),
-        }
-    }
-}
-
-impl TryFrom<&crate::report::WaiverReport> for Waiver {
-    type Error = String;
-
-    /// The waiver as a report recorded it (for `prodready verify`); the signature stays in
-    /// the report.
-    ///
-    /// # Errors
-    /// A message when its `expires` is not a YYYY-MM-DD date.
-    fn try_from(w: &crate::report::WaiverReport) -> std::result::Result<Waiver, String> {
-        Ok(Waiver {
-            item: w.item.clone(),
-            reason: w.reason.clone(),
-            approved_by: w.approved_by.clone(),
-            expires: w
-                .expires
-                .parse()
-                .map_err(|e| format!("bad expiry \"{}\": {e}", w.expires))?,
-            signature: None,
-        })
-    }
-}
-
-/// A TOML date without time (`2027-01-31`) as a calendar date.
-///
-/// # Errors
-/// A message when it has a time or offset, or is not a valid date.
-pub fn toml_date(d: &toml::value::Datetime) -> std::result::Result<jiff::civil::Date, String> {
-    match (&d.date, &d.time) {
-        (Some(d), None) => jiff::civil::Date::new(d.year as i16, d.month as i8, d.day as i8)
-            .map_err(|e| format!("invalid date: {e}")),
-        _ => Err("expected a date without time, e.g. 2027-01-31".into()),
-    }
 }
 
 /// One step of a key path.
@@ -618,7 +542,7 @@ fn validate_items(
 fn validate_waivers(
     loc: &Locator<'_>,
     path: &Path,
-    raw: Vec<raw::RawWaiver>,
+    raw: Vec<crate::waiver::RawWaiver>,
     ids: &BTreeMap<String, usize>,
 ) -> Result<Vec<Waiver>> {
     let mut waivers = Vec::new();
@@ -632,7 +556,8 @@ fn validate_waivers(
                 return Err(loc.at(&at(k), "expected non-empty text"));
             }
         }
-        let expires = toml_date(&w.expires).map_err(|m| loc.at(&at("expires"), m))?;
+        let expires =
+            crate::waiver::toml_date(&w.expires).map_err(|m| loc.at(&at("expires"), m))?;
         let signature = match (w.signer, w.signature_file) {
             (None, None) => None,
             (Some(signer), Some(file)) => {

@@ -22,7 +22,7 @@ pub struct RawChecklist {
     pub item: Vec<RawItem>,
     /// Accepted, justified, expiring exceptions for failing items.
     #[serde(default)]
-    pub waiver: Vec<RawWaiver>,
+    pub waiver: Vec<crate::waiver::RawWaiver>,
     /// Periodic health checks run by `prodready soak`.
     #[serde(default)]
     pub monitor: Vec<crate::soak::config::RawMonitor>,
@@ -108,25 +108,3 @@ pub struct RawItem {
 }
 
 pub use crate::probe::RawProbe;
-
-/// `[[waiver]]`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawWaiver {
-    /// The id of the waived item.
-    pub item: String,
-    /// Why the failure is accepted.
-    pub reason: String,
-    /// Who accepted it (a role or a person).
-    pub approved_by: String,
-    /// Last day the waiver applies (a TOML date, e.g. `2027-01-31`).
-    #[schemars(with = "String")]
-    pub expires: toml::value::Datetime,
-    /// Principal (as in allowed_signers) of the approver who signed this waiver. Required with
-    /// `signature_file`.
-    pub signer: Option<String>,
-    /// Armored SSHSIG signature (namespace `prodready`) by `signer` over the waiver statement,
-    /// made with `prodready sign-waiver`; path relative to the checklist. `prodready verify`
-    /// checks it against allowed_signers.
-    pub signature_file: Option<String>,
-}

@@ -44,6 +44,7 @@ use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
 use crate::error::{Error, Result};
 use crate::report::{Report, Signature, canonical};
+use crate::waiver::Waiver;
 pub use allowed_signers::{AllowedSigners, NAMESPACE, RoleNeed};
 
 /// Environment variable read for the passphrase of an encrypted private key.

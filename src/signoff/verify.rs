@@ -408,7 +408,7 @@ pub(super) fn verify_waivers(
 ) {
     for w in &r.waivers {
         let check = format!("waiver: {}", w.item);
-        let waiver = match crate::checklist::Waiver::try_from(w) {
+        let waiver = match Waiver::try_from(w) {
             Ok(waiver) => waiver,
             Err(m) => {
                 v.push(check, CheckState::Fail, m);
@@ -426,7 +426,7 @@ pub(super) fn verify_waivers(
         }
         match (&w.signer, &w.signature) {
             (Some(signer), Some(sig)) => {
-                let st = waiver.statement(signer);
+                let st = WaiverStatement::of(&waiver, signer);
                 let result = verify_message(sig, st.to_text().as_bytes()).and_then(|key| {
                     let Some(a) = allowed else {
                         return Err("no --allowed-signers file was given".to_string());
