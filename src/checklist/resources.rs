@@ -6,7 +6,8 @@
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
 
-use super::{Locator, Seg, key, raw};
+use super::locate::{Locator, Seg, key};
+use super::raw;
 use crate::error::Result;
 use crate::field::Validator;
 use crate::units::HostPort;
