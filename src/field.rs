@@ -102,3 +102,39 @@ pub fn refuse_keys(keys: &[(&str, bool)], message: &str) -> Result<(), FieldErro
         None => Ok(()),
     }
 }
+
+/// Deserialize a table as written into `T`, keeping where an error is: its key is the dotted
+/// path inside the table (e.g. `step[1]` for an unknown key in the second step, `duration` for
+/// a number where text was expected) and its message is serde's wording, for the checklist
+/// loader to reword and place. Used where a table's type depends on one of its keys (a probe's
+/// `kind`), which serde's tagged enums would deserialize without the path.
+///
+/// The table is written back as TOML and read with toml's document deserializer: toml's
+/// `Value` deserializer hands dates over as strings, which `toml::value::Datetime` fields
+/// (an audit ignore's `expires`) refuse.
+///
+/// # Errors
+/// The first error, at its path.
+pub fn deserialize_table<T: serde::de::DeserializeOwned>(
+    table: toml::Table,
+) -> Result<T, FieldError> {
+    let text = toml::to_string(&table).map_err(|e| FieldError::new("", e.to_string()))?;
+    let de = toml::Deserializer::parse(&text).map_err(|e| FieldError::new("", e.message()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut key = String::new();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+                serde_path_to_error::Segment::Map { key: k } => {
+                    if !key.is_empty() {
+                        key.push('.');
+                    }
+                    key.push_str(k);
+                }
+                serde_path_to_error::Segment::Enum { .. }
+                | serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        FieldError::new(key, e.inner().message())
+    })
+}

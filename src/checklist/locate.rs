@@ -1,6 +1,11 @@
 //! Where a key is in the file: key paths ([`Seg`]), a spanned parse of the checklist text
 //! (toml_edit) looked up by path, and [`Locator`], which turns a path and a message into an
 //! [`Error::Checklist`] at file:line:col.
+//!
+//! A path reaches into tables, inline tables, arrays and arrays of tables alike, so a key in
+//! the second `[[item.probe.step]]` of an item is found at its own line. Entries of the
+//! arrays people name (`[[item]]` by `id`, `[[service]]`, `[[monitor]]`, `[[proxy]]` and
+//! `[[sink]]` by `name`) are shown by that name: `item "order-latency": probe.duration`.
 
 use std::path::Path;
 
@@ -67,7 +72,33 @@ impl SpanIndex {
         let doc = self.doc.as_ref()?;
         find_in_table(doc.as_table(), path, None)
     }
+
+    /// The string written exactly at `path`, if there is one.
+    pub(super) fn string_at(&self, path: &[Seg]) -> Option<&str> {
+        let doc = self.doc.as_ref()?;
+        let (first, rest) = match path.split_first()? {
+            (Seg::Key(k), rest) => (doc.as_table().get(k)?, rest),
+            (Seg::Index(_), _) => return None,
+        };
+        let mut item = first;
+        for seg in rest {
+            item = match seg {
+                Seg::Key(k) => item.get(k.as_str())?,
+                Seg::Index(i) => item.get(*i)?,
+            };
+        }
+        item.as_str()
+    }
 }
+
+/// The arrays of tables whose entries people know by a name, with the key that holds it.
+const NAMED: [(&str, &str); 5] = [
+    ("item", "id"),
+    ("service", "name"),
+    ("monitor", "name"),
+    ("proxy", "name"),
+    ("sink", "name"),
+];
 
 type Span = std::ops::Range<usize>;
 
@@ -137,8 +168,12 @@ impl Locator<'_> {
     /// An error at the key path (the deepest part of it that exists in the file).
     pub(super) fn at(&self, path: &[Seg], message: impl Into<String>) -> Error {
         let offset = self.index.find(path).map(|s| s.start).unwrap_or(0);
-        let shown = path_text(path);
-        let message = message.into();
+        self.error(offset, path, message.into())
+    }
+
+    /// An error at byte `offset`, its message prefixed with `path` as people read it.
+    pub(super) fn error(&self, offset: usize, path: &[Seg], message: String) -> Error {
+        let shown = self.describe(path);
         Error::Checklist {
             location: self.location(offset),
             message: if shown.is_empty() {
@@ -147,6 +182,26 @@ impl Locator<'_> {
                 format!("{shown}: {message}")
             },
         }
+    }
+
+    /// `path` as people read it: an entry of a named array by its name (`item
+    /// "order-latency": probe.duration`), anything else as a dotted path (`checklist.timeout`,
+    /// `waiver[0].expires`).
+    pub(super) fn describe(&self, path: &[Seg]) -> String {
+        if let [Seg::Key(table), Seg::Index(i), rest @ ..] = path
+            && let Some((_, name_key)) = NAMED.iter().find(|(t, _)| t == table)
+            && let Some(name) =
+                self.index
+                    .string_at(&[Seg::Key(table.clone()), Seg::Index(*i), key(name_key)])
+        {
+            let entry = format!("{table} \"{name}\"");
+            return if rest.is_empty() {
+                entry
+            } else {
+                format!("{entry}: {}", path_text(rest))
+            };
+        }
+        path_text(path)
     }
 }
 
@@ -158,6 +213,48 @@ pub(super) fn key(k: &str) -> Seg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TEXT: &str = "[checklist]\nname = \"t\"\n\n[[item]]\nid = \"drill\"\n[item.probe]\nkind = \"drill\"\n\n[[item.probe.step]]\nstop = \"a\"\n\n[[item.probe.step]]\nexpect = \"http\"\nwithin = \"5s\"\n\n[[item]]\nprobe = { kind = \"env\", vars = [\"A\"] }\n";
+
+    fn locator(text: &str) -> Locator<'_> {
+        Locator {
+            file: Path::new("c.toml"),
+            text,
+            index: SpanIndex::new(text),
+        }
+    }
+
+    #[test]
+    fn a_key_in_an_array_of_tables_is_found_at_its_own_line() {
+        let loc = locator(TEXT);
+        let line = |path: &str| {
+            let mut p = vec![key("item"), Seg::Index(0), key("probe")];
+            p.extend(parse_key_path(path));
+            loc.location(loc.index.find(&p).unwrap().start).line
+        };
+        assert_eq!(line("step[1].within"), 14);
+        assert_eq!(line("step[1]"), 12);
+        assert_eq!(line("step[0].stop"), 10);
+        // A key that is not there: the deepest part that is, the step's own header.
+        assert_eq!(line("step[1].withinn"), 12);
+    }
+
+    #[test]
+    fn entries_are_shown_by_their_name_when_they_have_one() {
+        let loc = locator(TEXT);
+        let path = |p: &str| parse_key_path(p);
+        assert_eq!(
+            loc.describe(&path("item[0].probe.step[1].within")),
+            "item \"drill\": probe.step[1].within"
+        );
+        assert_eq!(loc.describe(&path("item[0]")), "item \"drill\"");
+        // The second item has no id: it keeps its index.
+        assert_eq!(
+            loc.describe(&path("item[1].probe.vars")),
+            "item[1].probe.vars"
+        );
+        assert_eq!(loc.describe(&path("checklist.name")), "checklist.name");
+    }
 
     #[test]
     fn key_paths_parse() {

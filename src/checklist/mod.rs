@@ -11,6 +11,7 @@
 //! file), `parse` (text to the raw mirror, serde errors reworded), `validate` (section by
 //! section, then references across sections) and `resources` (`[[proxy]]`, `[[sink]]`).
 
+mod hint;
 mod locate;
 mod parse;
 pub mod raw;

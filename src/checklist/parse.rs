@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
-use super::locate::{Locator, Seg, SpanIndex, path_text};
+use super::hint;
+use super::locate::{Locator, Seg, SpanIndex, key, parse_key_path};
 use super::raw::RawChecklist;
 use super::types::Checklist;
 use super::validate::validate;
 use crate::error::{Error, Location, Result};
+use crate::probe::RawProbe;
 
 /// Rewrite serde's wording into ours: `unknown field `x`, expected one of `a`, `b`` becomes
 /// `unknown key "x" (expected one of: a, b)`.
@@ -79,7 +81,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Checklist> {
             message: format!("invalid TOML: {}", e.message().trim()),
         }
     })?;
-    let raw: RawChecklist = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut raw: RawChecklist = serde_path_to_error::deserialize(de).map_err(|e| {
         let mut segs: Vec<Seg> = Vec::new();
         for s in e.path().iter() {
             match s {
@@ -89,41 +91,53 @@ pub fn parse(path: &Path, text: &str) -> Result<Checklist> {
                 | serde_path_to_error::Segment::Unknown => {}
             }
         }
-        let (message, unknown_key) = humanize_serde(e.inner().message());
-        let span_offset = e.inner().span().map(|s| s.start);
-        match unknown_key {
-            // Point at the offending key itself when the file has it at that path.
-            Some(k)
-                if loc
-                    .index
-                    .find(&[segs.clone(), vec![Seg::Key(k.clone())]].concat())
-                    .is_some() =>
-            {
-                let mut p = segs.clone();
-                p.push(Seg::Key(k));
-                let offset = loc.index.find(&p).map(|s| s.start).unwrap_or(0);
-                Error::Checklist {
-                    location: loc.location(offset),
-                    message: format!("{}: {message}", path_text(&segs)),
-                }
-            }
-            _ => {
-                let offset = span_offset
-                    .or_else(|| loc.index.find(&segs).map(|s| s.start))
-                    .unwrap_or(0);
-                let shown = path_text(&segs);
-                Error::Checklist {
-                    location: loc.location(offset),
-                    message: if shown.is_empty() {
-                        message
-                    } else {
-                        format!("{shown}: {message}")
-                    },
-                }
-            }
-        }
+        let span = e.inner().span().map(|s| s.start);
+        serde_error(&loc, segs, e.inner().message(), span)
     })?;
-    validate(path, text, &loc, raw)
+    let probes = typed_probes(&loc, &mut raw)?;
+    validate(path, text, &loc, raw, probes)
+}
+
+/// Each item's probe table typed by its `kind`, in item order; an error keeps its key path
+/// inside the table (a key in the second `[[item.probe.step]]` is placed at its own line).
+fn typed_probes(loc: &Locator<'_>, raw: &mut RawChecklist) -> Result<Vec<RawProbe>> {
+    let mut probes = Vec::with_capacity(raw.item.len());
+    for (i, it) in raw.item.iter_mut().enumerate() {
+        let table = std::mem::take(&mut it.probe);
+        probes.push(RawProbe::from_table(table).map_err(|fe| {
+            let mut segs = vec![key("item"), Seg::Index(i), key("probe")];
+            segs.extend(parse_key_path(&fe.key));
+            serde_error(loc, segs, &fe.message, None)
+        })?);
+    }
+    Ok(probes)
+}
+
+/// serde's `message` about the value at `segs` as our error: reworded, and placed at the
+/// unknown key it names, else where the deserializer saw it (`span`, when it knows), else at
+/// the deepest part of `segs` in the file.
+fn serde_error(loc: &Locator<'_>, mut segs: Vec<Seg>, message: &str, span: Option<usize>) -> Error {
+    let find = |segs: &[Seg]| loc.index.find(segs).map(|s| s.start);
+    if let Some(hint) = hint::unquoted_number(loc, &segs, message) {
+        let offset = span.or_else(|| find(&segs)).unwrap_or(0);
+        return loc.error(offset, &segs, hint);
+    }
+    let (message, unknown_key) = humanize_serde(message);
+    match unknown_key {
+        // Point at the offending key itself; the message names it.
+        Some(k) => {
+            if segs.last() == Some(&Seg::Key(k.clone())) {
+                segs.pop();
+            }
+            let shown = segs.clone();
+            segs.push(Seg::Key(k));
+            loc.error(find(&segs).or(span).unwrap_or(0), &shown, message)
+        }
+        None => {
+            let offset = span.or_else(|| find(&segs)).unwrap_or(0);
+            loc.error(offset, &segs, message)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +156,7 @@ mod tests {
             "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\n[item.probe]\nkind = \"env\"\nvars = [\"A\"]\nvarz = 1\n"
         ));
         assert!(
-            e.starts_with("c.toml:12:1: item[0].probe: unknown key \"varz\""),
+            e.starts_with("c.toml:12:1: item \"a\": probe: unknown key \"varz\""),
             "{e}"
         );
         assert!(e.contains("expected one of: vars, non_empty"), "{e}");
@@ -154,7 +168,25 @@ mod tests {
             "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\n[item.probe]\nkind = \"command\"\ncommand = [\"true\"]\ntimeout = \"10\"\n"
         ));
         assert!(
-            e.starts_with("c.toml:12:1: item[0].probe.timeout: invalid duration"),
+            e.starts_with("c.toml:12:1: item \"a\": probe.timeout: invalid duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_number_for_a_duration_says_how_to_write_it() {
+        let e = err(
+            "[checklist]\nname = \"t\"\ntimeout = 600\n\n[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = { kind = \"env\", vars = [\"A\"] }\n",
+        );
+        assert!(
+            e.starts_with("c.toml:3:11: checklist.timeout: expected a duration with a unit, in quotes: timeout = \"600s\""),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{HEAD}[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\n[item.probe]\nkind = \"memory\"\npid = 1\nmax_growth = \"1MiB/h\"\nmax_rss = 512\n"
+        ));
+        assert!(
+            e.starts_with("c.toml:13:1: item \"a\": probe.max_rss: expected a size with a unit, in quotes (e.g. max_rss = \"512MiB\"), not max_rss = 512"),
             "{e}"
         );
     }
@@ -164,7 +196,9 @@ mod tests {
         let item = "[[item]]\nid = \"a\"\nsection = \"S\"\ntitle = \"T\"\nseverity = \"major\"\nprobe = { kind = \"env\", vars = [\"A\"] }\n";
         let e = err(&format!("{HEAD}{item}{item}"));
         assert!(
-            e.starts_with("c.toml:11:1: item[1].id: duplicate id \"a\" (first defined at line 5)"),
+            e.starts_with(
+                "c.toml:11:1: item \"a\": id: duplicate id \"a\" (first defined at line 5)"
+            ),
             "{e}"
         );
     }

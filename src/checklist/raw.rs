@@ -104,7 +104,10 @@ pub struct RawItem {
     /// run `during` another item, e.g. a drill during a latency item's load.
     pub during: Option<String>,
     /// The probe behind the item.
-    pub probe: RawProbe,
+    // Read as a table and typed by its `kind` afterwards (`RawProbe::from_table`), so an error
+    // inside it keeps its key path; its schema is `RawProbe`'s.
+    #[schemars(with = "RawProbe")]
+    pub probe: toml::Table,
 }
 
 pub use crate::probe::RawProbe;

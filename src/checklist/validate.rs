@@ -15,6 +15,7 @@ use super::resources;
 use super::types::{Checklist, Item, Meta};
 use crate::error::Result;
 use crate::field::{FieldError, Validator};
+use crate::probe::RawProbe;
 use crate::service::Service;
 use crate::units::parse_duration;
 use crate::waiver::{Waiver, WaiverSignature};
@@ -25,12 +26,13 @@ pub(super) fn validate(
     text: &str,
     loc: &Locator<'_>,
     raw: RawChecklist,
+    probes: Vec<RawProbe>,
 ) -> Result<Checklist> {
     let mut v = Validator::default();
     let meta = validate_meta(loc, raw.checklist)?;
     let (proxies, sinks) = resources::validate_resources(loc, raw.proxy, raw.sink, &mut v)?;
     let (services, service_names) = validate_services(loc, raw.service, &mut v)?;
-    let (items, ids) = validate_items(loc, raw.item, meta.timeout, &mut v)?;
+    let (items, ids) = validate_items(loc, raw.item, probes, meta.timeout, &mut v)?;
     if items.is_empty() {
         return Err(loc.at(&[], "expected at least one [[item]]"));
     }
@@ -131,41 +133,20 @@ fn validate_services(
     Ok((services, service_names))
 }
 
-/// `[[item]]` tables with their probes; returns them with the index of each id.
+/// `[[item]]` tables with their probes (typed by kind, in item order); returns them with the
+/// index of each id.
 fn validate_items(
     loc: &Locator<'_>,
     raw: Vec<raw::RawItem>,
+    probes: Vec<RawProbe>,
     default_timeout: Duration,
     v: &mut Validator,
 ) -> Result<(Vec<Item>, BTreeMap<String, usize>)> {
-    let id_re = regex::Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]*$").expect("static regex");
     let mut items = Vec::new();
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, it) in raw.into_iter().enumerate() {
+    for (i, (it, probe)) in raw.into_iter().zip(probes).enumerate() {
         let at = |k: &str| vec![key("item"), Seg::Index(i), key(k)];
-        if !id_re.is_match(&it.id) {
-            return Err(loc.at(
-                &at("id"),
-                format!(
-                    "invalid id \"{}\": expected letters, digits, '-', '_' or '.'",
-                    it.id
-                ),
-            ));
-        }
-        if let Some(first) = ids.get(&it.id) {
-            let first_line = loc
-                .index
-                .find(&[key("item"), Seg::Index(*first), key("id")])
-                .map(|s| loc.location(s.start).line)
-                .unwrap_or(0);
-            return Err(loc.at(
-                &at("id"),
-                format!(
-                    "duplicate id \"{}\" (first defined at line {first_line})",
-                    it.id
-                ),
-            ));
-        }
+        check_id(loc, i, &it.id, &ids)?;
         ids.insert(it.id.clone(), i);
         for (k, val) in [("section", &it.section), ("title", &it.title)] {
             if val.trim().is_empty() {
@@ -182,7 +163,7 @@ fn validate_items(
             loc.at(&p, fe.message)
         };
         v.item_during = it.during.clone();
-        let probe = it.probe.validate(v).map_err(probe_at)?;
+        let probe = probe.validate(v).map_err(probe_at)?;
         let during = it.during.or_else(|| probe.during().map(str::to_string));
         items.push(Item {
             id: it.id,
@@ -198,6 +179,32 @@ fn validate_items(
         });
     }
     Ok((items, ids))
+}
+
+/// Item `i`'s id: letters, digits, `-`, `_`, `.`, and not taken by an earlier item.
+fn check_id(loc: &Locator<'_>, i: usize, id: &str, ids: &BTreeMap<String, usize>) -> Result<()> {
+    static ID: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]*$").expect("static regex")
+    });
+    let at = [key("item"), Seg::Index(i), key("id")];
+    if !ID.is_match(id) {
+        return Err(loc.at(
+            &at,
+            format!("invalid id \"{id}\": expected letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    if let Some(first) = ids.get(id) {
+        let first_line = loc
+            .index
+            .find(&[key("item"), Seg::Index(*first), key("id")])
+            .map(|s| loc.location(s.start).line)
+            .unwrap_or(0);
+        return Err(loc.at(
+            &at,
+            format!("duplicate id \"{id}\" (first defined at line {first_line})"),
+        ));
+    }
+    Ok(())
 }
 
 /// `[[waiver]]` tables: each names an item, has a reason, an approver and a date, and an

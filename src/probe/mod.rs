@@ -186,6 +186,38 @@ macro_rules! registry {
         }
 
         impl RawProbe {
+            /// The `[item.probe]` table as written, typed by its `kind`: like the derived
+            /// `Deserialize`, but an error keeps its key path inside the table (see
+            /// [`crate::field::deserialize_table`]).
+            ///
+            /// # Errors
+            /// A [`FieldError`] with serde's message: no `kind`, an unknown one, or the
+            /// kind's table rejecting a key or a value.
+            pub fn from_table(mut table: toml::Table) -> Result<RawProbe, FieldError> {
+                let kind = match table.remove("kind") {
+                    Some(toml::Value::String(kind)) => kind,
+                    Some(other) => {
+                        return Err(FieldError::new(
+                            "kind",
+                            format!("invalid type: {}, expected a string", other.type_str()),
+                        ));
+                    }
+                    None => return Err(FieldError::new("", "missing field `kind`")),
+                };
+                match kind.as_str() {
+                    $($name => crate::field::deserialize_table(table)
+                        .map(|raw| RawProbe::$variant(Box::new(raw))),)*
+                    other => Err(FieldError::new(
+                        "kind",
+                        <toml::de::Error as serde::de::Error>::unknown_variant(
+                            other,
+                            &[$($name),*],
+                        )
+                        .message(),
+                    )),
+                }
+            }
+
             /// Validate with the kind's [`ProbeKind::validate`].
             ///
             /// # Errors
