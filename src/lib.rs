@@ -19,6 +19,7 @@ pub mod paper_broker;
 pub mod probe;
 pub mod process;
 pub mod report;
+pub mod rt;
 pub mod runner;
 pub mod service;
 pub mod signoff;
@@ -29,4 +30,5 @@ pub mod ui;
 pub mod units;
 pub mod waiver;
 
-pub use cmd::{cancel_on_signals, run, runtime, slug};
+pub use cmd::{cancel_on_signals, run, slug};
+pub use rt::runtime;
