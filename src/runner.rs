@@ -1,7 +1,7 @@
 //! The runner: starts services, runs the selected items with bounded concurrency, per-item
 //! timeouts and retries, applies waivers, decides the verdict and assembles the [`Report`].
 //!
-//! It emits [`RunEvent`]s instead of printing (style rule 7); the terminal UI is one listener.
+//! It emits [`RunEvent`]s instead of printing; the terminal UI is one listener.
 //! Cancellation (ctrl-c / SIGTERM) cancels one token: running probes stop, services are
 //! stopped, and a partial report marked `interrupted` is still produced.
 

@@ -1,4 +1,4 @@
-//! Probes: the automated measurements behind checklist items (design §6).
+//! Probes: the automated measurements behind checklist items (ARCHITECTURE.md, "Code Map").
 //!
 //! Each kind lives in its own module and implements [`ProbeKind`]: its raw (serde)
 //! configuration, one validation into a typed value, and an async `run` that returns a

@@ -1,4 +1,4 @@
-//! The report model (design §7): one [`Report`] feeds every renderer — JSON ([`Report::to_json`]),
+//! The report model: one [`Report`] feeds every renderer — JSON ([`Report::to_json`]),
 //! Markdown ([`markdown`]) and JUnit XML ([`junit`]). Renderers never re-measure and hold no
 //! pass/fail logic; the verdict is computed here, in [`verdict`], and nowhere else.
 
@@ -54,7 +54,7 @@ pub struct Report {
     pub signoff: Signoff,
 }
 
-/// The verdict of a run (design §5).
+/// The verdict of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
@@ -332,7 +332,7 @@ pub struct Signature {
     pub statement: String,
 }
 
-/// Decide the verdict (design §5) and say why.
+/// Decide the verdict and say why: the one place it is decided (ARCHITECTURE.md, "Invariants").
 ///
 /// `not-ready` when an item at or above `fail_on` is `fail`, `error` or `pending`, when a
 /// service did not become ready, or when the run was interrupted; `ready-with-waivers` when

@@ -1,4 +1,4 @@
-//! Sign-off (design §8): SSH-signed readiness reports, attestations and waiver approvals.
+//! Sign-off: SSH-signed readiness reports, attestations and waiver approvals.
 //!
 //! Every signature is an OpenSSH SSHSIG (PROTOCOL.sshsig) in the namespace `prodready`, made
 //! with the `ssh-key` crate (ed25519, RSA with SHA-512, ECDSA P-256/P-384/P-521; encrypted keys

@@ -1,7 +1,7 @@
 //! The `uptime` probe: availability of one soak monitor over a window (default 30 days) read
 //! from the store `prodready soak` writes, against a target (default 99.9 %), with coverage,
 //! error budget, burn rate, incidents, maintenance, the error rate of synthetic orders and an
-//! SVG timeline of up/down/maintenance/unknown (design §6). With `source = "prometheus"` the
+//! SVG timeline of up/down/maintenance/unknown. With `source = "prometheus"` the
 //! same report (without coverage, incidents and maintenance, which PromQL does not know) comes
 //! from a fleet's Prometheus (`uptime/prometheus.rs`); both sources fill one
 //! [`Summary`] and share the judging below.
