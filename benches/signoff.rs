@@ -6,7 +6,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use prodready::signoff::{self, canonical};
+use prodready::report::canonical;
+use prodready::signoff;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -1,6 +1,6 @@
 //! Error types and the exit-code table.
 //!
-//! Exit codes are an API (design §5): scripts and CI systems branch on them, so they are
+//! Exit codes are an API (ARCHITECTURE.md, "Errors and exit codes"): scripts and CI systems branch on them, so they are
 //! defined here, once, and the README carries the same table.
 
 use std::path::PathBuf;

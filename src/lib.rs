@@ -9,7 +9,9 @@ pub mod checklist;
 pub mod cli;
 pub mod cmd;
 pub mod error;
+pub mod expect;
 pub mod facts;
+pub mod field;
 pub mod fix;
 pub mod model;
 pub mod order;
@@ -17,6 +19,7 @@ pub mod paper_broker;
 pub mod probe;
 pub mod report;
 pub mod rig;
+pub mod rt;
 pub mod runner;
 pub mod service;
 pub mod signoff;
@@ -24,7 +27,9 @@ pub mod soak;
 pub mod store;
 pub mod ui;
 pub mod units;
+pub mod waiver;
 
-pub use cmd::{cancel_on_signals, run, runtime, slug};
+pub use cmd::{cancel_on_signals, run, slug};
 // The rig's modules at their former paths, for the code that still names them there.
 pub use rig::{fault_proxy, process, sink};
+pub use rt::runtime;

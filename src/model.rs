@@ -1,4 +1,4 @@
-//! The outcome vocabulary shared by probes, the runner and every renderer (design §2, §5):
+//! The outcome vocabulary shared by probes, the runner and every renderer:
 //! [`Severity`], [`Status`], [`Check`], [`Evidence`], [`Table`] and [`Outcome`].
 //!
 //! Probes fill these in; renderers only display them. Pass/fail logic lives in

@@ -1,7 +1,7 @@
 //! The runner: starts services, runs the selected items with bounded concurrency, per-item
 //! timeouts and retries, applies waivers, decides the verdict and assembles the [`Report`].
 //!
-//! It emits [`RunEvent`]s instead of printing (style rule 7); the terminal UI is one listener.
+//! It emits [`RunEvent`]s instead of printing; the terminal UI is one listener.
 //! Cancellation (ctrl-c / SIGTERM) cancels one token: running probes stop, services are
 //! stopped, and a partial report marked `interrupted` is still produced. Probes that wind down
 //! on their own (drills: stop stepping, restore, record) get a bounded moment to do so, at the
@@ -144,7 +144,11 @@ pub async fn run(
         selected: selected.len(),
     });
     let (proxies, sinks, resource_failed) = start_resources(checklist).await;
-    let services = Arc::new(crate::service::ServiceSet::new(checklist));
+    let services = Arc::new(crate::service::ServiceSet::new(
+        &checklist.services,
+        &checklist.dir,
+        &checklist.redactor,
+    ));
     let service_failed = match &resource_failed {
         Some(why) => Some(why.clone()),
         None => services

@@ -41,7 +41,7 @@ fn a_key_that_does_not_apply_to_a_step_is_refused_at_its_line_naming_the_keys_th
     assert_eq!(
         message,
         format!(
-            "error: c.toml:{line}:1: item[0].probe.step[2].hodl: `hodl` does not apply to an `expect = \"process\"` step (it takes: expect, service, running, unchanged, max_restarts, within, hold, interval, save, equals_saved, name, needs)"
+            "error: c.toml:{line}:1: item \"d\": probe.step[2].hodl: `hodl` does not apply to an `expect = \"process\"` step (it takes: expect, service, running, unchanged, max_restarts, within, hold, interval, save, equals_saved, name, needs)"
         )
     );
     // A key of the right name with a value of the wrong type, at the same place.
@@ -49,7 +49,7 @@ fn a_key_that_does_not_apply_to_a_step_is_refused_at_its_line_naming_the_keys_th
     assert_eq!(
         message,
         format!(
-            "error: c.toml:{line}:1: item[0].probe.step[2].hold: invalid type: integer \"2\", expected a string"
+            "error: c.toml:{line}:1: item \"d\": probe.step[2].hold: invalid type: integer \"2\", expected a string"
         )
     );
     // A key of another fault of the same proxy step.
@@ -59,7 +59,7 @@ fn a_key_that_does_not_apply_to_a_step_is_refused_at_its_line_naming_the_keys_th
     assert_eq!(
         message,
         format!(
-            "error: c.toml:{line}:1: item[0].probe.step[0].bytes: `bytes` does not apply to a `proxy` step with `fault = \"down\"` (it takes: proxy, fault, name, needs)"
+            "error: c.toml:{line}:1: item \"d\": probe.step[0].bytes: `bytes` does not apply to a `proxy` step with `fault = \"down\"` (it takes: proxy, fault, name, needs)"
         )
     );
 }

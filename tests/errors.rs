@@ -314,6 +314,29 @@ fn cases() -> Vec<(&'static str, String)> {
                 item("a", "major", r#"{ kind = "env", vars = ["PATH"] }"#)
             ),
         ),
+        // The three a new user met: each error is at the offending key's own line, names the
+        // key and the item's id, and says how to write a value that lacks its unit.
+        (
+            "a duration without unit or quotes, in a probe table",
+            format!(
+                "{HEAD}{}[[item]]\nid = \"order-latency\"\nsection = \"Performance\"\ntitle = \"Latency\"\nseverity = \"blocker\"\n\n[item.probe]\nkind = \"latency\"\nurl = \"http://127.0.0.1:1/\"\nrate = 10\np99 = \"50ms\"\nduration = 20\n",
+                item("health", "major", r#"{ kind = "env", vars = ["PATH"] }"#)
+            ),
+        ),
+        (
+            "an item named by its id, not its index",
+            format!(
+                "{HEAD}{}{}",
+                item("health", "major", r#"{ kind = "env", vars = ["PATH"] }"#),
+                item("disk", "major", r#"{ kind = "host", min_disk_free = 50 }"#)
+            ),
+        ),
+        (
+            "an unknown key in a drill step, at the step's own line",
+            format!(
+                "{HEAD}{svc}[[item]]\nid = \"broker-restart\"\nsection = \"Resilience\"\ntitle = \"Broker restart\"\nseverity = \"major\"\n\n[item.probe]\nkind = \"drill\"\n\n[[item.probe.step]]\nrestart = \"broker\"\n\n[[item.probe.step]]\nexpect = \"http\"\nurl = \"http://127.0.0.1:1/\"\nwithin = \"5s\"\nwithinn = \"10s\"\n"
+            ),
+        ),
     ]
 }
 

@@ -619,23 +619,23 @@ fn bad_memory_configuration_is_rejected_at_its_line() {
     let cases = [
         (
             memory_item("m", "pid = 1", "during = \"lod\"\nmax_growth = \"5MiB/h\""),
-            ":20:1: item[1].probe.during: no item with id \"lod\"",
+            ":20:1: item \"m\": probe.during: no item with id \"lod\"",
         ),
         (
             memory_item("m", "pid = 1", "during = \"m\"\nmax_growth = \"5MiB/h\""),
-            ":20:1: item[1].probe.during: item \"m\" cannot run during itself",
+            ":20:1: item \"m\": probe.during: item \"m\" cannot run during itself",
         ),
         (
             memory_item("m", "service = \"broker\"", "max_growth = \"5MiB/h\""),
-            ":18:1: item[1].probe.service: no [[service]] named \"broker\"",
+            ":18:1: item \"m\": probe.service: no [[service]] named \"broker\"",
         ),
         (
             memory_item("m", "pid = 1", "max_growth = \"5MiB\""),
-            ":20:1: item[1].probe.max_growth: invalid growth rate",
+            ":20:1: item \"m\": probe.max_growth: invalid growth rate",
         ),
         (
             memory_item("m", "pid = 1", "max_growht = \"5MiB/h\""),
-            ":20:1: item[1].probe: unknown key \"max_growht\"",
+            ":20:1: item \"m\": probe: unknown key \"max_growht\"",
         ),
     ];
     for (item, want) in cases {
@@ -656,8 +656,9 @@ fn bad_memory_configuration_is_rejected_at_its_line() {
     let (code, stderr) = check(dir.path(), &chain);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr
-            .contains(":32:1: item[2].probe.during: item \"m1\" itself runs `during` another item"),
+        stderr.contains(
+            ":32:1: item \"m2\": probe.during: item \"m1\" itself runs `during` another item"
+        ),
         "{stderr}"
     );
     // The interval floor: sampling faster than 1 s is refused.
@@ -671,7 +672,7 @@ fn bad_memory_configuration_is_rejected_at_its_line() {
     );
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("item[0].probe.interval: interval 200.0 ms is below the minimum of 1s"),
+        stderr.contains("item \"m\": probe.interval: interval 200.0 ms is below the minimum of 1s"),
         "{stderr}"
     );
 }

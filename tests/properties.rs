@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 use prodready::error::Error;
-use prodready::signoff::canonical::canonical_json;
+use prodready::report::canonical::canonical_json;
 use prodready::signoff::{Decision, SignoffStatement};
 use prodready::units::{HostPort, parse_bytes, parse_duration};
 

@@ -144,7 +144,7 @@ fn unset_variable_is_an_error_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("v.toml:11:49: item[0].probe.command[1]:"),
+        err.contains("v.toml:11:49: item \"x\": probe.command[1]:"),
         "{err}"
     );
     assert!(err.contains("PRODREADY_TEST_UNSET_VAR is not set"), "{err}");

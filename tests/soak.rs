@@ -543,43 +543,43 @@ fn monitor_typos_and_bad_time_zones_are_rejected_with_their_place() {
     let cases = [
         (
             "[[monitor]]\nname = \"web\"\nintervall = \"1s\"\ncheck = { kind = \"tcp\", address = \"127.0.0.1:1\" }\n",
-            "monitor[0].intervall: unknown key \"intervall\"",
+            "monitor \"web\": unknown key \"intervall\"",
         ),
         (
             "[[monitor]]\nname = \"web\"\ncheck = { kind = \"tcp\", address = \"127.0.0.1:1\" }\n[[monitor.maintenance]]\nreason = \"x\"\nat = \"02:00\"\nduration = \"1h\"\ntz = \"Mars/Olympus\"\n",
-            "monitor[0].maintenance[0].tz: unknown time zone \"Mars/Olympus\"",
+            "monitor \"web\": maintenance[0].tz: unknown time zone \"Mars/Olympus\"",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", url = \"http://127.0.0.1:1\", type = \"limit\" }\n",
-            "monitor[0].check.limit_price: a limit order needs a positive limit_price",
+            "monitor \"o\": check.limit_price: a limit order needs a positive limit_price",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:1\", symbol = \"NIFTY\" }\n",
-            "monitor[0].check.symbol: does not apply to transport = \"fix\"",
+            "monitor \"o\": check.symbol: does not apply to transport = \"fix\"",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"fix\", url = \"fix+tcp://127.0.0.1:1\", sender_comp_id = \"A\", target_comp_id = \"B\", place = \"11={{seq}}|55=X\", ack_ord_status = [\"New\"] }\n",
-            "monitor[0].check.ack_ord_status: \"New\" is not an OrdStatus(39) value",
+            "monitor \"o\": check.ack_ord_status: \"New\" is not an OrdStatus(39) value",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", url = \"http://127.0.0.1:1\", ack_ord_status = [\"0\"] }\n",
-            "monitor[0].check.ack_ord_status: applies only to transport = \"fix\"",
+            "monitor \"o\": check.ack_ord_status: applies only to transport = \"fix\"",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:1/ws/orders\" }\n",
-            "monitor[0].check.place: transport = \"websocket\" needs place",
+            "monitor \"o\": check.place: transport = \"websocket\" needs place",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"websocket\", url = \"ws://127.0.0.1:1/ws/orders\", place = '{\"client_order_id\":\"{{uuid}}\"}' }\n",
-            "monitor[0].check.match: transport = \"websocket\" needs match",
+            "monitor \"o\": check.match: transport = \"websocket\" needs match",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", transport = \"websocket\", url = \"http://127.0.0.1:1/\", place = '{}', match = \"/id\" }\n",
-            "monitor[0].check.url: expected a ws:// or wss:// URL",
+            "monitor \"o\": check.url: expected a ws:// or wss:// URL",
         ),
         (
             "[[monitor]]\nname = \"o\"\ncheck = { kind = \"order\", url = \"http://127.0.0.1:1/o\", place = '{}', ack = { pointer = \"/status\", equals = \"ok\", one_of = [\"ok\"] } }\n",
-            "monitor[0].check.ack.one_of: json_equals and json_one_of exclude each other",
+            "monitor \"o\": check.ack.one_of: json_equals and json_one_of exclude each other",
         ),
     ];
     for (monitor, want) in cases {

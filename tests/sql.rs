@@ -429,7 +429,7 @@ fn a_database_missing_doubled_unset_or_mismatched_is_rejected_at_its_line() {
     for (probe, wanted) in [
         (
             r#"kind = "sql", url = "postgres://app:${PRODREADY_SQL_TEST_UNSET}@127.0.0.1:5432/db", query = "SELECT 1", rows = 1"#.to_string(),
-            "c.toml:11:25: item[0].probe.url: environment variable PRODREADY_SQL_TEST_UNSET is not set",
+            "c.toml:11:25: item \"x\": probe.url: environment variable PRODREADY_SQL_TEST_UNSET is not set",
         ),
         (
             r#"kind = "sql", query = "SELECT 1", rows = 1"#.to_string(),
@@ -437,7 +437,7 @@ fn a_database_missing_doubled_unset_or_mismatched_is_rejected_at_its_line() {
         ),
         (
             format!(r#"kind = "sql", sqlite = "s.db", url = "{url}", query = "SELECT 1", rows = 1"#),
-            "item[0].probe.url: sqlite and url exclude each other",
+            "item \"x\": probe.url: sqlite and url exclude each other",
         ),
         (
             r#"kind = "sql", url = "mysql://app@127.0.0.1/db", query = "SELECT 1", rows = 1"#.to_string(),
@@ -449,11 +449,11 @@ fn a_database_missing_doubled_unset_or_mismatched_is_rejected_at_its_line() {
         ),
         (
             format!(r#"kind = "sql", url = "{url}", query = "SELECT 1", rows = 1, busy_timeout = "1s""#),
-            "item[0].probe.busy_timeout: busy_timeout is for SQLite",
+            "item \"x\": probe.busy_timeout: busy_timeout is for SQLite",
         ),
         (
             r#"kind = "sql", sqlite = "s.db", query = "SELECT 1", rows = 1, timeout = "1s""#.to_string(),
-            "item[0].probe.timeout: timeout is for PostgreSQL",
+            "item \"x\": probe.timeout: timeout is for PostgreSQL",
         ),
     ] {
         write(

@@ -2,8 +2,6 @@
 //! (`p99_ms` for `p99`) is an error instead of a silently missing threshold. The JSON Schema
 //! published in `schema/checklist.schema.json` is generated from these types.
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -18,13 +16,13 @@ pub struct RawChecklist {
     pub checklist: RawMeta,
     /// Processes started before the items and stopped after them.
     #[serde(default)]
-    pub service: Vec<RawService>,
+    pub service: Vec<crate::service::RawService>,
     /// The checklist items, each backed by one probe.
     #[serde(default)]
     pub item: Vec<RawItem>,
     /// Accepted, justified, expiring exceptions for failing items.
     #[serde(default)]
-    pub waiver: Vec<RawWaiver>,
+    pub waiver: Vec<crate::waiver::RawWaiver>,
     /// Periodic health checks run by `prodready soak`.
     #[serde(default)]
     pub monitor: Vec<crate::soak::config::RawMonitor>,
@@ -80,37 +78,6 @@ pub struct RawMeta {
     pub timeout: Option<String>,
 }
 
-/// `[[service]]`: a process the run starts before the items and stops after them.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawService {
-    /// Name, unique among services.
-    pub name: String,
-    /// argv; a leading `prodready` runs this binary. `${VAR}` is interpolated.
-    pub command: Vec<String>,
-    /// Working directory, relative to the checklist.
-    pub cwd: Option<String>,
-    /// Extra environment variables; values may use `${VAR}`.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// How to know it is ready. Without it, the service only has to stay up for 1 s.
-    pub ready: Option<RawReady>,
-    /// Grace between SIGTERM and SIGKILL when stopping. Default `"10s"`.
-    pub stop_timeout: Option<String>,
-}
-
-/// `ready = { http = "http://127.0.0.1:18080/healthz", timeout = "10s" }` or `{ tcp = "127.0.0.1:5432" }`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawReady {
-    /// Ready when a GET returns 200.
-    pub http: Option<String>,
-    /// Ready when a TCP connect succeeds (`host:port`).
-    pub tcp: Option<String>,
-    /// Give up after this long (humantime). Default `"30s"`.
-    pub timeout: Option<String>,
-}
-
 /// `[[item]]`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -137,29 +104,10 @@ pub struct RawItem {
     /// run `during` another item, e.g. a drill during a latency item's load.
     pub during: Option<String>,
     /// The probe behind the item.
-    pub probe: RawProbe,
+    // Read as a table and typed by its `kind` afterwards (`RawProbe::from_table`), so an error
+    // inside it keeps its key path; its schema is `RawProbe`'s.
+    #[schemars(with = "RawProbe")]
+    pub probe: toml::Table,
 }
 
 pub use crate::probe::RawProbe;
-
-/// `[[waiver]]`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawWaiver {
-    /// The id of the waived item.
-    pub item: String,
-    /// Why the failure is accepted.
-    pub reason: String,
-    /// Who accepted it (a role or a person).
-    pub approved_by: String,
-    /// Last day the waiver applies (a TOML date, e.g. `2027-01-31`).
-    #[schemars(with = "String")]
-    pub expires: toml::value::Datetime,
-    /// Principal (as in allowed_signers) of the approver who signed this waiver. Required with
-    /// `signature_file`.
-    pub signer: Option<String>,
-    /// Armored SSHSIG signature (namespace `prodready`) by `signer` over the waiver statement,
-    /// made with `prodready sign-waiver`; path relative to the checklist. `prodready verify`
-    /// checks it against allowed_signers.
-    pub signature_file: Option<String>,
-}

@@ -6,9 +6,10 @@
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
 
-use super::{Locator, Seg, key, raw};
+use super::locate::{Locator, Seg, key};
+use super::raw;
 use crate::error::Result;
-use crate::probe::Validator;
+use crate::field::Validator;
 use crate::units::HostPort;
 
 /// A validated `[[proxy]]`: a TCP fault proxy listening on `listen` in front of `upstream`.

@@ -60,18 +60,6 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-/// Build the tokio runtime, in one place.
-///
-/// # Errors
-/// [`Error::Internal`] when the runtime cannot start.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("prodready")
-        .build()
-        .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))
-}
-
 /// Cancel `token` on ctrl-c or SIGTERM, and `again`, when given, on a second one (it cuts short
 /// the cleanup still running after the first, such as a drill's restore).
 pub fn cancel_on_signals(token: CancellationToken, again: Option<CancellationToken>) {

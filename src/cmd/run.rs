@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{cancel_on_signals, runtime, slug};
+use super::{cancel_on_signals, slug};
 use crate::error::{Error, Exit, Result};
+use crate::rt::runtime;
 use crate::{checklist, cli, report, runner, ui};
 
 fn default_report_dir(name: &str) -> PathBuf {

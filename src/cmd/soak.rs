@@ -2,8 +2,9 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::{cancel_on_signals, runtime};
+use super::cancel_on_signals;
 use crate::error::{Exit, Result};
+use crate::rt::runtime;
 use crate::{checklist, cli, soak};
 
 /// `prodready soak CHECKLIST`: run the checklist's monitors into the store until SIGTERM.

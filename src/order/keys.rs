@@ -3,10 +3,9 @@
 //! `sender_comp_id`, `target_comp_id`, `heartbeat`, `reset_seq_num`, `username`, `password`,
 //! gathered by the `session_keys!` macro) and the FIX order template.
 //!
-//! A key that is wrong is a [`KeyError`]: the key's name and what was expected. The probe
-//! framework turns it into its own `FieldError` (a `From` conversion), which this layer does
-//! not depend on; for the same reason `${VAR}` is interpolated through the caller's
-//! [`Redactor`].
+//! A key that is wrong is a [`KeyError`]: the key's name and what was expected. It converts
+//! into the leaf [`crate::field::FieldError`] every configuration error ends in; `${VAR}` is
+//! interpolated through the caller's [`Redactor`].
 
 use std::time::Duration;
 
@@ -31,6 +30,13 @@ impl KeyError {
             key: key.into(),
             message: message.into(),
         }
+    }
+}
+
+/// A key of the order client reports its error like every other configuration key.
+impl From<KeyError> for crate::field::FieldError {
+    fn from(e: KeyError) -> crate::field::FieldError {
+        crate::field::FieldError::new(e.key, e.message)
     }
 }
 

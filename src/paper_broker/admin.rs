@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::State;
 use super::faults::FaultUpdate;
-use super::routes::json_error;
+use super::reply::json_error;
 
 pub(super) async fn healthz(AxState(state): AxState<Arc<State>>) -> Response {
     if state.healthy.load(Ordering::SeqCst) && !state.shutdown.is_cancelled() {

@@ -1,4 +1,4 @@
-//! `prodready paper-broker`: the built-in paper-trading venue (design §1).
+//! `prodready paper-broker`: the built-in paper-trading venue.
 //!
 //! A small but real HTTP/JSON venue on tokio + axum, so the example checklist runs end to end
 //! on a fresh machine and the integration tests have a real system under test:
@@ -53,6 +53,7 @@ mod fix;
 mod metrics;
 mod orders;
 mod place;
+mod reply;
 mod routes;
 pub mod tls;
 mod ws;

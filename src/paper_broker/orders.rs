@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::State;
 use super::book::{Book, StatusFilter};
 use super::place::{Placed, place};
-use super::routes::json_error;
+use super::reply::json_error;
 
 /// The handlers' view of the broker.
 type Shared = AxState<Arc<State>>;

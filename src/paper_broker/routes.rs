@@ -8,9 +8,8 @@ use axum::Router;
 use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use serde_json::json;
 
 use super::State;
 use super::admin::{
@@ -18,6 +17,7 @@ use super::admin::{
     metrics_text,
 };
 use super::orders::{cancel_order, get_order, list_orders, place_order, positions, quote};
+use super::reply::json_error;
 use super::ws;
 
 /// The broker's routes: the order API and admin routes behind the API key, `/healthz`, and
@@ -46,10 +46,6 @@ pub(super) fn router(state: Arc<State>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), stall))
         .route("/metrics", get(metrics_text))
         .with_state(state)
-}
-
-pub(super) fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
 async fn not_found() -> Response {

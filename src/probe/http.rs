@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use super::expect::StatusSpec;
-use super::expect::{HttpExpect, RawHttpExpect};
 use super::{FieldError, ProbeContext, Validator};
+pub use crate::expect::StatusSpec;
+use crate::expect::{HttpExpect, RawHttpExpect};
 use crate::model::{Check, ProbeOutput, Status};
 use crate::units::{Interpolated, format_duration};
 

@@ -1,4 +1,4 @@
-//! Probes: the automated measurements behind checklist items (see ARCHITECTURE.md).
+//! Probes: the automated measurements behind checklist items (ARCHITECTURE.md, "Code Map").
 //!
 //! Each kind lives in its own module and implements [`ProbeKind`]: its raw (serde)
 //! configuration, one validation into a typed value, and an async `run` that returns a
@@ -13,7 +13,6 @@ pub mod command;
 pub mod coverage;
 pub mod drill;
 pub mod env;
-pub mod expect;
 pub mod file;
 pub mod host;
 pub mod http;
@@ -32,6 +31,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::{Evidence, ProbeOutput};
 use crate::units::Redactor;
+
+// Field errors and the validator live in the leaf `crate::field` (the checklist, the soak's
+// monitors and the order client validate with them too); re-exported so probe code (and code
+// elsewhere that names `crate::probe::Validator`) keeps compiling. A re-export, not an import:
+// see ARCHITECTURE.md.
+pub use crate::field::{FieldError, Validator, refuse_keys};
+// The response rules moved to the leaf `crate::expect` (services test readiness with them);
+// re-exported for code that names `crate::probe::expect`.
+pub use crate::expect;
 
 /// The contract every probe kind keeps: a raw serde table (which also gives the kind's part
 /// of the checklist's JSON Schema), one validation into a typed value, and an async run.
@@ -190,6 +198,38 @@ macro_rules! registry {
         }
 
         impl RawProbe {
+            /// The `[item.probe]` table as written, typed by its `kind`: like the derived
+            /// `Deserialize`, but an error keeps its key path inside the table (see
+            /// [`crate::field::deserialize_table`]).
+            ///
+            /// # Errors
+            /// A [`FieldError`] with serde's message: no `kind`, an unknown one, or the
+            /// kind's table rejecting a key or a value.
+            pub fn from_table(mut table: toml::Table) -> Result<RawProbe, FieldError> {
+                let kind = match table.remove("kind") {
+                    Some(toml::Value::String(kind)) => kind,
+                    Some(other) => {
+                        return Err(FieldError::new(
+                            "kind",
+                            format!("invalid type: {}, expected a string", other.type_str()),
+                        ));
+                    }
+                    None => return Err(FieldError::new("", "missing field `kind`")),
+                };
+                match kind.as_str() {
+                    $($name => crate::field::deserialize_table(table)
+                        .map(|raw| RawProbe::$variant(Box::new(raw))),)*
+                    other => Err(FieldError::new(
+                        "kind",
+                        <toml::de::Error as serde::de::Error>::unknown_variant(
+                            other,
+                            &[$($name),*],
+                        )
+                        .message(),
+                    )),
+                }
+            }
+
             /// Validate with the kind's [`ProbeKind::validate`].
             ///
             /// # Errors
@@ -282,115 +322,6 @@ registry! {
     "drill" => Drill(drill::DrillProbe),
     /// A PromQL query or alerting rules on a Prometheus server.
     "prometheus" => Prometheus(prometheus::PrometheusProbe),
-}
-
-/// A configuration error inside one probe table: the key (relative to the probe table,
-/// dotted, e.g. `headers.Authorization`) and what was expected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Dotted key path relative to the probe table; empty for the table itself.
-    pub key: String,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
-
-impl FieldError {
-    /// An error at `key`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// The order client's keys ([`crate::order::keys`]) report their errors the same way.
-impl From<crate::order::keys::KeyError> for FieldError {
-    fn from(e: crate::order::keys::KeyError) -> FieldError {
-        FieldError::new(e.key, e.message)
-    }
-}
-
-/// Shared state for validating probe tables: collects interpolated secrets.
-#[derive(Debug, Default)]
-pub struct Validator {
-    /// Secrets seen so far.
-    pub redactor: Redactor,
-    /// The item-level `during` of the item whose probe is being validated, for probes whose
-    /// behaviour depends on it (memory sizes its window and warm-up from the load item).
-    pub item_during: Option<String>,
-}
-
-impl Validator {
-    /// Interpolate `${VAR}` in the value of `key`.
-    ///
-    /// # Errors
-    /// A [`FieldError`] at `key` when a variable is unset.
-    pub fn interpolate(
-        &mut self,
-        key: &str,
-        text: &str,
-    ) -> Result<crate::units::Interpolated, FieldError> {
-        self.redactor
-            .interpolate(text)
-            .map_err(|m| FieldError::new(key, m))
-    }
-
-    /// Interpolate `${VAR}` in an http:// or https:// URL at `key` and parse it.
-    ///
-    /// # Errors
-    /// A [`FieldError`] at `key` when a variable is unset, the URL does not parse or its
-    /// scheme is another.
-    pub fn http_url(
-        &mut self,
-        key: &str,
-        text: &str,
-    ) -> Result<(crate::units::Interpolated, reqwest::Url), FieldError> {
-        let url = self.interpolate(key, text)?;
-        let parsed = reqwest::Url::parse(&url.value)
-            .map_err(|e| FieldError::new(key, format!("invalid URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(FieldError::new(key, "expected an http:// or https:// URL"));
-        }
-        Ok((url, parsed))
-    }
-
-    /// Parse a humantime duration at `key`.
-    ///
-    /// # Errors
-    /// A [`FieldError`] at `key` when malformed.
-    pub fn duration(&self, key: &str, text: &str) -> Result<std::time::Duration, FieldError> {
-        crate::units::parse_duration(text).map_err(|m| FieldError::new(key, m))
-    }
-
-    /// Parse a byte size at `key`.
-    ///
-    /// # Errors
-    /// A [`FieldError`] at `key` when malformed.
-    pub fn bytes(&self, key: &str, text: &str) -> Result<u64, FieldError> {
-        crate::units::parse_bytes(text).map_err(|m| FieldError::new(key, m))
-    }
-
-    /// Compile a regular expression at `key`.
-    ///
-    /// # Errors
-    /// A [`FieldError`] at `key` when the pattern does not compile.
-    pub fn regex(&self, key: &str, pattern: &str) -> Result<regex::Regex, FieldError> {
-        regex::Regex::new(pattern)
-            .map_err(|e| FieldError::new(key, format!("invalid regular expression: {e}")))
-    }
-}
-
-/// Refuse the first key that is set among `keys` (`(key, is set)`), with `message` at it: keys
-/// that belong to another mode of the same table.
-///
-/// # Errors
-/// A [`FieldError`] at the first key set.
-pub fn refuse_keys(keys: &[(&str, bool)], message: &str) -> Result<(), FieldError> {
-    match keys.iter().find(|(_, set)| *set) {
-        Some((key, _)) => Err(FieldError::new(*key, message)),
-        None => Ok(()),
-    }
 }
 
 /// Tasks that must finish before the run stops its services. A probe's future can be dropped

@@ -1,7 +1,8 @@
-//! The report model (design §7): one [`Report`] feeds every renderer — JSON ([`Report::to_json`]),
+//! The report model: one [`Report`] feeds every renderer — JSON ([`Report::to_json`]),
 //! Markdown ([`markdown`]) and JUnit XML ([`junit`]). Renderers never re-measure and hold no
 //! pass/fail logic; the verdict is computed here, in [`verdict`], and nowhere else.
 
+pub mod canonical;
 pub mod chart;
 pub mod junit;
 pub mod markdown;
@@ -53,7 +54,7 @@ pub struct Report {
     pub signoff: Signoff,
 }
 
-/// The verdict of a run (design §5).
+/// The verdict of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
@@ -331,7 +332,7 @@ pub struct Signature {
     pub statement: String,
 }
 
-/// Decide the verdict (design §5) and say why.
+/// Decide the verdict and say why: the one place it is decided (ARCHITECTURE.md, "Invariants").
 ///
 /// `not-ready` when an item at or above `fail_on` is `fail`, `error` or `pending`, when a
 /// service did not become ready, or when the run was interrupted; `ready-with-waivers` when
@@ -505,14 +506,14 @@ impl Report {
 
     /// The canonical body that sign-off signatures cover: the report's JSON value without
     /// `signoff.signatures`, serialized canonically (sorted keys, no whitespace; the rules are
-    /// in [`crate::signoff::canonical`], the one definition shared with `sign` and `verify`).
+    /// in [`canonical`], the one definition shared with `sign` and `verify`).
     pub fn canonical_body(&self) -> Vec<u8> {
-        crate::signoff::canonical::body_bytes(&self.to_value())
+        canonical::body_bytes(&self.to_value())
     }
 
     /// Lowercase hex SHA-256 of [`Report::canonical_body`] (64 characters).
     pub fn body_sha256(&self) -> String {
-        crate::signoff::canonical::body_sha256(&self.to_value())
+        canonical::body_sha256(&self.to_value())
     }
 
     /// The report as a JSON value (what `report.json` holds).

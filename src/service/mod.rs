@@ -6,17 +6,18 @@
 //! failure drills stop, start, restart and signal them mid-run through the same handle.
 
 mod set;
+mod spec;
 
 pub use set::{ExitRecord, ServiceError, ServiceSet};
+pub use spec::{RawReady, RawService, Ready, Service};
 
-use crate::probe::expect::StatusMatch;
+use crate::expect::StatusMatch;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
-use crate::checklist::{Ready, Service};
 use crate::process::{GroupGuard, Tail, group_command, last_lines, terminate_group};
 use crate::report::ServiceReport;
 use crate::units::Redactor;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
-use super::{Running, TAIL_BYTES, start, terminate};
-use crate::checklist::{Checklist, Service};
+use super::{Running, Service, TAIL_BYTES, start, terminate};
 use crate::process::{Tail, last_lines};
 use crate::report::ServiceReport;
 use crate::units::{Redactor, format_duration};
@@ -131,10 +130,10 @@ pub struct ServiceSet {
 }
 
 impl ServiceSet {
-    /// The checklist's services, none started yet.
-    pub fn new(checklist: &Checklist) -> ServiceSet {
-        let slots = checklist
-            .services
+    /// A checklist's services, none started yet: relative working directories resolve
+    /// against `dir`, and `redactor` scrubs their output and messages.
+    pub fn new(services: &[Service], dir: &Path, redactor: &Redactor) -> ServiceSet {
+        let slots = services
             .iter()
             .map(|s| {
                 let slot = Slot {
@@ -148,10 +147,10 @@ impl ServiceSet {
             })
             .collect();
         ServiceSet {
-            dir: checklist.dir.clone(),
-            redactor: checklist.redactor.clone(),
+            dir: dir.to_path_buf(),
+            redactor: redactor.clone(),
             slots,
-            order: checklist.services.iter().map(|s| s.name.clone()).collect(),
+            order: services.iter().map(|s| s.name.clone()).collect(),
         }
     }
 

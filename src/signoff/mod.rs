@@ -1,4 +1,4 @@
-//! Sign-off (design §8): SSH-signed readiness reports, attestations and waiver approvals.
+//! Sign-off: SSH-signed readiness reports, attestations and waiver approvals.
 //!
 //! Every signature is an OpenSSH SSHSIG (PROTOCOL.sshsig) in the namespace `prodready`, made
 //! with the `ssh-key` crate (ed25519, RSA with SHA-512, ECDSA P-256/P-384/P-521; encrypted keys
@@ -6,7 +6,8 @@
 //! `ssh-keygen -Y sign -n prodready` itself.
 //!
 //! **What is signed.** Not the report body directly but a short UTF-8 *statement* that names
-//! it: [`SignoffStatement`] carries the SHA-256 of the canonical body ([`canonical`]), the run
+//! it: [`SignoffStatement`] carries the SHA-256 of the canonical body ([`canonical`], defined
+//! with the report it digests), the run
 //! it belongs to, the role, decision, signer, time and comment. Binding the role and decision
 //! into the signed bytes means a `reject` cannot be relabelled `approve` and a signature cannot
 //! be moved to another role. The statement is stored verbatim in the record, so anyone can check
@@ -22,7 +23,6 @@
 
 pub mod allowed_signers;
 pub mod attestations;
-pub mod canonical;
 mod openssh;
 
 mod keys;
@@ -43,7 +43,8 @@ use serde_json::Value;
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
 use crate::error::{Error, Result};
-use crate::report::{Report, Signature};
+use crate::report::{Report, Signature, canonical};
+use crate::waiver::Waiver;
 pub use allowed_signers::{AllowedSigners, NAMESPACE, RoleNeed};
 
 /// Environment variable read for the passphrase of an encrypted private key.

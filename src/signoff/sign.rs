@@ -348,7 +348,7 @@ pub fn sign_waiver(
     #[derive(serde::Deserialize)]
     struct Waivers {
         #[serde(default)]
-        waiver: Vec<crate::checklist::raw::RawWaiver>,
+        waiver: Vec<crate::waiver::RawWaiver>,
     }
     let invalid = |message: String| Error::InvalidInput {
         path: checklist.to_path_buf(),
@@ -366,8 +366,8 @@ pub fn sign_waiver(
                 checklist.display()
             ))
         })?;
-    let waiver = crate::checklist::Waiver {
-        expires: crate::checklist::toml_date(&raw.expires)
+    let waiver = Waiver {
+        expires: crate::waiver::toml_date(&raw.expires)
             .map_err(|m| invalid(format!("the waiver for \"{item}\": expires: {m}")))?,
         item: raw.item,
         reason: raw.reason,
@@ -376,7 +376,7 @@ pub fn sign_waiver(
     };
     let private = load_private_key(key)?;
     let signer = signer_or_comment(signer, &private, key)?;
-    let st = waiver.statement(&signer);
+    let st = WaiverStatement::of(&waiver, &signer);
     let armored = sign_message(&private, st.to_text().as_bytes())?;
     Ok((st, armored))
 }

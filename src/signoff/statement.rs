@@ -205,6 +205,19 @@ pub struct WaiverStatement {
 }
 
 impl WaiverStatement {
+    /// The statement the approver of `waiver` signs as `signer`: the one builder that both
+    /// `prodready sign-waiver` and `prodready verify` use, so the signed bytes cannot differ
+    /// between them.
+    pub fn of(waiver: &Waiver, signer: &str) -> WaiverStatement {
+        WaiverStatement {
+            item: waiver.item.clone(),
+            reason: waiver.reason.clone(),
+            approved_by: waiver.approved_by.clone(),
+            expires: waiver.expires,
+            signer: signer.to_string(),
+        }
+    }
+
     /// The exact UTF-8 text that is signed.
     pub fn to_text(&self) -> String {
         statement_text(

@@ -117,22 +117,7 @@ pub(super) fn check_signature(
         }
     };
     f.statement = Some(st.clone());
-    let mismatches: Vec<String> = [
-        ("role", &s.role, &st.role),
-        ("signer", &s.signer, &st.signer),
-        (
-            "decision",
-            &s.decision.as_str().to_string(),
-            &st.decision.as_str().to_string(),
-        ),
-        ("comment", &s.comment, &st.comment),
-        ("signed_at", &s.signed_at, &st.signed_at),
-        ("body_sha256", &s.body_sha256, &st.body_sha256),
-    ]
-    .iter()
-    .filter(|(_, rec, signed)| rec != signed)
-    .map(|(k, rec, signed)| format!("{k} is \"{rec}\" but the signed statement says \"{signed}\""))
-    .collect();
+    let mismatches = altered_fields(s, &st);
     if !mismatches.is_empty() {
         f.detail = format!("record altered after signing: {}", mismatches.join("; "));
         return f;
@@ -145,20 +130,11 @@ pub(super) fn check_signature(
         );
         return f;
     }
-    let r = &loaded.report;
-    f.same_run =
-        st.checklist_sha256 == r.run.checklist.sha256 && st.run_started_at == r.run.started_at;
-    if !f.same_run {
-        f.detail = format!(
-            "signature belongs to another report: it signs the run started {} of checklist \
-             sha256 {}…, this report is the run started {} of checklist sha256 {}…",
-            st.run_started_at,
-            short(&st.checklist_sha256),
-            r.run.started_at,
-            short(&r.run.checklist.sha256)
-        );
+    if let Some(other) = other_run(&st, &loaded.report) {
+        f.detail = other;
         return f;
     }
+    f.same_run = true;
     if st.body_sha256 != loaded.body_sha256 {
         f.detail = format!(
             "report body changed after signing: signed body sha256 {}…, current body sha256 {}…",
@@ -191,6 +167,43 @@ pub(super) fn check_signature(
         }
     }
     f
+}
+
+/// The fields of the record `s` that differ from the statement it signs, each as a sentence.
+fn altered_fields(s: &Signature, st: &SignoffStatement) -> Vec<String> {
+    [
+        ("role", &s.role, &st.role),
+        ("signer", &s.signer, &st.signer),
+        (
+            "decision",
+            &s.decision.as_str().to_string(),
+            &st.decision.as_str().to_string(),
+        ),
+        ("comment", &s.comment, &st.comment),
+        ("signed_at", &s.signed_at, &st.signed_at),
+        ("body_sha256", &s.body_sha256, &st.body_sha256),
+    ]
+    .iter()
+    .filter(|(_, rec, signed)| rec != signed)
+    .map(|(k, rec, signed)| format!("{k} is \"{rec}\" but the signed statement says \"{signed}\""))
+    .collect()
+}
+
+/// Why the statement `st` belongs to another run than report `r`'s, or `None` when it is this
+/// run's (same checklist digest and start time).
+fn other_run(st: &SignoffStatement, r: &Report) -> Option<String> {
+    let same =
+        st.checklist_sha256 == r.run.checklist.sha256 && st.run_started_at == r.run.started_at;
+    (!same).then(|| {
+        format!(
+            "signature belongs to another report: it signs the run started {} of checklist \
+             sha256 {}…, this report is the run started {} of checklist sha256 {}…",
+            st.run_started_at,
+            short(&st.checklist_sha256),
+            r.run.started_at,
+            short(&r.run.checklist.sha256)
+        )
+    })
 }
 
 pub(super) fn short(hex: &str) -> &str {
@@ -408,7 +421,7 @@ pub(super) fn verify_waivers(
 ) {
     for w in &r.waivers {
         let check = format!("waiver: {}", w.item);
-        let waiver = match crate::checklist::Waiver::try_from(w) {
+        let waiver = match Waiver::try_from(w) {
             Ok(waiver) => waiver,
             Err(m) => {
                 v.push(check, CheckState::Fail, m);
@@ -426,7 +439,7 @@ pub(super) fn verify_waivers(
         }
         match (&w.signer, &w.signature) {
             (Some(signer), Some(sig)) => {
-                let st = waiver.statement(signer);
+                let st = WaiverStatement::of(&waiver, signer);
                 let result = verify_message(sig, st.to_text().as_bytes()).and_then(|key| {
                     let Some(a) = allowed else {
                         return Err("no --allowed-signers file was given".to_string());

@@ -12,8 +12,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::field::{FieldError, Validator};
 use crate::model::Status;
-use crate::probe::{FieldError, ProbeContext, Validator, command, http};
+use crate::probe::{ProbeContext, command, http};
 use crate::units::Redactor;
 
 use super::order::{OrderCheck, RawOrderCheck};

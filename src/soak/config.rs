@@ -13,7 +13,7 @@ use jiff::tz::TimeZone;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::probe::{FieldError, Validator};
+use crate::field::{FieldError, Validator};
 use crate::soak::check::{MonitorCheck, RawMonitorCheck};
 
 /// `[[monitor]]`: a periodic health check run by `prodready soak`.

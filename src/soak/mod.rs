@@ -1,4 +1,4 @@
-//! The soak tracker (design §6, "Uptime"): `[[monitor]]` checks run for weeks by
+//! The soak tracker: `[[monitor]]` checks run for weeks by
 //! `prodready soak`, every observation persisted crash-safely in the SQLite store
 //! ([`crate::store`], which also holds the availability math that `soak-status`, `/metrics` and
 //! the `uptime` probe share).

@@ -1,4 +1,4 @@
-//! Availability math over the soak store (design §6): totals of up, down, maintenance and
+//! Availability math over the soak store: totals of up, down, maintenance and
 //! unknown time over a window, availability = up / (up + down), coverage = observed / window,
 //! the error budget and its burn rate, incidents, maintenance and tracker events.
 //!

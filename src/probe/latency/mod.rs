@@ -1,4 +1,5 @@
-//! The `latency` probe: order round-trip latency under a constant-rate open-model load.
+//! The `latency` probe: order round-trip latency under a constant-rate open-model load
+//! (docs/latency.md).
 //!
 //! Closed-loop load generators wait for a response before sending the next request, so a
 //! stalled server also stalls the measurement and the tail disappears (coordinated omission,

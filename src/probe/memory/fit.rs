@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use super::MAX_FIT_SAMPLES;
-use super::analysis::{Metric, Sample, Settings};
+use super::series::{Metric, Sample, Settings};
 use super::stats::{self, MannKendall, TheilSen, Trend};
 
 /// A fitted segment.

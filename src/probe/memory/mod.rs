@@ -1,4 +1,4 @@
-//! The `memory` probe: "memory usage stable (no leaks detected)" (design §6, Memory).
+//! The `memory` probe: "memory usage stable (no leaks detected)" (docs/memory.md).
 //!
 //! It samples one process's resident memory at a fixed interval, optionally while another item
 //! drives load (`during`), and decides whether memory keeps growing faster than allowed:
@@ -44,6 +44,7 @@ mod config;
 mod fit;
 mod output;
 pub mod sample;
+mod series;
 mod shortfall;
 pub mod stats;
 

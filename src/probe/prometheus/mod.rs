@@ -1,4 +1,4 @@
-//! The `prometheus` probe: gate on the fleet's existing engine (design §6, §10). Either a PromQL
+//! The `prometheus` probe: gate on the fleet's existing engine. Either a PromQL
 //! query, instant or over a `window`, whose every series is held against `min`, `max` or
 //! `equals` (all series, or any), or a list of alerting rules that must be loaded, healthy and
 //! not firing (or firing, in a drill).

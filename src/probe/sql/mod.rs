@@ -22,6 +22,7 @@
 //! prepare or run is an `error` naming the query and the database.
 
 mod database;
+mod error;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -31,7 +32,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use database::{Database, SqlError, query};
+pub use database::{Database, query};
+pub use error::SqlError;
 pub use rows::{Expect, Rows, check, display_cell, same_value};
 
 use super::{FieldError, ProbeContext, Validator};

@@ -1,7 +1,7 @@
 //! The `uptime` probe: availability of one soak monitor over a window (default 30 days) read
 //! from the store `prodready soak` writes, against a target (default 99.9 %), with coverage,
 //! error budget, burn rate, incidents, maintenance, the error rate of synthetic orders and an
-//! SVG timeline of up/down/maintenance/unknown (design §6). With `source = "prometheus"` the
+//! SVG timeline of up/down/maintenance/unknown. With `source = "prometheus"` the
 //! same report (without coverage, incidents and maintenance, which PromQL does not know) comes
 //! from a fleet's Prometheus (`uptime/prometheus.rs`); both sources fill one
 //! [`Summary`] and share the judging below.
@@ -595,15 +595,25 @@ crate::probe::probe_kind!(UptimeProbe, RawUptimeProbe, async);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soak::tracker::begin_run;
     use crate::store::clock::Clock;
     use std::sync::Arc;
 
     /// A store whose monitor has `days` of history ending now, `down_min` minutes of it down.
     fn store_with(dir: &std::path::Path, days: i64, down_min: i64) {
         let mut store = Store::open(&dir.join("soak.db")).unwrap();
-        let run = begin_run(&mut store.conn, &Clock::default(), "b").unwrap();
-        let now = run.anchor_at_ms;
+        // A tracker run anchored now, written as the tracker writes its first row (the probe
+        // reads the store; it does not depend on the tracker that fills it).
+        let now = Clock::default().wall_ms();
+        store
+            .conn
+            .execute(
+                "INSERT INTO runs (boot_id, pid, version, started_wall_ms, started_mono_ms,
+                   anchor_at_ms, anchor_mono_ms, heartbeat_wall_ms, heartbeat_mono_ms, heartbeat_at_ms)
+                 VALUES ('b', 1, 'test', ?1, 0, ?1, 0, ?1, 0, ?1)",
+                [now],
+            )
+            .unwrap();
+        let run_id = store.conn.last_insert_rowid();
         let id = store
             .upsert_monitor("web", "http", 1000, 2000, 99.9)
             .unwrap();
@@ -612,7 +622,7 @@ mod tests {
         tx.execute(
             "INSERT INTO samples (monitor_id, run_id, at_ms, wall_ms, mono_ms, span_ms, ok, state, latency_us)
              VALUES (?1, ?2, ?3, ?3, 0, 0, 1, 1, 1)",
-            rusqlite::params![id, run.id, first_minute * 60_000],
+            rusqlite::params![id, run_id, first_minute * 60_000],
         )
         .unwrap();
         let last_minute = now.div_euclid(60_000);

@@ -3,7 +3,7 @@
 //! The body is the *JSON value* of `report.json` with `signoff.signatures` removed, serialized
 //! canonically. Hashing the value parsed from the file — not a typed struct loaded from it —
 //! means every key in the file counts: a key added after signing changes the digest even when
-//! the report model does not know it (and [`super::load_report`] rejects such keys anyway).
+//! the report model does not know it (and sign-off's `load_report` rejects such keys anyway).
 //!
 //! Canonical form, after RFC 8785 (JSON Canonicalization Scheme, JCS):
 //! - no insignificant whitespace;
@@ -18,7 +18,8 @@
 //!   its fraction (`7.0`, not `7`), so `7` and `7.0` hash differently: stricter, never weaker.
 //!
 //! The same function serves `prodready sign`, `prodready verify` and the digest printed in
-//! `report.md` ([`crate::report::Report::body_sha256`]), so there is one definition.
+//! `report.md` ([`super::Report::body_sha256`]), so there is one definition. It lives with the
+//! report it digests: sign-off depends on the report, never the reverse.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -1,5 +1,7 @@
 //! What an HTTP response must look like: one rule set, parsed once, for the `http` probe, the
-//! `latency` probe and the soak's `http` monitors, so the same keys can never mean two things.
+//! `latency` probe and the soak's `http` monitors, so the same keys can never mean two things;
+//! a service's `ready = { http = … }` uses its 2xx rule. A leaf module (it needs only
+//! [`crate::field`]), so services and the order client use it without depending on probes.
 //!
 //! The rules:
 //! - `status`: one code or a list of accepted codes; without it, any 2xx (the *successful*
@@ -13,7 +15,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::FieldError;
+use crate::field::FieldError;
 
 /// One status code or a list of accepted ones.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
