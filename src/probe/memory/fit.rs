@@ -75,7 +75,7 @@ pub fn established(theil_sen: &TheilSen, mk: &MannKendall, tail: &TailGrowth) ->
         && tail.peak_rise_bytes > 0.0
 }
 
-/// "Require the tail to keep growing" (design §6): a leak lifts both the floor (lowest value)
+/// "Require the tail to keep growing": a leak lifts both the floor (lowest value)
 /// and the peak (highest value) of the series; an allocator or garbage-collector sawtooth
 /// returns to the same floor and peak every cycle, however its phase biases a slope fitted over
 /// a short window. Both must rise from the first third to the last third of the fitted samples
