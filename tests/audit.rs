@@ -8,6 +8,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+
+use common::{OneItem, run_item};
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit")
 }
@@ -44,42 +48,24 @@ fn require_cargo_audit() {
     );
 }
 
-/// Run a checklist with one audit item; returns the exit code and the item's outcome.
-fn run_item(dir: &Path, probe: &str) -> (i32, Value) {
-    run_item_with_path(dir, probe, None)
-}
+/// The one audit item of every checklist here.
+const AUDIT: OneItem = OneItem {
+    checklist: "audit test",
+    id: "audit",
+    section: "Security",
+    title: "audit",
+    severity: "blocker",
+    timeout: None,
+    kind: "audit",
+};
 
-/// [`run_item`] with `bin` put first on prodready's `PATH` when given (to stand in for a tool).
-fn run_item_with_path(dir: &Path, probe: &str, bin: Option<&Path>) -> (i32, Value) {
-    let checklist = format!(
-        "[checklist]\nname = \"audit test\"\n\n[[item]]\nid = \"audit\"\nsection = \"Security\"\ntitle = \"audit\"\nseverity = \"blocker\"\n[item.probe]\nkind = \"audit\"\n{probe}\n"
-    );
-    let path = dir.join("checklist.toml");
-    std::fs::write(&path, checklist).unwrap();
-    let out_dir = dir.join("out");
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_prodready"));
-    cmd.args(["run", "--no-step-summary", "--out"])
-        .arg(&out_dir)
-        .arg(&path)
-        .env_remove("GITHUB_STEP_SUMMARY");
-    if let Some(bin) = bin {
-        let mut dirs = vec![bin.to_path_buf()];
-        dirs.extend(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        ));
-        cmd.env("PATH", std::env::join_paths(dirs).unwrap());
-    }
-    let out = cmd.output().unwrap();
-    let code = out.status.code().unwrap();
-    let Ok(bytes) = std::fs::read(out_dir.join("report.json")) else {
-        return (
-            code,
-            Value::String(String::from_utf8_lossy(&out.stderr).into_owned()),
-        );
-    };
-    let report: Value = serde_json::from_slice(&bytes).unwrap();
-    (code, report["items"][0]["outcome"].clone())
+/// `PATH` with `bin` first (to stand in for a tool).
+fn path_with(bin: &Path) -> String {
+    let mut dirs = vec![bin.to_path_buf()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap().into_string().unwrap()
 }
 
 fn cargo_audit_run(krate: &str) -> String {
@@ -104,7 +90,12 @@ fn findings(o: &Value) -> Vec<Vec<String>> {
 fn vulnerable_crate_fails_with_rustsec_2021_0003_critical() {
     require_cargo_audit();
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(dir.path(), &cargo_audit_run("vulnerable-crate"));
+    let (code, o) = run_item(
+        dir.path(),
+        &AUDIT,
+        &cargo_audit_run("vulnerable-crate"),
+        &[],
+    );
     assert_eq!(code, 1, "not ready: {o:#}");
     assert_eq!(o["status"], "fail", "{o:#}");
     let rows = findings(&o);
@@ -133,7 +124,7 @@ fn vulnerable_crate_fails_with_rustsec_2021_0003_critical() {
 fn clean_twin_crate_passes() {
     require_cargo_audit();
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(dir.path(), &cargo_audit_run("clean-crate"));
+    let (code, o) = run_item(dir.path(), &AUDIT, &cargo_audit_run("clean-crate"), &[]);
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["status"], "pass");
     assert_eq!(o["measured"]["vulnerabilities"], 0);
@@ -148,7 +139,7 @@ fn ignore_applies_until_it_expires_and_then_the_report_says_so() {
         "{}\nignore = [{{ id = \"CVE-2021-25900\", reason = \"insert_many is never called\", expires = 2999-12-31 }}]",
         cargo_audit_run("vulnerable-crate")
     );
-    let (code, o) = run_item(dir.path(), &active);
+    let (code, o) = run_item(dir.path(), &AUDIT, &active, &[]);
     assert_eq!(
         code, 0,
         "an unexpired ignore (by alias) accepts the finding: {o:#}"
@@ -160,7 +151,7 @@ fn ignore_applies_until_it_expires_and_then_the_report_says_so() {
         "{}\nignore = [{{ id = \"RUSTSEC-2021-0003\", reason = \"was accepted last year\", expires = 2020-01-31 }}]",
         cargo_audit_run("vulnerable-crate")
     );
-    let (code, o) = run_item(dir.path(), &expired);
+    let (code, o) = run_item(dir.path(), &AUDIT, &expired, &[]);
     assert_eq!(code, 1);
     assert_eq!(o["status"], "fail");
     let summary = o["summary"].as_str().unwrap();
@@ -185,10 +176,12 @@ fn ignore_without_a_reason_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let (code, err) = run_item(
         dir.path(),
+        &AUDIT,
         &format!(
             "report = {:?}\nignore = [{{ id = \"RUSTSEC-2021-0003\", reason = \" \", expires = 2999-01-01 }}]",
             fixture("cargo-audit-vulnerable.json")
         ),
+        &[],
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.as_str().unwrap().contains("ignore[0].reason"), "{err}");
@@ -199,18 +192,22 @@ fn max_severity_moves_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!(
             "report = {:?}\nmax_severity = \"high\"",
             fixture("cargo-audit-vulnerable.json")
         ),
+        &[],
     );
     assert_eq!(code, 1, "critical is above high: {o:#}");
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!(
             "report = {:?}\nmax_severity = \"critical\"",
             fixture("cargo-audit-vulnerable.json")
         ),
+        &[],
     );
     assert_eq!(code, 0, "nothing is above critical: {o:#}");
     assert_eq!(findings(&o)[0][7], "allowed (≤ critical)");
@@ -220,7 +217,7 @@ fn max_severity_moves_the_gate() {
 fn warnings_are_reported_and_gate_only_when_asked() {
     require_cargo_audit();
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(dir.path(), &cargo_audit_run("warnings-crate"));
+    let (code, o) = run_item(dir.path(), &AUDIT, &cargo_audit_run("warnings-crate"), &[]);
     assert_eq!(code, 0, "warnings alone do not block: {o:#}");
     assert_eq!(o["status"], "warn");
     let rows = findings(&o);
@@ -231,10 +228,12 @@ fn warnings_are_reported_and_gate_only_when_asked() {
 
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!(
             "{}\nfail_on_warnings = [\"unsound\"]",
             cargo_audit_run("warnings-crate")
         ),
+        &[],
     );
     assert_eq!(code, 1, "{o:#}");
     assert_eq!(o["status"], "fail");
@@ -257,7 +256,9 @@ fn cargo_audit_sarif_uses_security_severity() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!("report = {:?}", fixture("cargo-audit-vulnerable.sarif")),
+        &[],
     );
     assert_eq!(code, 1);
     let rows = findings(&o);
@@ -272,10 +273,12 @@ fn bandit_sarif_levels_map_to_documented_severities() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!(
             "report = {:?}\nmax_severity = \"medium\"",
             fixture("bandit.sarif")
         ),
+        &[],
     );
     assert_eq!(code, 1, "B602 (level error → high) is above medium: {o:#}");
     let rows = findings(&o);
@@ -292,7 +295,9 @@ fn pip_audit_that_audited_nothing_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!("report = {:?}", fixture("pip-audit-offline.json")),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
@@ -304,7 +309,9 @@ fn npm_audit_error_document_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!("report = {:?}", fixture("npm-audit-offline-error.json")),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
@@ -325,7 +332,9 @@ fn truncated_or_malformed_reports_are_errors_with_the_place() {
     std::fs::write(&cut, &bytes[..400]).unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!("report = {:?}", cut.display().to_string()),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error");
@@ -343,7 +352,9 @@ fn truncated_or_malformed_reports_are_errors_with_the_place() {
     .unwrap();
     let (_, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!("report = {:?}", bad.display().to_string()),
+        &[],
     );
     assert_eq!(o["status"], "error");
     assert!(
@@ -360,7 +371,9 @@ fn a_scanner_that_cannot_run_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         "run = [\"prodready-no-such-scanner\", \"--json\"]",
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error");
@@ -374,11 +387,13 @@ fn a_scanner_that_cannot_run_is_an_error() {
     require_cargo_audit();
     let (_, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!(
             "run = [\"cargo\", \"audit\", \"--db\", {:?}, \"--no-fetch\", \"--file\", {:?}]",
             advisory_db(),
             fixture("vulnerable-crate/Cargo.lock")
         ),
+        &[],
     );
     assert_eq!(o["status"], "error", "{o:#}");
     assert!(
@@ -397,11 +412,13 @@ fn cargo_audit_without_its_database_is_an_error_that_says_how_to_fetch_it() {
     let missing = dir.path().join("missing");
     let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         &format!(
             "run = [\"cargo\", \"audit\", \"--json\", \"--db\", {:?}, \"--no-fetch\", \"--file\", {:?}]",
             missing.display().to_string(),
             fixture("clean-crate/Cargo.lock")
         ),
+        &[],
     );
     assert_eq!(code, 1, "{o:#}");
     assert_eq!(o["status"], "error", "{o:#}");
@@ -426,10 +443,11 @@ fn cargo_without_cargo_audit_is_an_error_that_says_how_to_install_it() {
     )
     .unwrap();
     std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (code, o) = run_item_with_path(
+    let (code, o) = run_item(
         dir.path(),
+        &AUDIT,
         "run = [\"cargo\", \"audit\", \"--json\", \"--no-fetch\"]",
-        Some(&bin),
+        &[("PATH", &path_with(&bin))],
     );
     assert_eq!(code, 1, "{o:#}");
     assert_eq!(o["status"], "error", "{o:#}");

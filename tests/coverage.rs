@@ -7,6 +7,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+
+use common::{OneItem, measured, run_item};
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/coverage")
 }
@@ -15,47 +19,16 @@ fn fixture(name: &str) -> String {
     fixtures().join(name).display().to_string()
 }
 
-/// Run a checklist holding one coverage item (the given probe table body); returns the exit
-/// code and the item's outcome from report.json.
-fn run_item(dir: &Path, probe: &str) -> (i32, Value) {
-    let checklist = format!(
-        "[checklist]\nname = \"coverage test\"\n\n[[item]]\nid = \"cov\"\nsection = \"Testing\"\ntitle = \"coverage\"\nseverity = \"major\"\n[item.probe]\nkind = \"coverage\"\n{probe}\n"
-    );
-    let path = dir.join("checklist.toml");
-    std::fs::write(&path, checklist).unwrap();
-    let out_dir = dir.join("out");
-    let out = Command::new(env!("CARGO_BIN_EXE_prodready"))
-        .args(["run", "--no-step-summary", "--out"])
-        .arg(&out_dir)
-        .arg(&path)
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap();
-    let report: Value = match std::fs::read(out_dir.join("report.json")) {
-        Ok(b) => serde_json::from_slice(&b).unwrap(),
-        Err(_) => {
-            return (
-                code,
-                Value::String(String::from_utf8_lossy(&out.stderr).into_owned()),
-            );
-        }
-    };
-    let item = report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == "cov")
-        .unwrap()
-        .clone();
-    (code, item["outcome"].clone())
-}
-
-fn m(outcome: &Value, key: &str) -> f64 {
-    outcome["measured"][key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("measured.{key} missing in {outcome:#}"))
-}
+/// The one coverage item of every checklist here.
+const COVERAGE: OneItem = OneItem {
+    checklist: "coverage test",
+    id: "cov",
+    section: "Testing",
+    title: "coverage",
+    severity: "major",
+    timeout: None,
+    kind: "coverage",
+};
 
 /// `lines......: 56.5% (13 of 23 lines)` from `lcov --summary`.
 fn lcov_summary(file: &str, what: &str) -> Option<(u64, u64, f64)> {
@@ -104,10 +77,12 @@ fn lcov_from_gcc_and_lcov_1x_equals_lcov_summary() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 0\nbranches = 0\nfunctions = 0",
             fixture("lcov-gcc.info")
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["measured"]["format"], "lcov");
@@ -117,9 +92,13 @@ fn lcov_from_gcc_and_lcov_1x_equals_lcov_summary() {
         ("branches", "branches"),
     ] {
         let (hit, found, pct) = lcov_summary("lcov-gcc.summary.txt", what).unwrap();
-        assert_eq!(m(&o, &format!("{prefix}_hit")) as u64, hit, "{what} hit");
         assert_eq!(
-            m(&o, &format!("{prefix}_found")) as u64,
+            measured(&o, &format!("{prefix}_hit")) as u64,
+            hit,
+            "{what} hit"
+        );
+        assert_eq!(
+            measured(&o, &format!("{prefix}_found")) as u64,
             found,
             "{what} found"
         );
@@ -129,7 +108,7 @@ fn lcov_from_gcc_and_lcov_1x_equals_lcov_summary() {
             _ => "branch_percent",
         };
         // lcov prints one decimal; the counts above are exact, the percentage to its rounding.
-        assert!((m(&o, key) - pct).abs() <= 0.05, "{what}");
+        assert!((measured(&o, key) - pct).abs() <= 0.05, "{what}");
     }
 }
 
@@ -138,24 +117,29 @@ fn lcov_from_cargo_llvm_cov_equals_llvm_cov_and_lcov_summaries() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 0\nfunctions = 0",
             fixture("cargo-llvm-cov.info")
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     let t = llvm_total("cargo-llvm-cov.summary.txt");
     let (lines, missed) = (num(&t[6]), num(&t[7]));
-    assert_eq!(m(&o, "lines_found"), lines);
-    assert_eq!(m(&o, "lines_hit"), lines - missed);
-    close(m(&o, "line_percent"), num(&t[8]), "line %");
+    assert_eq!(measured(&o, "lines_found"), lines);
+    assert_eq!(measured(&o, "lines_hit"), lines - missed);
+    close(measured(&o, "line_percent"), num(&t[8]), "line %");
     let (funcs, fmissed) = (num(&t[3]), num(&t[4]));
-    assert_eq!(m(&o, "functions_found"), funcs);
-    assert_eq!(m(&o, "functions_hit"), funcs - fmissed);
-    close(m(&o, "function_percent"), num(&t[5]), "function %");
+    assert_eq!(measured(&o, "functions_found"), funcs);
+    assert_eq!(measured(&o, "functions_hit"), funcs - fmissed);
+    close(measured(&o, "function_percent"), num(&t[5]), "function %");
     let (hit, found, _) = lcov_summary("cargo-llvm-cov.lcov-summary.txt", "lines").unwrap();
     assert_eq!(
-        (m(&o, "lines_hit") as u64, m(&o, "lines_found") as u64),
+        (
+            measured(&o, "lines_hit") as u64,
+            measured(&o, "lines_found") as u64
+        ),
         (hit, found)
     );
 }
@@ -168,22 +152,24 @@ fn llvm_cov_json_3_1_0_equals_llvm_cov_report_total() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 0\nfunctions = 0",
             fixture("cargo-llvm-cov.json")
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["measured"]["format"], "llvm-json");
     let t = llvm_total("cargo-llvm-cov.summary.txt");
-    assert_eq!(m(&o, "lines_found"), num(&t[6]));
-    assert_eq!(m(&o, "lines_hit"), num(&t[6]) - num(&t[7]));
-    close(m(&o, "line_percent"), num(&t[8]), "line %");
-    close(m(&o, "function_percent"), num(&t[5]), "function %");
+    assert_eq!(measured(&o, "lines_found"), num(&t[6]));
+    assert_eq!(measured(&o, "lines_hit"), num(&t[6]) - num(&t[7]));
+    close(measured(&o, "line_percent"), num(&t[8]), "line %");
+    close(measured(&o, "function_percent"), num(&t[5]), "function %");
     // And the export's own totals object.
     let totals = &doc["data"][0]["totals"];
     close(
-        m(&o, "line_percent"),
+        measured(&o, "line_percent"),
         totals["lines"]["percent"].as_f64().unwrap(),
         "line % vs export totals",
     );
@@ -197,21 +183,23 @@ fn llvm_cov_json_2_0_1_equals_llvm_cov_14_report_total() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 0\nfunctions = 0\nbranches = 0",
             fixture("llvm14-export.json")
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     let t = llvm_total("llvm14-report.txt");
-    assert_eq!(m(&o, "functions_found"), num(&t[3]));
-    close(m(&o, "function_percent"), num(&t[5]), "function %");
-    assert_eq!(m(&o, "lines_found"), num(&t[6]));
-    assert_eq!(m(&o, "lines_hit"), num(&t[6]) - num(&t[7]));
-    close(m(&o, "line_percent"), num(&t[8]), "line %");
-    assert_eq!(m(&o, "branches_found"), num(&t[9]));
-    assert_eq!(m(&o, "branches_hit"), num(&t[9]) - num(&t[10]));
-    close(m(&o, "branch_percent"), num(&t[11]), "branch %");
+    assert_eq!(measured(&o, "functions_found"), num(&t[3]));
+    close(measured(&o, "function_percent"), num(&t[5]), "function %");
+    assert_eq!(measured(&o, "lines_found"), num(&t[6]));
+    assert_eq!(measured(&o, "lines_hit"), num(&t[6]) - num(&t[7]));
+    close(measured(&o, "line_percent"), num(&t[8]), "line %");
+    assert_eq!(measured(&o, "branches_found"), num(&t[9]));
+    assert_eq!(measured(&o, "branches_hit"), num(&t[9]) - num(&t[10]));
+    close(measured(&o, "branch_percent"), num(&t[11]), "branch %");
 }
 
 /// `TOTAL 22 10 10 2 50.00%` from `coverage report --precision=2` (Stmts Miss Branch BrPart Cover).
@@ -226,20 +214,22 @@ fn coveragepy_json_format_3_equals_coverage_report_total() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 0\nbranches = 0",
             fixture("coveragepy.json")
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["measured"]["format"], "coverage-py");
     let t = coveragepy_total();
-    assert_eq!(m(&o, "lines_found"), t[0]);
-    assert_eq!(m(&o, "lines_hit"), t[0] - t[1]);
-    assert_eq!(m(&o, "branches_found"), t[2]);
+    assert_eq!(measured(&o, "lines_found"), t[0]);
+    assert_eq!(measured(&o, "lines_hit"), t[0] - t[1]);
+    assert_eq!(measured(&o, "branches_found"), t[2]);
     // coverage.py's one TOTAL percentage combines statements and branches.
-    let combined = (m(&o, "lines_hit") + m(&o, "branches_hit")) * 100.0
-        / (m(&o, "lines_found") + m(&o, "branches_found"));
+    let combined = (measured(&o, "lines_hit") + measured(&o, "branches_hit")) * 100.0
+        / (measured(&o, "lines_found") + measured(&o, "branches_found"));
     close(combined, t[4], "combined %");
     // And against the JSON's own totals.
     let doc: Value =
@@ -247,7 +237,7 @@ fn coveragepy_json_format_3_equals_coverage_report_total() {
             .unwrap();
     assert_eq!(doc["meta"]["format"], 3);
     assert_eq!(
-        m(&o, "branches_hit"),
+        measured(&o, "branches_hit"),
         doc["totals"]["covered_branches"].as_f64().unwrap()
     );
     close(
@@ -263,20 +253,22 @@ fn coveragepy_6_json_without_a_format_number_equals_its_report_total() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 0\nbranches = 0",
             fixture("coveragepy-6.5.json")
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     let text = std::fs::read_to_string(fixtures().join("coveragepy-6.5.report.txt")).unwrap();
     let row = text.lines().find(|l| l.starts_with("TOTAL")).unwrap();
     let t: Vec<f64> = row.split_whitespace().skip(1).map(num).collect();
-    assert_eq!(m(&o, "lines_found"), t[0]);
-    assert_eq!(m(&o, "lines_hit"), t[0] - t[1]);
-    assert_eq!(m(&o, "branches_found"), t[2]);
-    let combined = (m(&o, "lines_hit") + m(&o, "branches_hit")) * 100.0
-        / (m(&o, "lines_found") + m(&o, "branches_found"));
+    assert_eq!(measured(&o, "lines_found"), t[0]);
+    assert_eq!(measured(&o, "lines_hit"), t[0] - t[1]);
+    assert_eq!(measured(&o, "branches_found"), t[2]);
+    let combined = (measured(&o, "lines_hit") + measured(&o, "branches_hit")) * 100.0
+        / (measured(&o, "lines_found") + measured(&o, "branches_found"));
     close(combined, t[4], "combined %");
 }
 
@@ -297,28 +289,44 @@ fn cobertura_from_coveragepy_and_from_cargo_llvm_cov_equal_their_root_totals() {
         let dir = tempfile::tempdir().unwrap();
         let (code, o) = run_item(
             dir.path(),
+            &COVERAGE,
             &format!("report = {:?}\nlines = 0", fixture(file)),
+            &[],
         );
         assert_eq!(code, 0, "{file}: {o:#}");
         assert_eq!(o["measured"]["format"], "cobertura");
-        assert_eq!(m(&o, "lines_found"), attr("lines-valid"), "{file}");
-        assert_eq!(m(&o, "lines_hit"), attr("lines-covered"), "{file}");
-        assert_eq!(m(&o, "branches_found"), attr("branches-valid"), "{file}");
-        assert_eq!(m(&o, "branches_hit"), attr("branches-covered"), "{file}");
-        close(m(&o, "line_percent"), attr("line-rate") * 100.0, file);
+        assert_eq!(measured(&o, "lines_found"), attr("lines-valid"), "{file}");
+        assert_eq!(measured(&o, "lines_hit"), attr("lines-covered"), "{file}");
+        assert_eq!(
+            measured(&o, "branches_found"),
+            attr("branches-valid"),
+            "{file}"
+        );
+        assert_eq!(
+            measured(&o, "branches_hit"),
+            attr("branches-covered"),
+            "{file}"
+        );
+        close(
+            measured(&o, "line_percent"),
+            attr("line-rate") * 100.0,
+            file,
+        );
     }
     // coverage.py's XML agrees with its own text report.
     let dir = tempfile::tempdir().unwrap();
     let (_, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 0",
             fixture("coveragepy.cobertura.xml")
         ),
+        &[],
     );
     let t = coveragepy_total();
-    assert_eq!(m(&o, "lines_found"), t[0]);
-    assert_eq!(m(&o, "lines_hit"), t[0] - t[1]);
+    assert_eq!(measured(&o, "lines_found"), t[0]);
+    assert_eq!(measured(&o, "lines_hit"), t[0] - t[1]);
 }
 
 #[test]
@@ -332,12 +340,14 @@ fn lcov_from_coveragepy_with_function_end_lines_equals_coverage_report() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!("report = {:?}\nlines = 0", fixture("coveragepy.info")),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     let t = coveragepy_total();
-    assert_eq!(m(&o, "lines_found"), t[0]);
-    assert_eq!(m(&o, "lines_hit"), t[0] - t[1]);
+    assert_eq!(measured(&o, "lines_found"), t[0]);
+    assert_eq!(measured(&o, "lines_hit"), t[0] - t[1]);
 }
 
 #[test]
@@ -345,10 +355,12 @@ fn thresholds_below_the_measured_coverage_fail_the_item() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 90\nper_file_lines = 65",
             fixture("cargo-llvm-cov.json")
         ),
+        &[],
     );
     assert_eq!(code, 1, "not ready");
     assert_eq!(o["status"], "fail");
@@ -389,15 +401,17 @@ fn exclude_globs_remove_files_from_the_totals() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 66\nexclude = [\"**/src/lib.rs\"]",
             fixture("cargo-llvm-cov.info")
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
-    assert_eq!(m(&o, "excluded_files"), 1.0);
-    assert_eq!(m(&o, "lines_found"), 12.0);
-    assert_eq!(m(&o, "lines_hit"), 8.0);
+    assert_eq!(measured(&o, "excluded_files"), 1.0);
+    assert_eq!(measured(&o, "lines_found"), 12.0);
+    assert_eq!(measured(&o, "lines_hit"), 8.0);
 }
 
 #[test]
@@ -405,10 +419,12 @@ fn report_with_zero_measurable_lines_is_an_error_not_100_percent() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 0\nexclude = [\"**\"]",
             fixture("lcov-gcc.info")
         ),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error");
@@ -442,7 +458,9 @@ fn truncated_or_malformed_reports_are_errors_naming_file_and_place() {
         std::fs::create_dir_all(&sub).unwrap();
         let (code, o) = run_item(
             &sub,
+            &COVERAGE,
             &format!("report = {:?}\nlines = 0", cut.display().to_string()),
+            &[],
         );
         assert_eq!(code, 1, "{name}");
         assert_eq!(o["status"], "error", "{name}: {o:#}");
@@ -456,7 +474,9 @@ fn truncated_or_malformed_reports_are_errors_naming_file_and_place() {
     std::fs::write(&bad, "TN:\nSF:a.c\nDA:3,x\nend_of_record\n").unwrap();
     let (_, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!("report = {:?}\nlines = 0", bad.display().to_string()),
+        &[],
     );
     assert_eq!(o["status"], "error");
     assert!(
@@ -467,7 +487,12 @@ fn truncated_or_malformed_reports_are_errors_naming_file_and_place() {
         "{o:#}"
     );
     // A missing report is an error too.
-    let (_, o) = run_item(dir.path(), "report = \"nope.info\"\nlines = 0");
+    let (_, o) = run_item(
+        dir.path(),
+        &COVERAGE,
+        "report = \"nope.info\"\nlines = 0",
+        &[],
+    );
     assert_eq!(o["status"], "error");
     assert!(
         o["summary"]
@@ -482,15 +507,19 @@ fn a_threshold_the_format_cannot_measure_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (_, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!(
             "report = {:?}\nlines = 0\nbranches = 50",
             fixture("cargo-llvm-cov.info")
         ),
+        &[],
     );
     assert_eq!(o["status"], "error", "{o:#}");
     let (_, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!("report = {:?}\nfunctions = 50", fixture("coveragepy.json")),
+        &[],
     );
     assert_eq!(o["status"], "error", "{o:#}");
     assert!(o["summary"].as_str().unwrap().contains("function coverage"));
@@ -501,7 +530,9 @@ fn misspelled_threshold_is_rejected_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let (code, err) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!("report = {:?}\nline = 90", fixture("lcov-gcc.info")),
+        &[],
     );
     assert_eq!(code, 2);
     assert!(err.as_str().unwrap().contains("line"), "{err}");
@@ -524,20 +555,24 @@ fn run_produces_the_report_first_with_real_coverage_py() {
     }
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         "report = \"python/cov.json\"\nrun = [\"sh\", \"-c\", \"python3 -m coverage run --source=. --branch run_checks.py && python3 -m coverage json --omit=run_checks.py -o cov.json\"]\ncwd = \"python\"\nlines = 50\nbranches = 40",
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["status"], "pass");
-    assert_eq!(m(&o, "lines_found"), 22.0);
-    assert_eq!(m(&o, "lines_hit"), 12.0);
-    assert_eq!(m(&o, "branches_found"), 10.0);
+    assert_eq!(measured(&o, "lines_found"), 22.0);
+    assert_eq!(measured(&o, "lines_hit"), 12.0);
+    assert_eq!(measured(&o, "branches_found"), 10.0);
     // Paths are shown relative to cwd.
     assert_eq!(o["tables"][0]["rows"][0][0], "orders.py");
 
     // A run that fails is an error, even when an old report exists.
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         "report = \"python/cov.json\"\nrun = [\"sh\", \"-c\", \"exit 3\"]\nlines = 0",
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error");
@@ -551,7 +586,9 @@ fn run_produces_the_report_first_with_real_coverage_py() {
     assert!(touched.success());
     let (_, o) = run_item(
         dir.path(),
+        &COVERAGE,
         "report = \"python/cov.json\"\nrun = [\"true\"]\nlines = 0",
+        &[],
     );
     assert_eq!(o["status"], "error", "{o:#}");
     assert!(o["summary"].as_str().unwrap().contains("stale"), "{o:#}");
@@ -577,13 +614,15 @@ fn tarpaulin_json_equals_tarpaulin_summary() {
     let dir = tempfile::tempdir().unwrap();
     let (code, o) = run_item(
         dir.path(),
+        &COVERAGE,
         &format!("report = {:?}\nlines = 0", fixture("tarpaulin.json")),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["measured"]["format"], "tarpaulin");
-    assert_eq!(m(&o, "lines_hit"), num(hit));
-    assert_eq!(m(&o, "lines_found"), num(found));
-    close(m(&o, "line_percent"), pct, "line %");
+    assert_eq!(measured(&o, "lines_hit"), num(hit));
+    assert_eq!(measured(&o, "lines_found"), num(found));
+    close(measured(&o, "line_percent"), pct, "line %");
     // Per-file rows come from tarpaulin's path components.
     let rows = o["tables"][0]["rows"].as_array().unwrap();
     assert!(

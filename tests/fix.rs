@@ -58,14 +58,9 @@ fn quickfix_config(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/fix/{name}"))
 }
 
-/// Run a one-item checklist with a `latency` probe over FIX whose keys are `probe`; returns
-/// the exit code and the item's outcome.
-fn run_item(dir: &Path, probe: &str) -> (i32, Value) {
+/// [`run_latency_item`] over FIX: `transport = "fix"` before the keys `probe`.
+fn run_fix_item(dir: &Path, probe: &str) -> (i32, Value) {
     run_latency_item(dir, &format!("transport = \"fix\"\n{probe}"), &[])
-}
-
-fn num(o: &Value, key: &str) -> f64 {
-    measured(o, key)
 }
 
 fn summary(o: &Value) -> String {
@@ -123,7 +118,7 @@ fn orders_reach_a_quickfix_acceptor(version: &str, begin_string: &str, extra: &s
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
-    let (code, o) = run_item(
+    let (code, o) = run_fix_item(
         dir.path(),
         &format!(
             "url = \"fix+tcp://127.0.0.1:{port}\"\nfix_version = \"{version}\"\nsender_comp_id = \"PRODREADY\"\ntarget_comp_id = \"QF_EXECUTOR\"\norder = \"11=qf-{{{{seq}}}}|{extra}55=NIFTY|54={{{{choice 1 2}}}}|38={{{{rand_int 1 10}}}}|40=2|44=101.25\"\nuntil = \"fill\"\nrate = 500\ncount = 1000\np99 = \"1s\"\n"
@@ -135,7 +130,7 @@ fn orders_reach_a_quickfix_acceptor(version: &str, begin_string: &str, extra: &s
     acceptor.wait().unwrap();
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["status"], "pass", "{o:#}");
-    assert_eq!(num(&o, "ok"), 1000.0, "{o:#}");
+    assert_eq!(measured(&o, "ok"), 1000.0, "{o:#}");
     assert!(line.contains("orders=1000"), "{line}");
     assert!(
         line.contains(
@@ -228,7 +223,7 @@ fn paper_session(broker: &Broker) -> String {
 fn stall_of_one_second_shows_in_corrected_p99_and_pipelining_leaves_nothing_to_correct() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start_with_fix(&["--stall-after", "8s", "--stall-for", "1s"]);
-    let (_, o) = run_item(
+    let (_, o) = run_fix_item(
         dir.path(),
         &format!(
             "{}rate = 1000\nduration = \"20s\"\n",
@@ -236,12 +231,12 @@ fn stall_of_one_second_shows_in_corrected_p99_and_pipelining_leaves_nothing_to_c
         ),
     );
     assert_ne!(o["status"], "error", "{o:#}");
-    assert_eq!(num(&o, "ok"), 20_000.0, "{o:#}");
+    assert_eq!(measured(&o, "ok"), 20_000.0, "{o:#}");
     let (p99, unc_p99, max, lag) = (
-        num(&o, "p99_ms"),
-        num(&o, "uncorrected_p99_ms"),
-        num(&o, "max_ms"),
-        num(&o, "schedule_lag_max_ms"),
+        measured(&o, "p99_ms"),
+        measured(&o, "uncorrected_p99_ms"),
+        measured(&o, "max_ms"),
+        measured(&o, "schedule_lag_max_ms"),
     );
     let msg =
         format!("p99 {p99} ms, uncorrected {unc_p99} ms, max {max} ms, schedule lag max {lag} ms");
@@ -260,15 +255,15 @@ fn rejects_are_counted_by_kind() {
     // The broker's error rate answers orders with ExecutionReport OrdStatus(39)=8.
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start_with_fix(&["--error-rate", "0.3"]);
-    let (code, o) = run_item(
+    let (code, o) = run_fix_item(
         dir.path(),
         &format!("{}rate = 500\ncount = 500\n", paper_session(&broker)),
     );
     assert_eq!(code, 1, "{o:#}");
     assert_eq!(o["status"], "fail", "{o:#}");
-    let rejected = num(&o, "errors_rejected");
+    let rejected = measured(&o, "errors_rejected");
     assert!(rejected > 50.0 && rejected < 450.0, "{o:#}");
-    assert_eq!(rejected + num(&o, "ok"), 500.0, "{o:#}");
+    assert_eq!(rejected + measured(&o, "ok"), 500.0, "{o:#}");
     let table = o["tables"].to_string();
     assert!(
         table.contains("OrdStatus(39)=8") && table.contains("injected fault"),
@@ -277,14 +272,14 @@ fn rejects_are_counted_by_kind() {
 
     // An order without Symbol(55) gets a session-level Reject (35=3) naming the tag.
     let dir = tempfile::tempdir().unwrap();
-    let (_, o) = run_item(
+    let (_, o) = run_fix_item(
         dir.path(),
         &format!(
             "url = \"{}\"\nsender_comp_id = \"PRODREADY\"\ntarget_comp_id = \"PAPER\"\norder = \"11=o-{{{{seq}}}}|54=1|38=1|40=1\"\nrate = 200\ncount = 200\n",
             broker.fix_url()
         ),
     );
-    assert_eq!(num(&o, "errors_session_reject"), 200.0, "{o:#}");
+    assert_eq!(measured(&o, "errors_session_reject"), 200.0, "{o:#}");
     assert!(o["tables"].to_string().contains("Symbol(55)"), "{o:#}");
 }
 
@@ -292,7 +287,7 @@ fn rejects_are_counted_by_kind() {
 fn a_logon_to_the_wrong_comp_id_is_an_error_with_the_acceptors_text() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start_with_fix(&[]);
-    let (code, o) = run_item(
+    let (code, o) = run_fix_item(
         dir.path(),
         &format!(
             "url = \"{}\"\nsender_comp_id = \"PRODREADY\"\ntarget_comp_id = \"NOT_PAPER\"\norder = \"11={{{{seq}}}}|55=NIFTY|54=1|38=1|40=1\"\nrate = 100\ncount = 100\n",
@@ -334,14 +329,14 @@ fn fix_over_tls_logs_on_with_the_ca_file_and_refuses_an_untrusted_certificate() 
         "url = \"fix+tls://localhost:{port}\"\nsender_comp_id = \"PRODREADY\"\ntarget_comp_id = \"PAPER\"\norder = \"11=o-{{{{seq}}}}|55=NIFTY|54=1|38=1|40=1\"\nrate = 200\ncount = 300\n"
     );
     let ca = dir.path().join("ca.pem");
-    let (code, o) = run_item(dir.path(), &format!("{session}ca_file = {ca:?}\n"));
+    let (code, o) = run_fix_item(dir.path(), &format!("{session}ca_file = {ca:?}\n"));
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["status"], "pass", "{o:#}");
-    assert_eq!(num(&o, "ok"), 300.0, "{o:#}");
-    assert_eq!(num(&o, "connects"), 1.0, "{o:#}");
-    assert!(num(&o, "connect_p50_ms") > 0.0, "{o:#}");
+    assert_eq!(measured(&o, "ok"), 300.0, "{o:#}");
+    assert_eq!(measured(&o, "connects"), 1.0, "{o:#}");
+    assert!(measured(&o, "connect_p50_ms") > 0.0, "{o:#}");
 
-    let (code, o) = run_item(dir.path(), &session);
+    let (code, o) = run_fix_item(dir.path(), &session);
     assert_eq!(code, 1, "{o:#}");
     assert_eq!(o["status"], "error", "{o:#}");
     let s = summary(&o).to_lowercase();
@@ -440,7 +435,7 @@ fn a_sequence_gap_ends_the_session_and_fails_its_orders_with_the_reason() {
             ),
         )
     });
-    let (code, o) = run_item(dir.path(), &scripted_probe(addr));
+    let (code, o) = run_fix_item(dir.path(), &scripted_probe(addr));
     assert_eq!(code, 1, "{o:#}");
     assert_ne!(o["status"], "pass", "{o:#}");
     let closed = error_example(&o, "closed");
@@ -449,7 +444,7 @@ fn a_sequence_gap_ends_the_session_and_fails_its_orders_with_the_reason() {
         "{closed}"
     );
     // The two orders answered before the gap count; the session's end failed the rest.
-    assert_eq!(num(&o, "ok"), 2.0, "{o:#}");
+    assert_eq!(measured(&o, "ok"), 2.0, "{o:#}");
 }
 
 #[test]
@@ -467,9 +462,9 @@ fn a_garbled_message_ends_the_session_and_fails_its_orders_with_the_reason() {
         m[n - 2] = if m[n - 2] == b'9' { b'0' } else { m[n - 2] + 1 };
         m
     });
-    let (code, o) = run_item(dir.path(), &scripted_probe(addr));
+    let (code, o) = run_fix_item(dir.path(), &scripted_probe(addr));
     assert_eq!(code, 1, "{o:#}");
-    assert_eq!(num(&o, "ok"), 0.0, "{o:#}");
+    assert_eq!(measured(&o, "ok"), 0.0, "{o:#}");
     let closed = error_example(&o, "closed");
     assert!(
         closed.contains("garbled message from the counterparty (CheckSum(10) does not match the bytes): 8=FIX.4.4|9="),
@@ -496,14 +491,14 @@ fn business_message_rejects_are_counted_and_unanswered_orders_time_out() {
             )
         }
     });
-    let (code, o) = run_item(
+    let (code, o) = run_fix_item(
         dir.path(),
         &format!("{}min_samples = 50\n", scripted_probe(addr)),
     );
     assert_eq!(code, 1, "{o:#}");
     assert_eq!(o["status"], "fail", "{o:#}");
-    assert_eq!(num(&o, "errors_business_reject"), 50.0, "{o:#}");
-    assert_eq!(num(&o, "errors_timeout"), 50.0, "{o:#}");
+    assert_eq!(measured(&o, "errors_business_reject"), 50.0, "{o:#}");
+    assert_eq!(measured(&o, "errors_timeout"), 50.0, "{o:#}");
     let table = o["tables"].to_string();
     assert!(table.contains("Text(58) \\\"not authorized\\\""), "{table}");
     assert!(

@@ -5,19 +5,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+// A server process, killed when dropped.
+use common::ChildGuard as Server;
 
 fn wait_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);

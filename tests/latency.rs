@@ -12,21 +12,6 @@ mod common;
 
 use common::{PaperBroker as Broker, make_certs, measured, run_latency_item, walk};
 
-/// Run a one-item checklist whose `[item.probe]` body is `probe`; returns the exit code and
-/// the item's outcome from report.json.
-fn run_item(dir: &Path, probe: &str) -> (i32, Value) {
-    run_latency_item(dir, probe, &[])
-}
-
-/// [`run_item`] with extra environment variables for `prodready run`.
-fn run_item_env(dir: &Path, probe: &str, env: &[(&str, &str)]) -> (i32, Value) {
-    run_latency_item(dir, probe, env)
-}
-
-fn num(o: &Value, key: &str) -> f64 {
-    measured(o, key)
-}
-
 const ORDER: &str = r#"body = '{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"{{seq}}"}'"#;
 
 /// One injected 1 s stall in a 60 s run at 1 000 orders/s.
@@ -49,22 +34,23 @@ fn stall_of_one_second_shows_in_corrected_p99_but_not_in_the_uncorrected_twin() 
     let dir = tempfile::tempdir().unwrap();
     // Baseline without a stall, same rate and pool, to know the no-stall level here.
     let calm = Broker::start(&[]);
-    let (_, base) = run_item(
+    let (_, base) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000\nduration = \"5s\"\nconnections = 16\nmax_error_rate = 0.0\n",
             calm.addr
         ),
+        &[],
     );
     drop(calm);
     assert_eq!(base["status"], "pass", "{base:#}");
-    let base_p99 = num(&base, "uncorrected_p99_ms");
+    let base_p99 = measured(&base, "uncorrected_p99_ms");
 
     let (o, p99) = stall_run(
         dir.path(),
         "url = \"http://{addr}/api/v1/orders\"\n{ORDER}\nconnections = 16",
     );
-    let unc_p99 = num(&o, "uncorrected_p99_ms");
+    let unc_p99 = measured(&o, "uncorrected_p99_ms");
     // The uncorrected twin hides the stall: an order of magnitude below the corrected p99.
     assert!(
         unc_p99 * 10.0 <= p99,
@@ -83,21 +69,22 @@ fn stall_run(dir: &Path, wire: &str) -> (Value, f64) {
     let wire = wire
         .replace("{addr}", &stalling.addr)
         .replace("{ORDER}", ORDER);
-    let (_, o) = run_item(
+    let (_, o) = run_latency_item(
         dir,
         &format!(
             "{wire}\nrate = 1000\nduration = \"60s\"\nmax_error_rate = 0.0\np99 = \"100ms\"\n"
         ),
+        &[],
     );
-    let p99 = num(&o, "p99_ms");
-    let max = num(&o, "max_ms");
+    let p99 = measured(&o, "p99_ms");
+    let max = measured(&o, "max_ms");
     eprintln!(
         "stall run: p99 {p99} ms, uncorrected p99 {} ms, max {max} ms, schedule lag p99 {} ms",
-        num(&o, "uncorrected_p99_ms"),
-        num(&o, "schedule_lag_p99_ms")
+        measured(&o, "uncorrected_p99_ms"),
+        measured(&o, "schedule_lag_p99_ms")
     );
-    assert_eq!(num(&o, "requests"), 60_000.0);
-    assert_eq!(num(&o, "errors"), 0.0, "{o:#}");
+    assert_eq!(measured(&o, "requests"), 60_000.0);
+    assert_eq!(measured(&o, "errors"), 0.0, "{o:#}");
     assert!(
         p99 >= 360.0,
         "corrected p99 {p99} ms, expected at least 400 ms"
@@ -118,9 +105,10 @@ fn stall_run(dir: &Path, wire: &str) -> (Value, f64) {
 fn unresolvable_host_is_an_error_not_a_pass() {
     let dir = tempfile::tempdir().unwrap();
     // `.invalid` never resolves (RFC 6761).
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         "url = \"http://orders.prodready-test.invalid:8080/api/v1/orders\"\nrate = 100\ncount = 200\n",
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
@@ -140,11 +128,12 @@ fn refused_connections_are_an_error_naming_the_cause() {
         .port();
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"http://127.0.0.1:{port}/api/v1/orders\"\n{ORDER}\nrate = 100\nduration = \"30s\"\n"
         ),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
@@ -160,17 +149,18 @@ fn non_json_acknowledgement_counts_as_body_errors() {
     // /healthz answers "ok" in plain text: a real endpoint whose body is not JSON.
     let b = Broker::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"http://{}/healthz\"\nrate = 200\ncount = 300\njson_pointer = \"/status\"\njson_one_of = [\"accepted\", \"filled\"]\nmax_error_rate = 0.001\n",
             b.addr
         ),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "fail", "{o:#}");
-    assert_eq!(num(&o, "errors_body"), 300.0);
-    assert_eq!(num(&o, "error_rate"), 1.0);
+    assert_eq!(measured(&o, "errors_body"), 300.0);
+    assert_eq!(measured(&o, "error_rate"), 1.0);
     let errors = o["tables"]
         .as_array()
         .unwrap()
@@ -230,11 +220,12 @@ fn instant_server() -> std::net::SocketAddr {
 fn a_generator_over_an_explicit_lag_bound_is_an_error_never_a_failure_of_the_target() {
     let addr = instant_server();
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"http://{addr}/orders?id={{{{uuid}}}}&at={{{{now_ms}}}}\"\nrate = 1000000\ncount = 30000\nconnections = 512\nthreads = 1\np99 = \"1s\"\nmax_generator_lag = \"1ms\"\n"
         ),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
@@ -244,8 +235,8 @@ fn a_generator_over_an_explicit_lag_bound_is_an_error_never_a_failure_of_the_tar
         summary.contains("1 thread(s) with 512 connections"),
         "{summary}"
     );
-    assert_eq!(num(&o, "threads"), 1.0);
-    let own = num(&o, "generator_lag_p99_ms").max(num(&o, "runtime_lag_p99_ms"));
+    assert_eq!(measured(&o, "threads"), 1.0);
+    let own = measured(&o, "generator_lag_p99_ms").max(measured(&o, "runtime_lag_p99_ms"));
     assert!(own > 1.0, "{o:#}");
     let check = o["checks"]
         .as_array()
@@ -265,12 +256,13 @@ fn a_generator_over_an_explicit_lag_bound_is_an_error_never_a_failure_of_the_tar
 fn a_slow_target_shows_in_the_corrected_latency_and_is_not_called_saturation() {
     let b = Broker::start(&["--latency", "5ms"]);
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 1000\ncount = 1000\nconnections = 2\np99 = \"100ms\"\n",
             b.addr
         ),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "fail", "{o:#}");
@@ -281,15 +273,15 @@ fn a_slow_target_shows_in_the_corrected_latency_and_is_not_called_saturation() {
     // The j-th order of a connection is intended at j × 2 ms but cannot leave before the
     // j earlier ones took ≥ 5 ms each: it is ≥ j × 3 ms late. The 1 % tail (10 orders) has
     // j ≥ 495, so the corrected p99 is at least 1.485 s however fast this build is.
-    let p99 = num(&o, "p99_ms");
+    let p99 = measured(&o, "p99_ms");
     assert!(p99 >= 1_400.0, "corrected p99 {p99} ms, expected ≥ 1.485 s");
-    let unc = num(&o, "uncorrected_p99_ms");
+    let unc = measured(&o, "uncorrected_p99_ms");
     assert!(
         unc * 10.0 <= p99,
         "uncorrected p99 {unc} ms vs corrected {p99} ms"
     );
-    let sched = num(&o, "schedule_lag_p99_ms");
-    let own = num(&o, "generator_lag_p99_ms");
+    let sched = measured(&o, "schedule_lag_p99_ms");
+    let own = measured(&o, "generator_lag_p99_ms");
     assert!(
         own * 10.0 <= sched,
         "generator lag p99 {own} ms vs schedule lag p99 {sched} ms"
@@ -304,17 +296,18 @@ fn a_slow_target_shows_in_the_corrected_latency_and_is_not_called_saturation() {
 fn evidence_holds_interval_log_percentiles_and_chart() {
     let b = Broker::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 500\nduration = \"3s\"\nwarmup = \"1s\"\np99 = \"500ms\"\njson_pointer = \"/status\"\njson_one_of = [\"filled\"]\n",
             b.addr
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["status"], "pass");
-    assert_eq!(num(&o, "requests"), 1500.0);
-    assert_eq!(num(&o, "warmup_requests"), 500.0);
+    assert_eq!(measured(&o, "requests"), 1500.0);
+    assert_eq!(measured(&o, "warmup_requests"), 500.0);
     let out = dir.path().join("out");
     let files: Vec<String> = o["evidence"]
         .as_array()
@@ -344,9 +337,9 @@ fn api_key_from_the_environment_authenticates_and_never_reaches_the_report() {
         "url = \"http://{}/api/v1/orders\"\n{ORDER}\nheaders = {{ Authorization = \"Bearer ${{PAPER_API_KEY}}\" }}\nrate = 500\ncount = 1000\np99 = \"1s\"\n",
         b.addr
     );
-    let (code, o) = run_item_env(dir.path(), &probe, &[("PAPER_API_KEY", secret)]);
+    let (code, o) = run_latency_item(dir.path(), &probe, &[("PAPER_API_KEY", secret)]);
     assert_eq!(code, 0, "{o:#}");
-    assert_eq!(num(&o, "ok"), 1000.0);
+    assert_eq!(measured(&o, "ok"), 1000.0);
     let files = walk(&dir.path().join("out"));
     assert!(files.len() >= 5, "{files:?}");
     for entry in files {
@@ -359,25 +352,26 @@ fn api_key_from_the_environment_authenticates_and_never_reaches_the_report() {
     }
     // With a wrong key the broker answers 401: status errors, a failed item.
     let other = tempfile::tempdir().unwrap();
-    let (code, o) = run_item_env(other.path(), &probe, &[("PAPER_API_KEY", "wrong")]);
+    let (code, o) = run_latency_item(other.path(), &probe, &[("PAPER_API_KEY", "wrong")]);
     assert_eq!(code, 1);
-    assert_eq!(num(&o, "errors_status"), 1000.0);
+    assert_eq!(measured(&o, "errors_status"), 1000.0);
 }
 
 #[test]
 fn slow_acknowledgements_count_as_timeouts() {
     let b = Broker::start(&["--latency", "300ms"]);
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 200\ncount = 100\ntimeout = \"100ms\"\n",
             b.addr
         ),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
-    assert_eq!(num(&o, "errors_timeout"), 100.0);
+    assert_eq!(measured(&o, "errors_timeout"), 100.0);
     assert!(
         o["summary"]
             .as_str()
@@ -395,15 +389,16 @@ fn interval_logs_of_two_runs_merge_into_one_distribution() {
     for dir in &dirs {
         // A broker per run: the order template's client_order_id restarts at 0.
         let broker = Broker::start(&[]);
-        let (code, o) = run_item(
+        let (code, o) = run_latency_item(
             dir.path(),
             &format!(
                 "url = \"http://{}/api/v1/orders\"\n{ORDER}\nrate = 200\ncount = 400\n",
                 broker.addr
             ),
+            &[],
         );
         assert_eq!(code, 0, "{o:#}");
-        requests += num(&o, "requests");
+        requests += measured(&o, "requests");
         logs.push(dir.path().join("out/evidence/order-latency/latency.hlog"));
     }
     let merged = dirs[0].path().join("merged.hgrm");
@@ -478,23 +473,29 @@ fn https_and_http2_work_against_a_local_tls_server() {
     .into_iter()
     .enumerate()
     {
-        let (code, o) = run_item(
+        let (code, o) = run_latency_item(
             dir.path(),
             &format!(
                 "url = \"{url}/api/v1/orders\"\n{order}\nrate = 200\ncount = 300\nmin_samples = 300\nhttp_version = \"{version}\"\nseed = {seed}\n{ca_line}\njson_pointer = \"/status\"\njson_one_of = [\"filled\"]\np99 = \"1s\"\n"
             ),
+            &[],
         );
         assert_eq!(code, 0, "{url} HTTP/{version}: {o:#}");
         assert_eq!(o["status"], "pass", "{url} HTTP/{version}: {o:#}");
-        assert_eq!(num(&o, "ok"), 300.0, "{url} HTTP/{version}");
+        assert_eq!(measured(&o, "ok"), 300.0, "{url} HTTP/{version}");
         // Connection set-up is its own figure: one per connection, none in the latencies.
-        assert_eq!(num(&o, "connects"), num(&o, "connections"), "{o:#}");
-        assert!(num(&o, "connect_p50_ms") > 0.0, "{o:#}");
+        assert_eq!(
+            measured(&o, "connects"),
+            measured(&o, "connections"),
+            "{o:#}"
+        );
+        assert!(measured(&o, "connect_p50_ms") > 0.0, "{o:#}");
     }
     // Without the private CA the certificate is not trusted: an error, not a pass.
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!("url = \"https://localhost:{port}/healthz\"\nrate = 100\ncount = 100\n"),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
@@ -551,9 +552,9 @@ fn websocket_stall_of_one_second_shows_in_p99_and_pipelining_leaves_nothing_to_c
         dir.path(),
         &format!("url = \"ws://{{addr}}/ws/orders\"\n{WS_ORDER}\nconnections = 4"),
     );
-    let unc_p99 = num(&o, "uncorrected_p99_ms");
-    let lag = num(&o, "schedule_lag_p99_ms");
-    assert_eq!(num(&o, "ok"), 60_000.0, "{o:#}");
+    let unc_p99 = measured(&o, "uncorrected_p99_ms");
+    let lag = measured(&o, "schedule_lag_p99_ms");
+    assert_eq!(measured(&o, "ok"), 60_000.0, "{o:#}");
     // Nothing waited to be sent: the schedule lag is far below the stall's tail, and the
     // uncorrected p99 differs from the corrected one by no more than that lag.
     assert!(
@@ -565,7 +566,7 @@ fn websocket_stall_of_one_second_shows_in_p99_and_pipelining_leaves_nothing_to_c
         "uncorrected p99 {unc_p99} ms vs corrected {p99} ms (schedule lag p99 {lag} ms)"
     );
     // The broker's quotes flowed on the same sockets and were skipped, not taken for answers.
-    assert!(num(&o, "messages_ignored") > 0.0, "{o:#}");
+    assert!(measured(&o, "messages_ignored") > 0.0, "{o:#}");
 }
 
 /// Market data on every socket is skipped; set-up (TCP + WebSocket upgrade) is its own figure,
@@ -575,30 +576,34 @@ fn websocket_stall_of_one_second_shows_in_p99_and_pipelining_leaves_nothing_to_c
 fn websocket_orders_are_matched_past_market_data_and_rejects_are_counted() {
     let b = Broker::start(&["--error-rate", "0.2", "--ws-quote-interval", "5ms"]);
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"ws://{}/ws/orders\"\n{WS_ORDER}\nrate = 200\ncount = 1000\nconnections = 2\nmax_error_rate = 0.5\np99 = \"1s\"\n",
             b.addr
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
     assert_eq!(o["status"], "pass", "{o:#}");
-    let (ok, rejected) = (num(&o, "ok"), num(&o, "errors_rejected"));
+    let (ok, rejected) = (measured(&o, "ok"), measured(&o, "errors_rejected"));
     assert!(
         rejected > 0.0 && ok > rejected,
         "ok {ok}, rejected {rejected}"
     );
     assert_eq!(ok + rejected, 1000.0, "{o:#}");
-    assert_eq!(num(&o, "responses"), 1000.0);
-    assert_eq!(num(&o, "errors_timeout") + num(&o, "errors_closed"), 0.0);
+    assert_eq!(measured(&o, "responses"), 1000.0);
+    assert_eq!(
+        measured(&o, "errors_timeout") + measured(&o, "errors_closed"),
+        0.0
+    );
     // The HTTP kinds are not reported for a WebSocket item.
     assert!(o["measured"].get("errors_status").is_none(), "{o:#}");
     let row = error_row(&o, "rejected");
     assert!(row[2].as_str().unwrap().contains("injected fault"), "{row}");
-    assert!(num(&o, "messages_ignored") > 0.0, "{o:#}");
-    assert_eq!(num(&o, "connects"), 2.0);
-    assert!(num(&o, "connect_p50_ms") > 0.0, "{o:#}");
+    assert!(measured(&o, "messages_ignored") > 0.0, "{o:#}");
+    assert_eq!(measured(&o, "connects"), 2.0);
+    assert!(measured(&o, "connect_p50_ms") > 0.0, "{o:#}");
     assert!(
         o["summary"]
             .as_str()
@@ -620,25 +625,26 @@ fn websocket_close_during_the_run_fails_the_orders_in_flight_with_its_code() {
         std::thread::sleep(std::time::Duration::from_secs(3));
         post(&addr, "/admin/ws/close")
     });
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"ws://{}/ws/orders\"\n{WS_ORDER}\nrate = 200\ncount = 1600\nconnections = 2\np99 = \"1s\"\n",
             b.addr
         ),
+        &[],
     );
     assert!(closer.join().unwrap().starts_with("HTTP/1.1 200"));
     assert_eq!(code, 1, "{o:#}");
     assert_eq!(o["status"], "fail", "{o:#}");
-    let closed = num(&o, "errors_closed");
+    let closed = measured(&o, "errors_closed");
     assert!(closed > 0.0, "{o:#}");
     let row = error_row(&o, "closed");
     let first = row[2].as_str().unwrap();
     assert!(first.contains("code 1012"), "{first}");
     assert!(first.contains("closed by /admin/ws/close"), "{first}");
     // Reconnected, and the orders after the close were answered.
-    assert!(num(&o, "connects") > 2.0, "{o:#}");
-    assert_eq!(num(&o, "ok") + closed, 1600.0, "{o:#}");
+    assert!(measured(&o, "connects") > 2.0, "{o:#}");
+    assert_eq!(measured(&o, "ok") + closed, 1600.0, "{o:#}");
 }
 
 /// Answers that never hold the id at the `match` pointer never complete an order: each one
@@ -647,17 +653,18 @@ fn websocket_close_during_the_run_fails_the_orders_in_flight_with_its_code() {
 fn websocket_answers_that_never_match_are_counted_as_timeouts() {
     let b = Broker::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"ws://{}/ws/orders\"\ntransport = \"websocket\"\nbody = '{{\"symbol\":\"NIFTY\",\"side\":\"buy\",\"qty\":1,\"type\":\"market\",\"client_order_id\":\"{{{{uuid}}}}\"}}'\nmatch = \"/order_ref\"\nmatch_request = \"/client_order_id\"\nrate = 100\ncount = 100\ntimeout = \"300ms\"\n",
             b.addr
         ),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
-    assert_eq!(num(&o, "errors_timeout"), 100.0, "{o:#}");
-    assert_eq!(num(&o, "responses"), 0.0);
+    assert_eq!(measured(&o, "errors_timeout"), 100.0, "{o:#}");
+    assert_eq!(measured(&o, "responses"), 0.0);
     let summary = o["summary"].as_str().unwrap();
     assert!(summary.contains("no request got a response"), "{summary}");
     assert!(summary.contains("within 300.0 ms"), "{summary}");
@@ -670,21 +677,23 @@ fn websocket_answers_that_never_match_are_counted_as_timeouts() {
 fn wss_works_against_the_brokers_tls_and_an_untrusted_certificate_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, ca, port) = tls_broker(dir.path());
-    let (code, o) = run_item(
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"wss://localhost:{port}/ws/orders\"\n{WS_ORDER}\nca_file = {ca:?}\nrate = 200\ncount = 300\nmin_samples = 300\nconnections = 2\np99 = \"1s\"\n"
         ),
+        &[],
     );
     assert_eq!(code, 0, "{o:#}");
-    assert_eq!(num(&o, "ok"), 300.0);
-    assert_eq!(num(&o, "connects"), 2.0);
-    assert!(num(&o, "connect_p50_ms") > 0.0, "{o:#}");
-    let (code, o) = run_item(
+    assert_eq!(measured(&o, "ok"), 300.0);
+    assert_eq!(measured(&o, "connects"), 2.0);
+    assert!(measured(&o, "connect_p50_ms") > 0.0, "{o:#}");
+    let (code, o) = run_latency_item(
         dir.path(),
         &format!(
             "url = \"wss://localhost:{port}/ws/orders\"\n{WS_ORDER}\nrate = 100\ncount = 100\n"
         ),
+        &[],
     );
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
@@ -704,9 +713,9 @@ fn websocket_upgrade_carries_the_api_key_and_a_refusal_names_its_status() {
         "url = \"ws://{}/ws/orders\"\n{WS_ORDER}\nheaders = {{ Authorization = \"Bearer ${{PAPER_API_KEY}}\" }}\nrate = 200\ncount = 200\nmin_samples = 200\n",
         b.addr
     );
-    let (code, o) = run_item_env(dir.path(), &probe, &[("PAPER_API_KEY", secret)]);
+    let (code, o) = run_latency_item(dir.path(), &probe, &[("PAPER_API_KEY", secret)]);
     assert_eq!(code, 0, "{o:#}");
-    assert_eq!(num(&o, "ok"), 200.0);
+    assert_eq!(measured(&o, "ok"), 200.0);
     for entry in walk(&dir.path().join("out")) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).to_string();
         assert!(
@@ -716,7 +725,7 @@ fn websocket_upgrade_carries_the_api_key_and_a_refusal_names_its_status() {
         );
     }
     let other = tempfile::tempdir().unwrap();
-    let (code, o) = run_item_env(other.path(), &probe, &[("PAPER_API_KEY", "wrong")]);
+    let (code, o) = run_latency_item(other.path(), &probe, &[("PAPER_API_KEY", "wrong")]);
     assert_eq!(code, 1);
     assert_eq!(o["status"], "error", "{o:#}");
     let summary = o["summary"].as_str().unwrap();

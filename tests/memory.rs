@@ -5,14 +5,16 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MIB: f64 = 1024.0 * 1024.0;
+mod common;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_prodready")
-}
+// A child process, killed when dropped.
+use common::ChildGuard as Proc;
+use common::{bin, measured, outcome};
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 fn memproc() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/memory/memproc.py")
@@ -30,16 +32,6 @@ fn python() -> String {
         .expect("utf-8")
         .trim()
         .to_string()
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 impl Proc {
@@ -90,24 +82,8 @@ fn run(dir: &Path, toml: &str) -> (i32, serde_json::Value) {
     )
 }
 
-fn outcome<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|i| i["id"] == id)
-        .map(|i| &i["outcome"])
-        .unwrap_or_else(|| panic!("no item {id}"))
-}
-
 fn status(o: &serde_json::Value) -> &str {
     o["status"].as_str().expect("status")
-}
-
-fn measured(o: &serde_json::Value, key: &str) -> f64 {
-    o["measured"][key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("measured.{key} missing in {o:#}"))
 }
 
 const HEAD: &str = "[checklist]\nname = \"memory test\"\n\n";

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use common::ChildGuard as Proc;
 use common::prometheus::{
     BASIC_PASSWORD, BASIC_USER, Job, Prometheus, SCRAPE_INTERVAL_S, prom_bin,
 };
-use common::{HEAD, PaperBroker, describe, item, outcome, report_json, run_in, write};
+use common::{
+    HEAD, PaperBroker, describe, item, measured, outcome, report_json, run_in, status_of, write,
+};
 
 /// The committed rules file.
 fn rules_file() -> PathBuf {
@@ -32,18 +35,8 @@ fn run(dir: &Path, items: &[String]) -> serde_json::Value {
     report_json(&dir.join("out"))
 }
 
-fn status(r: &serde_json::Value, id: &str) -> String {
-    outcome(r, id)["status"].as_str().unwrap().to_string()
-}
-
 fn summary(r: &serde_json::Value, id: &str) -> String {
     outcome(r, id)["summary"].as_str().unwrap().to_string()
-}
-
-fn measured(r: &serde_json::Value, id: &str, key: &str) -> f64 {
-    outcome(r, id)["measured"][key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{id}: measured {key} in {}", outcome(r, id)))
 }
 
 /// A `kind = "prometheus"` item on `url` with the rest of the probe table.
@@ -258,9 +251,9 @@ fn queries_hold_thresholds_and_bad_answers_are_errors_with_the_servers_message()
         ("unavailable", "error"),
         ("silent", "error"),
     ] {
-        assert_eq!(status(&r, id), want, "{id}: {}", outcome(&r, id));
+        assert_eq!(status_of(&r, id), want, "{id}: {}", outcome(&r, id));
     }
-    assert_eq!(measured(&r, "one", "value"), 1.0);
+    assert_eq!(measured(outcome(&r, "one"), "value"), 1.0);
     let broken = outcome(&r, "broken-rule")["checks"].to_string();
     assert!(
         broken.contains("err: vector contains metrics with the same labelset"),
@@ -271,7 +264,7 @@ fn queries_hold_thresholds_and_bad_answers_are_errors_with_the_servers_message()
         "{}",
         summary(&r, "all")
     );
-    assert_eq!(measured(&r, "range", "value"), 3.0);
+    assert_eq!(measured(outcome(&r, "range"), "value"), 3.0);
     assert!(
         outcome(&r, "range")["evidence"]
             .as_array()
@@ -312,16 +305,6 @@ fn listening(child: &mut std::process::Child) -> String {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("first line {line:?}"))
         .to_string()
-}
-
-/// A child process killed when the test ends.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Check interval of the soak monitor, ms.
@@ -407,14 +390,14 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
         ],
     );
     assert_eq!(
-        status(&before, "targets-up"),
+        status_of(&before, "targets-up"),
         "pass",
         "{}",
         outcome(&before, "targets-up")
     );
-    assert_eq!(measured(&before, "targets-up", "series"), 2.0);
+    assert_eq!(measured(outcome(&before, "targets-up"), "series"), 2.0);
     assert_eq!(
-        status(&before, "alerts-quiet"),
+        status_of(&before, "alerts-quiet"),
         "pass",
         "{}",
         outcome(&before, "alerts-quiet")
@@ -485,7 +468,7 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
     );
     drop(broker);
     assert_eq!(
-        status(&after, "fast-firing"),
+        status_of(&after, "fast-firing"),
         "pass",
         "{}",
         outcome(&after, "fast-firing")
@@ -493,7 +476,7 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
     // Less than an hour of data: pending, saying how much was observed, never a pass.
     for id in ["store", "prom-series", "prom-counters"] {
         assert_eq!(
-            status(&after, id),
+            status_of(&after, id),
             "pending",
             "{id}: {}",
             outcome(&after, id)
@@ -504,14 +487,14 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
             summary(&after, id)
         );
         assert!(
-            measured(&after, id, "burn_rate_1h") > 14.4,
+            measured(outcome(&after, id), "burn_rate_1h") > 14.4,
             "{id}: {}",
             outcome(&after, id)
         );
     }
     // A window that history covers is judged, not pending: the last 2 s were all up.
     assert_eq!(
-        status(&after, "prom-recent"),
+        status_of(&after, "prom-recent"),
         "pass",
         "{}",
         outcome(&after, "prom-recent")
@@ -521,7 +504,7 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
         true
     );
     assert_eq!(
-        status(&after, "broker-up-2m"),
+        status_of(&after, "broker-up-2m"),
         "fail",
         "{}",
         outcome(&after, "broker-up-2m")
@@ -530,7 +513,7 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
     // measured it; Prometheus within one scrape interval of the store (a failed scrape stands
     // for one interval; the counters for the checks they count), plus one check interval
     // for where the store's own edges fall.
-    let store = measured(&after, "store", "downtime_ms");
+    let store = measured(outcome(&after, "store"), "downtime_ms");
     let outage_ms = outage.as_secs_f64() * 1e3;
     let check_ms = INTERVAL_MS as f64;
     assert!(
@@ -539,11 +522,11 @@ fn broker_outage_reads_back_alike_through_the_store_and_prometheus_and_fires_the
     );
     eprintln!(
         "outage {outage_ms:.0} ms; downtime: store {store:.0} ms, prometheus series {:.0} ms, counters {:.0} ms",
-        measured(&after, "prom-series", "downtime_ms"),
-        measured(&after, "prom-counters", "downtime_ms")
+        measured(outcome(&after, "prom-series"), "downtime_ms"),
+        measured(outcome(&after, "prom-counters"), "downtime_ms")
     );
     for id in ["prom-series", "prom-counters"] {
-        let prom_down = measured(&after, id, "downtime_ms");
+        let prom_down = measured(outcome(&after, id), "downtime_ms");
         assert!(
             (prom_down - store).abs() <= SCRAPE_INTERVAL_S * 1e3 + check_ms,
             "{id}: {prom_down} ms vs store {store} ms (outage {outage_ms} ms)"
@@ -592,9 +575,9 @@ fn basic_auth_from_the_environment_opens_a_protected_server_and_never_shows_the_
         ],
     );
     let r = report_json(&dir.path().join("out"));
-    assert_eq!(status(&r, "right"), "pass", "{}", outcome(&r, "right"));
+    assert_eq!(status_of(&r, "right"), "pass", "{}", outcome(&r, "right"));
     for id in ["wrong", "none"] {
-        assert_eq!(status(&r, id), "error", "{}", outcome(&r, id));
+        assert_eq!(status_of(&r, id), "error", "{}", outcome(&r, id));
         assert!(summary(&r, id).contains("HTTP 401"), "{}", summary(&r, id));
     }
     let mut everything = String::from_utf8_lossy(&out.stdout).to_string();
@@ -625,9 +608,14 @@ fn ca_file_trusts_a_prometheus_served_over_https_and_without_it_the_certificate_
             prom_item("untrusted", &url, "query = 'vector(1)', min = 1"),
         ],
     );
-    assert_eq!(status(&r, "trusted"), "pass", "{}", outcome(&r, "trusted"));
     assert_eq!(
-        status(&r, "untrusted"),
+        status_of(&r, "trusted"),
+        "pass",
+        "{}",
+        outcome(&r, "trusted")
+    );
+    assert_eq!(
+        status_of(&r, "untrusted"),
         "error",
         "{}",
         outcome(&r, "untrusted")

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -15,20 +15,12 @@ use nix::unistd::Pid;
 mod common;
 
 use common::free_port;
+// A child process, killed when the test ends whatever happens.
+use common::ChildGuard as Proc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_prodready");
 /// Check interval of the test monitors, ms.
 const INTERVAL_MS: i64 = 200;
-
-/// A child process killed when the test ends, whatever happens.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 impl Proc {
     fn signal(&self, s: Signal) {

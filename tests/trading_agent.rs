@@ -6,7 +6,7 @@
 //! deadline; nothing asserts how fast the agent is.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{PaperBroker, agent_bin};
+use common::{ChildGuard, PaperBroker, agent_bin};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const API_KEY: &str = "drill-key";
@@ -56,7 +56,7 @@ impl Receiver {
 
 /// The agent process; its stderr goes to a file shown when a wait fails.
 struct Agent {
-    child: Child,
+    child: ChildGuard,
     db: PathBuf,
     log: PathBuf,
     dir: tempfile::TempDir,
@@ -78,7 +78,7 @@ impl Agent {
             .spawn()
             .expect("start the agent");
         Agent {
-            child,
+            child: ChildGuard(child),
             db,
             log,
             dir,
@@ -146,13 +146,6 @@ impl Agent {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

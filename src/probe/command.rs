@@ -101,6 +101,46 @@ pub struct CommandProbe {
     extract: Option<Extract>,
 }
 
+impl RawExtract {
+    /// Validate: a regex with a capture group, a threshold, a known stream.
+    ///
+    /// # Errors
+    /// A [`FieldError`] naming the key under `extract`.
+    fn validate(self, v: &Validator) -> Result<Extract, FieldError> {
+        let regex = v.regex("extract.regex", &self.regex)?;
+        if regex.captures_len() < 2 {
+            return Err(FieldError::new(
+                "extract.regex",
+                "expected a capture group around the number, e.g. \"total: ([0-9.]+)\"",
+            ));
+        }
+        if self.min.is_none() && self.max.is_none() {
+            return Err(FieldError::new(
+                "extract",
+                "expected a threshold: min, max or both",
+            ));
+        }
+        let from = match self.from.as_deref() {
+            None | Some("stdout") => Stream::Stdout,
+            Some("stderr") => Stream::Stderr,
+            Some("both") => Stream::Both,
+            Some(other) => {
+                return Err(FieldError::new(
+                    "extract.from",
+                    format!("unknown stream \"{other}\" (expected one of: stdout, stderr, both)"),
+                ));
+            }
+        };
+        Ok(Extract {
+            regex,
+            from,
+            name: self.name.unwrap_or_else(|| "value".into()),
+            min: self.min,
+            max: self.max,
+        })
+    }
+}
+
 impl RawCommandProbe {
     /// Validate.
     ///
@@ -142,44 +182,7 @@ impl RawCommandProbe {
         let re = |key: &str, p: &Option<String>| -> Result<Option<regex::Regex>, FieldError> {
             p.as_deref().map(|p| v.regex(key, p)).transpose()
         };
-        let extract = match self.extract {
-            None => None,
-            Some(x) => {
-                let regex = v.regex("extract.regex", &x.regex)?;
-                if regex.captures_len() < 2 {
-                    return Err(FieldError::new(
-                        "extract.regex",
-                        "expected a capture group around the number, e.g. \"total: ([0-9.]+)\"",
-                    ));
-                }
-                if x.min.is_none() && x.max.is_none() {
-                    return Err(FieldError::new(
-                        "extract",
-                        "expected a threshold: min, max or both",
-                    ));
-                }
-                let from = match x.from.as_deref() {
-                    None | Some("stdout") => Stream::Stdout,
-                    Some("stderr") => Stream::Stderr,
-                    Some("both") => Stream::Both,
-                    Some(other) => {
-                        return Err(FieldError::new(
-                            "extract.from",
-                            format!(
-                                "unknown stream \"{other}\" (expected one of: stdout, stderr, both)"
-                            ),
-                        ));
-                    }
-                };
-                Some(Extract {
-                    regex,
-                    from,
-                    name: x.name.unwrap_or_else(|| "value".into()),
-                    min: x.min,
-                    max: x.max,
-                })
-            }
-        };
+        let extract = self.extract.map(|x| x.validate(v)).transpose()?;
         Ok(CommandProbe {
             argv,
             cwd: self.cwd.map(PathBuf::from),
@@ -339,28 +342,10 @@ impl CommandProbe {
     /// `stdout_matches`, `stderr_matches` and `output_not_matches`.
     fn output_checks(&self, o: &mut ProbeOutput, stdout: &str, stderr: &str) {
         if let Some(re) = &self.stdout_matches {
-            o.checks.push(Check::new(
-                "stdout",
-                format!("matches /{}/", re.as_str()),
-                if re.is_match(stdout) {
-                    "matched"
-                } else {
-                    "no match"
-                },
-                re.is_match(stdout),
-            ));
+            o.checks.push(matches_check("stdout", re, stdout));
         }
         if let Some(re) = &self.stderr_matches {
-            o.checks.push(Check::new(
-                "stderr",
-                format!("matches /{}/", re.as_str()),
-                if re.is_match(stderr) {
-                    "matched"
-                } else {
-                    "no match"
-                },
-                re.is_match(stderr),
-            ));
+            o.checks.push(matches_check("stderr", re, stderr));
         }
         if let Some(re) = &self.output_not_matches {
             let hit = re
@@ -420,6 +405,20 @@ fn extract_check(o: &mut ProbeOutput, x: &Extract, stdout: &str, stderr: &str) {
             ));
         }
     }
+}
+
+/// The check that `stream`'s `text` matches `re`.
+fn matches_check(stream: &str, re: &regex::Regex, text: &str) -> Check {
+    Check::new(
+        stream,
+        format!("matches /{}/", re.as_str()),
+        if re.is_match(text) {
+            "matched"
+        } else {
+            "no match"
+        },
+        re.is_match(text),
+    )
 }
 
 crate::probe::probe_kind!(CommandProbe, RawCommandProbe, async);

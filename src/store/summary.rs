@@ -288,18 +288,7 @@ pub fn summarize(
     // Two queries: SQLite answers a lone min() or max() from the index in O(log n), but not
     // both in one statement (that scans every sample of the monitor).
     let first_ms = first_observation(conn, m.id)?;
-    let last_ms: Option<i64> = conn.query_row(
-        "SELECT max(at_ms) FROM samples WHERE monitor_id = ?1",
-        [m.id],
-        |r| r.get(0),
-    )?;
-    let last_state: Option<i64> = conn
-        .query_row(
-            "SELECT state FROM samples WHERE monitor_id = ?1 ORDER BY at_ms DESC LIMIT 1",
-            [m.id],
-            |r| r.get(0),
-        )
-        .ok();
+    let (last_ms, last_state) = last_sample(conn, m.id)?;
     let observed_from = first_ms.map(|f| f.max(from)).unwrap_or(now_ms);
     let unobserved_ms = (observed_from - from).clamp(0, window_ms);
     let unknown_ms = ((now_ms - observed_from) - t.up_ms - t.down_ms - t.maint_ms).max(0);
@@ -314,18 +303,7 @@ pub fn summarize(
     } else {
         f64::INFINITY
     };
-    let mut burn_rates = Vec::new();
-    for (label, w) in [
-        ("1h", 3_600_000i64),
-        ("6h", 21_600_000),
-        ("3d", 259_200_000),
-    ] {
-        let bt = totals(conn, m, now_ms - w, now_ms)?;
-        burn_rates.push((
-            label.to_string(),
-            bt.availability().map(|a| (1.0 - a) / allowed),
-        ));
-    }
+    let burn_rates = burn_rates(conn, m, now_ms, allowed)?;
     let incidents = incidents_in(conn, m, from, now_ms)?;
     let maintenance = maintenance_in(conn, m, from, now_ms)?;
     let events = events_in(conn, from, now_ms)?;
@@ -342,11 +320,7 @@ pub fn summarize(
         unobserved_ms,
         first_ms,
         last_ms,
-        last_state: last_state.map(|s| match s {
-            UP => "up".to_string(),
-            DOWN => "down".to_string(),
-            _ => "maintenance".to_string(),
-        }),
+        last_state,
         availability,
         coverage,
         window_progress,
@@ -361,6 +335,52 @@ pub fn summarize(
         complete,
         projected: availability,
     })
+}
+
+/// The time of monitor `id`'s last sample and its state (`up`, `down`, `maintenance`).
+fn last_sample(conn: &Connection, id: i64) -> rusqlite::Result<(Option<i64>, Option<String>)> {
+    // Two queries: SQLite answers a lone max() from the index; see `summarize`.
+    let last_ms: Option<i64> = conn.query_row(
+        "SELECT max(at_ms) FROM samples WHERE monitor_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    let last_state: Option<i64> = conn
+        .query_row(
+            "SELECT state FROM samples WHERE monitor_id = ?1 ORDER BY at_ms DESC LIMIT 1",
+            [id],
+            |r| r.get(0),
+        )
+        .ok();
+    let name = last_state.map(|s| match s {
+        UP => "up".to_string(),
+        DOWN => "down".to_string(),
+        _ => "maintenance".to_string(),
+    });
+    Ok((last_ms, name))
+}
+
+/// The burn rates over 1 h, 6 h and 3 d before `now_ms`: the unavailability over each as a
+/// multiple of the `allowed` one.
+fn burn_rates(
+    conn: &Connection,
+    m: &MonitorRow,
+    now_ms: i64,
+    allowed: f64,
+) -> rusqlite::Result<Vec<(String, Option<f64>)>> {
+    let mut burn_rates = Vec::new();
+    for (label, w) in [
+        ("1h", 3_600_000i64),
+        ("6h", 21_600_000),
+        ("3d", 259_200_000),
+    ] {
+        let bt = totals(conn, m, now_ms - w, now_ms)?;
+        burn_rates.push((
+            label.to_string(),
+            bt.availability().map(|a| (1.0 - a) / allowed),
+        ));
+    }
+    Ok(burn_rates)
 }
 
 /// Incidents of monitor `m` overlapping `[from, to)`, oldest first.

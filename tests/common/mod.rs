@@ -16,34 +16,78 @@ pub fn bin() -> PathBuf {
 pub const HEAD: &str =
     "[checklist]\nname = \"test run\"\nsystem = \"unit\"\nenvironment = \"test\"\n\n";
 
-/// Run a one-item checklist (item `order-latency`) whose `[item.probe]` is `kind = "latency"`
-/// plus `probe`, with extra environment variables; returns the exit code and the item's
-/// outcome from report.json.
-pub fn run_latency_item(dir: &Path, probe: &str, env: &[(&str, &str)]) -> (i32, serde_json::Value) {
-    let checklist = dir.join("c.toml");
-    std::fs::write(
-        &checklist,
-        format!(
-            "[checklist]\nname = \"latency test\"\n\n[[item]]\nid = \"order-latency\"\nsection = \"Performance\"\ntitle = \"Order latency\"\nseverity = \"blocker\"\ntimeout = \"5m\"\n[item.probe]\nkind = \"latency\"\n{probe}\n"
-        ),
-    )
-    .unwrap();
-    let out = dir.join("out");
-    let st = Command::new(bin())
+/// How [`run_item`] names its one item, and the probe kind the item runs.
+pub struct OneItem {
+    /// The checklist's name.
+    pub checklist: &'static str,
+    /// The item's id, section, title and severity.
+    pub id: &'static str,
+    /// The item's section.
+    pub section: &'static str,
+    /// The item's title.
+    pub title: &'static str,
+    /// The item's severity.
+    pub severity: &'static str,
+    /// The item's `timeout`, when it sets one.
+    pub timeout: Option<&'static str>,
+    /// `kind` of the item's `[item.probe]`.
+    pub kind: &'static str,
+}
+
+/// The one `latency` item `order-latency` (a blocker, timeout 5 min) of [`run_latency_item`].
+pub const LATENCY_ITEM: OneItem = OneItem {
+    checklist: "latency test",
+    id: "order-latency",
+    section: "Performance",
+    title: "Order latency",
+    severity: "blocker",
+    timeout: Some("5m"),
+    kind: "latency",
+};
+
+/// Write a checklist holding `item` whose `[item.probe]` body (after `kind`) is `probe` to
+/// `dir/checklist.toml` and run it into `dir/out` (cleared first) with extra environment
+/// variables; returns the exit code and the item's outcome from report.json, or, when no report
+/// was written (a checklist error), prodready's stderr as a JSON string.
+pub fn run_item(
+    dir: &Path,
+    item: &OneItem,
+    probe: &str,
+    env: &[(&str, &str)],
+) -> (i32, serde_json::Value) {
+    let timeout = item
+        .timeout
+        .map(|t| format!("timeout = \"{t}\"\n"))
+        .unwrap_or_default();
+    let checklist = format!(
+        "[checklist]\nname = \"{}\"\n\n[[item]]\nid = \"{}\"\nsection = \"{}\"\ntitle = \"{}\"\nseverity = \"{}\"\n{timeout}[item.probe]\nkind = \"{}\"\n{probe}\n",
+        item.checklist, item.id, item.section, item.title, item.severity, item.kind
+    );
+    let path = dir.join("checklist.toml");
+    std::fs::write(&path, checklist).unwrap();
+    let out_dir = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = Command::new(bin())
         .args(["run", "--no-step-summary", "--out"])
-        .arg(&out)
-        .arg(&checklist)
+        .arg(&out_dir)
+        .arg(&path)
+        .env_remove("GITHUB_STEP_SUMMARY")
         .envs(env.iter().copied())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
+        .output()
         .unwrap();
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    (
-        st.code().unwrap_or(-1),
-        report["items"][0]["outcome"].clone(),
-    )
+    let code = out.status.code().unwrap_or(-1);
+    let Ok(bytes) = std::fs::read(out_dir.join("report.json")) else {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        return (code, serde_json::Value::String(stderr));
+    };
+    let report: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    (code, outcome(&report, item.id).clone())
+}
+
+/// [`run_item`] with [`LATENCY_ITEM`]: a one-item checklist whose `[item.probe]` is
+/// `kind = "latency"` plus `probe`.
+pub fn run_latency_item(dir: &Path, probe: &str, env: &[(&str, &str)]) -> (i32, serde_json::Value) {
+    run_item(dir, &LATENCY_ITEM, probe, env)
 }
 
 /// The outcome's `measured.<key>` as a number; panics naming the key when it is missing.
@@ -162,10 +206,35 @@ pub fn status_of(report: &serde_json::Value, id: &str) -> String {
     outcome(report, id)["status"].as_str().unwrap().to_string()
 }
 
+/// A child process killed and reaped when dropped, whatever the test does. Derefs to the
+/// [`std::process::Child`].
+pub struct ChildGuard(pub std::process::Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running `prodready paper-broker` on an ephemeral loopback port; killed when dropped.
 pub struct PaperBroker {
     /// The broker process.
-    pub child: std::process::Child,
+    pub child: ChildGuard,
     /// `127.0.0.1:PORT`, from its first stdout line.
     pub addr: String,
     /// The FIX acceptor's `127.0.0.1:PORT` (second stdout line) when started with
@@ -220,7 +289,7 @@ impl PaperBroker {
                 .to_string()
         });
         PaperBroker {
-            child,
+            child: ChildGuard(child),
             addr,
             fix_addr,
         }
@@ -254,13 +323,6 @@ impl PaperBroker {
     /// The broker's PID.
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
-    }
-}
-
-impl Drop for PaperBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::free_port;
@@ -27,7 +27,7 @@ pub fn prom_bin(name: &str) -> PathBuf {
 
 /// A running Prometheus; killed and its folder removed when dropped.
 pub struct Prometheus {
-    child: Child,
+    child: super::ChildGuard,
     dir: tempfile::TempDir,
     /// The TCP port on 127.0.0.1.
     pub port: u16,
@@ -130,7 +130,13 @@ impl Prometheus {
             // Not a timing assertion: a bound on a hang, far above the usual second.
             let ready = || get(port, "/-/ready").is_ok_and(|(code, _)| code == ready_code);
             match super::spawn_until_ready(cmd, &log_path, Duration::from_secs(60), ready) {
-                Ok(child) => return Prometheus { child, dir, port },
+                Ok(child) => {
+                    return Prometheus {
+                        child: super::ChildGuard(child),
+                        dir,
+                        port,
+                    };
+                }
                 Err(log) => last_log = log,
             }
         }
@@ -185,13 +191,6 @@ impl Prometheus {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -238,17 +238,7 @@ impl PromAvailability {
             .await?
             .ok_or_else(no_data)?;
         let allowed = 1.0 - probe.target_percent / 100.0;
-        let mut burn_rates = Vec::new();
-        for (label, d) in [("1h", 3_600), ("6h", 21_600), ("3d", 259_200)] {
-            let q = self
-                .form
-                .availability(&promql_duration(Duration::from_secs(d)));
-            let a = one_number(&self.server, ctx, &q, time).await?;
-            queries
-                .rows
-                .push(vec![format!("availability over {label}"), q]);
-            burn_rates.push((label.to_string(), a.map(|a| (1.0 - a) / allowed)));
-        }
+        let burn_rates = self.burn_rates(ctx, time, allowed, &mut queries).await?;
         let from_ms = now_ms - window_ms;
         let first_ms = (oldest_s * 1e3).round() as i64;
         let observed_from = first_ms.max(from_ms);
@@ -288,6 +278,32 @@ impl PromAvailability {
             projected: Some(avail),
         };
         Ok((s, queries))
+    }
+
+    /// The burn rates over 1 h, 6 h and 3 d before `time` (unix s): the unavailability over
+    /// each as a multiple of the `allowed` one; their queries added to `queries`.
+    ///
+    /// # Errors
+    /// A query's error.
+    async fn burn_rates(
+        &self,
+        ctx: &ProbeContext,
+        time: f64,
+        allowed: f64,
+        queries: &mut Table,
+    ) -> Result<Vec<(String, Option<f64>)>, String> {
+        let mut burn_rates = Vec::new();
+        for (label, d) in [("1h", 3_600), ("6h", 21_600), ("3d", 259_200)] {
+            let q = self
+                .form
+                .availability(&promql_duration(Duration::from_secs(d)));
+            let a = one_number(&self.server, ctx, &q, time).await?;
+            queries
+                .rows
+                .push(vec![format!("availability over {label}"), q]);
+            burn_rates.push((label.to_string(), a.map(|a| (1.0 - a) / allowed)));
+        }
+        Ok(burn_rates)
     }
 
     /// The oldest sample of the dated selector within `window` before `time` (unix s).
