@@ -121,20 +121,26 @@ pub fn deserialize_table<T: serde::de::DeserializeOwned>(
     let text = toml::to_string(&table).map_err(|e| FieldError::new("", e.to_string()))?;
     let de = toml::Deserializer::parse(&text).map_err(|e| FieldError::new("", e.message()))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let mut key = String::new();
-        for seg in e.path().iter() {
-            match seg {
-                serde_path_to_error::Segment::Seq { index } => key.push_str(&format!("[{index}]")),
-                serde_path_to_error::Segment::Map { key: k } => {
-                    if !key.is_empty() {
-                        key.push('.');
-                    }
-                    key.push_str(k);
-                }
-                serde_path_to_error::Segment::Enum { .. }
-                | serde_path_to_error::Segment::Unknown => {}
-            }
-        }
+        let key = key_path(e.path());
         FieldError::new(key, e.inner().message())
     })
+}
+
+/// A serde path as a dotted key path: `step[2].broker_fault.x` (enum and unknown segments
+/// are skipped).
+pub fn key_path(path: &serde_path_to_error::Path) -> String {
+    let mut key = String::new();
+    for seg in path.iter() {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key: k } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+            }
+            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    key
 }

@@ -258,20 +258,7 @@ fn or_list(values: &[&str]) -> String {
 /// at `hold`, an unknown key inside `broker_fault`, a missing key the kind needs.
 fn read<T: DeserializeOwned>(part: toml::Table, doing: &str) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(toml::Value::Table(part)).map_err(|e| {
-        let mut key = String::new();
-        for seg in e.path().iter() {
-            match seg {
-                serde_path_to_error::Segment::Seq { index } => key.push_str(&format!("[{index}]")),
-                serde_path_to_error::Segment::Map { key: k } => {
-                    if !key.is_empty() {
-                        key.push('.');
-                    }
-                    key.push_str(k);
-                }
-                serde_path_to_error::Segment::Enum { .. }
-                | serde_path_to_error::Segment::Unknown => {}
-            }
-        }
+        let mut key = crate::field::key_path(e.path());
         let (at, message) = humanize(e.inner().message(), doing);
         // serde_path_to_error's path ends at an unknown key already, not at a missing one.
         if let Some(k) = at.filter(|k| key.rsplit('.').next() != Some(k.as_str())) {
