@@ -19,7 +19,10 @@ use crate::field::FieldError;
 
 /// One status code or a list of accepted ones.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected an HTTP status code (e.g. 200) or a list of codes (e.g. [200, 201])"
+)]
 pub enum StatusSpec {
     /// A single code.
     One(u16),

@@ -126,6 +126,34 @@ pub fn deserialize_table<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Take a tagged table's `kind` out of `table`, one of `kinds`: the tag of a table typed by
+/// its kind afterwards (a probe, a monitor check), so that an error inside it keeps its key
+/// path, which serde's internally tagged enums lose.
+///
+/// # Errors
+/// At `kind`: not a string, or not one of `kinds` (serde's "unknown variant" wording, with the
+/// list); at the table itself when `kind` is missing.
+pub fn take_kind(
+    table: &mut toml::Table,
+    kinds: &'static [&'static str],
+) -> Result<String, FieldError> {
+    let kind = match table.remove("kind") {
+        Some(toml::Value::String(kind)) => kind,
+        Some(other) => {
+            return Err(FieldError::new(
+                "kind",
+                format!("invalid type: {}, expected a string", other.type_str()),
+            ));
+        }
+        None => return Err(FieldError::new("", "missing field `kind`")),
+    };
+    if !kinds.contains(&kind.as_str()) {
+        let e = <toml::de::Error as serde::de::Error>::unknown_variant(&kind, kinds);
+        return Err(FieldError::new("kind", e.message()));
+    }
+    Ok(kind)
+}
+
 /// A serde path as a dotted key path: `step[2].broker_fault.x` (enum and unknown segments
 /// are skipped).
 pub fn key_path(path: &serde_path_to_error::Path) -> String {

@@ -287,6 +287,20 @@ fn cases() -> Vec<(&'static str, String)> {
             one(r#"{ kind = "uptime", monitor = "web" }"#),
         ),
         (
+            "monitor: a check key of the wrong type",
+            format!(
+                "{HEAD}[[monitor]]\nname = \"web\"\ninterval = \"1s\"\n[monitor.check]\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nstatus = \"ok\"\n\n{}",
+                item("a", "major", r#"{ kind = "env", vars = ["PATH"] }"#)
+            ),
+        ),
+        (
+            "monitor: unknown check kind",
+            format!(
+                "{HEAD}[[monitor]]\nname = \"web\"\ncheck = {{ kind = \"ping\", address = \"127.0.0.1:1\" }}\n\n{}",
+                item("a", "major", r#"{ kind = "env", vars = ["PATH"] }"#)
+            ),
+        ),
+        (
             "ready tcp without port",
             format!(
                 "{HEAD}[[service]]\nname = \"db\"\ncommand = [\"true\"]\nready = {{ tcp = \"localhost\" }}\n\n{}",

@@ -10,6 +10,7 @@ use super::types::Checklist;
 use super::validate::validate;
 use crate::error::{Error, Location, Result};
 use crate::probe::RawProbe;
+use crate::soak::check::RawMonitorCheck;
 
 /// Rewrite serde's wording into ours: `unknown field `x`, expected one of `a`, `b`` becomes
 /// `unknown key "x" (expected one of: a, b)`.
@@ -95,7 +96,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Checklist> {
         serde_error(&loc, segs, e.inner().message(), span)
     })?;
     let probes = typed_probes(&loc, &mut raw)?;
-    validate(path, text, &loc, raw, probes)
+    let checks = typed_monitor_checks(&loc, &mut raw)?;
+    validate(path, text, &loc, raw, probes, checks)
 }
 
 /// Each item's probe table typed by its `kind`, in item order; an error keeps its key path
@@ -111,6 +113,21 @@ fn typed_probes(loc: &Locator<'_>, raw: &mut RawChecklist) -> Result<Vec<RawProb
         })?);
     }
     Ok(probes)
+}
+
+/// Each monitor's check table typed by its `kind`, in monitor order, as [`typed_probes`] does
+/// for probes.
+fn typed_monitor_checks(loc: &Locator<'_>, raw: &mut RawChecklist) -> Result<Vec<RawMonitorCheck>> {
+    let mut checks = Vec::with_capacity(raw.monitor.len());
+    for (i, m) in raw.monitor.iter_mut().enumerate() {
+        let table = std::mem::take(&mut m.check);
+        checks.push(RawMonitorCheck::from_table(table).map_err(|fe| {
+            let mut segs = vec![key("monitor"), Seg::Index(i), key("check")];
+            segs.extend(parse_key_path(&fe.key));
+            serde_error(loc, segs, &fe.message, None)
+        })?);
+    }
+    Ok(checks)
 }
 
 /// serde's `message` about the value at `segs` as our error: reworded, and placed at the

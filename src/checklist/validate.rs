@@ -27,6 +27,7 @@ pub(super) fn validate(
     loc: &Locator<'_>,
     raw: RawChecklist,
     probes: Vec<RawProbe>,
+    checks: Vec<crate::soak::check::RawMonitorCheck>,
 ) -> Result<Checklist> {
     let mut v = Validator::default();
     let meta = validate_meta(loc, raw.checklist)?;
@@ -43,7 +44,7 @@ pub(super) fn validate(
     };
     check_references(loc, &items, &names)?;
     let waivers = validate_waivers(loc, path, raw.waiver, &ids)?;
-    let monitors = validate_monitors(loc, raw.monitor, &mut v)?;
+    let monitors = validate_monitors(loc, raw.monitor, checks, &mut v)?;
     let dir = path
         .parent()
         .map(|p| {
@@ -272,11 +273,12 @@ fn validate_waivers(
 fn validate_monitors(
     loc: &Locator<'_>,
     raw: Vec<crate::soak::config::RawMonitor>,
+    checks: Vec<crate::soak::check::RawMonitorCheck>,
     v: &mut Validator,
 ) -> Result<Vec<crate::soak::config::Monitor>> {
     let mut monitors = Vec::new();
     let mut monitor_names = HashSet::new();
-    for (i, m) in raw.into_iter().enumerate() {
+    for (i, (m, check)) in raw.into_iter().zip(checks).enumerate() {
         let at = |k: &str| {
             let mut p = vec![key("monitor"), Seg::Index(i)];
             p.extend(parse_key_path(k));
@@ -289,7 +291,7 @@ fn validate_monitors(
             ));
         }
         monitors.push(
-            m.validate(v)
+            m.validate(check, v)
                 .map_err(|fe| loc.at(&at(&fe.key), fe.message))?,
         );
     }

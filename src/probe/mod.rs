@@ -206,27 +206,11 @@ macro_rules! registry {
             /// A [`FieldError`] with serde's message: no `kind`, an unknown one, or the
             /// kind's table rejecting a key or a value.
             pub fn from_table(mut table: toml::Table) -> Result<RawProbe, FieldError> {
-                let kind = match table.remove("kind") {
-                    Some(toml::Value::String(kind)) => kind,
-                    Some(other) => {
-                        return Err(FieldError::new(
-                            "kind",
-                            format!("invalid type: {}, expected a string", other.type_str()),
-                        ));
-                    }
-                    None => return Err(FieldError::new("", "missing field `kind`")),
-                };
+                let kind = crate::field::take_kind(&mut table, &[$($name),*])?;
                 match kind.as_str() {
                     $($name => crate::field::deserialize_table(table)
                         .map(|raw| RawProbe::$variant(Box::new(raw))),)*
-                    other => Err(FieldError::new(
-                        "kind",
-                        <toml::de::Error as serde::de::Error>::unknown_variant(
-                            other,
-                            &[$($name),*],
-                        )
-                        .message(),
-                    )),
+                    other => Err(FieldError::new("kind", format!("unknown kind `{other}`"))),
                 }
             }
 
@@ -392,6 +376,31 @@ pub struct ProbeContext {
 }
 
 impl ProbeContext {
+    /// A context for a probe run outside `prodready run` (the soak's checks, unit tests): no
+    /// services, proxies or sinks, no deadline, and today's date in UTC.
+    pub fn outside_run(
+        item_id: &str,
+        checklist_dir: PathBuf,
+        report_dir: PathBuf,
+        redactor: Arc<Redactor>,
+        cancel: CancellationToken,
+    ) -> ProbeContext {
+        ProbeContext {
+            item_id: item_id.to_string(),
+            checklist_dir,
+            report_dir,
+            redactor,
+            cancel,
+            abandon: CancellationToken::new(),
+            deadline: None,
+            services: Arc::default(),
+            proxies: Arc::default(),
+            sinks: Arc::default(),
+            background: Background::default(),
+            today: crate::signoff::today_utc(),
+        }
+    }
+
     /// Resolve a path from the checklist against the checklist's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {

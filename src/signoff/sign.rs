@@ -148,6 +148,20 @@ pub struct SignRequest {
     pub allow_partial: bool,
 }
 
+impl SignRequest {
+    /// The statement this request signs for `loaded`, in `role`, by `signer`.
+    fn statement(&self, loaded: &LoadedReport, role: &str, signer: &str) -> SignoffStatement {
+        SignoffStatement::for_report(
+            &loaded.report,
+            &loaded.body_sha256,
+            role,
+            self.decision,
+            signer,
+            &self.comment,
+        )
+    }
+}
+
 /// The statement `prodready sign --print-statement` prints, for signing with
 /// `ssh-keygen -Y sign -n prodready` and importing with [`import_signature`].
 ///
@@ -162,15 +176,7 @@ pub fn statement_for(req: &SignRequest) -> Result<String> {
         .clone()
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| Error::Usage("--print-statement needs --signer PRINCIPAL".into()))?;
-    Ok(SignoffStatement::for_report(
-        &loaded.report,
-        &loaded.body_sha256,
-        &role,
-        req.decision,
-        &signer,
-        &req.comment,
-    )
-    .to_text())
+    Ok(req.statement(&loaded, &role, &signer).to_text())
 }
 
 /// Sign the report with the private key at `key`, store the record in report.json and
@@ -185,14 +191,7 @@ pub fn sign(req: &SignRequest, key: &Path) -> Result<Signature> {
     let role = check_signable(&loaded, &req.role)?;
     let private = load_private_key(key)?;
     let signer = signer_or_comment(req.signer.clone(), &private, key)?;
-    let statement = SignoffStatement::for_report(
-        &loaded.report,
-        &loaded.body_sha256,
-        &role,
-        req.decision,
-        &signer,
-        &req.comment,
-    );
+    let statement = req.statement(&loaded, &role, &signer);
     let text = statement.to_text();
     let armored = sign_message(&private, text.as_bytes())?;
     let public = verify_message(&armored, text.as_bytes()).map_err(Error::Internal)?;

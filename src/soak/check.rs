@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::field::{FieldError, Validator};
+use crate::field::{FieldError, Validator, deserialize_table, take_kind};
 use crate::model::Status;
 use crate::probe::{ProbeContext, command, http};
 use crate::units::Redactor;
@@ -57,6 +57,22 @@ pub enum MonitorCheck {
 }
 
 impl RawMonitorCheck {
+    /// The `check` table as written, typed by its `kind`, so that an error inside it keeps its
+    /// key path (see [`crate::field::take_kind`]).
+    ///
+    /// # Errors
+    /// A [`FieldError`]: no `kind`, an unknown one, or the kind's table rejecting a key or value.
+    pub fn from_table(mut table: toml::Table) -> Result<RawMonitorCheck, FieldError> {
+        let kind = take_kind(&mut table, &["http", "tcp", "command", "order"])?;
+        match kind.as_str() {
+            "http" => deserialize_table(table).map(RawMonitorCheck::Http),
+            "tcp" => deserialize_table(table).map(RawMonitorCheck::Tcp),
+            "command" => deserialize_table(table).map(RawMonitorCheck::Command),
+            "order" => deserialize_table(table).map(|o| RawMonitorCheck::Order(Box::new(o))),
+            other => Err(FieldError::new("kind", format!("unknown kind `{other}`"))),
+        }
+    }
+
     /// Validate; `timeout` is the monitor's per-check timeout.
     ///
     /// # Errors
@@ -163,20 +179,13 @@ impl Runner {
         Runner {
             check,
             timeout,
-            ctx: ProbeContext {
-                item_id: name.to_string(),
-                checklist_dir: std::env::current_dir().unwrap_or_default(),
-                report_dir: scratch,
+            ctx: ProbeContext::outside_run(
+                name,
+                std::env::current_dir().unwrap_or_default(),
+                scratch,
                 redactor,
                 cancel,
-                abandon: CancellationToken::new(),
-                deadline: None,
-                services: Arc::default(),
-                proxies: Arc::default(),
-                sinks: Arc::default(),
-                background: crate::probe::Background::default(),
-                today: crate::signoff::today_utc(),
-            },
+            ),
             client,
             seq: AtomicU64::new(0),
         }

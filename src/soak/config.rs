@@ -35,7 +35,10 @@ pub struct RawMonitor {
     #[serde(default)]
     pub maintenance: Vec<RawMaintenance>,
     /// What to check.
-    pub check: RawMonitorCheck,
+    // Read as a table and typed by its `kind` afterwards (`RawMonitorCheck::from_table`), so
+    // an error inside it keeps its key path; its schema is `RawMonitorCheck`'s.
+    #[schemars(with = "RawMonitorCheck")]
+    pub check: toml::Table,
 }
 
 /// A maintenance window: one-off `{ start, end }` or recurring `{ days, at, duration }`.
@@ -283,11 +286,16 @@ impl RawMaintenance {
 }
 
 impl RawMonitor {
-    /// Validate.
+    /// Validate, with its `check` table already typed by kind
+    /// ([`RawMonitorCheck::from_table`]).
     ///
     /// # Errors
     /// A [`FieldError`] naming the key (relative to the monitor table).
-    pub fn validate(self, v: &mut Validator) -> Result<Monitor, FieldError> {
+    pub fn validate(
+        self,
+        check: RawMonitorCheck,
+        v: &mut Validator,
+    ) -> Result<Monitor, FieldError> {
         let name_re = regex::Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]*$").expect("static regex");
         if !name_re.is_match(&self.name) {
             return Err(FieldError::new(
@@ -337,7 +345,7 @@ impl RawMonitor {
                 FieldError::new(key, e.message)
             })?);
         }
-        let check = self.check.validate(v, timeout).map_err(|e| {
+        let check = check.validate(v, timeout).map_err(|e| {
             FieldError::new(
                 if e.key.is_empty() {
                     "check".to_string()

@@ -121,7 +121,10 @@ pub struct RawAck {
 
 /// `cancel = true` (paper broker) or a cancel template.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected true (cancel the paper broker order) or a cancel template (a string)"
+)]
 pub enum RawCancel {
     /// Cancel the paper broker order when it rests.
     Flag(bool),

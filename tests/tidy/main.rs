@@ -192,3 +192,43 @@ fn only_a_drill_acts_on_services_proxies_and_broker_faults() {
         problems.join("\n")
     );
 }
+
+/// ARCHITECTURE.md, "Invariants": the verdict is decided in one function, `report::verdict`.
+/// Everywhere else a `Verdict` is only matched (rendered, mapped to an exit code), never made:
+/// outside unit tests, a `Verdict::…` value that is not a match pattern stands nowhere but in
+/// the body of `pub fn verdict` in src/report/mod.rs.
+#[test]
+fn the_verdict_is_decided_in_one_function() {
+    let tree = Tree::load();
+    let variant =
+        regex::Regex::new(r"\bVerdict\s*::\s*(Ready|ReadyWithWaivers|NotReady)\b").unwrap();
+    let pattern_rest = regex::Regex::new(r"^(\s*\|\s*Verdict\s*::\s*\w+)*\s*(=>|\|)").unwrap();
+    let mut made = Vec::new();
+    for s in &tree.sources {
+        let code = match s.code.find("#[cfg(test)]") {
+            Some(at) => &s.code[..at],
+            None => &s.code[..],
+        };
+        // The body of `pub fn verdict` in the report module: from its signature to the first
+        // closing brace at the start of a line.
+        let allowed = (s.file == "src/report/mod.rs")
+            .then(|| code.find("pub fn verdict("))
+            .flatten()
+            .map(|start| start..start + code[start..].find("\n}").unwrap_or(0));
+        for m in variant.find_iter(code) {
+            if pattern_rest.is_match(&code[m.end()..]) {
+                continue;
+            }
+            if allowed.as_ref().is_some_and(|r| r.contains(&m.start())) {
+                continue;
+            }
+            let line = code[..m.start()].matches('\n').count() + 1;
+            made.push(format!("{}:{line}: {}", s.file, m.as_str()));
+        }
+    }
+    assert!(
+        made.is_empty(),
+        "a verdict is made outside report::verdict:\n{}",
+        made.join("\n")
+    );
+}

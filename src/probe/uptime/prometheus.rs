@@ -15,7 +15,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{RawUptimeProbe, UptimeProbe, attach_evidence};
+use super::evidence::attach_evidence;
+use super::{RawUptimeProbe, UptimeProbe};
 use crate::model::{ProbeOutput, Table};
 use crate::probe::prometheus::api::{QueryData, RawServer, Server, promql_duration};
 use crate::probe::{FieldError, ProbeContext, Validator};
