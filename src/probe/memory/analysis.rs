@@ -428,6 +428,44 @@ mod tests {
     }
 
     #[test]
+    fn growth_that_rests_on_two_steps_is_not_a_leak_and_many_steps_are() {
+        // 25 samples, flat but for two rises of 200 KiB: an allocator extending its heap. The
+        // slope's interval excludes zero, but set the two steps aside and nothing grows.
+        let kib = 1024.0;
+        let stepped = |steps: &[i32]| -> Vec<Sample> {
+            (0..25)
+                .map(|i| {
+                    let up = steps.iter().filter(|&&at| i >= at).count() as f64;
+                    s(f64::from(i), 7, 100.0 * MIB + up * 200.0 * kib)
+                })
+                .collect()
+        };
+        let tight = Settings {
+            max_growth_bytes_per_hour: 5.0 * MIB,
+            min_samples: 20,
+            ..settings()
+        };
+        let two = analyze(&stepped(&[9, 16]), &tight).segments[0]
+            .fit
+            .expect("fitted");
+        assert!(two.theil_sen.low_slope > 0.0, "{two:?}");
+        assert!(
+            two.rests_on_steps && !two.established && !two.leaking,
+            "{two:?}"
+        );
+        assert!(!two.ruled_out, "two steps do not rule growth out either");
+        assert_eq!(two.projected_24h_bytes(), None);
+        // Ten such steps in the same window are growth, and a leak at 5 MiB/h.
+        let ten = analyze(&stepped(&[2, 4, 6, 8, 10, 12, 14, 16, 18, 20]), &tight).segments[0]
+            .fit
+            .expect("fitted");
+        assert!(
+            !ten.rests_on_steps && ten.established && ten.leaking,
+            "{ten:?}"
+        );
+    }
+
+    #[test]
     fn too_few_samples_are_not_judged() {
         let samples: Vec<Sample> = (0..15)
             .map(|i| s(f64::from(i), 7, 1e8 + f64::from(i) * 1e6))

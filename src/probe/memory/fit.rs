@@ -39,6 +39,12 @@ pub struct Fit {
     pub seen_bytes: f64,
     /// Time from the first fitted sample to the last, seconds.
     pub span_s: f64,
+    /// The growth rests on a few steps: with the series' [`STEPS_SET_ASIDE`] largest rises
+    /// between consecutive samples set aside, growth is no longer established (or, for a
+    /// leak, no longer above the allowed rate). An allocator extending its heap by an arena
+    /// once or twice in a short window looks like that; so does a leak seen too briefly. Such
+    /// growth is neither established nor a leak: the window cannot tell the two apart.
+    pub rests_on_steps: bool,
 }
 
 impl Fit {
@@ -113,6 +119,51 @@ impl TailGrowth {
     }
 }
 
+/// How many of the largest rises between consecutive samples a growth must survive to be
+/// established ([`Fit::rests_on_steps`]).
+pub const STEPS_SET_ASIDE: usize = 2;
+
+/// `y` with its `k` largest rises between consecutive samples set to zero: the series rebuilt
+/// from its increments, the largest positive ones left out.
+fn without_largest_rises(y: &[f64], k: usize) -> Vec<f64> {
+    let rises: Vec<f64> = y.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut order: Vec<usize> = (0..rises.len()).filter(|&i| rises[i] > 0.0).collect();
+    order.sort_by(|&a, &b| rises[b].total_cmp(&rises[a]));
+    let aside: std::collections::HashSet<usize> = order.into_iter().take(k).collect();
+    let mut out = Vec::with_capacity(y.len());
+    let mut level = y.first().copied().unwrap_or(0.0);
+    out.push(level);
+    for (i, d) in rises.iter().enumerate() {
+        if !aside.contains(&i) {
+            level += d;
+        }
+        out.push(level);
+    }
+    out
+}
+
+/// The three figures the rules read, for one series; `None` when a fit is undefined.
+fn judge(x: &[f64], y: &[f64], settings: &Settings) -> Option<(TheilSen, MannKendall, TailGrowth)> {
+    let theil_sen = stats::theil_sen(x, y)?;
+    let mk = stats::hamed_rao(y)?;
+    if !theil_sen.low_slope.is_finite() || !theil_sen.high_slope.is_finite() {
+        return None;
+    }
+    Some((
+        theil_sen,
+        mk,
+        TailGrowth::of(x, y, settings.max_growth_bytes_per_hour),
+    ))
+}
+
+/// The leak rule: growth established, the slope's lower bound above the allowed growth, and a
+/// tail that keeps growing.
+fn leaks(t: &TheilSen, mk: &MannKendall, tail: &TailGrowth, settings: &Settings) -> bool {
+    established(t, mk, tail)
+        && t.low_slope * 3600.0 > settings.max_growth_bytes_per_hour
+        && tail.growing()
+}
+
 /// Fit the samples of `used` (thinned to at most [`MAX_FIT_SAMPLES`]) and judge them; `None`
 /// when there are fewer than `min_samples` or the fit is undefined.
 pub(super) fn fit(
@@ -131,16 +182,22 @@ pub(super) fn fit(
         .iter()
         .map(|s| metric.of(s).map(|v| v as f64))
         .collect::<Option<_>>()?;
-    let theil_sen = stats::theil_sen(&x, &y)?;
-    let mk = stats::hamed_rao(&y)?;
-    if !theil_sen.low_slope.is_finite() || !theil_sen.high_slope.is_finite() {
-        return None;
+    let (theil_sen, mk, tail) = judge(&x, &y, settings)?;
+    let mut grows = established(&theil_sen, &mk, &tail);
+    let mut leaking = leaks(&theil_sen, &mk, &tail, settings);
+    // Growth must not rest on a few steps: set the largest rises aside and judge again.
+    let mut rests_on_steps = false;
+    if grows {
+        let flat = without_largest_rises(&y, STEPS_SET_ASIDE);
+        let again = judge(&x, &flat, settings);
+        let still_established = again.as_ref().is_some_and(|(t, m, g)| established(t, m, g));
+        let still_leaking = again
+            .as_ref()
+            .is_some_and(|(t, m, g)| leaks(t, m, g, settings));
+        rests_on_steps = !still_established || (leaking && !still_leaking);
+        grows &= still_established;
+        leaking &= still_leaking;
     }
-    let tail = TailGrowth::of(&x, &y, settings.max_growth_bytes_per_hour);
-    let established = established(&theil_sen, &mk, &tail);
-    let leaking = established
-        && theil_sen.low_slope * 3600.0 > settings.max_growth_bytes_per_hour
-        && tail.growing();
     let ruled_out = theil_sen.high_slope * 3600.0 <= settings.max_growth_bytes_per_hour;
     let first = |v: &[f64]| v.first().copied().unwrap_or(0.0);
     let last = |v: &[f64]| v.last().copied().unwrap_or(0.0);
@@ -151,10 +208,11 @@ pub(super) fn fit(
         theil_sen,
         mk,
         tail,
-        established,
+        established: grows,
         leaking,
         ruled_out,
         seen_bytes: last(&y) - first(&y),
         span_s: last(&x) - first(&x),
+        rests_on_steps,
     })
 }

@@ -15,7 +15,9 @@
 //! 4. **Decide**: a segment leaks when the *lower* bound of its slope exceeds `max_growth`, the
 //!    modified Mann–Kendall test finds a significant increasing trend, and the tail keeps
 //!    growing (floor and peak of the last third above those of the first,
-//!    [`analysis::TailGrowth`]). The lower bound makes the verdict conservative (the growth is
+//!    [`analysis::TailGrowth`]), and all of that still holds with the series' two largest rises
+//!    set aside (`Fit::rests_on_steps`: an allocator extending its heap once or twice in a short
+//!    window is not a leak, nor established growth). The lower bound makes the verdict conservative (the growth is
 //!    at least that fast with 95 % confidence). Memory sampled every few seconds is strongly
 //!    autocorrelated, and a periodic sawtooth can still fool the corrected trend test (its
 //!    positive and negative autocorrelations cancel) while its phase tilts a slope fitted over

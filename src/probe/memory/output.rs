@@ -169,7 +169,7 @@ impl MemoryProbe {
                     } else {
                         "not growing"
                     },
-                    projection(seg).unwrap_or_else(|| "growth not established".into())
+                    projection(seg).unwrap_or_else(|| not_established(f))
                 ),
                 !f.leaking,
             ));
@@ -279,7 +279,7 @@ impl MemoryProbe {
             format_rate(f.high_bph()),
             f.mk.trend.as_str(),
             format_p(f.mk.p),
-            projection(seg).unwrap_or_else(|| "growth not established, no projection".into()),
+            projection(seg).unwrap_or_else(|| format!("{}, no projection", not_established(f))),
             c.samples.len(),
             if c.samples.len() == 1 {
                 "sample"
@@ -390,6 +390,7 @@ fn measure_fit(o: &mut ProbeOutput, seg: &analysis::Segment) {
     o.measure("tail_floor_rise_bytes", f.tail.floor_rise_bytes);
     o.measure("tail_peak_rise_bytes", f.tail.peak_rise_bytes);
     o.measure("tail_growing", f.tail.growing());
+    o.measure("growth_rests_on_steps", f.rests_on_steps);
     o.measure("samples_fitted", f.n as u64);
 }
 
@@ -406,6 +407,19 @@ fn projection(seg: &analysis::Segment) -> Option<String> {
         format_duration(Duration::from_secs_f64(f.span_s.max(0.0))),
         seg.used.len()
     ))
+}
+
+/// Why a segment projects nothing: growth not established, or established only by a few steps.
+fn not_established(f: &analysis::Fit) -> String {
+    if f.rests_on_steps {
+        format!(
+            "growth rests on the series' {} largest steps (an allocator extending its heap once \
+             or twice looks the same), not established in this window",
+            super::fit::STEPS_SET_ASIDE
+        )
+    } else {
+        "growth not established".to_string()
+    }
 }
 
 /// A signed amount of memory, e.g. `+16.0 KiB`, `-2.00 MiB`.
