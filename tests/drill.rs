@@ -243,7 +243,10 @@ fn a_drill_abandoned_by_its_timeout_still_restarts_what_it_stopped_and_heals_the
 fn an_interrupted_drill_restores_before_the_run_stops_its_services() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    // The marker file says the services are up and the drill has begun, so a closed port after
+    // it is the drill's stop, not a broker that has not started yet: no window to catch.
     let drill = r#"{ kind = "drill", step = [
+        { command = ["touch", "drill-started"] },
         { stop = "broker" },
         { wait = "60s" },
     ] }"#;
@@ -260,13 +263,12 @@ fn an_interrupted_drill_restores_before_the_run_stops_its_services() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the drill has stopped the broker (its port closes), then interrupt.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut seen_up = false;
+    // Wait until the drill has begun and stopped the broker (its port closes), then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let marker = dir.path().join("drill-started");
     loop {
         let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-        seen_up |= up;
-        if seen_up && !up {
+        if marker.exists() && !up {
             break;
         }
         assert!(
