@@ -288,6 +288,10 @@ pub struct CompareArgs {
     /// Compare with a baseline of another checklist digest or system.
     #[arg(long)]
     pub allow_other_checklist: bool,
+    /// OpenSSH allowed_signers file: a signed report is verified with it first, as `verify`
+    /// does (without it, only that every signature covers the report's body).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
     /// Significance level of the latency tests.
     #[arg(long, default_value_t = 0.01)]
     pub alpha: f64,

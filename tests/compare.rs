@@ -349,3 +349,106 @@ fn coverage_delta_in_points_from_two_lcov_reports() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
 }
+
+#[test]
+fn audit_lists_added_and_fixed_advisories_by_id_and_severity() {
+    let dir = tempfile::tempdir().unwrap();
+    let checklist = "[checklist]\nname = \"audit compare\"\n\n[[item]]\nid = \"deps\"\nsection = \"Security\"\ntitle = \"Dependencies\"\nseverity = \"major\"\n[item.probe]\nkind = \"audit\"\nreport = \"audit.json\"\n";
+    std::fs::write(dir.path().join("checklist.toml"), checklist).unwrap();
+    let audit = fixtures().join("audit");
+    // Real cargo-audit output: a clean lock, then one that adds smallvec 1.6.0.
+    for (out, file) in [
+        ("clean", "cargo-audit-clean.json"),
+        ("vulnerable", "cargo-audit-vulnerable.json"),
+    ] {
+        std::fs::copy(audit.join(file), dir.path().join("audit.json")).unwrap();
+        let o = run_in(
+            dir.path(),
+            &["run", "--no-step-summary", "--out", out, "checklist.toml"],
+            &[],
+        );
+        assert!(
+            dir.path().join(out).join("report.json").is_file(),
+            "{}",
+            describe(&o)
+        );
+    }
+    let (o, c) = compare(dir.path(), "clean", "vulnerable", &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let c = c.unwrap();
+    let added = &c["items"][0]["audit"]["added"];
+    assert_eq!(added[0]["id"], "RUSTSEC-2021-0003", "{c:#}");
+    assert_eq!(added[0]["package"], "smallvec");
+    assert_eq!(added[0]["severity"], "critical", "{c:#}");
+    let (o, c) = compare(dir.path(), "vulnerable", "clean", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let c = c.unwrap();
+    assert_eq!(
+        c["items"][0]["audit"]["fixed"][0]["id"],
+        "RUSTSEC-2021-0003"
+    );
+    assert_eq!(c["items"][0]["judgement"], "improved");
+}
+
+#[test]
+fn signed_baseline_is_verified_and_a_tampered_one_refused() {
+    let dir = recorded();
+    let key = dir.path().join("lead");
+    let out = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "lead@example.com",
+            "-f",
+        ])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success());
+    let o = run_in(
+        dir.path(),
+        &[
+            "sign",
+            "aa-base/report.json",
+            "--role",
+            "Technical lead",
+            "--key",
+            "lead",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let public = std::fs::read_to_string(dir.path().join("lead.pub")).unwrap();
+    let public: Vec<&str> = public.split_whitespace().take(2).collect();
+    std::fs::write(
+        dir.path().join("allowed_signers"),
+        format!(
+            "lead@example.com namespaces=\"prodready\" {} prodready-roles=\"Technical lead\"\n",
+            public.join(" ")
+        ),
+    )
+    .unwrap();
+    let verified = ["--allowed-signers", "allowed_signers"];
+    let (o, _) = compare(dir.path(), "aa-base", "aa-new", &verified);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+
+    // Edit a measured figure of the signed baseline.
+    let path = dir.path().join("aa-base/report.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut report: Value = serde_json::from_str(&text).unwrap();
+    report["items"][0]["outcome"]["measured"]["p99_ms"] = serde_json::json!(0.5);
+    std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+    for extra in [&verified[..], &[]] {
+        let (o, _) = compare(dir.path(), "aa-base", "aa-new", extra);
+        assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("aa-base/report.json") && err.contains("refusing"),
+            "{err}"
+        );
+    }
+}

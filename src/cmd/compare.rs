@@ -27,8 +27,9 @@ pub fn cmd_compare(args: CompareArgs) -> Result<Exit> {
             policy.alpha
         )));
     }
-    let base = compare::load(&args.baseline)?;
-    let new = compare::load(&args.new)?;
+    let allowed = args.allowed_signers.as_deref();
+    let base = compare::load(&args.baseline, allowed)?;
+    let new = compare::load(&args.new, allowed)?;
     let mut c = compare::compare(&base, &new, &policy, args.allow_other_checklist)?;
     if let Some(dir) = &args.out {
         render::write_all(&mut c, dir)?;

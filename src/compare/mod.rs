@@ -189,12 +189,14 @@ pub struct Loaded {
     pub dir: PathBuf,
 }
 
-/// Load a report given as its folder or its `report.json`.
+/// Load a report given as its folder or its `report.json`. A signed report is checked first:
+/// with `allowed_signers`, fully (`prodready verify`'s checks, expiry as of the day the run
+/// finished); without, every signature must name the report's current body digest.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] (exit 2) naming the file when it is missing, truncated or not a
-/// report; when a signature in it does not cover its body (it was edited after signing).
-pub fn load(arg: &Path) -> Result<Loaded> {
+/// report, or when a signed report does not verify (it was edited after signing).
+pub fn load(arg: &Path, allowed_signers: Option<&Path>) -> Result<Loaded> {
     let path = if arg.is_dir() {
         arg.join("report.json")
     } else {
@@ -207,6 +209,9 @@ pub fn load(arg: &Path) -> Result<Loaded> {
         });
     }
     let report = Report::load(&path)?;
+    if let (Some(allowed), false) = (allowed_signers, report.signoff.signatures.is_empty()) {
+        verify_signed(&path, &report, allowed)?;
+    }
     let body = report.body_sha256();
     if let Some(s) = report
         .signoff
@@ -227,6 +232,38 @@ pub fn load(arg: &Path) -> Result<Loaded> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     Ok(Loaded { report, path, dir })
+}
+
+/// `prodready verify`'s checks on a signed report, as of the day its run finished.
+fn verify_signed(path: &Path, report: &Report, allowed: &Path) -> Result<()> {
+    use crate::signoff::{CheckState, VerifyOptions, verify};
+    let on = report
+        .run
+        .finished_at
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date())
+        .unwrap_or_else(|_| crate::signoff::today_utc());
+    let opts = VerifyOptions {
+        allowed_signers: Some(allowed.to_path_buf()),
+        on,
+    };
+    let v = verify(path, &opts)?;
+    if v.all_hold() {
+        return Ok(());
+    }
+    let failed: Vec<String> = v
+        .rows
+        .iter()
+        .filter(|r| r.state == CheckState::Fail)
+        .map(|r| format!("{}: {}", r.check, r.detail))
+        .collect();
+    Err(Error::InvalidInput {
+        path: path.to_path_buf(),
+        message: format!(
+            "the signed report does not verify ({}): refusing it",
+            failed.join("; ")
+        ),
+    })
 }
 
 fn side(l: &Loaded) -> Side {
