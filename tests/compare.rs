@@ -86,7 +86,16 @@ fn unchanged_broker_is_no_regression_and_added_latency_is_flagged_with_its_shift
     run_against(dir.path(), "b", &slow.addr);
     drop(slow);
 
-    let (o, aa) = compare(dir.path(), "a1", "a2", &["--out", "aa"]);
+    // The tail of a debug build on a machine shared with other builds moves with their load
+    // (p99 of two unchanged 20 s runs here: 8.5 → 9.6, 18.6 → 15.6, 20.1 → 26.9 ms), more
+    // than any tail allowance worth having; the recorded pair checks the tail at the default.
+    // Here the centre is judged at its default allowance.
+    let (o, aa) = compare(
+        dir.path(),
+        "a1",
+        "a2",
+        &["--out", "aa", "--tail-allowance", "1000"],
+    );
     let aa = aa.unwrap_or_else(|| panic!("{}", describe(&o)));
     let l = latency_of(&aa, "order-latency");
     eprintln!(
@@ -125,6 +134,13 @@ fn unchanged_broker_is_no_regression_and_added_latency_is_flagged_with_its_shift
     assert!(
         (0.6..2.0).contains(&(shift / 5.0)),
         "shift {shift} ms is not near the added 5 ms"
+    );
+    let aa_shift = latency_of(&aa, "order-latency")["shift_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        aa_shift.abs() * 10.0 < shift,
+        "A/A shift {aa_shift} ms is not far below the A/B shift {shift} ms"
     );
     assert!(l["shift_low_ms"].as_f64().unwrap() <= shift);
     assert!(shift <= l["shift_high_ms"].as_f64().unwrap());
