@@ -242,3 +242,84 @@ pub fn drill(old: &ItemReport, it: &ItemReport) -> Vec<StepChange> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Outcome, ProbeOutput, Severity};
+    use serde_json::json;
+
+    /// An item of `kind` whose outcome measured `measured` (an object).
+    fn item(kind: &str, measured: Value) -> ItemReport {
+        let out = ProbeOutput {
+            measured: measured.as_object().cloned().unwrap(),
+            summary: "measured".into(),
+            ..ProbeOutput::default()
+        };
+        let outcome = Outcome::from_probe(out, 1, 1);
+        ItemReport {
+            id: "x".into(),
+            section: "s".into(),
+            title: "t".into(),
+            severity: Severity::Major,
+            tags: Vec::new(),
+            kind: kind.into(),
+            description: None,
+            probe_status: outcome.status,
+            outcome,
+        }
+    }
+
+    fn slope(s: f64, lo: f64, hi: f64) -> ItemReport {
+        item(
+            "memory",
+            json!({"slope_bytes_per_hour": s, "slope_low_bytes_per_hour": lo, "slope_high_bytes_per_hour": hi}),
+        )
+    }
+
+    #[test]
+    fn memory_regresses_only_when_the_new_interval_is_wholly_above() {
+        let mut n = Notes::default();
+        let m = memory(&slope(10.0, -5.0, 20.0), &slope(15.0, 0.0, 30.0), &mut n).unwrap();
+        assert!(m.overlap && n.regressed.is_empty());
+        let m = memory(
+            &slope(10.0, -5.0, 20.0),
+            &slope(900.0, 800.0, 1000.0),
+            &mut n,
+        )
+        .unwrap();
+        assert!(!m.overlap);
+        assert_eq!(n.regressed.len(), 1, "{n:?}");
+        memory(&slope(0.0, 0.0, 0.0), &item("memory", json!({})), &mut n);
+        assert_eq!(n.inconclusive.len(), 1);
+    }
+
+    #[test]
+    fn availability_drop_beyond_the_allowance_regresses() {
+        let policy = Policy::default();
+        let up = |a: f64| item("uptime", json!({ "availability_percent": a }));
+        let mut n = Notes::default();
+        uptime(&up(99.95), &up(99.93), &policy, &mut n);
+        assert!(n.regressed.is_empty(), "0.02 points is within 0.05: {n:?}");
+        uptime(&up(99.95), &up(99.8), &policy, &mut n);
+        assert_eq!(n.regressed.len(), 1);
+        uptime(&up(99.95), &item("uptime", json!({})), &policy, &mut n);
+        assert_eq!(n.inconclusive.len(), 1);
+    }
+
+    #[test]
+    fn drill_steps_match_by_name_in_order() {
+        let steps = |v: Value| item("drill", json!({ "steps": v }));
+        let old = steps(json!([{"name": "kill", "ms": 5.0}, {"name": "recover", "ms": 900.0}]));
+        let new = steps(
+            json!([{"name": "kill", "ms": 6.0}, {"name": "recover", "ms": 1500.0}, {"name": "alert", "ms": null}]),
+        );
+        let d = drill(&old, &new);
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[1].delta_ms, Some(600.0));
+        assert_eq!(
+            (d[2].baseline_ms, d[2].new_ms, d[2].delta_ms),
+            (None, None, None)
+        );
+    }
+}

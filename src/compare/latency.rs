@@ -304,3 +304,38 @@ fn note(c: &LatencyChange, policy: &Policy, notes: &mut Notes) {
 pub fn chart(title: &str, base: &Histogram<u64>, new: &Histogram<u64>) -> Result<String, String> {
     crate::probe::latency::chart::render_pair(title, ("baseline", base), ("new", new))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(offset: f64, n: u64) -> Weighted {
+        Weighted::new(
+            (0..n)
+                .map(|i| (offset + (i % 97) as f64 * 0.01, 1))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn too_few_samples_to_bound_p99_give_no_verdict() {
+        let p = Policy::default();
+        assert!(analyse(&sample(1.0, 300), &sample(1.0, 300), &p).is_none());
+        let c = analyse(&sample(1.0, 3000), &sample(1.0, 3000), &p).unwrap();
+        assert!(!c.centre_regressed && c.tail[1].new.is_none(), "{c:?}");
+    }
+
+    #[test]
+    fn a_shift_beyond_the_allowance_regresses_and_one_within_does_not() {
+        let p = Policy::default();
+        let base = sample(1.0, 6000);
+        // Median ≈ 1.48 ms: 20 % is ≈ 0.3 ms.
+        let c = analyse(&base, &sample(1.5, 6000), &p).unwrap();
+        assert!(
+            c.centre_regressed && (c.shift_ms - 0.5).abs() < 1e-9,
+            "{c:?}"
+        );
+        let c = analyse(&base, &sample(1.1, 6000), &p).unwrap();
+        assert!(c.p_slower < p.alpha && !c.centre_regressed, "{c:?}");
+    }
+}
