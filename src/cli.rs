@@ -25,8 +25,12 @@ pub enum Command {
     Run(RunArgs),
     /// Re-render a saved report.json as Markdown or JUnit XML.
     Report(ReportArgs),
-    /// Print the JSON Schema of the checklist format or of report.json.
+    /// Print the JSON Schema of the checklist format, of report.json or of compare.json.
     Schema(SchemaArgs),
+    /// Compare a report with a baseline report (e.g. the last release's): status changes,
+    /// figures side by side, latency from both runs' histograms. Exit 0 no regression, 1 a
+    /// regression or an inconclusive comparison, 2 invalid input.
+    Compare(CompareArgs),
     /// Check a checklist without running it (exit 0 valid, 2 invalid).
     Check(CheckArgs),
     /// Run the built-in paper-trading venue (HTTP/JSON, and FIX with --fix-listen) until
@@ -245,6 +249,8 @@ pub enum SchemaKind {
     Checklist,
     /// report.json.
     Report,
+    /// compare.json (`prodready compare`).
+    Compare,
 }
 
 /// `prodready schema`.
@@ -253,6 +259,54 @@ pub struct SchemaArgs {
     /// Which schema.
     #[arg(value_enum)]
     pub kind: SchemaKind,
+}
+
+/// Output formats of `prodready compare` on standard output.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompareFormat {
+    /// A table for people.
+    Table,
+    /// Markdown (compare.md).
+    Md,
+    /// JSON (compare.json).
+    Json,
+}
+
+/// `prodready compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline: a report folder or its report.json.
+    pub baseline: PathBuf,
+    /// The new report: a report folder or its report.json.
+    pub new: PathBuf,
+    /// Write compare.json, compare.md and the latency charts into this folder.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// What to print on standard output.
+    #[arg(long, short, value_enum, default_value_t = CompareFormat::Table)]
+    pub format: CompareFormat,
+    /// Compare with a baseline of another checklist digest or system.
+    #[arg(long)]
+    pub allow_other_checklist: bool,
+    /// OpenSSH allowed_signers file: a signed report is verified with it first, as `verify`
+    /// does (without it, only that every signature covers the report's body).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Significance level of the latency tests.
+    #[arg(long, default_value_t = 0.01)]
+    pub alpha: f64,
+    /// Allowed latency shift (Hodges–Lehmann) in percent of the baseline median.
+    #[arg(long, value_name = "PERCENT", default_value_t = 20.0)]
+    pub latency_allowance: f64,
+    /// Allowed rise of p99 in percent (p99.9 is shown, not judged).
+    #[arg(long, value_name = "PERCENT", default_value_t = 50.0)]
+    pub tail_allowance: f64,
+    /// Allowed drop of line or branch coverage in percentage points.
+    #[arg(long, value_name = "POINTS", default_value_t = 1.0)]
+    pub coverage_allowance: f64,
+    /// Allowed drop of availability in percentage points.
+    #[arg(long, value_name = "POINTS", default_value_t = 0.05)]
+    pub availability_allowance: f64,
 }
 
 /// `prodready check`.

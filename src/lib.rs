@@ -8,6 +8,7 @@
 pub mod checklist;
 pub mod cli;
 pub mod cmd;
+pub mod compare;
 pub mod error;
 pub mod expect;
 pub mod facts;
@@ -24,6 +25,7 @@ pub mod runner;
 pub mod service;
 pub mod signoff;
 pub mod soak;
+pub mod stats;
 pub mod store;
 pub mod ui;
 pub mod units;

@@ -466,6 +466,18 @@ fn every_kind_of_bad_command_input_names_its_file_and_what_was_expected() {
             "soak-status: no such store",
             vec!["soak-status", "--state", "missing.db"],
         ),
+        (
+            "compare: no such report",
+            vec!["compare", "missing", "other.json"],
+        ),
+        (
+            "compare: truncated report",
+            vec!["compare", "truncated.json", "other.json"],
+        ),
+        (
+            "compare: bad alpha",
+            vec!["compare", "--alpha", "2", "truncated.json", "other.json"],
+        ),
     ];
     let mut all = String::new();
     for (name, args) in cases {

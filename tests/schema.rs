@@ -26,6 +26,7 @@ fn published_schemas_match_the_types() {
     for (kind, file) in [
         ("checklist", "checklist.schema.json"),
         ("report", "report.schema.json"),
+        ("compare", "compare.schema.json"),
     ] {
         assert!(
             published(file) == generated(kind),

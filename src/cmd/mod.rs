@@ -3,6 +3,7 @@
 //! an exit code ([`crate::error::Exit`]).
 
 pub mod attest;
+pub mod compare;
 pub mod latency;
 pub mod report;
 pub mod run;
@@ -25,10 +26,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Run(args) => run::cmd_run(args),
         Command::Report(args) => report::cmd_report(args),
+        Command::Compare(args) => compare::cmd_compare(args),
         Command::Schema(args) => {
             let schema = match args.kind {
                 SchemaKind::Checklist => checklist::json_schema(),
                 SchemaKind::Report => crate::report::json_schema(),
+                SchemaKind::Compare => crate::compare::json_schema(),
             };
             println!(
                 "{}",

@@ -48,7 +48,25 @@ pub fn render(
     corrected: &Histogram<u64>,
     uncorrected: &Histogram<u64>,
 ) -> Result<String, String> {
-    let n = corrected.len().max(1) as f64;
+    render_pair(
+        title,
+        ("corrected (from intended send time)", corrected),
+        ("uncorrected (from actual send time)", uncorrected),
+    )
+}
+
+/// Render two labelled percentile curves on one chart (red the first, blue the second), e.g.
+/// a baseline run and a new one.
+///
+/// # Errors
+/// "drawing the latency chart: …" when plotting fails.
+pub fn render_pair(
+    title: &str,
+    (first_label, corrected): (&str, &Histogram<u64>),
+    (second_label, uncorrected): (&str, &Histogram<u64>),
+) -> Result<String, String> {
+    let n = corrected.len().max(uncorrected.len()).max(1) as f64;
+    let (first_label, second_label) = (first_label.to_string(), second_label.to_string());
     // Enough decades to show the last sample, at least 99.99 %, at most 99.9999 %.
     let x_cap = n.log10().ceil().clamp(4.0, 6.0);
     let c = points(corrected, x_cap);
@@ -80,11 +98,11 @@ pub fn render(
         let blue = RGBColor(40, 90, 200);
         chart
             .draw_series(LineSeries::new(c, red.stroke_width(2)))?
-            .label("corrected (from intended send time)")
+            .label(first_label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(2)));
         chart
             .draw_series(LineSeries::new(u, blue.stroke_width(2)))?
-            .label("uncorrected (from actual send time)")
+            .label(second_label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2))
             });
