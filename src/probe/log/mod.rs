@@ -78,32 +78,7 @@ impl RawLogProbe {
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<LogProbe, FieldError> {
         let source = self.source(v)?;
-        let time = match (&self.timestamp, &self.timestamp_format) {
-            (None, Some(_)) => {
-                return Err(FieldError::new(
-                    "timestamp_format",
-                    "timestamp_format needs timestamp, the pattern that finds a line's time",
-                ));
-            }
-            (None, None) => None,
-            (Some(re), format) => {
-                if matches!(source, Source::Journal(_)) {
-                    return Err(FieldError::new(
-                        "timestamp",
-                        "the journal has its own time for every line; remove timestamp",
-                    ));
-                }
-                if let Some(f) = format {
-                    jiff::fmt::strtime::format(f, jiff::Timestamp::UNIX_EPOCH).map_err(|e| {
-                        FieldError::new("timestamp_format", format!("invalid strftime format: {e}"))
-                    })?;
-                }
-                Some(TimeFormat {
-                    regex: v.regex("timestamp", re)?,
-                    format: format.clone(),
-                })
-            }
-        };
+        let time = self.time_format(&source, v)?;
         let since = self
             .since
             .as_deref()
@@ -154,6 +129,41 @@ impl RawLogProbe {
             min: self.min,
             max: self.max,
             secrets: self.secrets,
+        })
+    }
+
+    /// How a line's time is read (`timestamp`, `timestamp_format`), if at all.
+    fn time_format(
+        &self,
+        source: &Source,
+        v: &Validator,
+    ) -> Result<Option<TimeFormat>, FieldError> {
+        Ok(match (&self.timestamp, &self.timestamp_format) {
+            (None, Some(_)) => {
+                return Err(FieldError::new(
+                    "timestamp_format",
+                    "timestamp_format needs timestamp, the pattern that finds a line's time",
+                ));
+            }
+            (None, None) => None,
+            (Some(re), format) => {
+                if matches!(source, Source::Journal(_)) {
+                    return Err(FieldError::new(
+                        "timestamp",
+                        "the journal has its own time for every line; remove timestamp",
+                    ));
+                }
+                if let Some(f) = format {
+                    let sample = jiff::Timestamp::UNIX_EPOCH.to_zoned(jiff::tz::TimeZone::UTC);
+                    jiff::fmt::strtime::format(f, &sample).map_err(|e| {
+                        FieldError::new("timestamp_format", format!("invalid strftime format: {e}"))
+                    })?;
+                }
+                Some(TimeFormat {
+                    regex: v.regex("timestamp", re)?,
+                    format: format.clone(),
+                })
+            }
         })
     }
 
@@ -404,3 +414,33 @@ impl LogProbe {
 }
 
 crate::probe::probe_kind!(LogProbe, RawLogProbe, async);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(format: &str) -> RawLogProbe {
+        RawLogProbe {
+            files: Some(vec!["a.log".into()]),
+            unit: None,
+            command: None,
+            timeout: None,
+            since: Some("1h".into()),
+            timestamp: Some(r"^(\S+)".into()),
+            timestamp_format: Some(format.into()),
+            pattern: None,
+            min: None,
+            max: None,
+            secrets: true,
+        }
+    }
+
+    #[test]
+    fn strftime_formats_with_an_offset_are_accepted_and_bad_ones_refused() {
+        let mut v = Validator::default();
+        assert!(raw("%Y-%m-%dT%H:%M:%S%z").validate(&mut v).is_ok());
+        assert!(raw("%d/%b/%Y:%H:%M:%S %z").validate(&mut v).is_ok());
+        let e = raw("%Y-%").validate(&mut v).unwrap_err();
+        assert_eq!(e.key, "timestamp_format");
+    }
+}
