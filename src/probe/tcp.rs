@@ -35,7 +35,7 @@ pub struct RawTcpProbe {
 #[serde(untagged)]
 pub enum PortSpec {
     /// One port.
-    Port(u16),
+    Port(i64),
     /// `"low-high"`, or one port as text.
     Range(String),
 }
@@ -117,7 +117,10 @@ impl PortSpec {
             )
         };
         match self {
-            PortSpec::Port(p) => Ok((*p, *p)),
+            PortSpec::Port(p) => {
+                let p = u16::try_from(*p).map_err(|_| bad(&p.to_string()))?;
+                Ok((p, p))
+            }
             PortSpec::Range(t) => {
                 let (lo, hi) = t.split_once('-').unwrap_or((t, t));
                 let lo: u16 = lo.trim().parse().map_err(|_| bad(t))?;
