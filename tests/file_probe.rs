@@ -60,3 +60,14 @@ fn the_newest_backup_must_be_younger_than_max_age() {
         "{o:#}"
     );
 }
+
+#[test]
+fn a_checklist_folder_with_glob_characters_in_its_name_is_taken_literally() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("release [draft]");
+    std::fs::create_dir_all(d.join("backups")).unwrap();
+    write(&d.join("backups"), "db-1.sql.gz", "fresh");
+    let probe = "path = \"backups/db-*.sql.gz\"\nmax_age = \"24h\"";
+    let (code, o) = run_item(&d, &BACKUP_ITEM, probe, &[]);
+    assert_eq!((code, o["status"].as_str()), (0, Some("pass")), "{o:#}");
+}

@@ -206,7 +206,7 @@ impl FileProbe {
         if !is_glob(&written) {
             return Ok((path, written));
         }
-        let newest = glob::glob(&path.to_string_lossy())
+        let newest = glob::glob(&glob_in(ctx, &written))
             .map_err(|e| format!("{written}: {e}"))?
             .flatten()
             .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
@@ -250,6 +250,19 @@ impl FileProbe {
             },
             missing.is_empty(),
         )
+    }
+}
+
+/// A glob `pattern` from the checklist as an absolute pattern: relative to the checklist's
+/// folder, whose own name is escaped (a folder named `[draft]` is not a character class).
+pub fn glob_in(ctx: &ProbeContext, pattern: &str) -> String {
+    if std::path::Path::new(pattern).is_absolute() {
+        return pattern.to_string();
+    }
+    let dir = glob::Pattern::escape(&ctx.checklist_dir.to_string_lossy());
+    match dir.trim_end_matches('/') {
+        "" if dir.is_empty() => pattern.to_string(),
+        trimmed => format!("{trimmed}/{pattern}"),
     }
 }
 

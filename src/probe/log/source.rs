@@ -10,7 +10,7 @@
 //! was modified inside the window and not at all otherwise.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -203,8 +203,7 @@ fn matched_files(
 ) -> Result<Vec<(PathBuf, String)>, String> {
     let mut files = Vec::new();
     for pattern in patterns {
-        let full = ctx.resolve(Path::new(pattern));
-        let paths = glob::glob(&full.to_string_lossy())
+        let paths = glob::glob(&crate::probe::file::glob_in(ctx, pattern))
             .map_err(|e| format!("invalid pattern \"{pattern}\": {e}"))?;
         let before = files.len();
         for path in paths.flatten().filter(|p| p.is_file()) {
