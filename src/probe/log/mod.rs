@@ -278,7 +278,8 @@ impl LogProbe {
                 Ok(c) => Some(c),
                 Err(e) => {
                     return ProbeOutput::error(format!(
-                        "the window since {s:?} is out of range: {e}"
+                        "the window since {} is out of range: {e}",
+                        crate::units::format_duration(s)
                     ));
                 }
             },
