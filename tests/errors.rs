@@ -346,6 +346,12 @@ fn cases() -> Vec<(&'static str, String)> {
             one(r#"{ kind = "log", files = ["a.log"], pattern = "ERROR" }"#),
         ),
         (
+            "log: since on a command's lines without timestamp",
+            one(
+                r#"{ kind = "log", command = ["kubectl", "logs", "deploy/api"], since = "1h", secrets = true }"#,
+            ),
+        ),
+        (
             "env: a bad regex in matches",
             one(r#"{ kind = "env", matches = { IB_ACCOUNT = "^(DU" } }"#),
         ),
