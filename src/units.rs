@@ -347,6 +347,12 @@ impl Redactor {
         out
     }
 
+    /// The secrets collected so far, `(variable name, value)`, longest value first (a log
+    /// probe looks for them in log lines).
+    pub fn secrets(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.secrets.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     /// True when no secrets were collected.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()

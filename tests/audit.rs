@@ -481,3 +481,26 @@ fn example_and_self_check_checklists_are_valid() {
         );
     }
 }
+
+#[test]
+fn safety_report_is_read_with_cvss_from_its_vector_and_unknown_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = format!("report = {:?}", fixture("safety.json"));
+    let (code, o) = run_item(dir.path(), &AUDIT, &report, &[]);
+    let rows = findings(&o);
+    let row = |pkg: &str| rows.iter().find(|r| r.contains(&pkg.to_string())).cloned();
+    let django = row("django").unwrap_or_else(|| panic!("no django finding: {o:#}"));
+    assert!(django.contains(&"40637".to_string()), "{django:?}");
+    assert_eq!(django[3], "medium", "CVSS:3.1 4.9 is medium: {django:?}");
+    let pyyaml = row("pyyaml").unwrap_or_else(|| panic!("no pyyaml finding: {o:#}"));
+    assert_eq!(pyyaml[3], "unknown (gated as high)", "no CVSS: {pyyaml:?}");
+    assert_eq!(code, 1, "unknown gates as high by default: {o:#}");
+    assert_eq!(o["status"], "fail", "{o:#}");
+    let (code, o) = run_item(
+        dir.path(),
+        &AUDIT,
+        &format!("{report}\nmax_severity = \"medium\"\nunknown_severity = \"low\""),
+        &[],
+    );
+    assert_eq!((code, o["status"].as_str()), (0, Some("pass")), "{o:#}");
+}

@@ -351,6 +351,38 @@ fn cases() -> Vec<(&'static str, String)> {
                 "{HEAD}{svc}[[item]]\nid = \"broker-restart\"\nsection = \"Resilience\"\ntitle = \"Broker restart\"\nseverity = \"major\"\n\n[item.probe]\nkind = \"drill\"\n\n[[item.probe.step]]\nrestart = \"broker\"\n\n[[item.probe.step]]\nexpect = \"http\"\nurl = \"http://127.0.0.1:1/\"\nwithin = \"5s\"\nwithinn = \"10s\"\n"
             ),
         ),
+        (
+            "log: two sources",
+            one(r#"{ kind = "log", files = ["a.log"], unit = "agent.service", secrets = true }"#),
+        ),
+        (
+            "log: a pattern without a bound",
+            one(r#"{ kind = "log", files = ["a.log"], pattern = "ERROR" }"#),
+        ),
+        (
+            "log: since on a command's lines without timestamp",
+            one(
+                r#"{ kind = "log", command = ["kubectl", "logs", "deploy/api"], since = "1h", secrets = true }"#,
+            ),
+        ),
+        (
+            "env: a bad regex in matches",
+            one(r#"{ kind = "env", matches = { IB_ACCOUNT = "^(DU" } }"#),
+        ),
+        (
+            "config: an unknown key in a key check",
+            one(
+                r#"{ kind = "config", path = "risk.toml", keys = [{ pointer = "/risk/max", maximum = 1 }] }"#,
+            ),
+        ),
+        (
+            "file: max_age without a unit",
+            one(r#"{ kind = "file", path = "backups/*.gz", max_age = "24" }"#),
+        ),
+        (
+            "tcp: a reversed port range",
+            one(r#"{ kind = "tcp", listening_allow = [22, "9100-9000"] }"#),
+        ),
     ]
 }
 

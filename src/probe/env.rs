@@ -1,5 +1,6 @@
-//! The `env` probe: required environment variables are set. Values are never read into any
-//! output: only names, and whether each is set and non-empty.
+//! The `env` probe: required environment variables are set, and optionally match a regular
+//! expression. Values are never read into any output: only names, whether each is set and
+//! non-empty, and whether it matches.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -12,9 +13,15 @@ use crate::model::{Check, ProbeOutput};
 #[serde(deny_unknown_fields)]
 pub struct RawEnvProbe {
     /// Names of required variables.
+    #[serde(default)]
     pub vars: Vec<String>,
     /// Also require a non-empty value. Default true.
     pub non_empty: Option<bool>,
+    /// Variables whose value must match a regular expression, e.g.
+    /// `{ IB_ACCOUNT = "^DU", TRADING_MODE = "^READ_ONLY$" }`; shown as matches or not, never
+    /// the value.
+    #[serde(default)]
+    pub matches: std::collections::BTreeMap<String, String>,
 }
 
 /// A validated `env` probe.
@@ -22,6 +29,7 @@ pub struct RawEnvProbe {
 pub struct EnvProbe {
     vars: Vec<String>,
     non_empty: bool,
+    matches: Vec<(String, regex::Regex)>,
 }
 
 impl RawEnvProbe {
@@ -29,24 +37,37 @@ impl RawEnvProbe {
     ///
     /// # Errors
     /// A [`FieldError`] for an empty list or an invalid name.
-    pub fn validate(self, _v: &mut Validator) -> Result<EnvProbe, FieldError> {
-        if self.vars.is_empty() {
+    pub fn validate(self, v: &mut Validator) -> Result<EnvProbe, FieldError> {
+        if self.vars.is_empty() && self.matches.is_empty() {
             return Err(FieldError::new(
                 "vars",
-                "expected at least one variable name",
+                "expected at least one variable name (in vars or matches)",
             ));
         }
+        let bad = |n: &str| n.is_empty() || n.contains('=') || n.contains('\0');
         for (i, n) in self.vars.iter().enumerate() {
-            if n.is_empty() || n.contains('=') || n.contains('\0') {
+            if bad(n) {
                 return Err(FieldError::new(
                     format!("vars[{i}]"),
                     format!("invalid variable name \"{n}\""),
                 ));
             }
         }
+        let mut matches = Vec::new();
+        for (n, re) in &self.matches {
+            let key = format!("matches.{n}");
+            if bad(n) {
+                return Err(FieldError::new(
+                    key,
+                    format!("invalid variable name \"{n}\""),
+                ));
+            }
+            matches.push((n.clone(), v.regex(&key, re)?));
+        }
         Ok(EnvProbe {
             vars: self.vars,
             non_empty: self.non_empty.unwrap_or(true),
+            matches,
         })
     }
 }
@@ -78,12 +99,48 @@ impl EnvProbe {
         }
         o.measure("set", (self.vars.len() - missing.len()) as u64);
         o.measure("required", self.vars.len() as u64);
-        o.summary = if missing.is_empty() {
-            format!("all {} variables set", self.vars.len())
-        } else {
-            format!("missing: {}", missing.join(", "))
-        };
+        let mut parts = Vec::new();
+        if !self.vars.is_empty() {
+            parts.push(if missing.is_empty() {
+                format!("all {} variables set", self.vars.len())
+            } else {
+                format!("missing: {}", missing.join(", "))
+            });
+        }
+        let unmatched = self.match_checks(&mut o);
+        if !self.matches.is_empty() {
+            parts.push(if unmatched.is_empty() {
+                format!("all {} values match", self.matches.len())
+            } else {
+                format!("not matching: {}", unmatched.join(", "))
+            });
+        }
+        o.summary = parts.join("; ");
         o
+    }
+
+    /// One check per `matches` entry: `matches /re/` against `matches`, `does not match` or
+    /// `unset` (the value itself is never shown). Returns the names that did not match.
+    fn match_checks(&self, o: &mut ProbeOutput) -> Vec<String> {
+        let mut unmatched = Vec::new();
+        for (name, re) in &self.matches {
+            let state = match std::env::var_os(name) {
+                None => "unset",
+                Some(v) if re.is_match(&v.to_string_lossy()) => "matches",
+                Some(_) => "does not match",
+            };
+            if state != "matches" {
+                unmatched.push(format!("{name} ({state})"));
+            }
+            o.checks.push(Check::new(
+                format!("{name} value"),
+                format!("matches /{re}/"),
+                state,
+                state == "matches",
+            ));
+        }
+        o.measure("matching", (self.matches.len() - unmatched.len()) as u64);
+        unmatched
     }
 }
 

@@ -1,6 +1,8 @@
 //! The `file` probe: a document or config file exists, is large enough, has the Markdown
 //! headings a runbook needs (CommonMark headings, parsed with pulldown-cmark), and is not more
-//! permissive than allowed (`.env` at `0600`).
+//! permissive than allowed (`.env` at `0600`), and is fresh enough (`max_age`: a backup from
+//! the last 24 hours). A `path` with glob characters (`*`, `?`, `[`) checks the newest
+//! matching file, by modification time; no match at all is a failed `exists`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -16,7 +18,8 @@ use crate::units::format_bytes;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFileProbe {
-    /// Path, relative to the checklist's folder.
+    /// Path, relative to the checklist's folder. With `*`, `?` or `[`, a glob pattern whose
+    /// newest match (by modification time) is the file checked, e.g. `"backups/db-*.sql.gz"`.
     pub path: String,
     /// Whether the file must exist (default true). `false` asserts it is absent.
     pub exists: Option<bool>,
@@ -27,6 +30,8 @@ pub struct RawFileProbe {
     pub headings: Vec<String>,
     /// The most permissive mode allowed, as an octal string, e.g. `"0600"`.
     pub max_mode: Option<String>,
+    /// The file was modified at most this long ago (humantime), e.g. `"24h"`.
+    pub max_age: Option<String>,
 }
 
 /// A validated `file` probe.
@@ -37,6 +42,7 @@ pub struct FileProbe {
     min_size: Option<u64>,
     headings: Vec<String>,
     max_mode: Option<u32>,
+    max_age: Option<std::time::Duration>,
 }
 
 impl RawFileProbe {
@@ -48,11 +54,14 @@ impl RawFileProbe {
         let path = v.interpolate("path", &self.path)?.value;
         let exists = self.exists.unwrap_or(true);
         if !exists
-            && (self.min_size.is_some() || !self.headings.is_empty() || self.max_mode.is_some())
+            && (self.min_size.is_some()
+                || !self.headings.is_empty()
+                || self.max_mode.is_some()
+                || self.max_age.is_some())
         {
             return Err(FieldError::new(
                 "exists",
-                "exists = false cannot be combined with min_size, headings or max_mode",
+                "exists = false cannot be combined with min_size, headings, max_mode or max_age",
             ));
         }
         let max_mode = match &self.max_mode {
@@ -71,7 +80,16 @@ impl RawFileProbe {
                     })?,
             ),
         };
+        if is_glob(&path) {
+            glob::Pattern::new(&path)
+                .map_err(|e| FieldError::new("path", format!("invalid glob pattern: {e}")))?;
+        }
         Ok(FileProbe {
+            max_age: self
+                .max_age
+                .as_deref()
+                .map(|s| v.duration("max_age", s))
+                .transpose()?,
             path: PathBuf::from(path),
             exists,
             min_size: self
@@ -112,8 +130,17 @@ pub fn markdown_headings(text: &str) -> Vec<String> {
 impl FileProbe {
     /// Check the file.
     pub fn run(&self, ctx: &ProbeContext) -> ProbeOutput {
-        let path = ctx.resolve(&self.path);
-        let shown = self.path.display().to_string();
+        let (path, shown) = match self.chosen(ctx) {
+            Ok(found) => found,
+            Err(_) if !self.exists => return absence(true, &self.path.display().to_string()),
+            Err(no_match) => {
+                let mut o = ProbeOutput::default();
+                o.checks
+                    .push(Check::new("exists", "yes", "no file matches", false));
+                o.summary = no_match;
+                return o;
+            }
+        };
         let mut o = ProbeOutput::default();
         let meta = std::fs::metadata(&path);
         if !self.exists {
@@ -148,6 +175,10 @@ impl FileProbe {
                 mode & !max == 0,
             ));
         }
+        if let Some(max) = self.max_age {
+            let check = age_check(&mut o, &meta, max);
+            o.checks.push(check);
+        }
         if !self.headings.is_empty() {
             match std::fs::read_to_string(&path) {
                 Err(e) => {
@@ -165,6 +196,29 @@ impl FileProbe {
             format!("{shown}: failed {}", failed.join(", "))
         };
         o
+    }
+
+    /// The file to check and how to show it: `path` itself, or the newest file matching it
+    /// when it is a glob pattern; `Err` with a summary when none matches.
+    fn chosen(&self, ctx: &ProbeContext) -> Result<(PathBuf, String), String> {
+        let path = ctx.resolve(&self.path);
+        let written = self.path.display().to_string();
+        if !is_glob(&written) {
+            return Ok((path, written));
+        }
+        let newest = glob::glob(&glob_in(ctx, &written))
+            .map_err(|e| format!("{written}: {e}"))?
+            .flatten()
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+            .max();
+        match newest {
+            Some((_, p)) => {
+                let rel = p.strip_prefix(&ctx.checklist_dir).unwrap_or(&p);
+                let shown = format!("{} (newest of {written})", rel.display());
+                Ok((p, shown))
+            }
+            None => Err(format!("no file matches {written}")),
+        }
     }
 
     /// The `headings` check of the Markdown `text`: every heading asked for is present
@@ -197,6 +251,39 @@ impl FileProbe {
             missing.is_empty(),
         )
     }
+}
+
+/// A glob `pattern` from the checklist as an absolute pattern: relative to the checklist's
+/// folder, whose own name is escaped (a folder named `[draft]` is not a character class).
+pub fn glob_in(ctx: &ProbeContext, pattern: &str) -> String {
+    if std::path::Path::new(pattern).is_absolute() {
+        return pattern.to_string();
+    }
+    let dir = glob::Pattern::escape(&ctx.checklist_dir.to_string_lossy());
+    match dir.trim_end_matches('/') {
+        "" if dir.is_empty() => pattern.to_string(),
+        trimmed => format!("{trimmed}/{pattern}"),
+    }
+}
+
+/// Whether a `path` is a glob pattern.
+fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+/// The `max_age` check: the time since the file was last modified is at most `max` (a
+/// modification time in the future counts as age zero). Records `age_s`.
+fn age_check(o: &mut ProbeOutput, meta: &std::fs::Metadata, max: std::time::Duration) -> Check {
+    let expected = format!("≤ {}", crate::units::format_duration(max));
+    let Ok(modified) = meta.modified() else {
+        return Check::new("age", expected, "modification time unavailable", false);
+    };
+    let age = std::time::SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default();
+    o.measure("age_s", age.as_secs());
+    let shown = crate::units::format_duration(std::time::Duration::from_secs(age.as_secs()));
+    Check::new("age", expected, shown, age <= max)
 }
 
 /// The outcome of `exists = false`: passes when the file `shown` is `absent`.

@@ -10,6 +10,7 @@
 pub mod attestation;
 pub mod audit;
 pub mod command;
+pub mod config;
 pub mod coverage;
 pub mod drill;
 pub mod env;
@@ -17,9 +18,11 @@ pub mod file;
 pub mod host;
 pub mod http;
 pub mod latency;
+pub mod log;
 pub mod memory;
 pub mod prometheus;
 pub mod sql;
+pub mod tcp;
 pub mod tool;
 pub mod uptime;
 
@@ -306,6 +309,12 @@ registry! {
     "drill" => Drill(drill::DrillProbe),
     /// A PromQL query or alerting rules on a Prometheus server.
     "prometheus" => Prometheus(prometheus::PrometheusProbe),
+    /// Count pattern matches and look for credentials in log lines.
+    "log" => Log(log::LogProbe),
+    /// Values in a TOML, YAML or JSON file, by JSON Pointer.
+    "config" => Config(config::ConfigProbe),
+    /// A port open or closed, and the host's listening ports inside an allowlist.
+    "tcp" => Tcp(tcp::TcpProbe),
 }
 
 /// Tasks that must finish before the run stops its services. A probe's future can be dropped

@@ -32,7 +32,7 @@ pub struct RawAuditProbe {
     pub cwd: Option<String>,
     /// Kill `run`'s process group after this long (humantime). Default `"10m"`.
     pub timeout: Option<String>,
-    /// `cargo-audit`, `pip-audit`, `npm-audit` or `sarif`. Default: detected from the content.
+    /// `cargo-audit`, `pip-audit`, `npm-audit`, `sarif` or `safety`. Default: detected from the content.
     pub format: Option<String>,
     /// Highest severity allowed: `none`, `low`, `medium`, `high` or `critical`. Anything above
     /// fails the item. Default `none` (any vulnerability rated low or above fails).

@@ -1,5 +1,5 @@
 //! The `audit` probe: known vulnerabilities from a real scanner's report — cargo-audit JSON
-//! (run or read; offline with `--db <advisory-db> --no-fetch`), pip-audit JSON, `npm audit
+//! (run or read; offline with `--db <advisory-db> --no-fetch`), pip-audit JSON, safety JSON (`safety check --output json`), `npm audit
 //! --json`, and SARIF 2.1.0 from any tool (bandit, semgrep, gitleaks, clippy-sarif…).
 //!
 //! Why: deployment checklists ask for "no critical or high-severity vulnerabilities" and "a security audit

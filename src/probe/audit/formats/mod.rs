@@ -1,5 +1,5 @@
 //! Parsers for the scanners' JSON reports: cargo-audit (`cargo audit --json`, the serialized
-//! `rustsec::Report`), pip-audit (`pip-audit -f json`), npm (`npm audit --json`, npm 7+ report
+//! `rustsec::Report`), pip-audit (`pip-audit -f json`), safety (`safety check --output json`), npm (`npm audit --json`, npm 7+ report
 //! version 2) and SARIF 2.1.0 (OASIS; bandit, semgrep, gitleaks, clippy-sarif, …).
 //!
 //! The documents are read as JSON values and navigated by key, so a missing key is reported by
@@ -14,6 +14,7 @@ mod cargo_audit;
 mod document;
 mod npm_audit;
 mod pip_audit;
+mod safety;
 mod sarif;
 
 use std::path::Path;
@@ -36,15 +37,18 @@ pub enum Format {
     NpmAudit,
     /// SARIF 2.1.0.
     Sarif,
+    /// `safety check --output json` (2.x).
+    Safety,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 5] = [
         Format::CargoAudit,
         Format::PipAudit,
         Format::NpmAudit,
         Format::Sarif,
+        Format::Safety,
     ];
 
     /// The name used in checklists.
@@ -54,6 +58,7 @@ impl Format {
             Format::PipAudit => "pip-audit",
             Format::NpmAudit => "npm-audit",
             Format::Sarif => "sarif",
+            Format::Safety => "safety",
         }
     }
 
@@ -71,6 +76,7 @@ impl Format {
         match (program, subcommand) {
             ("cargo", Some(&"audit")) | ("cargo-audit", _) => Some(Format::CargoAudit),
             ("pip-audit", _) => Some(Format::PipAudit),
+            ("safety", _) => Some(Format::Safety),
             ("npm", Some(&"audit")) => Some(Format::NpmAudit),
             _ => None,
         }
@@ -115,6 +121,9 @@ pub fn detect(v: &Value) -> Option<Format> {
     if o.contains_key("auditReportVersion") {
         return Some(Format::NpmAudit);
     }
+    if o.contains_key("report_meta") && o.contains_key("vulnerabilities") {
+        return Some(Format::Safety);
+    }
     if o.contains_key("database") && o.contains_key("vulnerabilities") {
         return Some(Format::CargoAudit);
     }
@@ -134,6 +143,7 @@ pub fn parse(format: Format, v: &Value) -> Result<Scan, ShapeError> {
         Format::PipAudit => pip_audit::pip_audit(v),
         Format::NpmAudit => npm_audit::npm_audit(v),
         Format::Sarif => sarif::sarif(v),
+        Format::Safety => safety::safety(v),
     }
 }
 
