@@ -5,7 +5,7 @@ use maud::{Markup, html};
 use super::{anchor, badge, duration, table, verdict_words};
 use crate::report::Report;
 
-/// The verdict banner: the checklist, the verdict in words (partial and interrupted runs say
+/// The verdict banner: the checklist and its description, the verdict in words (partial and interrupted runs say
 /// so), its reasons and the counts per status.
 pub fn banner(r: &Report) -> Markup {
     let k = &r.counts;
@@ -27,6 +27,7 @@ pub fn banner(r: &Report) -> Markup {
         header class={ "banner v-" (r.verdict.as_str()) } id="verdict" {
             p class="kicker" { "Readiness report" }
             h1 { (r.run.checklist.name) }
+            @if let Some(d) = &r.run.checklist.description { p class="description" { (d) } }
             p class="verdict" {
                 "Verdict: " strong { (verdict_words(r.verdict)) }
                 @if let Some(p) = &scope { " " (p.verdict_suffix()) }
@@ -51,7 +52,7 @@ pub fn banner(r: &Report) -> Markup {
 }
 
 /// The run's facts: system, environment, checklist and its digest, commit, host, times,
-/// duration, version, filters, and the body digest signatures cover.
+/// duration, version and filters (the body digest signatures cover is in the sign-off).
 pub fn run_facts(r: &Report) -> Markup {
     let c = &r.run.checklist;
     let h = &r.run.host;
@@ -91,14 +92,12 @@ pub fn run_facts(r: &Report) -> Markup {
     if !r.run.filters.is_empty() {
         rows.push(("Filters", r.run.filters.join(" ")));
     }
-    rows.push(("Report body SHA-256", r.body_sha256()));
     html! {
         section id="run" aria-labelledby="run-h" {
             h2 id="run-h" { "Run" }
             table class="facts" {
                 @for (k, v) in &rows { tr { th scope="row" { (k) } td { (v) } } }
             }
-            @if let Some(d) = &c.description { p { (d) } }
         }
     }
 }
