@@ -180,6 +180,64 @@ mod tests {
         }
     }
 
+    /// `--name: #rrggbb` declarations of one CSS block, as (name, sRGB).
+    fn colours(block: &str) -> std::collections::BTreeMap<String, [f64; 3]> {
+        let re = regex::Regex::new(r"--([a-z-]+):\s*#([0-9a-f]{6})").unwrap();
+        re.captures_iter(block)
+            .map(|c| {
+                let hex = &c[2];
+                let ch = |i: usize| f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap());
+                (c[1].to_string(), [ch(0), ch(2), ch(4)])
+            })
+            .collect()
+    }
+
+    /// WCAG 2.1 contrast ratio of two sRGB colours (relative luminance, §1.4.3).
+    fn contrast(a: [f64; 3], b: [f64; 3]) -> f64 {
+        let lum = |c: [f64; 3]| {
+            let lin = |v: f64| {
+                let v = v / 255.0;
+                if v <= 0.04045 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2])
+        };
+        let (x, y) = (lum(a) + 0.05, lum(b) + 0.05);
+        x.max(y) / x.min(y)
+    }
+
+    #[test]
+    fn every_text_colour_meets_wcag_aa_in_both_schemes() {
+        let dark_at = STYLE.find("prefers-color-scheme: dark").unwrap();
+        for block in [&STYLE[..dark_at], &STYLE[dark_at..]] {
+            let c = colours(block.split("\n}").next().unwrap());
+            let mut pairs = vec![
+                ("fg", "bg"),
+                ("muted", "bg"),
+                ("link", "bg"),
+                ("fg", "head"),
+                ("fg", "code"),
+            ];
+            let statuses = [
+                "pass", "fail", "warn", "error", "pending", "skipped", "waived",
+            ];
+            let names: Vec<(String, String)> = statuses
+                .iter()
+                .map(|s| (format!("{s}-fg"), format!("{s}-bg")))
+                .collect();
+            pairs.extend(names.iter().map(|(f, b)| (f.as_str(), b.as_str())));
+            // The banner writes the body colour on the verdict's background.
+            pairs.extend([("fg", "pass-bg"), ("fg", "fail-bg"), ("fg", "waived-bg")]);
+            for (f, b) in pairs {
+                let ratio = contrast(c[f], c[b]);
+                assert!(ratio >= 4.5, "--{f} on --{b}: {ratio:.2}:1 is below 4.5:1");
+            }
+        }
+    }
+
     #[test]
     fn tables_escape_cells() {
         let t = table(None, &["a"], &[vec!["<script>x</script>".into()]]).into_string();
