@@ -333,6 +333,16 @@ title = "Legacy adapter passes its self-test"
 severity = "major"
 probe = {{ kind = "command", command = ["false"] }}
 
+[[item]]
+id = "unhealthy-drill"
+section = "Drills"
+title = "Health says 503 while the broker is unhealthy"
+severity = "major"
+probe = {{ kind = "drill", step = [
+  {{ broker_fault = {{ unhealthy = true }}, broker = "http://{addr}" }},
+  {{ name = "unhealthy", expect = "http", url = "http://{addr}/healthz", status = 503, within = "5s" }},
+] }}
+
 [[waiver]]
 item = "legacy-adapter"
 reason = "Legacy adapter excluded until the Q1 refactor"
@@ -374,6 +384,12 @@ fn a_failing_run_with_a_waiver_and_a_chart_reads_in_chromium_and_prints() {
     );
     assert_items(&r, &report);
     assert_eq!(report["items"][3]["outcome"]["status"], "waived");
+    assert_eq!(
+        report["items"][4]["outcome"]["status"],
+        "pass",
+        "{}",
+        describe(&o)
+    );
     // Text from checklists and probes is text, never markup.
     assert_eq!(r.dom.select(&sel("script, b")).count(), 0);
     assert!(
@@ -381,25 +397,42 @@ fn a_failing_run_with_a_waiver_and_a_chart_reads_in_chromium_and_prints() {
             .join("")
             .contains("<script>alert(1)</script>")
     );
-    // The latency chart is inline with a size, and it was drawn: its caption is in the PDF.
-    let svg = r
-        .dom
-        .select(&sel(
-            "article[data-item=\"order-latency\"] figure.chart svg",
-        ))
-        .next()
-        .expect("latency chart inline");
-    for dim in ["width", "height"] {
-        let v: f64 = svg.value().attr(dim).unwrap().parse().unwrap();
-        assert!(v > 0.0, "chart {dim} {v}");
-    }
-    let first_text: String = svg.select(&sel("text")).next().unwrap().text().collect();
+    // Every chart (the latency percentiles, the drill timeline) is inline with a size, and
+    // was drawn: its first text is in the PDF.
     let squeezed: String = r.pdf_text.split_whitespace().collect();
-    let caption: String = first_text.split_whitespace().collect();
-    assert!(
-        squeezed.contains(&caption),
-        "chart text {caption:?} not printed"
-    );
+    let mut charts = 0;
+    for item in report["items"].as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        let svgs: Vec<_> = item["outcome"]["evidence"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter(|e| e["media_type"] == "image/svg+xml")
+                    .collect()
+            })
+            .unwrap_or_default();
+        let inline: Vec<_> = r
+            .dom
+            .select(&sel(&format!(
+                "article[data-item=\"{id}\"] figure.chart svg"
+            )))
+            .collect();
+        assert_eq!(inline.len(), svgs.len(), "{id}: every chart inline");
+        for svg in inline {
+            for dim in ["width", "height"] {
+                let v: f64 = svg.value().attr(dim).unwrap().parse().unwrap();
+                assert!(v > 0.0, "{id}: chart {dim} {v}");
+            }
+            let first: String = svg.select(&sel("text")).next().unwrap().text().collect();
+            let first: String = first.split_whitespace().collect();
+            assert!(
+                squeezed.contains(&first),
+                "{id}: chart text {first:?} not printed"
+            );
+            charts += 1;
+        }
+    }
+    assert_eq!(charts, 2, "the latency and the drill charts");
     // The waiver, with its expiry; nobody signed.
     let waivers = texts(&r.dom, "#waivers tbody tr").join("\n");
     assert!(
