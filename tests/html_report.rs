@@ -71,10 +71,13 @@ fn chromium(work: &Path, page: &Path, args: &[String]) -> (String, String) {
 struct Rendered {
     /// The DOM after loading (`--dump-dom`).
     dom: Html,
-    /// The printed PDF's text (`pdftotext -layout`).
+    /// The printed PDF's text (`pdftotext`, in reading order: a table cell's lines stay
+    /// together).
     pdf_text: String,
     /// Pages of the printed PDF.
     pages: usize,
+    /// Each page's words, in lower case.
+    page_words: Vec<Vec<String>>,
 }
 
 /// Load `report_dir/report.html` in Chromium: the DOM, a PDF (kept as `name.pdf`), a
@@ -121,18 +124,28 @@ fn render(work: &Path, report_dir: &Path, name: &str) -> Rendered {
         "{name}: screenshot"
     );
     let text = Command::new("pdftotext")
-        .args(["-layout"])
         .arg(&pdf)
         .arg("-")
         .output()
         .unwrap();
     assert!(text.status.success(), "pdftotext: {}", describe(&text));
     let pdf_text = String::from_utf8(text.stdout).unwrap();
-    let pages = pdf_text.matches('\u{c}').count().max(1);
+    // pdftotext ends every page with a form feed.
+    let page_words: Vec<Vec<String>> = pdf_text
+        .split('\u{c}')
+        .map(|p| {
+            p.to_lowercase()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
+        .filter(|p: &Vec<String>| !p.is_empty())
+        .collect();
     Rendered {
         dom: Html::parse_document(&dom),
         pdf_text,
-        pages,
+        pages: page_words.len(),
+        page_words,
     }
 }
 
@@ -243,6 +256,32 @@ fn assert_self_contained(html: &str) {
 }
 
 /// Every item has one summary row and an article, and its id is in the printed text.
+/// No summary row is cut by a page break: some page holds every word of every data cell of
+/// the row, in order (pdftotext may interleave the lines of neighbouring cells, but keeps each
+/// cell's words in order). The row header is left out: its title and id are separate blocks.
+fn assert_rows_whole(r: &Rendered) {
+    let in_order = |page: &[String], cell: &[String]| {
+        let mut words = page.iter();
+        cell.iter().all(|w| words.any(|p| p == w))
+    };
+    for tr in r.dom.select(&sel("table.summary tbody tr")) {
+        // In lower case: the stylesheet upper-cases status words.
+        let cells: Vec<Vec<String>> = tr
+            .select(&sel("td"))
+            .map(|c| {
+                let t = c.text().collect::<String>().to_lowercase();
+                t.split_whitespace().map(str::to_string).collect()
+            })
+            .collect();
+        assert!(
+            r.page_words
+                .iter()
+                .any(|p| cells.iter().all(|c| in_order(p, c))),
+            "summary row {cells:?} is not whole on any page"
+        );
+    }
+}
+
 fn assert_items(r: &Rendered, report: &serde_json::Value) {
     let ids: Vec<&str> = report["items"]
         .as_array()
@@ -256,6 +295,7 @@ fn assert_items(r: &Rendered, report: &serde_json::Value) {
         .map(|tr| tr.value().attr("data-item").unwrap().to_string())
         .collect();
     assert_eq!(rows, ids, "one summary row per item, in order");
+    assert_rows_whole(r);
     let squeezed: String = r.pdf_text.split_whitespace().collect();
     for id in &ids {
         assert_eq!(
