@@ -5,7 +5,7 @@
 //! be mailed or attached to a ticket. Evidence other than charts is linked by its path relative
 //! to the report folder. Every value is escaped by the template engine (maud); only chart SVG
 //! files are inlined as markup, and only when they are still the bytes the report recorded
-//! (SHA-256) and hold nothing active ([`svg`]).
+//! (SHA-256) and hold nothing active (see the `svg` submodule).
 //!
 //! Order: verdict banner, run facts, summary table, one article per item (expectation and
 //! measured figures, checks, tables, charts, evidence, log), waivers, attestations, services,
