@@ -326,6 +326,45 @@ fn assert_items(r: &Rendered, report: &serde_json::Value) {
     }
 }
 
+/// Every chart an item lists as evidence is inline in its article with a size, and was drawn:
+/// its first text is in the PDF. Returns how many charts there are.
+fn assert_charts(r: &Rendered, report: &serde_json::Value) -> usize {
+    let squeezed: String = r.pdf_text.split_whitespace().collect();
+    let mut charts = 0;
+    for item in report["items"].as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        let svgs: Vec<_> = item["outcome"]["evidence"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter(|e| e["media_type"] == "image/svg+xml")
+                    .collect()
+            })
+            .unwrap_or_default();
+        let inline: Vec<_> = r
+            .dom
+            .select(&sel(&format!(
+                "article[data-item=\"{id}\"] figure.chart svg"
+            )))
+            .collect();
+        assert_eq!(inline.len(), svgs.len(), "{id}: every chart inline");
+        for svg in inline {
+            for dim in ["width", "height"] {
+                let v: f64 = svg.value().attr(dim).unwrap().parse().unwrap();
+                assert!(v > 0.0, "{id}: chart {dim} {v}");
+            }
+            let first: String = svg.select(&sel("text")).next().unwrap().text().collect();
+            let first: String = first.split_whitespace().collect();
+            assert!(
+                squeezed.contains(&first),
+                "{id}: chart text {first:?} not printed"
+            );
+            charts += 1;
+        }
+    }
+    charts
+}
+
 fn paper_checklist(dir: &Path, broker: &PaperBroker) -> PathBuf {
     write(
         dir,
@@ -437,42 +476,11 @@ fn a_failing_run_with_a_waiver_and_a_chart_reads_in_chromium_and_prints() {
             .join("")
             .contains("<script>alert(1)</script>")
     );
-    // Every chart (the latency percentiles, the drill timeline) is inline with a size, and
-    // was drawn: its first text is in the PDF.
-    let squeezed: String = r.pdf_text.split_whitespace().collect();
-    let mut charts = 0;
-    for item in report["items"].as_array().unwrap() {
-        let id = item["id"].as_str().unwrap();
-        let svgs: Vec<_> = item["outcome"]["evidence"]
-            .as_array()
-            .map(|e| {
-                e.iter()
-                    .filter(|e| e["media_type"] == "image/svg+xml")
-                    .collect()
-            })
-            .unwrap_or_default();
-        let inline: Vec<_> = r
-            .dom
-            .select(&sel(&format!(
-                "article[data-item=\"{id}\"] figure.chart svg"
-            )))
-            .collect();
-        assert_eq!(inline.len(), svgs.len(), "{id}: every chart inline");
-        for svg in inline {
-            for dim in ["width", "height"] {
-                let v: f64 = svg.value().attr(dim).unwrap().parse().unwrap();
-                assert!(v > 0.0, "{id}: chart {dim} {v}");
-            }
-            let first: String = svg.select(&sel("text")).next().unwrap().text().collect();
-            let first: String = first.split_whitespace().collect();
-            assert!(
-                squeezed.contains(&first),
-                "{id}: chart text {first:?} not printed"
-            );
-            charts += 1;
-        }
-    }
-    assert_eq!(charts, 2, "the latency and the drill charts");
+    assert_eq!(
+        assert_charts(&r, &report),
+        2,
+        "the latency and the drill charts"
+    );
     // The waiver, with its expiry; nobody signed.
     let waivers = texts(&r.dom, "#waivers tbody tr").join("\n");
     assert!(
@@ -514,10 +522,10 @@ fn keygen(dir: &Path, name: &str, comment: &str) -> (PathBuf, String) {
     )
 }
 
-#[test]
-fn a_passing_signed_report_shows_who_signed_and_whether_it_verified() {
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
+/// A passing run of two items with two sign-off roles, signed by alice for "Technical lead"
+/// with a fresh ed25519 key; returns the report folder, its report.json and the
+/// allowed_signers file that accepts alice for that role.
+fn signed_run(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let checklist = write(
         dir,
         "checklist.toml",
@@ -561,6 +569,14 @@ fn a_passing_signed_report_shows_who_signed_and_whether_it_verified() {
         &[],
     );
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    (out, report, signers)
+}
+
+#[test]
+fn a_passing_signed_report_shows_who_signed_and_whether_it_verified() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let (out, report, signers) = signed_run(dir);
 
     // `sign` re-renders report.html: signed, but not verified by the page.
     let signed = std::fs::read_to_string(out.join("report.html")).unwrap();
