@@ -1,5 +1,6 @@
 //! The command line (clap derive): `run`, `report`, `schema`, `check`, `paper-broker`, `sign`,
-//! `verify`, `attest`, `sign-waiver`, `soak`, `soak-status`, `latency merge`.
+//! `verify`, `attest`, `sign-waiver`, `soak`, `soak-status`, `latency merge`, `completions`,
+//! `man`.
 
 use std::path::PathBuf;
 
@@ -20,10 +21,10 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a checklist and write report.json, report.md and junit.xml. Exit 0 ready, 1 not ready,
+    /// Run a checklist and write report.json, report.md, report.html and junit.xml. Exit 0 ready, 1 not ready,
     /// 2 invalid checklist or arguments, 3 internal error.
     Run(RunArgs),
-    /// Re-render a saved report.json as Markdown or JUnit XML.
+    /// Re-render a saved report.json as Markdown, HTML or JUnit XML.
     Report(ReportArgs),
     /// Print the JSON Schema of the checklist format, of report.json or of compare.json.
     Schema(SchemaArgs),
@@ -56,6 +57,18 @@ pub enum Command {
     /// distribution.
     #[command(subcommand)]
     Latency(LatencyCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell) to standard output.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff, section 1) to standard output.
+    Man,
+}
+
+/// `prodready completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `prodready latency …`.
@@ -227,6 +240,8 @@ pub enum Format {
     Junit,
     /// Pretty JSON, re-serialized (checks that it parses).
     Json,
+    /// One self-contained HTML page (report.html); charts are inlined from the report's folder.
+    Html,
 }
 
 /// `prodready report`.
@@ -240,6 +255,10 @@ pub struct ReportArgs {
     /// Write here instead of stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// With `--format html`: verify the signatures against this allowed_signers file (as
+    /// `prodready verify` does, on today's date) and show the result on the page.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// Which schema to print.

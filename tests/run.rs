@@ -22,7 +22,7 @@ fn passing_checklist_exits_0_and_writes_three_reports() {
     write(dir.path(), "ok.toml", &text);
     let out = run_in(dir.path(), &["run", "ok.toml", "--out", "out"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    for f in ["report.json", "report.md", "junit.xml"] {
+    for f in ["report.json", "report.md", "report.html", "junit.xml"] {
         assert!(dir.path().join("out").join(f).is_file(), "{f} written");
     }
     let r = report_json(&dir.path().join("out"));
@@ -775,7 +775,7 @@ fn reports_hold_no_absolute_path_of_the_machine_that_ran_them() {
     let r = report_json(&out_dir);
     assert_eq!(r["run"]["checklist"]["path"], "gate.toml");
     let absolute = root.to_str().unwrap();
-    for f in ["report.json", "report.md", "junit.xml"] {
+    for f in ["report.json", "report.md", "report.html", "junit.xml"] {
         let text = std::fs::read_to_string(out_dir.join(f)).unwrap();
         assert!(!text.contains(absolute), "{f} holds {absolute}:\n{text}");
     }

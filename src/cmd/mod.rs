@@ -7,6 +7,7 @@ pub mod compare;
 pub mod latency;
 pub mod report;
 pub mod run;
+pub mod shell;
 pub mod sign;
 pub mod sign_waiver;
 pub mod soak;
@@ -60,6 +61,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Latency(crate::cli::LatencyCommand::Merge(args)) => {
             latency::cmd_latency_merge(args)
         }
+        Command::Completions(args) => shell::cmd_completions(args),
+        Command::Man => shell::cmd_man(),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The report model: one [`Report`] feeds every renderer — JSON ([`Report::to_json`]),
-//! Markdown ([`markdown`]) and JUnit XML ([`junit`]). Renderers never re-measure and hold no
+//! Markdown ([`markdown`]), HTML ([`html`]) and JUnit XML ([`junit`]). Renderers never re-measure and hold no
 //! pass/fail logic; the verdict is computed here, in [`verdict`], and nowhere else.
 
 pub mod canonical;
 pub mod chart;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod portable;
@@ -528,7 +529,7 @@ impl Report {
         s
     }
 
-    /// Write `report.json`, `report.md` and `junit.xml` into `dir`.
+    /// Write `report.json`, `report.md`, `report.html` and `junit.xml` into `dir`.
     ///
     /// # Errors
     /// [`Error::Io`] when a file cannot be written.
@@ -539,11 +540,30 @@ impl Report {
         markdown::render(&mut md, self)
             .map_err(|e| Error::io("rendering", dir.join("report.md"), e))?;
         write_atomic(&dir.join("report.md"), &md)?;
+        self.write_html(dir, None)?;
         let mut xml = Vec::new();
         junit::render(&mut xml, self)
             .map_err(|e| Error::io("rendering", dir.join("junit.xml"), e))?;
         write_atomic(&dir.join("junit.xml"), &xml)?;
         Ok(())
+    }
+}
+
+impl Report {
+    /// Write `report.html` into `dir`, the report folder (its charts are inlined from there),
+    /// with the signatures' verification when one was made.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when it cannot be written.
+    pub fn write_html(&self, dir: &Path, verification: Option<&html::Verified>) -> Result<()> {
+        let path = dir.join("report.html");
+        let mut buf = Vec::new();
+        let cx = html::Context {
+            dir: Some(dir),
+            verification,
+        };
+        html::render(&mut buf, self, &cx).map_err(|e| Error::io("rendering", &path, e))?;
+        write_atomic(&path, &buf)
     }
 }
 

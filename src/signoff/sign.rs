@@ -48,18 +48,16 @@ pub fn load_report(path: &Path) -> Result<LoadedReport> {
     })
 }
 
-/// Write `report.json` back and re-render `report.md` beside it.
+/// Write `report.json` back and re-render `report.md` and `report.html` beside it.
 pub(super) fn save_report(loaded: &LoadedReport) -> Result<()> {
     crate::report::write_atomic(&loaded.path, loaded.report.to_json().as_bytes())?;
-    let md_path = loaded
-        .path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("report.md");
+    let dir = loaded.path.parent().unwrap_or(Path::new("."));
+    let md_path = dir.join("report.md");
     let mut md = Vec::new();
     crate::report::markdown::render(&mut md, &loaded.report)
         .map_err(|e| Error::io("rendering", &md_path, e))?;
-    crate::report::write_atomic(&md_path, &md)
+    crate::report::write_atomic(&md_path, &md)?;
+    loaded.report.write_html(dir, None)
 }
 
 /// Check that `role` may sign this report now; returns the role as the checklist spells it.

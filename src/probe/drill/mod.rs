@@ -21,6 +21,7 @@
 //! - reporting: `output`, the checks, tables, summary and `drill.json`.
 
 mod action;
+mod chart;
 mod effects;
 mod observe;
 mod output;

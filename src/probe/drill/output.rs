@@ -1,6 +1,7 @@
 //! What a drill reports: a check per expectation (and per failed action or restore), the
 //! "Drill steps", "In effect …" and "Restored after the drill" tables, a one-line summary,
-//! and the same record as `drill.json` evidence and the item's measured values.
+//! and the same record as `drill.json` evidence and the item's measured values, and the step
+//! timeline chart (`drill-steps.svg`).
 
 use std::time::Duration;
 
@@ -46,7 +47,33 @@ pub(super) fn output(
         out.forced = Some(crate::model::Status::Error);
     }
     write_evidence(ctx, &mut out, &record);
+    write_chart(ctx, &mut out, records);
     out
+}
+
+/// The step timeline as `drill-steps.svg` when a step started; a failure to draw or write it
+/// is added to the log, never dropped.
+fn write_chart(ctx: &ProbeContext, out: &mut ProbeOutput, records: &[StepRecord]) {
+    let title = format!("Drill steps of {}", ctx.item_id);
+    let Some(svg) = super::chart::render(records, &title) else {
+        return;
+    };
+    let written = svg.and_then(|s| {
+        ctx.write_evidence(
+            "drill-steps.svg",
+            s.as_bytes(),
+            "drill step timeline (start and measured time of each step)",
+            "image/svg+xml",
+        )
+    });
+    match written {
+        Ok(e) => out.evidence.push(e),
+        Err(e) => {
+            let log = out.log_tail.get_or_insert_with(String::new);
+            log.push_str(&e);
+            log.push('\n');
+        }
+    }
 }
 
 /// "In effect …" (what the drill had broken and not undone when the steps ended) and
