@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let schema = match args.kind {
                 SchemaKind::Checklist => checklist::json_schema(),
                 SchemaKind::Report => crate::report::json_schema(),
+                SchemaKind::Status => crate::soak::status_page::json_schema(),
             };
             println!(
                 "{}",
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Soak(args) => soak::cmd_soak(args),
         Command::SoakStatus(args) => soak::cmd_soak_status(args),
+        Command::StatusPage(args) => soak::cmd_status_page(args),
         Command::Latency(crate::cli::LatencyCommand::Merge(args)) => {
             latency::cmd_latency_merge(args)
         }

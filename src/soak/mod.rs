@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod order;
 pub mod rules;
 pub mod run;
+pub mod status_page;
 pub mod tracker;
 
 use std::path::Path;
