@@ -51,6 +51,9 @@ pub fn status(state: &Path, window_ms: i64) -> Result<Vec<Summary>> {
     Ok(out)
 }
 
+/// How [`tracker_line`] begins when the tracker runs (a fresh heartbeat).
+pub const TRACKER_RUNNING: &str = "tracker: running";
+
 /// One line about the tracker process: running (fresh heartbeat) or since when it is not.
 ///
 /// # Errors
@@ -73,7 +76,7 @@ pub fn tracker_line(state: &Path) -> Result<String> {
             match (stopped, age) {
                 (false, Some(a)) if a < 5_000 => {
                     format!(
-                        "tracker: running (pid {pid}, last heartbeat {:.1} s ago)",
+                        "{TRACKER_RUNNING} (pid {pid}, last heartbeat {:.1} s ago)",
                         a as f64 / 1e3
                     )
                 }

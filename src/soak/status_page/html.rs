@@ -28,7 +28,9 @@ section{border:1px solid var(--line);border-radius:6px;padding:1rem;margin:1rem 
 th,td{text-align:left;padding:.25rem .5rem;border-bottom:1px solid var(--line)}
 svg.days rect.up{fill:var(--up)}svg.days rect.down{fill:var(--down)}
 svg.days rect.maint{fill:var(--maint)}svg.days rect.unknown{fill:var(--unknown)}
-.legend span{margin-right:1rem}.chart svg{max-width:100%;height:auto;background:#fff}
+.legend span{margin-right:1rem}.sw{display:inline-block;width:.8em;height:.8em;
+vertical-align:middle}.sw.up{background:var(--up)}.sw.down{background:var(--down)}
+.sw.maint{background:var(--maint)}.sw.unknown{background:var(--unknown)}.chart svg{max-width:100%;height:auto;background:#fff}
 ";
 
 /// The whole page for `doc`.
@@ -83,6 +85,9 @@ fn monitor(m: &MonitorStatus, now_ms: i64) -> Markup {
             }
             p {
                 @match (&held, m.state_since_ms) {
+                    (Some(h), Some(t)) if state == "unknown" => {
+                        "the tracker is not running; last check " (h) " ago (" (fmt_time(t)) ")"
+                    },
                     (Some(h), Some(t)) => { (state) " for " (h) " (since " (fmt_time(t)) ")" },
                     _ => { "no check recorded yet" },
                 }
@@ -110,11 +115,12 @@ fn monitor(m: &MonitorStatus, now_ms: i64) -> Markup {
             h3 { "Last " (DAYS) " days" }
             (day_bars(&m.days))
             p.legend.muted {
-                span { "■ up (green)" } span { "■ down (red)" }
-                span { "■ maintenance (blue)" } span { "■ unknown (grey)" }
+                span { i.sw.up {} " up" } span { i.sw.down {} " down" }
+                span { i.sw.maint {} " maintenance" } span { i.sw.unknown {} " not observed" }
+                " · each bar: the observed part of one UTC day"
             }
             h3 { "Response time, last 24 hours" }
-            div.chart { (response_chart(m)) }
+            div.chart { (response_chart(m, now_ms)) }
             h3 { "Incidents" }
             (incidents(m, now_ms))
         }
@@ -133,12 +139,16 @@ fn day_bars(days: &[DayBar]) -> Markup {
         .iter()
         .enumerate()
         .map(|(i, d)| {
+            // Shares of the observed time (a day never observed is all unknown); the tooltip
+            // gives the unobserved time.
+            let seen = d.up + d.down + d.maintenance;
+            let of = |share: f64| if seen > 0.0 { share / seen } else { 0.0 };
             let mut y = 0.0;
             let parts = [
-                ("down", d.down),
-                ("maint", d.maintenance),
-                ("unknown", d.unknown),
-                ("up", d.up),
+                ("down", of(d.down)),
+                ("maint", of(d.maintenance)),
+                ("unknown", if seen > 0.0 { 0.0 } else { 1.0 }),
+                ("up", of(d.up)),
             ]
             .into_iter()
             .filter(|(_, share)| *share > 0.0)
@@ -181,38 +191,42 @@ fn day_title(d: &DayBar) -> String {
     )
 }
 
-/// Mean and slowest response time per 5-minute bucket (plotters SVG), or why there is none.
-fn response_chart(m: &MonitorStatus) -> Markup {
+/// Mean and slowest response time per minute (plotters SVG), or why there is none.
+fn response_chart(m: &MonitorStatus, now_ms: i64) -> Markup {
     let pts = &m.response_times;
     if pts.is_empty() {
         return html! { p.muted { "no checks in the last 24 hours" } };
     }
-    let t0 = pts[0].start_ms;
-    let x = |t: i64| (t - t0) as f64 / 3_600_000.0;
+    // x: minutes before now, from the first bucket (at least the last 10 minutes).
+    let x = |t: i64| (t - now_ms) as f64 / 60_000.0;
     let top = pts.iter().map(|p| p.max_ms).fold(1.0, f64::max) * 1.1;
-    let right = x(pts[pts.len() - 1].start_ms).max(0.1);
+    let left = (x(pts[0].start_ms) - 1.0).min(-10.0);
     let svg = render_svg("response time", (900, 220), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "response time (ms): mean and slowest per 5 minutes",
+                "response time (ms): mean and slowest per minute",
                 CAPTION_FONT,
             )
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(48)
-            .build_cartesian_2d(0.0..right, 0.0..top)?;
+            .build_cartesian_2d(left..0.0, 0.0..top)?;
+        chart.configure_mesh().x_desc("minutes before now").draw()?;
+        let slowest: Vec<(f64, f64)> = pts.iter().map(|p| (x(p.start_ms), p.max_ms)).collect();
+        let mean: Vec<(f64, f64)> = pts.iter().map(|p| (x(p.start_ms), p.mean_ms)).collect();
+        for (colour, label, line) in [(RED, "slowest", slowest), (BLUE, "mean", mean)] {
+            chart
+                .draw_series(LineSeries::new(line.clone(), colour))?
+                .label(label)
+                .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 16, ly)], colour));
+            // A point per minute too: a soak of a few minutes has too few for a line.
+            chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?;
+        }
         chart
-            .configure_mesh()
-            .x_desc("hours from the first bucket")
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
             .draw()?;
-        chart.draw_series(LineSeries::new(
-            pts.iter().map(|p| (x(p.start_ms), p.max_ms)),
-            RED,
-        ))?;
-        chart.draw_series(LineSeries::new(
-            pts.iter().map(|p| (x(p.start_ms), p.mean_ms)),
-            BLUE,
-        ))?;
         Ok(())
     });
     match svg {

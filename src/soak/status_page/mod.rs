@@ -26,8 +26,8 @@ use crate::store::{MonitorRow, Store};
 
 /// Per-day bars on the page: the last 90 UTC days, today included.
 pub const DAYS: usize = 90;
-/// Response-time points on the page: the last 24 hours in 5-minute buckets.
-pub const RESPONSE_BUCKETS: usize = 288;
+/// Response-time points on the page: the last 24 hours in 1-minute buckets.
+pub const RESPONSE_BUCKETS: usize = 1440;
 const DAY_MS: i64 = 86_400_000;
 /// The availability window the page summarises unless told otherwise: 30 days.
 pub const WINDOW_MS: i64 = 30 * DAY_MS;
@@ -50,15 +50,16 @@ pub struct StatusDoc {
 pub struct MonitorStatus {
     /// The window's summary, exactly as `soak-status --format json` gives it.
     pub summary: Summary,
-    /// The current state (`up`, `down`, `maintenance`), from the last sample; absent before the
-    /// first one.
+    /// The current state (`up`, `down`, `maintenance`), from the last sample; `unknown` when
+    /// the tracker is not running (the last sample's state is `summary.last_state`); absent
+    /// before the first sample.
     pub state: Option<String>,
     /// Since when the current state has held: the first sample of the current run of samples
-    /// in that state (timeline ms).
+    /// in that state; when the tracker is not running, its last sample (timeline ms).
     pub state_since_ms: Option<i64>,
     /// The last [`DAYS`] UTC days, oldest first.
     pub days: Vec<DayBar>,
-    /// Response times over the last 24 hours, in 5-minute buckets with at least one check.
+    /// Response times over the last 24 hours, in 1-minute buckets with at least one check.
     pub response_times: Vec<ResponsePoint>,
 }
 
@@ -118,7 +119,11 @@ pub fn snapshot(state: &Path, window_ms: i64) -> Result<StatusDoc> {
     let mut monitors = Vec::new();
     for m in store.monitors().map_err(dbe)? {
         let summary = summary::summarize(&store, &m, window_ms, now).map_err(dbe)?;
-        let (state, state_since_ms) = current_state(&store, &m).map_err(dbe)?;
+        let (mut state, mut state_since_ms) = current_state(&store, &m).map_err(dbe)?;
+        if state.is_some() && !tracker.starts_with(super::TRACKER_RUNNING) {
+            state = Some("unknown".to_string());
+            state_since_ms = summary.last_ms;
+        }
         monitors.push(MonitorStatus {
             summary,
             state,
@@ -192,7 +197,7 @@ fn days(store: &Store, m: &MonitorRow, now_ms: i64) -> rusqlite::Result<Vec<DayB
     Ok(out)
 }
 
-/// Response times over the 24 hours before `now_ms`, in 5-minute buckets (empty ones left out).
+/// Response times over the 24 hours before `now_ms`, in 1-minute buckets (empty ones left out).
 fn response_times(
     store: &Store,
     m: &MonitorRow,
