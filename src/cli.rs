@@ -53,6 +53,9 @@ pub enum Command {
     Soak(SoakArgs),
     /// Print availability, coverage, error budget, burn rate and incidents from a soak store.
     SoakStatus(SoakStatusArgs),
+    /// Serve the live status page of a soak store, read-only (/, /api/v1/status, /metrics),
+    /// until ctrl-c.
+    StatusPage(StatusPageArgs),
     /// Latency tools: merge the `.hlog` interval logs of several generators into one
     /// distribution.
     #[command(subcommand)]
@@ -270,6 +273,8 @@ pub enum SchemaKind {
     Report,
     /// compare.json (`prodready compare`).
     Compare,
+    /// The soak status page's JSON (`GET /api/v1/status`).
+    Status,
 }
 
 /// `prodready schema`.
@@ -363,10 +368,15 @@ pub struct SoakArgs {
     /// With --print-prometheus-rules: the SLO window (humantime, at least 3d).
     #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = crate::units::parse_duration, requires = "print_prometheus_rules")]
     pub slo_window: std::time::Duration,
-    /// Serve /metrics (Prometheus) and /healthz here, e.g. 127.0.0.1:9464 (port 0: any free
-    /// port; the first stdout line says `listening on ADDR`).
+    /// Serve the live status page (/), its JSON (/api/v1/status), /metrics (Prometheus) and
+    /// /healthz here, e.g. 127.0.0.1:9464 (port 0: any free port; the first stdout line says
+    /// `listening on ADDR`). Any address but a loopback one needs --auth.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Credentials for --listen: 'bearer:${VAR}' or 'basic:USER:${VAR}' (single-quoted: the
+    /// secret is read from the environment, never from the command line).
+    #[arg(long, value_name = "SPEC", requires = "listen")]
+    pub auth: Option<String>,
     /// Add the signed duration in this file (`+1h`, `-30m`) to the wall clock, re-read on
     /// every reading: for clock-step drills and tests. Durations always use the monotonic clock.
     #[arg(long, value_name = "FILE", hide = true)]
@@ -376,6 +386,25 @@ pub struct SoakArgs {
     /// to the minute. Default: keep every sample.
     #[arg(long, value_name = "DURATION", value_parser = keep_samples)]
     pub keep_samples: Option<std::time::Duration>,
+}
+
+/// `prodready status-page`.
+#[derive(Debug, clap::Args)]
+pub struct StatusPageArgs {
+    /// The store written by `prodready soak`.
+    #[arg(long, value_name = "PATH")]
+    pub state: PathBuf,
+    /// Where to serve (port 0: any free port; the first stdout line says `listening on ADDR`).
+    /// Any address but a loopback one needs --auth.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: String,
+    /// Credentials: 'bearer:${VAR}' or 'basic:USER:${VAR}' (single-quoted: the secret is read
+    /// from the environment, never from the command line).
+    #[arg(long, value_name = "SPEC")]
+    pub auth: Option<String>,
+    /// The availability window summarised (humantime).
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = crate::units::parse_duration)]
+    pub window: std::time::Duration,
 }
 
 /// Output formats of `prodready soak-status`.

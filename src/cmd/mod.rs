@@ -33,6 +33,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 SchemaKind::Checklist => checklist::json_schema(),
                 SchemaKind::Report => crate::report::json_schema(),
                 SchemaKind::Compare => crate::compare::json_schema(),
+                SchemaKind::Status => crate::soak::status_page::json_schema(),
             };
             println!(
                 "{}",
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Soak(args) => soak::cmd_soak(args),
         Command::SoakStatus(args) => soak::cmd_soak_status(args),
+        Command::StatusPage(args) => soak::cmd_status_page(args),
         Command::Latency(crate::cli::LatencyCommand::Merge(args)) => {
             latency::cmd_latency_merge(args)
         }

@@ -28,6 +28,7 @@ pub fn cmd_soak(args: cli::SoakArgs) -> Result<Exit> {
         keep_samples: args.keep_samples,
         state: state.clone(),
         listen: args.listen.clone(),
+        auth: auth(args.auth.as_deref())?,
         clock: crate::store::clock::Clock {
             offset_file: args.clock_offset_file.clone(),
         },
@@ -60,4 +61,39 @@ pub fn cmd_soak_status(args: cli::SoakStatusArgs) -> Result<Exit> {
         ),
     }
     Ok(Exit::Ready)
+}
+
+/// `prodready status-page`: serve the store's live status page, read-only, until ctrl-c or
+/// SIGTERM.
+///
+/// # Errors
+/// A store that does not exist; an address refused ([`soak::status_page::serve::check_bind`])
+/// or that cannot be bound.
+pub fn cmd_status_page(args: cli::StatusPageArgs) -> Result<Exit> {
+    // Fail before serving when there is no store: a page of errors helps nobody.
+    soak::status_page::snapshot(&args.state, args.window.as_millis() as i64)?;
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        cancel_on_signals(cancel.clone(), None);
+        let server = soak::status_page::serve::serve(
+            &args.listen,
+            args.state.clone(),
+            auth(args.auth.as_deref())?,
+            args.window.as_millis() as i64,
+            cancel.clone(),
+        )
+        .await?;
+        let _ = server.await;
+        Ok(())
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result.map(|()| Exit::Ready)
+}
+
+/// `--auth`, parsed and its variable read; an error never repeats the value given (it may be a
+/// secret typed by mistake).
+fn auth(spec: Option<&str>) -> Result<Option<soak::status_page::serve::Auth>> {
+    spec.map(|s| soak::status_page::serve::Auth::parse(s).map_err(crate::error::Error::Usage))
+        .transpose()
 }

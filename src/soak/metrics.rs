@@ -1,71 +1,12 @@
-//! The soak tracker's HTTP endpoints (axum): `GET /metrics` in the Prometheus text exposition
-//! format 0.0.4 and `GET /healthz`. Every scrape reads the store (a separate read connection
-//! on a blocking thread), so the numbers are the same ones `soak-status` prints.
+//! `GET /metrics` of the soak tracker: the Prometheus text exposition format 0.0.4. Every
+//! scrape reads the store (a separate read connection on a blocking thread), so the numbers are
+//! the same ones `soak-status` prints. The server itself is `status_page::serve`.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
-
-use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::summary::{summarize, timeline_now, totals};
-
-/// Bind `addr` (127.0.0.1 only in tests; any address the operator chooses otherwise), print
-/// `listening on ADDR` as the first stdout line, and serve until `cancel`.
-///
-/// # Errors
-/// [`Error::Usage`] when the address is invalid or cannot be bound.
-pub async fn serve(
-    addr: &str,
-    state: PathBuf,
-    cancel: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::Usage(format!("--listen {addr}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::Usage(format!("--listen {addr}: {e}")))?;
-    println!("listening on {local}");
-    let metrics_state = state.clone();
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let state = metrics_state.clone();
-                async move {
-                    match tokio::task::spawn_blocking(move || render(&state)).await {
-                        Ok(Ok(body)) => (
-                            StatusCode::OK,
-                            [(
-                                header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4; charset=utf-8",
-                            )],
-                            body,
-                        )
-                            .into_response(),
-                        Ok(Err(e)) => {
-                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
-                        }
-                        Err(e) => {
-                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
-                        }
-                    }
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }));
-    Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await;
-    }))
-}
 
 fn escape(label: &str) -> String {
     label

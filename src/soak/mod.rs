@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod order;
 pub mod rules;
 pub mod run;
+pub mod status_page;
 pub mod tracker;
 
 use std::path::Path;
@@ -50,6 +51,9 @@ pub fn status(state: &Path, window_ms: i64) -> Result<Vec<Summary>> {
     Ok(out)
 }
 
+/// How [`tracker_line`] begins when the tracker runs (a fresh heartbeat).
+pub const TRACKER_RUNNING: &str = "tracker: running";
+
 /// One line about the tracker process: running (fresh heartbeat) or since when it is not.
 ///
 /// # Errors
@@ -72,7 +76,7 @@ pub fn tracker_line(state: &Path) -> Result<String> {
             match (stopped, age) {
                 (false, Some(a)) if a < 5_000 => {
                     format!(
-                        "tracker: running (pid {pid}, last heartbeat {:.1} s ago)",
+                        "{TRACKER_RUNNING} (pid {pid}, last heartbeat {:.1} s ago)",
                         a as f64 / 1e3
                     )
                 }

@@ -24,8 +24,11 @@ use crate::units::Redactor;
 pub struct SoakOptions {
     /// The store file.
     pub state: PathBuf,
-    /// Metrics address (`127.0.0.1:PORT`; port 0 picks one and prints it).
+    /// Address of the status page and /metrics (`127.0.0.1:PORT`; port 0 picks one and prints
+    /// it). Any address but a loopback one needs `auth`.
     pub listen: Option<String>,
+    /// Credentials the status page and /metrics require.
+    pub auth: Option<super::status_page::serve::Auth>,
     /// The clocks (wall-clock offset file for drills and tests).
     pub clock: Clock,
     /// The checklist's folder (relative paths of command checks).
@@ -55,7 +58,16 @@ pub async fn soak(
     }
     let (store, run, states) = open_store(&monitors, &opts)?;
     let server = match &opts.listen {
-        Some(addr) => Some(super::metrics::serve(addr, opts.state.clone(), cancel.clone()).await?),
+        Some(addr) => Some(
+            super::status_page::serve::serve(
+                addr,
+                opts.state.clone(),
+                opts.auth.clone(),
+                super::status_page::WINDOW_MS,
+                cancel.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let (tx, rx) = mpsc::channel::<Sample>();

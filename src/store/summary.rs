@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{DOWN, MAINT, MonitorRow, Store, UP};
 
 /// Sums over a time range, all durations in ms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Totals {
     /// Time observed up.
     pub up_ms: i64,
@@ -131,7 +131,7 @@ fn from_samples(conn: &Connection, m: &MonitorRow, a: i64, b: i64) -> rusqlite::
 }
 
 /// An outage of one monitor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Incident {
     /// Start (timeline ms): the first failure of the streak.
     pub start_ms: i64,
@@ -144,7 +144,7 @@ pub struct Incident {
 }
 
 /// A maintenance period the tracker observed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct MaintenancePeriod {
     /// Why.
     pub reason: String,
@@ -155,7 +155,7 @@ pub struct MaintenancePeriod {
 }
 
 /// A tracker event: `start`, `stop`, `tracker_gap`, `reboot`, `clock_jump`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Event {
     /// Timeline ms.
     pub at_ms: i64,
@@ -168,7 +168,7 @@ pub struct Event {
 }
 
 /// Everything `soak-status`, `/metrics` and the `uptime` probe show for one monitor.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Monitor name.
     pub monitor: String,
