@@ -89,21 +89,30 @@ fn check_order(
     {
         return Err(("needs", format!("no earlier step named \"{n}\"")));
     }
-    if let StepKind::Expect(e) = &s.kind {
-        if let Some(name) = &e.equals_saved
-            && !saved.contains(name)
-        {
-            return Err((
-                "equals_saved",
-                format!(
-                    "nothing is saved as \"{name}\" before this step (use save = \"{name}\" on an earlier expectation)"
-                ),
-            ));
-        }
-        if let Some(name) = &e.save {
-            saved.insert(name.clone());
-        }
+    if let StepKind::Expect(e) = &s.kind
+        && let Some(name) = &e.equals_saved
+        && !saved.contains(name)
+    {
+        return Err((
+            "equals_saved",
+            format!(
+                "nothing is saved as \"{name}\" before this step (use save = \"{name}\" on an earlier expectation)"
+            ),
+        ));
     }
+    if let Some((key, name)) = s
+        .saved_uses()
+        .into_iter()
+        .find(|(_, n)| !saved.contains(*n))
+    {
+        return Err((
+            key,
+            format!(
+                "${{saved.{name}}}: nothing is saved as \"{name}\" before this step (save it on an earlier http action or expectation)"
+            ),
+        ));
+    }
+    saved.extend(s.saves().into_iter().map(str::to_string));
     if before.iter().any(|b| b.name == s.name) {
         return Err(("name", format!("duplicate step name \"{}\"", s.name)));
     }

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 
 use super::record::{StepOutcome, StepRecord, kind_of};
 use super::state::{Drill, Mark, lock};
+use super::step::expectations::PromCheck;
+use super::step::request::Request;
 use super::step::{Count, Expectation, Observe, Since, Step};
+use crate::probe::prometheus::api::{QueryData, RawSeries, Server};
 use crate::units::{Interpolated, format_duration};
 
 /// What the observation of an expectation saw.
@@ -35,7 +38,7 @@ impl Drill {
         let deadline = mark.at + e.within;
         let mut held_since: Option<Instant> = None;
         let (result, measured, detail) = loop {
-            let seen = self.observe(&e.observe, &mark).await;
+            let seen = self.observe(&e.observe, &mark, deadline).await;
             let saved_ok = match &e.equals_saved {
                 Some(name) => lock(&self.saved).get(name) == Some(&seen.value),
                 None => true,
@@ -90,23 +93,23 @@ impl Drill {
             measured,
             within: Some(e.within),
             hold: e.hold,
-            detail: self.ctx.redactor.redact(&detail),
+            detail: self.redact(&detail),
         });
         result == StepOutcome::Held
     }
 
-    async fn observe(&self, o: &Observe, mark: &Mark) -> Seen {
+    async fn observe(&self, o: &Observe, mark: &Mark, deadline: Instant) -> Seen {
         let from = |since: Since| match since {
             Since::Action => mark,
             Since::Drill => &self.start,
         };
         match o {
             Observe::Http {
-                method,
-                url,
-                headers,
+                request,
                 expect,
-            } => self.http(method, url, headers, expect).await,
+                reachable,
+            } => self.http(request, expect, *reachable, deadline).await,
+            Observe::Prometheus { server, check } => self.prometheus(server, check).await,
             Observe::Exit { service, code } => self.exit(service, *code).await,
             Observe::Sql { db, query, expect } => self.sql(db, query, expect.as_ref()).await,
             Observe::Notifications {
@@ -199,29 +202,42 @@ impl Drill {
         }
     }
 
+    /// One request; with `reachable` false, no answer (refused, reset, or none before the
+    /// deadline) is what holds.
     async fn http(
         &self,
-        method: &reqwest::Method,
-        url: &Interpolated,
-        headers: &[(String, Interpolated)],
+        request: &Request,
         expect: &crate::probe::expect::HttpExpect,
+        reachable: bool,
+        deadline: Instant,
     ) -> Seen {
-        let mut req = self.client.request(method.clone(), &url.value);
-        for (k, v) in headers {
-            req = req.header(k, &v.value);
-        }
-        let resp = match req.send().await {
+        // A request still unanswered at the deadline has timed out: that is an answer too.
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(200), Duration::from_secs(5));
+        let saved = lock(&self.saved).clone();
+        let (req, shown) = match request.build(&self.client, &saved, timeout) {
             Ok(r) => r,
+            Err(e) => return Seen::no(e),
+        };
+        let answered = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
+        };
+        let (status, body) = match answered.await {
+            Ok(a) => a,
             Err(e) => {
-                return Seen::no(format!(
-                    "{method} {} failed: {}",
-                    url.display,
-                    crate::units::error_chain(&e)
-                ));
+                return Seen {
+                    ok: !reachable,
+                    text: format!("{shown}: no answer: {}", crate::units::error_chain(&e)),
+                    value: Value::Null,
+                };
             }
         };
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.unwrap_or_default();
+        if !reachable {
+            return Seen::no(format!("{shown}: answered {status}, expected no answer"));
+        }
         let value = match &expect.json {
             Some(j) => serde_json::from_slice::<Value>(&body)
                 .ok()
@@ -383,6 +399,89 @@ impl Drill {
             ok,
             text,
             value: json!(pid),
+        }
+    }
+}
+
+impl Drill {
+    /// An instant query (every sample within bounds; none never holds) or an alert's state.
+    async fn prometheus(&self, server: &Server, check: &PromCheck) -> Seen {
+        let ctx = &self.ctx;
+        match check {
+            PromCheck::Query {
+                expr,
+                min,
+                max,
+                equals,
+            } => {
+                let series = match server.query(ctx, expr, None).await {
+                    Ok(QueryData::Vector(v)) => v,
+                    Ok(QueryData::Scalar(s)) => vec![RawSeries {
+                        metric: Default::default(),
+                        value: Some(s),
+                        values: Vec::new(),
+                        histogram: None,
+                        histograms: None,
+                    }],
+                    Ok(other) => {
+                        return Seen::no(format!(
+                            "query `{expr}` returned a {}, expected an instant vector or scalar",
+                            other.kind()
+                        ));
+                    }
+                    Err(e) => return Seen::no(e),
+                };
+                let mut shown = Vec::new();
+                let mut ok = !series.is_empty();
+                let mut values = Vec::new();
+                for s in series {
+                    let s = match s.numeric() {
+                        Ok(s) => s,
+                        Err(e) => return Seen::no(e),
+                    };
+                    let Some(&(_, x)) = s.points.last() else {
+                        continue;
+                    };
+                    ok &= min.is_none_or(|m| x >= m)
+                        && max.is_none_or(|m| x <= m)
+                        && equals.is_none_or(|m| x == m);
+                    values.push(x);
+                    shown.push(format!("{} = {x}", s.name()));
+                }
+                let text = if shown.is_empty() {
+                    format!("query `{expr}`: no samples")
+                } else {
+                    format!("query `{expr}`: {}", shown.join(", "))
+                };
+                Seen {
+                    ok,
+                    text,
+                    value: json!(values),
+                }
+            }
+            PromCheck::Alert { name, firing } => {
+                let groups = match server.alert_rules(ctx).await {
+                    Ok(g) => g,
+                    Err(e) => return Seen::no(e),
+                };
+                let rule = groups
+                    .iter()
+                    .flat_map(|g| g.rules.iter())
+                    .find(|r| &r.name == name && r.kind == "alerting");
+                let Some(rule) = rule else {
+                    return Seen::no(format!(
+                        "no alerting rule named \"{name}\" is loaded at {}",
+                        server.shown()
+                    ));
+                };
+                let state = rule.state.as_deref().unwrap_or("inactive");
+                let is_firing = state == "firing";
+                Seen {
+                    ok: is_firing == *firing,
+                    text: format!("alert {name}: {state}, health {}", rule.health),
+                    value: json!(state),
+                }
+            }
         }
     }
 }
