@@ -219,3 +219,29 @@ fn prometheus_steps_poll_a_query_value_and_an_alert_state() {
     assert!(s[3].2.contains("= 1"), "{s:?}");
     assert!(s[4].2.contains("no alerting rule named \"Nope\""), "{s:?}");
 }
+
+#[test]
+fn orders_are_read_from_any_venue_by_url_and_json_pointer() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let venue = format!(
+        r#"orders_url = "{base}/orders?status=open&account=x", orders_pointer = "/orders", positions_url = "{base}/positions?account=x", positions_pointer = "/positions""#
+    );
+    let drill = format!(
+        r#"{{ kind = "drill", step = [
+        {{ name = "rest an order", http = "{base}/orders", method = "POST", headers = {{ "Content-Type" = "application/json" }}, body = '{{"symbol": "AAPL", "side": "buy", "qty": 1, "type": "limit", "limit_price": 1.0, "account": "x"}}' }},
+        {{ name = "one open, flat", expect = "orders", {venue}, open = 1, flat = true, within = "5s" }},
+        {{ name = "none open", expect = "orders", {venue}, open = 0, within = "1s" }},
+    ] }}"#
+    );
+    let (r, shown) = run(
+        dir.path(),
+        &with_broker(port, &item("venue", "major", &drill)),
+    );
+    let s = steps(&r, "venue");
+    let results: Vec<&str> = s.iter().map(|x| x.1.as_str()).collect();
+    assert_eq!(results, ["done", "held", "FAILED"], "{s:?}\n{shown}");
+    assert!(s[1].2.contains("1 open order(s), positions flat"), "{s:?}");
+    assert!(s[2].2.contains("1 open order(s)"), "{s:?}");
+}

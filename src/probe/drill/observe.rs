@@ -10,9 +10,10 @@ use super::record::{StepOutcome, StepRecord, kind_of};
 use super::state::{Drill, Mark, lock};
 use super::step::expectations::PromCheck;
 use super::step::request::Request;
+use super::step::venue::{JsonList, Venue};
 use super::step::{Count, Expectation, Observe, Since, Step};
 use crate::probe::prometheus::api::{QueryData, RawSeries, Server};
-use crate::units::{Interpolated, format_duration};
+use crate::units::format_duration;
 
 /// What the observation of an expectation saw.
 struct Seen {
@@ -118,16 +119,7 @@ impl Drill {
                 count,
                 since,
             } => self.notifications(sink, matches.as_ref(), *count, from(*since)),
-            Observe::Orders {
-                broker,
-                api_key,
-                account,
-                open,
-                flat,
-            } => {
-                self.orders(broker, api_key.as_ref(), account, *open, *flat)
-                    .await
-            }
+            Observe::Orders { venue, open, flat } => self.orders(venue, *open, *flat).await,
             Observe::Log {
                 service,
                 matches,
@@ -302,61 +294,87 @@ impl Drill {
         }
     }
 
-    async fn orders(
-        &self,
-        broker: &Interpolated,
-        api_key: Option<&Interpolated>,
-        account: &str,
-        open: Option<u64>,
-        flat: bool,
-    ) -> Seen {
-        let base = broker.value.trim_end_matches('/');
-        let get = |path: &str, query: &[(&str, &str)]| {
-            let mut r = self.client.get(format!("{base}{path}")).query(query);
-            if let Some(k) = api_key {
-                r = r.bearer_auth(&k.value);
-            }
-            async move {
-                let resp = r.send().await.map_err(|e| crate::units::error_chain(&e))?;
-                let status = resp.status();
-                let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-                if status.is_success() {
-                    Ok(v)
-                } else {
-                    Err(format!("{status}: {v}"))
+    /// The JSON array at `list`'s URL and pointer.
+    async fn json_list(&self, list: &JsonList) -> Result<Vec<Value>, String> {
+        let saved = lock(&self.saved).clone();
+        let (req, shown) = list
+            .request
+            .build(&self.client, &saved, Duration::from_secs(5))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{shown}: {}", crate::units::error_chain(&e)))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let short: String = text.trim().chars().take(120).collect();
+            return Err(format!("{shown} answered {status}: {short}"));
+        }
+        let doc: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{shown}: the answer is not JSON ({e})"))?;
+        match doc.pointer(&list.pointer) {
+            Some(Value::Array(a)) => Ok(a.clone()),
+            Some(other) => Err(format!(
+                "{shown}: \"{}\" is not an array but {other}",
+                list.pointer
+            )),
+            None => Err(format!("{shown}: no \"{}\" in the answer", list.pointer)),
+        }
+    }
+
+    /// Open orders and positions at `venue`; a position whose quantity is missing or not a
+    /// number is not flat.
+    async fn orders(&self, venue: &Venue, open: Option<u64>, flat: bool) -> Seen {
+        let mut parts = Vec::new();
+        let mut ok = true;
+        let mut value = serde_json::Map::new();
+        if let Some(list) = venue.orders.as_ref().filter(|_| open.is_some()) {
+            match self.json_list(list).await {
+                Ok(orders) => {
+                    let n = orders.len() as u64;
+                    ok &= open == Some(n);
+                    parts.push(format!("{n} open order(s)"));
+                    value.insert("open".into(), json!(n));
                 }
+                Err(e) => return Seen::no(e),
             }
-        };
-        let orders = get(
-            "/api/v1/orders",
-            &[("status", "open"), ("account", account)],
-        )
-        .await;
-        let positions = get("/api/v1/positions", &[("account", account)]).await;
-        let (orders, positions) = match (orders, positions) {
-            (Ok(o), Ok(p)) => (o, p),
-            (Err(e), _) | (_, Err(e)) => return Seen::no(format!("{}: {e}", broker.display)),
-        };
-        let n_open = orders["orders"].as_array().map_or(0, |a| a.len()) as u64;
-        let not_flat: Vec<String> = positions["positions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["qty"].as_f64().is_some_and(|q| q != 0.0))
-            .map(|p| format!("{} {}", p["symbol"].as_str().unwrap_or("?"), p["qty"]))
-            .collect();
-        let ok = open.is_none_or(|n| n == n_open) && (!flat || not_flat.is_empty());
+        }
+        if let Some(list) = venue.positions.as_ref().filter(|_| flat) {
+            match self.json_list(list).await {
+                Ok(positions) => {
+                    let not_flat: Vec<String> = positions
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, p)| {
+                            let q = p.pointer(&venue.quantity);
+                            let number = q.and_then(|q| {
+                                q.as_f64().or_else(|| q.as_str()?.parse::<f64>().ok())
+                            });
+                            if number == Some(0.0) {
+                                return None;
+                            }
+                            let symbol = p
+                                .pointer(&venue.symbol)
+                                .and_then(Value::as_str)
+                                .map_or_else(|| format!("#{i}"), str::to_string);
+                            Some(format!("{symbol} {}", q.unwrap_or(&Value::Null)))
+                        })
+                        .collect();
+                    ok &= not_flat.is_empty();
+                    value.insert("not_flat".into(), json!(not_flat.len()));
+                    parts.push(if not_flat.is_empty() {
+                        "positions flat".to_string()
+                    } else {
+                        format!("not flat: {}", not_flat.join(", "))
+                    });
+                }
+                Err(e) => return Seen::no(e),
+            }
+        }
         Seen {
             ok,
-            text: format!(
-                "account {account}: {n_open} open order(s), {}",
-                if not_flat.is_empty() {
-                    "positions flat".to_string()
-                } else {
-                    format!("not flat: {}", not_flat.join(", "))
-                }
-            ),
-            value: json!({ "open": n_open, "not_flat": not_flat.len() }),
+            text: format!("{}: {}", venue.shown, parts.join(", ")),
+            value: Value::Object(value),
         }
     }
 

@@ -8,13 +8,12 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::actions::broker_url;
 use super::request::{RawRequest, Request};
+use super::venue::{Orders, Venue};
 use crate::probe::expect::{HttpExpect, RawHttpExpect, StatusSpec};
 use crate::probe::prometheus::api::{RawServer, Server};
 use crate::probe::sql::{Database, Expect as SqlExpect, RawSqlProbe};
 use crate::probe::{FieldError, RefKind, Validator};
-use crate::units::Interpolated;
 
 /// Default poll interval of an expectation.
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -183,22 +182,6 @@ pub struct Notifications {
     pub since: Option<String>,
 }
 
-/// Open orders and positions on the paper broker.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Orders {
-    /// The paper broker's base URL, e.g. `"http://127.0.0.1:18080"`.
-    pub broker: String,
-    /// The broker's API key (sent as a Bearer token); `${VAR}`.
-    pub api_key: Option<String>,
-    /// The account. Default `"default"`.
-    pub account: Option<String>,
-    /// Exactly this many open orders.
-    pub open: Option<u64>,
-    /// `true` when every position must be flat (quantity 0).
-    pub flat: Option<bool>,
-}
-
 /// Lines a `[[service]]` wrote.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -353,14 +336,10 @@ pub enum Observe {
         /// Counted from.
         since: Since,
     },
-    /// Open orders and positions on the paper broker.
+    /// Open orders and positions at a venue.
     Orders {
-        /// Base URL.
-        broker: Interpolated,
-        /// API key.
-        api_key: Option<Interpolated>,
-        /// Account.
-        account: String,
+        /// Where they are read.
+        venue: Venue,
         /// Exactly this many open orders.
         open: Option<u64>,
         /// Every position flat.
@@ -429,6 +408,7 @@ impl Observe {
                 .into_iter()
                 .map(|n| ("url", n))
                 .collect(),
+            Observe::Orders { venue, .. } => venue.saved_uses(),
             _ => Vec::new(),
         }
     }
@@ -630,21 +610,8 @@ impl ExpectKeys for Notifications {
 
 impl ExpectKeys for Orders {
     fn validate(self, _: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
-        let broker = broker_url(v, &self.broker)?;
-        if self.open.is_none() && self.flat.is_none() {
-            return Err(FieldError::new(
-                "",
-                "expect = \"orders\" needs `open` (a count of open orders) or `flat = true`",
-            ));
-        }
         Ok(Observe::Orders {
-            broker,
-            api_key: self
-                .api_key
-                .as_deref()
-                .map(|k| v.interpolate("api_key", k))
-                .transpose()?,
-            account: self.account.unwrap_or_else(|| "default".into()),
+            venue: self.venue(v)?,
             open: self.open,
             flat: self.flat.unwrap_or(false),
         })

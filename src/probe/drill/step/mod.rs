@@ -11,6 +11,7 @@ pub(crate) mod actions;
 pub(crate) mod expectations;
 mod keys;
 pub(crate) mod request;
+pub(crate) mod venue;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
@@ -133,7 +134,7 @@ steps! {
         /// `expect = "notifications"`.
         Notifications(expectations::Notifications) = "notifications",
         /// `expect = "orders"`.
-        Orders(expectations::Orders) = "orders",
+        Orders(venue::Orders) = "orders",
         /// `expect = "log"`.
         Log(expectations::Log) = "log",
         /// `expect = "process"`.

@@ -34,6 +34,15 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
+impl From<Interpolated> for Template {
+    /// Text without saved values.
+    fn from(text: Interpolated) -> Template {
+        Template {
+            parts: vec![Part::Text(text)],
+        }
+    }
+}
+
 impl Template {
     /// Read `text`, the value of `key`: `${VAR}` interpolated now, `${saved.NAME}` kept.
     ///
