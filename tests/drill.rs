@@ -96,6 +96,7 @@ fn the_example_agent_passes_every_drill_and_every_service_is_left_running() {
         "permanent-error",
         "graceful-shutdown",
         "backup-restore",
+        "gateway-errors",
         "kill-switch",
         "rollback",
     ] {
@@ -199,6 +200,20 @@ fn a_restore_that_loses_rows_fails_the_comparison_with_the_saved_count() {
     assert_eq!(f.len(), 1, "only the comparison fails: {f:?}");
     assert_eq!(f[0].0, "restored trades equal the backup");
     assert!(f[0].1.contains("(saved: "), "{f:?}");
+}
+
+#[test]
+fn an_agent_that_does_not_survive_gateway_503s_fails_the_no_crash_loop_step() {
+    let dir = tempfile::tempdir().unwrap();
+    drills(dir.path(), Some("crash-loop"));
+    let (code, r, shown) = run(dir.path(), &["gateway-errors"]);
+    assert_eq!(code, Some(1), "{shown}");
+    let f = failed(&r, "gateway-errors");
+    let crash = f.iter().find(|(n, _)| n == "no crash loop");
+    assert!(
+        crash.is_some_and(|(_, m)| m.contains("not running") && m.contains("exit 1")),
+        "{f:?}"
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod expectations;
+mod http_fault;
 mod keys;
 pub(crate) mod request;
 pub(crate) mod venue;
@@ -117,6 +118,8 @@ steps! {
         ProxyLatency(actions::ProxyLatency) = "proxy" with "fault" = "latency",
         /// `proxy = "<proxy>"`, `fault = "reset_after"`.
         ProxyResetAfter(actions::ProxyResetAfter) = "proxy" with "fault" = "reset_after",
+        /// `proxy = "<proxy>"`, `fault = "http"`.
+        ProxyHttp(http_fault::ProxyHttp) = "proxy" with "fault" = "http",
         /// `proxy = "<proxy>"`, `fault = "heal"`.
         ProxyHeal(actions::ProxyHeal) = "proxy" with "fault" = "heal",
         /// `broker_fault = { … }`.

@@ -41,6 +41,7 @@ const EVERY_KIND: &[(&str, &str)] = &[
         "proxy = \"p\"\nfault = \"reset_after\"\nbytes = 10",
         "ProxyResetAfter",
     ),
+    ("proxy = \"p\"\nfault = \"http\"\nstatus = 503", "ProxyHttp"),
     ("proxy = \"p\"\nfault = \"heal\"", "ProxyHeal"),
     (
         "broker = \"http://127.0.0.1:1\"\nbroker_fault = { unhealthy = true }",
@@ -229,7 +230,7 @@ fn errors_point_at_the_key_inside_the_step() {
         error("proxy = \"p\"\nfault = \"slow\""),
         (
             "fault".into(),
-            "unknown proxy fault \"slow\": expected down, blackhole, latency, reset_after or heal"
+            "unknown proxy fault \"slow\": expected down, blackhole, latency, reset_after, http or heal"
                 .into()
         )
     );
