@@ -424,7 +424,6 @@ impl Drill {
 impl Drill {
     /// An instant query (every sample within bounds; none never holds) or an alert's state.
     async fn prometheus(&self, server: &Server, check: &PromCheck) -> Seen {
-        let ctx = &self.ctx;
         match check {
             PromCheck::Query {
                 expr,
@@ -432,74 +431,84 @@ impl Drill {
                 max,
                 equals,
             } => {
-                let series = match server.query(ctx, expr, None).await {
-                    Ok(QueryData::Vector(v)) => v,
-                    Ok(QueryData::Scalar(s)) => vec![RawSeries {
-                        metric: Default::default(),
-                        value: Some(s),
-                        values: Vec::new(),
-                        histogram: None,
-                        histograms: None,
-                    }],
-                    Ok(other) => {
-                        return Seen::no(format!(
-                            "query `{expr}` returned a {}, expected an instant vector or scalar",
-                            other.kind()
-                        ));
-                    }
-                    Err(e) => return Seen::no(e),
-                };
-                let mut shown = Vec::new();
-                let mut ok = !series.is_empty();
-                let mut values = Vec::new();
-                for s in series {
-                    let s = match s.numeric() {
-                        Ok(s) => s,
-                        Err(e) => return Seen::no(e),
-                    };
-                    let Some(&(_, x)) = s.points.last() else {
-                        continue;
-                    };
-                    ok &= min.is_none_or(|m| x >= m)
+                let within = |x: f64| {
+                    min.is_none_or(|m| x >= m)
                         && max.is_none_or(|m| x <= m)
-                        && equals.is_none_or(|m| x == m);
-                    values.push(x);
-                    shown.push(format!("{} = {x}", s.name()));
-                }
-                let text = if shown.is_empty() {
-                    format!("query `{expr}`: no samples")
-                } else {
-                    format!("query `{expr}`: {}", shown.join(", "))
+                        && equals.is_none_or(|m| x == m)
                 };
-                Seen {
-                    ok,
-                    text,
-                    value: json!(values),
-                }
+                self.prom_query(server, expr, within).await
             }
-            PromCheck::Alert { name, firing } => {
-                let groups = match server.alert_rules(ctx).await {
-                    Ok(g) => g,
-                    Err(e) => return Seen::no(e),
-                };
-                let rule = groups
-                    .iter()
-                    .flat_map(|g| g.rules.iter())
-                    .find(|r| &r.name == name && r.kind == "alerting");
-                let Some(rule) = rule else {
-                    return Seen::no(format!(
-                        "no alerting rule named \"{name}\" is loaded at {}",
-                        server.shown()
-                    ));
-                };
-                let state = rule.state.as_deref().unwrap_or("inactive");
-                let is_firing = state == "firing";
-                Seen {
-                    ok: is_firing == *firing,
-                    text: format!("alert {name}: {state}, health {}", rule.health),
-                    value: json!(state),
-                }
+            PromCheck::Alert { name, firing } => self.prom_alert(server, name, *firing).await,
+        }
+    }
+
+    /// Every sample of `expr` now meets `within`.
+    async fn prom_query(&self, server: &Server, expr: &str, within: impl Fn(f64) -> bool) -> Seen {
+        let series = match server.query(&self.ctx, expr, None).await {
+            Ok(QueryData::Vector(v)) => v,
+            Ok(QueryData::Scalar(s)) => vec![RawSeries {
+                metric: Default::default(),
+                value: Some(s),
+                values: Vec::new(),
+                histogram: None,
+                histograms: None,
+            }],
+            Ok(other) => {
+                return Seen::no(format!(
+                    "query `{expr}` returned a {}, expected an instant vector or scalar",
+                    other.kind()
+                ));
             }
+            Err(e) => return Seen::no(e),
+        };
+        let mut shown = Vec::new();
+        let mut ok = !series.is_empty();
+        let mut values = Vec::new();
+        for s in series {
+            let s = match s.numeric() {
+                Ok(s) => s,
+                Err(e) => return Seen::no(e),
+            };
+            let Some(&(_, x)) = s.points.last() else {
+                continue;
+            };
+            ok &= within(x);
+            values.push(x);
+            shown.push(format!("{} = {x}", s.name()));
+        }
+        let text = if shown.is_empty() {
+            format!("query `{expr}`: no samples")
+        } else {
+            format!("query `{expr}`: {}", shown.join(", "))
+        };
+        Seen {
+            ok,
+            text,
+            value: json!(values),
+        }
+    }
+
+    /// The alerting rule `name` is loaded and firing (or not).
+    async fn prom_alert(&self, server: &Server, name: &str, firing: bool) -> Seen {
+        let groups = match server.alert_rules(&self.ctx).await {
+            Ok(g) => g,
+            Err(e) => return Seen::no(e),
+        };
+        let rule = groups
+            .iter()
+            .flat_map(|g| g.rules.iter())
+            .find(|r| r.name == name && r.kind == "alerting");
+        let Some(rule) = rule else {
+            return Seen::no(format!(
+                "no alerting rule named \"{name}\" is loaded at {}",
+                server.shown()
+            ));
+        };
+        let state = rule.state.as_deref().unwrap_or("inactive");
+        Seen {
+            ok: (state == "firing") == firing,
+            text: format!("alert {name}: {state}, health {}", rule.health),
+            value: json!(state),
         }
     }
 }
