@@ -12,6 +12,13 @@
 //!    positions, records `STOPPED`, sends a final notification and exits 0.
 //! 4. **Notification throttling**: the same text is notified at most once per `--throttle`;
 //!    repeats are logged to stderr and counted in `error_notifications_log`.
+//! 5. **Kill switch**: SIGUSR1 or `POST /kill` on `--listen` cancels its account's open
+//!    orders, flattens its positions, records `HALTED`, sends one notification and places no
+//!    order again until the process is restarted (it keeps running and checking).
+//!
+//! With `--listen ADDR` it serves `GET /livez` (200 while the process runs), `GET /healthz`
+//! (200 when ACTIVE, 503 otherwise, with the state), `GET /version` (`{"version": …, "state":
+//! …}`, the version from `--release`) and `POST /kill`.
 //!
 //! State lives in SQLite (`--state-db`, WAL, one transaction per change): `operational_state`
 //! (one row), `trades` (every acknowledged order) and `error_notifications_log`. The `backup`
@@ -103,6 +110,12 @@ struct RunArgs {
     /// Instrument traded.
     #[arg(long, default_value = "AAPL")]
     symbol: String,
+    /// Serve `/livez`, `/healthz`, `/version` and `POST /kill` on this address.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// The release this process reports at `/version`.
+    #[arg(long, default_value = "1.0.0")]
+    release: String,
 }
 
 /// Seeded defects: each breaks exactly one behaviour.
@@ -118,6 +131,8 @@ enum Defect {
     NoCancel,
     /// `restore` drops the newest trade row.
     LossyRestore,
+    /// The kill switch flattens positions but leaves resting orders open.
+    KillLeavesOrder,
 }
 
 fn main() -> ExitCode {
@@ -145,15 +160,29 @@ fn run(args: RunArgs, defect: Option<Defect>) -> Result<ExitCode, String> {
         .map_err(|e| format!("starting the runtime: {e}"))?;
     rt.block_on(async move {
         let mut signals = Signals::new(defect == Some(Defect::IgnoreSigterm))?;
-        let mut agent = agent::Agent::new(args, defect)?;
-        Ok(agent.run(&mut signals).await)
+        let status = control::Status::new(&args.release);
+        let (kill_tx, kill_rx) = tokio::sync::mpsc::channel(4);
+        if let Some(addr) = args.listen {
+            control::serve(addr, status.clone(), kill_tx).await?;
+        }
+        let mut agent = agent::Agent::new(args, defect, status)?;
+        Ok(agent.run(&mut signals, kill_rx).await)
     })
 }
 
-/// SIGTERM and SIGINT, the one way to stop the agent.
+/// What interrupts the agent's loop: a stopping signal or a kill-switch trigger.
+pub enum Event {
+    /// SIGTERM or SIGINT.
+    Stop(&'static str),
+    /// SIGUSR1 or `POST /kill`.
+    Kill(&'static str),
+}
+
+/// SIGTERM and SIGINT, the one way to stop the agent, and SIGUSR1, its kill switch.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
     ignore_term: bool,
 }
 
@@ -164,21 +193,24 @@ impl Signals {
         Ok(Signals {
             term: listen(SignalKind::terminate())?,
             int: listen(SignalKind::interrupt())?,
+            usr1: listen(SignalKind::user_defined1())?,
             ignore_term,
         })
     }
 
-    /// The name of the next stopping signal.
-    async fn recv(&mut self) -> &'static str {
+    /// The next stopping signal or kill-switch trigger (`kills`: `POST /kill`).
+    async fn recv(&mut self, kills: &mut tokio::sync::mpsc::Receiver<&'static str>) -> Event {
         loop {
             tokio::select! {
                 _ = self.term.recv() => {
                     if !self.ignore_term {
-                        return "SIGTERM";
+                        return Event::Stop("SIGTERM");
                     }
                     eprintln!("SIGTERM ignored");
                 }
-                _ = self.int.recv() => return "SIGINT",
+                _ = self.int.recv() => return Event::Stop("SIGINT"),
+                _ = self.usr1.recv() => return Event::Kill("SIGUSR1"),
+                Some(by) = kills.recv() => return Event::Kill(by),
             }
         }
     }
@@ -191,6 +223,7 @@ enum State {
     Active,
     Waiting,
     Error,
+    Halted,
     Stopped,
 }
 
@@ -201,6 +234,7 @@ impl State {
             State::Active => "ACTIVE",
             State::Waiting => "WAITING",
             State::Error => "ERROR",
+            State::Halted => "HALTED",
             State::Stopped => "STOPPED",
         }
     }
@@ -213,9 +247,10 @@ mod agent {
     use std::time::{Duration, Instant};
 
     use super::broker::{ApiError, Broker, Side};
+    use super::control::Status;
     use super::notify::Notifier;
     use super::store::Store;
-    use super::{Defect, RunArgs, Signals, State};
+    use super::{Defect, Event, RunArgs, Signals, State};
 
     /// What one round of checks found.
     pub enum Check {
@@ -236,10 +271,12 @@ mod agent {
         rested: bool,
         outage_notified: bool,
         waiting_since: Option<Instant>,
+        /// What `/healthz` and `/version` show.
+        status: Status,
     }
 
     impl Agent {
-        pub fn new(args: RunArgs, defect: Option<Defect>) -> Result<Agent, String> {
+        pub fn new(args: RunArgs, defect: Option<Defect>, status: Status) -> Result<Agent, String> {
             let db = args.state_db.clone().unwrap_or_default();
             let store = Store::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
             let broker = Broker::new(
@@ -263,7 +300,9 @@ mod agent {
                 rested: false,
                 outage_notified: false,
                 waiting_since: None,
+                status,
             };
+            a.status.set(a.state.as_str());
             if new {
                 eprintln!("state NEW -> STARTING: new state database");
             } else {
@@ -272,22 +311,57 @@ mod agent {
             Ok(a)
         }
 
-        /// Check, act, sleep; until a stopping signal (or the crash-loop defect).
-        pub async fn run(&mut self, signals: &mut Signals) -> ExitCode {
+        /// Check, act, sleep; until a stopping signal (or the crash-loop defect). A kill-switch
+        /// trigger halts trading and the loop goes on.
+        pub async fn run(
+            &mut self,
+            signals: &mut Signals,
+            mut kills: tokio::sync::mpsc::Receiver<&'static str>,
+        ) -> ExitCode {
             loop {
                 let idle = self.state == State::Error;
                 let checked = tokio::select! {
-                    s = signals.recv() => return self.shutdown(s).await,
+                    e = signals.recv(&mut kills) => match e {
+                        Event::Stop(s) => return self.shutdown(s).await,
+                        Event::Kill(by) => { self.kill(by).await; continue; }
+                    },
                     c = self.check(), if !idle => c,
                 };
                 if let Some(code) = self.apply(checked).await {
                     return code;
                 }
                 tokio::select! {
-                    s = signals.recv() => return self.shutdown(s).await,
+                    e = signals.recv(&mut kills) => match e {
+                        Event::Stop(s) => return self.shutdown(s).await,
+                        Event::Kill(by) => self.kill(by).await,
+                    },
                     _ = tokio::time::sleep(self.args.check_every) => {}
                 }
             }
+        }
+
+        /// The kill switch: cancel, flatten, HALTED, one notification; no order after it. A
+        /// second trigger only logs.
+        async fn kill(&mut self, by: &str) {
+            if self.state == State::Halted {
+                eprintln!("kill switch ({by}) already engaged");
+                return;
+            }
+            let leave_orders = self.defect == Some(Defect::KillLeavesOrder);
+            let summary =
+                match tokio::time::timeout(Duration::from_secs(8), self.close_out(leave_orders))
+                    .await
+                {
+                    Ok(Ok((c, f))) => format!("cancelled {c} open orders, flattened {f} positions"),
+                    Ok(Err(e)) => format!("cleanup incomplete: {e}"),
+                    Err(_) => "cleanup incomplete: the broker did not answer within 8s".into(),
+                };
+            // The book is closed: only the halt keeps the strategy from opening it again.
+            self.bought = false;
+            self.rested = false;
+            let reason = format!("kill switch ({by}): {summary}");
+            self.transition(State::Halted, Some(&reason));
+            self.send(&format!("KILL SWITCH: {summary}")).await;
         }
 
         /// Health, then login (an authenticated read). Read-only, so a signal may cut it short.
@@ -304,6 +378,7 @@ mod agent {
 
         async fn apply(&mut self, c: Check) -> Option<ExitCode> {
             match c {
+                Check::Healthy if self.state == State::Halted => self.failures = 0,
                 Check::Healthy => {
                     self.failures = 0;
                     if matches!(self.state, State::Starting | State::Waiting) {
@@ -338,6 +413,10 @@ mod agent {
                 return None;
             }
             let n = self.args.failures_before_wait;
+            if self.state == State::Halted {
+                eprintln!("health check failed while HALTED: {m}");
+                return None;
+            }
             if self.failures < n {
                 eprintln!("health check failed ({}/{n}): {m}", self.failures);
                 if self.defect == Some(Defect::NotifyEveryFailure) {
@@ -418,6 +497,7 @@ mod agent {
             match self.store.transition(to, reason) {
                 Ok(()) => {
                     self.state = to;
+                    self.status.set(to.as_str());
                     eprintln!(
                         "state {} -> {}: {}",
                         from.as_str(),
@@ -478,7 +558,7 @@ mod agent {
             let summary = if self.defect == Some(Defect::NoCancel) {
                 "open orders and positions left as they are".to_string()
             } else {
-                match tokio::time::timeout(Duration::from_secs(8), self.close_out()).await {
+                match tokio::time::timeout(Duration::from_secs(8), self.close_out(false)).await {
                     Ok(Ok((cancelled, flattened))) => format!(
                         "cancelled {cancelled} open orders, flattened {flattened} positions"
                     ),
@@ -492,11 +572,17 @@ mod agent {
             ExitCode::SUCCESS
         }
 
-        /// Cancel every open order of the account, then trade every position back to flat.
-        /// Returns (orders cancelled, positions flattened).
-        async fn close_out(&mut self) -> Result<(usize, usize), String> {
+        /// Cancel every open order of the account (none with `leave_orders`, the seeded
+        /// defect), then trade every position back to flat. Returns (orders cancelled,
+        /// positions flattened).
+        async fn close_out(&mut self, leave_orders: bool) -> Result<(usize, usize), String> {
             let mut cancelled = 0;
-            for id in self.broker.open_orders().await.map_err(|e| e.to_string())? {
+            let open = if leave_orders {
+                Vec::new()
+            } else {
+                self.broker.open_orders().await.map_err(|e| e.to_string())?
+            };
+            for id in open {
                 self.broker.cancel(&id).await.map_err(|e| e.to_string())?;
                 cancelled += 1;
             }
@@ -520,6 +606,93 @@ mod agent {
 
     fn round_ms(d: Duration) -> Duration {
         Duration::from_millis(d.as_millis() as u64)
+    }
+}
+
+mod control {
+    //! The control endpoint (`--listen`): liveness, health by state, the release, the kill
+    //! switch.
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::State as Shared;
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use serde_json::{Value, json};
+
+    /// The release and the state, as the endpoint shows them.
+    #[derive(Clone)]
+    pub struct Status(Arc<(String, Mutex<&'static str>)>);
+
+    impl Status {
+        pub fn new(release: &str) -> Status {
+            Status(Arc::new((release.to_string(), Mutex::new("STARTING"))))
+        }
+
+        pub fn set(&self, state: &'static str) {
+            *self.0.1.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        }
+
+        fn get(&self) -> (&str, &'static str) {
+            (
+                &self.0.0,
+                *self.0.1.lock().unwrap_or_else(|e| e.into_inner()),
+            )
+        }
+    }
+
+    type App = (Status, tokio::sync::mpsc::Sender<&'static str>);
+
+    async fn health(Shared((status, _)): Shared<App>) -> (StatusCode, axum::Json<Value>) {
+        let (_, state) = status.get();
+        let code = if state == "ACTIVE" {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (code, axum::Json(json!({"state": state})))
+    }
+
+    async fn version(Shared((status, _)): Shared<App>) -> axum::Json<Value> {
+        let (release, state) = status.get();
+        axum::Json(json!({"version": release, "state": state}))
+    }
+
+    async fn kill(Shared((_, kills)): Shared<App>) -> (StatusCode, axum::Json<Value>) {
+        match kills.send("POST /kill").await {
+            Ok(()) => (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({"kill_switch": "triggered"})),
+            ),
+            Err(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"error": "the agent is stopping"})),
+            ),
+        }
+    }
+
+    /// Bind `addr` and serve in the background.
+    pub async fn serve(
+        addr: std::net::SocketAddr,
+        status: Status,
+        kills: tokio::sync::mpsc::Sender<&'static str>,
+    ) -> Result<(), String> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("--listen {addr}: {e}"))?;
+        let app = Router::new()
+            .route("/livez", get(|| async { "ok" }))
+            .route("/healthz", get(health))
+            .route("/version", get(version))
+            .route("/kill", post(kill))
+            .with_state((status, kills));
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("control endpoint: {e}");
+            }
+        });
+        Ok(())
     }
 }
 
@@ -856,6 +1029,7 @@ mod store {
                 "ACTIVE" => State::Active,
                 "WAITING" => State::Waiting,
                 "ERROR" => State::Error,
+                "HALTED" => State::Halted,
                 "STOPPED" => State::Stopped,
                 _ => State::Starting,
             }))

@@ -6,7 +6,7 @@
 //! The rules:
 //! - `status`: one code or a list of accepted codes; without it, any 2xx (the *successful*
 //!   class of RFC 9110 §15.3), so `201 Created` and `204 No Content` are successes;
-//! - `body_contains`: a substring the body must contain;
+//! - `body_contains`: a substring the body must contain; `body_not_contains`: one it must not;
 //! - `json_pointer` (RFC 6901) alone: the body is JSON and the pointer exists; with
 //!   `json_equals` the value there equals it; with `json_one_of` it equals one of them.
 //!   `json_equals` and `json_one_of` exclude each other and need `json_pointer`.
@@ -132,6 +132,8 @@ pub struct HttpExpect {
     pub status: StatusMatch,
     /// A substring the body must contain.
     pub body_contains: Option<String>,
+    /// A substring the body must not contain.
+    pub body_not_contains: Option<String>,
     /// A JSON pointer check.
     pub json: Option<JsonExpect>,
 }
@@ -143,6 +145,8 @@ pub struct RawHttpExpect {
     pub status: Option<StatusSpec>,
     /// `body_contains`.
     pub body_contains: Option<String>,
+    /// `body_not_contains`.
+    pub body_not_contains: Option<String>,
     /// `json_pointer`.
     pub json_pointer: Option<String>,
     /// `json_equals`.
@@ -154,10 +158,11 @@ pub struct RawHttpExpect {
 impl RawHttpExpect {
     /// Each key's name and whether it was given, in the order above (for refusing them where
     /// they do not apply).
-    pub fn given(&self) -> [(&'static str, bool); 5] {
+    pub fn given(&self) -> [(&'static str, bool); 6] {
         [
             ("status", self.status.is_some()),
             ("body_contains", self.body_contains.is_some()),
+            ("body_not_contains", self.body_not_contains.is_some()),
             ("json_pointer", self.json_pointer.is_some()),
             ("json_equals", self.json_equals.is_some()),
             ("json_one_of", self.json_one_of.is_some()),
@@ -216,6 +221,7 @@ impl RawHttpExpect {
         Ok(HttpExpect {
             status,
             body_contains: self.body_contains,
+            body_not_contains: self.body_not_contains,
             json,
         })
     }
@@ -231,6 +237,11 @@ impl HttpExpect {
             && !String::from_utf8_lossy(body).contains(s.as_str())
         {
             return Err(format!("body does not contain \"{s}\""));
+        }
+        if let Some(s) = &self.body_not_contains
+            && String::from_utf8_lossy(body).contains(s.as_str())
+        {
+            return Err(format!("body contains \"{s}\""));
         }
         if let Some(j) = &self.json {
             j.check(body)

@@ -21,6 +21,8 @@ fn drills(dir: &Path, defect: Option<&str>) {
     let agent = agent_bin().display().to_string();
     let mut text = text
         .replace("18090", &free_port().to_string())
+        .replace("18091", &free_port().to_string())
+        .replace("18092", &free_port().to_string())
         .replace("../target/debug/examples/trading_agent", &agent);
     match defect {
         Some("lossy-restore") => {
@@ -94,6 +96,9 @@ fn the_example_agent_passes_every_drill_and_every_service_is_left_running() {
         "permanent-error",
         "graceful-shutdown",
         "backup-restore",
+        "gateway-errors",
+        "kill-switch",
+        "rollback",
     ] {
         assert_eq!(status_of(&r, id), "pass", "{id}: {:?}", checks(&r, id));
         let steps = r["items"]
@@ -195,6 +200,53 @@ fn a_restore_that_loses_rows_fails_the_comparison_with_the_saved_count() {
     assert_eq!(f.len(), 1, "only the comparison fails: {f:?}");
     assert_eq!(f[0].0, "restored trades equal the backup");
     assert!(f[0].1.contains("(saved: "), "{f:?}");
+}
+
+#[test]
+fn an_agent_that_does_not_survive_gateway_503s_fails_the_no_crash_loop_step() {
+    let dir = tempfile::tempdir().unwrap();
+    drills(dir.path(), Some("crash-loop"));
+    let (code, r, shown) = run(dir.path(), &["gateway-errors"]);
+    assert_eq!(code, Some(1), "{shown}");
+    let f = failed(&r, "gateway-errors");
+    let crash = f.iter().find(|(n, _)| n == "no crash loop");
+    assert!(
+        crash.is_some_and(|(_, m)| m.contains("not running") && m.contains("exit 1")),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn a_kill_switch_that_leaves_an_order_open_fails_the_cancelled_step() {
+    let dir = tempfile::tempdir().unwrap();
+    drills(dir.path(), Some("kill-leaves-order"));
+    let (code, r, shown) = run(dir.path(), &["kill-switch"]);
+    assert_eq!(code, Some(1), "{shown}");
+    let f = failed(&r, "kill-switch");
+    assert!(!f.is_empty(), "{shown}");
+    assert_eq!(f[0].0, "open orders cancelled, positions flat", "{f:?}");
+    assert!(f[0].1.contains("1 open order(s)"), "{f:?}");
+}
+
+#[test]
+fn a_rollback_whose_undo_fails_fails_the_item_at_the_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    drills(dir.path(), None);
+    let path = dir.path().join("drills.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        r#"undo = ["sh", "-c", "echo 1.4.2 > app-release && echo drill-key > app-key"]"#,
+        r#"undo = ["sh", "-c", "echo 1.4.2 > releases/app-release"]"#,
+    );
+    std::fs::write(&path, text).unwrap();
+    let (code, r, shown) = run(dir.path(), &["rollback"]);
+    assert_eq!(code, Some(1), "{shown}");
+    let f = failed(&r, "rollback");
+    assert_eq!(f.len(), 1, "only the undo fails: {f:?}");
+    assert!(
+        f[0].0.starts_with("restore undo of \"deploy 2.0.0\""),
+        "{f:?}"
+    );
+    assert!(f[0].1.contains("exited with"), "{f:?}");
 }
 
 /// A broker and a proxy in front of it, and `items` after them.

@@ -220,6 +220,16 @@ fn cases() -> Vec<(&'static str, String)> {
             one(r#"{ kind = "drill", step = [{ wait = "1s", expect = "exit" }] }"#),
         ),
         (
+            "drill: a key that does not apply to an http action",
+            one(r#"{ kind = "drill", step = [{ http = "http://127.0.0.1:1/", within = "1s" }] }"#),
+        ),
+        (
+            "drill: reachable = false with a key that judges an answer",
+            one(
+                r#"{ kind = "drill", step = [{ expect = "http", url = "http://127.0.0.1:1/", reachable = false, status = 503, within = "1s" }] }"#,
+            ),
+        ),
+        (
             "sink variable without its sink",
             format!(
                 "{HEAD}[[service]]\nname = \"agent\"\ncommand = [\"agent\", \"--notify\", \"${{SINK_OPS_URL}}\"]\n\n{}",

@@ -8,7 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use prodready::rig::fault_proxy::{Fault, FaultProxy, ProxyError};
+mod common;
+
+use prodready::rig::fault_proxy::{
+    Fault, FaultProxy, HttpEffect, HttpFault, ProxyError, Selection,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -414,4 +418,76 @@ async fn start_rejects_an_upstream_without_a_port_and_names_a_taken_address() {
         .unwrap_err();
     assert!(matches!(err, ProxyError::Bind { addr: a, .. } if a == addr));
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+/// A proxy in front of a real paper broker (an HTTP/1.1 upstream).
+async fn http_proxy() -> (common::PaperBroker, FaultProxy, reqwest::Client) {
+    let broker = common::PaperBroker::start(&[]);
+    let proxy = FaultProxy::start("gw", "127.0.0.1:0".parse().unwrap(), broker.addr.clone())
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    (broker, proxy, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_fault_answers_the_first_matching_requests_and_forwards_the_rest() {
+    let (_broker, proxy, client) = http_proxy().await;
+    let url = |p: &str| format!("http://{}{p}", proxy.addr());
+    // Warm a keep-alive connection: applying the fault resets it, so it is judged too.
+    assert_eq!(
+        client.get(url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    proxy
+        .apply(Fault::Http(HttpFault {
+            method: Some("GET".into()),
+            path: "/health*".into(),
+            effect: HttpEffect::Status { status: 429 },
+            selection: Selection::Count(2),
+        }))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(
+            client
+                .get(url("/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(seen, [429, 429, 200, 200]);
+    // Another path is forwarded, as is another method.
+    let metrics = client.get(url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_fault_at_a_rate_of_half_drops_every_second_matching_request() {
+    let (_broker, proxy, client) = http_proxy().await;
+    let url = format!("http://{}/healthz", proxy.addr());
+    proxy
+        .apply(Fault::Http(HttpFault {
+            method: None,
+            path: "/healthz".into(),
+            effect: HttpEffect::Drop,
+            selection: Selection::RatePpm(500_000),
+        }))
+        .await
+        .unwrap();
+    let mut answered = Vec::new();
+    for _ in 0..6 {
+        answered.push(client.get(&url).send().await.is_ok());
+    }
+    assert_eq!(answered, [true, false, true, false, true, false]);
+    assert!(proxy.state().counters.reset_by_fault >= 3);
+    proxy.heal().await.unwrap();
+    assert!(client.get(&url).send().await.is_ok());
 }

@@ -411,6 +411,52 @@ async fn no_cancel_twin_exits_0_leaving_its_open_order_and_position() {
     assert_eq!(pos["positions"][0]["qty"], 1.0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr1_kill_switch_cancels_flattens_halts_notifies_once_and_keeps_running() {
+    let b = broker();
+    let r = Receiver::start().await;
+    let mut a = active_agent(&b, &r, &[]).await;
+    a.signal(nix::sys::signal::Signal::SIGUSR1);
+    let (_, reason, _) = a.wait_state("HALTED").await;
+    assert_eq!(
+        reason.as_deref(),
+        Some("kill switch (SIGUSR1): cancelled 1 open orders, flattened 1 positions")
+    );
+    assert_eq!(open_orders(&b, "agent").await, 0);
+    let trades_halted = a.query_i64("SELECT count(*) FROM trades");
+    // A second trigger changes nothing; the agent keeps checking (every 100 ms) and places
+    // no order, though its book is empty again: the count of trades stays as it was.
+    a.signal(nix::sys::signal::Signal::SIGUSR1);
+    until(&a, "the second trigger logged", async || {
+        a.stderr().contains("already engaged")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(a.query_i64("SELECT count(*) FROM trades"), trades_halted);
+    assert_eq!(open_orders(&b, "agent").await, 0);
+    let kills: Vec<String> = r
+        .texts()
+        .into_iter()
+        .filter(|t| t.starts_with("KILL SWITCH"))
+        .collect();
+    assert_eq!(
+        kills,
+        ["KILL SWITCH: cancelled 1 open orders, flattened 1 positions"]
+    );
+    a.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(a.wait_exit().await.success(), "{}", a.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_leaves_order_twin_flattens_but_leaves_its_resting_order() {
+    let b = broker();
+    let r = Receiver::start().await;
+    let a = active_agent(&b, &r, &["--defect", "kill-leaves-order"]).await;
+    a.signal(nix::sys::signal::Signal::SIGUSR1);
+    a.wait_state("HALTED").await;
+    assert_eq!(open_orders(&b, "agent").await, 1);
+}
+
 /// Trades `(id, symbol, side, qty, price)` in a state database.
 fn trades(db: &Path) -> Vec<(i64, String, String, f64, f64)> {
     let c = rusqlite::Connection::open(db).unwrap();

@@ -32,6 +32,8 @@ pub struct RawHttpProbe {
     pub status: Option<StatusSpec>,
     /// A substring the body must contain.
     pub body_contains: Option<String>,
+    /// A substring the body must not contain.
+    pub body_not_contains: Option<String>,
     /// A JSON pointer (RFC 6901) into the response body, e.g. `/status`; alone, it must exist.
     pub json_pointer: Option<String>,
     /// The value expected at `json_pointer`.
@@ -98,6 +100,7 @@ impl RawHttpProbe {
         let expect = RawHttpExpect {
             status: self.status,
             body_contains: self.body_contains,
+            body_not_contains: self.body_not_contains,
             json_pointer: self.json_pointer,
             json_equals: self.json_equals,
             json_one_of: self.json_one_of,
@@ -261,6 +264,15 @@ impl HttpProbe {
                 "body",
                 format!("contains \"{s}\""),
                 if ok { "found" } else { "not found" },
+                ok,
+            ));
+        }
+        if let Some(s) = &self.expect.body_not_contains {
+            let ok = !text.contains(s.as_str());
+            o.checks.push(Check::new(
+                "body",
+                format!("does not contain \"{s}\""),
+                if ok { "not found" } else { "found" },
                 ok,
             ));
         }

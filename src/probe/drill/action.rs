@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::effects::{ServiceState, State, Target};
 use super::record::{StepOutcome, StepRecord, kind_of};
 use super::state::{Drill, lock, mark_of};
+use super::step::actions::{HttpCall, Undo};
 use super::step::{Action, Step};
 use crate::units::{Interpolated, format_duration};
 
@@ -35,7 +36,7 @@ impl Drill {
             measured: Some(began.elapsed()),
             within: None,
             hold: None,
-            detail: self.ctx.redactor.redact(&outcome.unwrap_or_else(|e| e)),
+            detail: self.redact(&outcome.unwrap_or_else(|e| e)),
         });
         ok
     }
@@ -44,6 +45,9 @@ impl Drill {
     async fn perform(&self, step: &str, action: &Action) -> Result<String, String> {
         let services = &self.ctx.services;
         let service = |s: &str| Target::Service(s.to_string());
+        if let Some(undo) = action.undo() {
+            lock(&self.broken).undo(step, undo);
+        }
         match action {
             Action::Stop { service: s, grace } => {
                 lock(&self.broken).set(service(s), State::Service(ServiceState::Stopped), step);
@@ -83,7 +87,8 @@ impl Drill {
                 signal,
                 pause,
             } => self.signal(step, service, *signal, *pause).await,
-            Action::Command(run) => self.command(run).await,
+            Action::Command { run, .. } => self.command(run, &self.context()).await,
+            Action::Http { call, save, .. } => self.http_action(call, save).await,
             Action::Proxy { proxy, fault } => self.proxy(step, proxy, fault.clone()).await,
             Action::BrokerFault {
                 broker,
@@ -100,8 +105,12 @@ impl Drill {
         }
     }
 
-    async fn command(&self, run: &crate::probe::tool::ToolRun) -> Result<String, String> {
-        match run.run(&self.ctx).await {
+    pub(super) async fn command(
+        &self,
+        run: &crate::probe::tool::ToolRun,
+        ctx: &crate::probe::ProbeContext,
+    ) -> Result<String, String> {
+        match run.run(ctx).await {
             Ok(out) if out.exit_code == Some(0) => {
                 Ok(format!("exit 0 after {}", format_duration(out.elapsed)))
             }
@@ -113,6 +122,75 @@ impl Drill {
                 crate::rig::process::last_lines(&out.log_tail, 5)
             )),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Send `call`'s request; `Ok` with the status (and what was saved) when it is accepted.
+    pub(super) async fn send(&self, call: &HttpCall) -> Result<(String, Vec<u8>), String> {
+        let saved = lock(&self.saved).clone();
+        let (req, shown) = call.request.build(&self.client, &saved, call.timeout)?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{shown}: {}", crate::units::error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| format!("{shown}: reading the body: {e}"))?;
+        let short: String = String::from_utf8_lossy(&body)
+            .trim()
+            .chars()
+            .take(200)
+            .collect();
+        if call.status.accepts(status) {
+            Ok((format!("{shown}: {status}"), body.to_vec()))
+        } else {
+            Err(format!(
+                "{shown}: status {status}, expected {}; body: {short}",
+                call.status.describe()
+            ))
+        }
+    }
+
+    /// Send an `http` action's request and keep the values `save` names.
+    async fn http_action(
+        &self,
+        call: &HttpCall,
+        save: &[(String, String)],
+    ) -> Result<String, String> {
+        let (shown, body) = self.send(call).await?;
+        if save.is_empty() {
+            return Ok(shown);
+        }
+        let doc: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("{shown}, but the body is not JSON ({e}); nothing saved"))?;
+        let mut kept = Vec::new();
+        for (name, pointer) in save {
+            let v = doc.pointer(pointer).ok_or_else(|| {
+                format!("{shown}, but {pointer} is not in the answer (save.{name})")
+            })?;
+            self.save_secret(name, v.clone());
+            kept.push(format!("${{saved.{name}}}"));
+        }
+        Ok(format!("{shown}; saved {}", kept.join(", ")))
+    }
+
+    /// Run an undo at restore time; a command stops when `give_up` is cancelled.
+    pub(super) async fn run_undo(
+        &self,
+        undo: &Undo,
+        give_up: &tokio_util::sync::CancellationToken,
+    ) -> Result<String, String> {
+        match undo {
+            Undo::Command(run) => {
+                let ctx = crate::probe::ProbeContext {
+                    cancel: give_up.clone(),
+                    ..self.context()
+                };
+                self.command(run, &ctx).await
+            }
+            Undo::Http(call) => self.send(call).await.map(|(shown, _)| shown),
         }
     }
 

@@ -9,6 +9,7 @@
 
 use serde_json::{Value, json};
 
+use super::step::actions::Undo;
 use crate::units::Interpolated;
 
 /// What an effect is on.
@@ -18,6 +19,8 @@ pub(super) enum Target {
     Service(String),
     /// A `[[proxy]]`, by name.
     Proxy(String),
+    /// What an action's `undo` will undo, by the action's step name.
+    Undo(String),
     /// A paper broker, by base URL (`value` as interpolated, `shown` with secrets masked).
     Broker {
         /// The URL used.
@@ -41,6 +44,7 @@ impl Target {
         match self {
             Target::Service(s) => format!("service {s}"),
             Target::Proxy(p) => format!("proxy {p}"),
+            Target::Undo(step) => format!("step \"{step}\""),
             Target::Broker { shown, .. } => format!("broker {shown}"),
         }
     }
@@ -68,6 +72,8 @@ pub(super) enum State {
     Proxy(String),
     /// Broker faults set, as JSON bodies in the order they were posted.
     Broker(Vec<Value>),
+    /// An action with an `undo` not run yet, as shown (`undo: run rollback.sh`).
+    Undo(String),
 }
 
 impl State {
@@ -80,7 +86,7 @@ impl State {
             }
             State::Service(ServiceState::Paused) => "paused (SIGSTOP)".into(),
             State::Service(ServiceState::Signalled(s)) => format!("sent {}", s.as_str()),
-            State::Proxy(f) => f.clone(),
+            State::Proxy(f) | State::Undo(f) => f.clone(),
             State::Broker(bodies) => format!(
                 "faults {}",
                 bodies
@@ -131,6 +137,8 @@ pub(super) struct Broken {
     proxies: Vec<String>,
     /// Brokers given faults, with their API key.
     brokers: Vec<(Interpolated, Option<Interpolated>)>,
+    /// Undos to run at restore time, with the step of each, in the order their actions ran.
+    undos: Vec<(String, Undo)>,
 }
 
 impl Broken {
@@ -176,6 +184,18 @@ impl Broken {
         };
         bodies.push(body.clone());
         self.set(target, State::Broker(bodies), step);
+    }
+
+    /// Step `step` starts an action whose `undo` runs at restore time.
+    pub(super) fn undo(&mut self, step: &str, undo: Undo) {
+        let state = State::Undo(format!("undo pending: {}", undo.describe()));
+        self.set(Target::Undo(step.to_string()), state, step);
+        self.undos.push((step.to_string(), undo));
+    }
+
+    /// The undos to run at restore time, the last action's first.
+    pub(super) fn undos(&self) -> Vec<(String, Undo)> {
+        self.undos.iter().rev().cloned().collect()
     }
 
     /// The drill touched service `name` without breaking it (a `start`): the restore still

@@ -1,15 +1,16 @@
 //! `kind = "drill"`: a failure drill. An ordered list of steps, each an action (stop, start,
-//! restart or signal a `[[service]]`, run a command, break or heal a `[[proxy]]`, set faults on
-//! the paper broker, wait) or an expectation polled until it holds or its deadline passes
-//! (`http`, `exit`, `sql`, `notifications`, `orders`, `log`, `process`).
+//! restart or signal a `[[service]]`, run a command, send an HTTP request, break or heal a
+//! `[[proxy]]`, set faults on the paper broker, wait) or an expectation polled until it holds or its deadline passes
+//! (`http`, `exit`, `sql`, `notifications`, `orders`, `log`, `process`, `prometheus`).
 //!
 //! What the module owns, and why it is ours rather than a chaos tool's: the drill measures the
 //! time from each action until each expectation held (time to detect, to recover, to shut
-//! down) and gates the release on it, and it always restores what it broke — stopped services
-//! are started again, paused ones continued, proxies healed and broker faults cleared — even
-//! when a step fails, the item times out or the run is interrupted. Stopped early, it still
-//! says what it did: the steps that ran with their times, the step it stopped at, what was in
-//! effect at that moment, and what the restore did, in the report and in `drill.json`.
+//! down) and gates the release on it, and it always restores what it broke — actions' `undo`s
+//! run, stopped services are started again, paused ones continued, proxies healed and broker
+//! faults cleared — even when a step fails, the item times out or the run is interrupted.
+//! Stopped early, it still says what it did: the steps that ran with their times, the step it
+//! stopped at, what was in effect at that moment, and what the restore did, in the report and
+//! in `drill.json`.
 //!
 //! Files, one concern each (no file of the folder imports another that imports it back):
 //! - reading: [`raw`] the TOML shape (steps kept as tables), `step/` the step kinds, their keys
@@ -90,21 +91,30 @@ fn check_order(
     {
         return Err(("needs", format!("no earlier step named \"{n}\"")));
     }
-    if let StepKind::Expect(e) = &s.kind {
-        if let Some(name) = &e.equals_saved
-            && !saved.contains(name)
-        {
-            return Err((
-                "equals_saved",
-                format!(
-                    "nothing is saved as \"{name}\" before this step (use save = \"{name}\" on an earlier expectation)"
-                ),
-            ));
-        }
-        if let Some(name) = &e.save {
-            saved.insert(name.clone());
-        }
+    if let StepKind::Expect(e) = &s.kind
+        && let Some(name) = &e.equals_saved
+        && !saved.contains(name)
+    {
+        return Err((
+            "equals_saved",
+            format!(
+                "nothing is saved as \"{name}\" before this step (use save = \"{name}\" on an earlier expectation)"
+            ),
+        ));
     }
+    if let Some((key, name)) = s
+        .saved_uses()
+        .into_iter()
+        .find(|(_, n)| !saved.contains(*n))
+    {
+        return Err((
+            key,
+            format!(
+                "${{saved.{name}}}: nothing is saved as \"{name}\" before this step (save it on an earlier http action or expectation)"
+            ),
+        ));
+    }
+    saved.extend(s.saves().into_iter().map(str::to_string));
     if before.iter().any(|b| b.name == s.name) {
         return Err(("name", format!("duplicate step name \"{}\"", s.name)));
     }

@@ -8,8 +8,12 @@ use serde_json::{Value, json};
 
 use super::record::{StepOutcome, StepRecord, kind_of};
 use super::state::{Drill, Mark, lock};
+use super::step::expectations::PromCheck;
+use super::step::request::Request;
+use super::step::venue::{JsonList, Venue};
 use super::step::{Count, Expectation, Observe, Since, Step};
-use crate::units::{Interpolated, format_duration};
+use crate::probe::prometheus::api::{QueryData, RawSeries, Server};
+use crate::units::format_duration;
 
 /// What the observation of an expectation saw.
 struct Seen {
@@ -35,7 +39,7 @@ impl Drill {
         let deadline = mark.at + e.within;
         let mut held_since: Option<Instant> = None;
         let (result, measured, detail) = loop {
-            let seen = self.observe(&e.observe, &mark).await;
+            let seen = self.observe(&e.observe, &mark, deadline).await;
             let saved_ok = match &e.equals_saved {
                 Some(name) => lock(&self.saved).get(name) == Some(&seen.value),
                 None => true,
@@ -90,23 +94,23 @@ impl Drill {
             measured,
             within: Some(e.within),
             hold: e.hold,
-            detail: self.ctx.redactor.redact(&detail),
+            detail: self.redact(&detail),
         });
         result == StepOutcome::Held
     }
 
-    async fn observe(&self, o: &Observe, mark: &Mark) -> Seen {
+    async fn observe(&self, o: &Observe, mark: &Mark, deadline: Instant) -> Seen {
         let from = |since: Since| match since {
             Since::Action => mark,
             Since::Drill => &self.start,
         };
         match o {
             Observe::Http {
-                method,
-                url,
-                headers,
+                request,
                 expect,
-            } => self.http(method, url, headers, expect).await,
+                reachable,
+            } => self.http(request, expect, *reachable, deadline).await,
+            Observe::Prometheus { server, check } => self.prometheus(server, check).await,
             Observe::Exit { service, code } => self.exit(service, *code).await,
             Observe::Sql { db, query, expect } => self.sql(db, query, expect.as_ref()).await,
             Observe::Notifications {
@@ -115,16 +119,7 @@ impl Drill {
                 count,
                 since,
             } => self.notifications(sink, matches.as_ref(), *count, from(*since)),
-            Observe::Orders {
-                broker,
-                api_key,
-                account,
-                open,
-                flat,
-            } => {
-                self.orders(broker, api_key.as_ref(), account, *open, *flat)
-                    .await
-            }
+            Observe::Orders { venue, open, flat } => self.orders(venue, *open, *flat).await,
             Observe::Log {
                 service,
                 matches,
@@ -199,29 +194,42 @@ impl Drill {
         }
     }
 
+    /// One request; with `reachable` false, no answer (refused, reset, or none before the
+    /// deadline) is what holds.
     async fn http(
         &self,
-        method: &reqwest::Method,
-        url: &Interpolated,
-        headers: &[(String, Interpolated)],
+        request: &Request,
         expect: &crate::probe::expect::HttpExpect,
+        reachable: bool,
+        deadline: Instant,
     ) -> Seen {
-        let mut req = self.client.request(method.clone(), &url.value);
-        for (k, v) in headers {
-            req = req.header(k, &v.value);
-        }
-        let resp = match req.send().await {
+        // A request still unanswered at the deadline has timed out: that is an answer too.
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(200), Duration::from_secs(5));
+        let saved = lock(&self.saved).clone();
+        let (req, shown) = match request.build(&self.client, &saved, timeout) {
             Ok(r) => r,
+            Err(e) => return Seen::no(e),
+        };
+        let answered = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
+        };
+        let (status, body) = match answered.await {
+            Ok(a) => a,
             Err(e) => {
-                return Seen::no(format!(
-                    "{method} {} failed: {}",
-                    url.display,
-                    crate::units::error_chain(&e)
-                ));
+                return Seen {
+                    ok: !reachable,
+                    text: format!("{shown}: no answer: {}", crate::units::error_chain(&e)),
+                    value: Value::Null,
+                };
             }
         };
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.unwrap_or_default();
+        if !reachable {
+            return Seen::no(format!("{shown}: answered {status}, expected no answer"));
+        }
         let value = match &expect.json {
             Some(j) => serde_json::from_slice::<Value>(&body)
                 .ok()
@@ -286,61 +294,87 @@ impl Drill {
         }
     }
 
-    async fn orders(
-        &self,
-        broker: &Interpolated,
-        api_key: Option<&Interpolated>,
-        account: &str,
-        open: Option<u64>,
-        flat: bool,
-    ) -> Seen {
-        let base = broker.value.trim_end_matches('/');
-        let get = |path: &str, query: &[(&str, &str)]| {
-            let mut r = self.client.get(format!("{base}{path}")).query(query);
-            if let Some(k) = api_key {
-                r = r.bearer_auth(&k.value);
-            }
-            async move {
-                let resp = r.send().await.map_err(|e| crate::units::error_chain(&e))?;
-                let status = resp.status();
-                let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-                if status.is_success() {
-                    Ok(v)
-                } else {
-                    Err(format!("{status}: {v}"))
+    /// The JSON array at `list`'s URL and pointer.
+    async fn json_list(&self, list: &JsonList) -> Result<Vec<Value>, String> {
+        let saved = lock(&self.saved).clone();
+        let (req, shown) = list
+            .request
+            .build(&self.client, &saved, Duration::from_secs(5))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{shown}: {}", crate::units::error_chain(&e)))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let short: String = text.trim().chars().take(120).collect();
+            return Err(format!("{shown} answered {status}: {short}"));
+        }
+        let doc: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{shown}: the answer is not JSON ({e})"))?;
+        match doc.pointer(&list.pointer) {
+            Some(Value::Array(a)) => Ok(a.clone()),
+            Some(other) => Err(format!(
+                "{shown}: \"{}\" is not an array but {other}",
+                list.pointer
+            )),
+            None => Err(format!("{shown}: no \"{}\" in the answer", list.pointer)),
+        }
+    }
+
+    /// Open orders and positions at `venue`; a position whose quantity is missing or not a
+    /// number is not flat.
+    async fn orders(&self, venue: &Venue, open: Option<u64>, flat: bool) -> Seen {
+        let mut parts = Vec::new();
+        let mut ok = true;
+        let mut value = serde_json::Map::new();
+        if let Some(list) = venue.orders.as_ref().filter(|_| open.is_some()) {
+            match self.json_list(list).await {
+                Ok(orders) => {
+                    let n = orders.len() as u64;
+                    ok &= open == Some(n);
+                    parts.push(format!("{n} open order(s)"));
+                    value.insert("open".into(), json!(n));
                 }
+                Err(e) => return Seen::no(e),
             }
-        };
-        let orders = get(
-            "/api/v1/orders",
-            &[("status", "open"), ("account", account)],
-        )
-        .await;
-        let positions = get("/api/v1/positions", &[("account", account)]).await;
-        let (orders, positions) = match (orders, positions) {
-            (Ok(o), Ok(p)) => (o, p),
-            (Err(e), _) | (_, Err(e)) => return Seen::no(format!("{}: {e}", broker.display)),
-        };
-        let n_open = orders["orders"].as_array().map_or(0, |a| a.len()) as u64;
-        let not_flat: Vec<String> = positions["positions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["qty"].as_f64().is_some_and(|q| q != 0.0))
-            .map(|p| format!("{} {}", p["symbol"].as_str().unwrap_or("?"), p["qty"]))
-            .collect();
-        let ok = open.is_none_or(|n| n == n_open) && (!flat || not_flat.is_empty());
+        }
+        if let Some(list) = venue.positions.as_ref().filter(|_| flat) {
+            match self.json_list(list).await {
+                Ok(positions) => {
+                    let not_flat: Vec<String> = positions
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, p)| {
+                            let q = p.pointer(&venue.quantity);
+                            let number = q.and_then(|q| {
+                                q.as_f64().or_else(|| q.as_str()?.parse::<f64>().ok())
+                            });
+                            if number == Some(0.0) {
+                                return None;
+                            }
+                            let symbol = p
+                                .pointer(&venue.symbol)
+                                .and_then(Value::as_str)
+                                .map_or_else(|| format!("#{i}"), str::to_string);
+                            Some(format!("{symbol} {}", q.unwrap_or(&Value::Null)))
+                        })
+                        .collect();
+                    ok &= not_flat.is_empty();
+                    value.insert("not_flat".into(), json!(not_flat.len()));
+                    parts.push(if not_flat.is_empty() {
+                        "positions flat".to_string()
+                    } else {
+                        format!("not flat: {}", not_flat.join(", "))
+                    });
+                }
+                Err(e) => return Seen::no(e),
+            }
+        }
         Seen {
             ok,
-            text: format!(
-                "account {account}: {n_open} open order(s), {}",
-                if not_flat.is_empty() {
-                    "positions flat".to_string()
-                } else {
-                    format!("not flat: {}", not_flat.join(", "))
-                }
-            ),
-            value: json!({ "open": n_open, "not_flat": not_flat.len() }),
+            text: format!("{}: {}", venue.shown, parts.join(", ")),
+            value: Value::Object(value),
         }
     }
 
@@ -383,6 +417,98 @@ impl Drill {
             ok,
             text,
             value: json!(pid),
+        }
+    }
+}
+
+impl Drill {
+    /// An instant query (every sample within bounds; none never holds) or an alert's state.
+    async fn prometheus(&self, server: &Server, check: &PromCheck) -> Seen {
+        match check {
+            PromCheck::Query {
+                expr,
+                min,
+                max,
+                equals,
+            } => {
+                let within = |x: f64| {
+                    min.is_none_or(|m| x >= m)
+                        && max.is_none_or(|m| x <= m)
+                        && equals.is_none_or(|m| x == m)
+                };
+                self.prom_query(server, expr, within).await
+            }
+            PromCheck::Alert { name, firing } => self.prom_alert(server, name, *firing).await,
+        }
+    }
+
+    /// Every sample of `expr` now meets `within`.
+    async fn prom_query(&self, server: &Server, expr: &str, within: impl Fn(f64) -> bool) -> Seen {
+        let series = match server.query(&self.ctx, expr, None).await {
+            Ok(QueryData::Vector(v)) => v,
+            Ok(QueryData::Scalar(s)) => vec![RawSeries {
+                metric: Default::default(),
+                value: Some(s),
+                values: Vec::new(),
+                histogram: None,
+                histograms: None,
+            }],
+            Ok(other) => {
+                return Seen::no(format!(
+                    "query `{expr}` returned a {}, expected an instant vector or scalar",
+                    other.kind()
+                ));
+            }
+            Err(e) => return Seen::no(e),
+        };
+        let mut shown = Vec::new();
+        let mut ok = !series.is_empty();
+        let mut values = Vec::new();
+        for s in series {
+            let s = match s.numeric() {
+                Ok(s) => s,
+                Err(e) => return Seen::no(e),
+            };
+            let Some(&(_, x)) = s.points.last() else {
+                continue;
+            };
+            ok &= within(x);
+            values.push(x);
+            shown.push(format!("{} = {x}", s.name()));
+        }
+        let text = if shown.is_empty() {
+            format!("query `{expr}`: no samples")
+        } else {
+            format!("query `{expr}`: {}", shown.join(", "))
+        };
+        Seen {
+            ok,
+            text,
+            value: json!(values),
+        }
+    }
+
+    /// The alerting rule `name` is loaded and firing (or not).
+    async fn prom_alert(&self, server: &Server, name: &str, firing: bool) -> Seen {
+        let groups = match server.alert_rules(&self.ctx).await {
+            Ok(g) => g,
+            Err(e) => return Seen::no(e),
+        };
+        let rule = groups
+            .iter()
+            .flat_map(|g| g.rules.iter())
+            .find(|r| r.name == name && r.kind == "alerting");
+        let Some(rule) = rule else {
+            return Seen::no(format!(
+                "no alerting rule named \"{name}\" is loaded at {}",
+                server.shown()
+            ));
+        };
+        let state = rule.state.as_deref().unwrap_or("inactive");
+        Seen {
+            ok: (state == "firing") == firing,
+            text: format!("alert {name}: {state}, health {}", rule.health),
+            value: json!(state),
         }
     }
 }

@@ -94,7 +94,7 @@ pub(super) async fn run(steps: Vec<Step>, ctx: &ProbeContext) -> ProbeOutput {
             restore_took: began.elapsed(),
         };
         let records = lock(&d.records).clone();
-        let _ = tx.send(output::output(&c, &records, steps.len(), &ending));
+        let _ = tx.send(output::output(&d.context(), &records, steps.len(), &ending));
     });
     rx.await
         .unwrap_or_else(|_| ProbeOutput::error("the drill task ended without a result"))
@@ -116,12 +116,22 @@ impl Drill {
                 .find(|n| !succeeded.contains(*n))
                 .cloned()
                 .or_else(|| {
-                    let StepKind::Expect(e) = &step.kind else {
-                        return None;
+                    let saved = lock(&self.saved);
+                    let equals = match &step.kind {
+                        StepKind::Expect(e) => e.equals_saved.as_deref(),
+                        StepKind::Action(_) => None,
                     };
-                    let name = e.equals_saved.as_ref()?;
-                    (!lock(&self.saved).contains_key(name))
-                        .then(|| saved_by.get(name).cloned().unwrap_or_else(|| name.clone()))
+                    let uses = step.saved_uses().into_iter().map(|(_, n)| n);
+                    let name = equals
+                        .into_iter()
+                        .chain(uses)
+                        .find(|n| !saved.contains_key(*n))?;
+                    Some(
+                        saved_by
+                            .get(name)
+                            .cloned()
+                            .unwrap_or_else(|| name.to_string()),
+                    )
                 });
             if let Some(m) = missing {
                 self.record(StepRecord::unstarted(
@@ -131,10 +141,8 @@ impl Drill {
                 ));
                 continue;
             }
-            if let StepKind::Expect(e) = &step.kind
-                && let Some(s) = &e.save
-            {
-                saved_by.insert(s.clone(), step.name.clone());
+            for s in step.saves() {
+                saved_by.insert(s.to_string(), step.name.clone());
             }
             *lock(&self.current) = Some((i, Instant::now()));
             *lock(&self.last_seen) = None;
@@ -192,7 +200,7 @@ impl Drill {
                 measured: Some(began.elapsed()),
                 within,
                 hold,
-                detail: self.ctx.redactor.redact(&format!(
+                detail: self.redact(&format!(
                     "{} after {} in this step{last}",
                     why.as_str(),
                     format_duration(began.elapsed())
@@ -209,9 +217,29 @@ impl Drill {
         }
     }
 
+    /// Run the `undo` of every action that has one, the last action's first, whether the
+    /// steps passed or not: each is listed in the restore, and a failed one fails the item.
+    async fn restore_undos(&self, give_up: &CancellationToken) -> Restored {
+        let undos = lock(&self.broken).undos();
+        let mut out = Vec::new();
+        for (step, undo) in undos {
+            let what = format!("undo of \"{step}\": {}", undo.describe());
+            let r = tokio::select! {
+                r = self.run_undo(&undo, give_up), if !give_up.is_cancelled() => r,
+                _ = give_up.cancelled() => Err(self.not_done()),
+            };
+            out.push((
+                self.redact(&what),
+                r.map(|t| self.redact(&t)).map_err(|e| self.redact(&e)),
+            ));
+        }
+        out
+    }
+
     /// Undo what is still broken, and only that: start the services the drill touched that
     /// are not running, continue those it left paused, heal the proxies it gave a fault that
-    /// still have one, clear the broker faults no later step cleared. A service a later step
+    /// still have one, clear the broker faults no later step cleared; first, the actions'
+    /// `undo`s. A service a later step
     /// already started again is not restored. When `give_up` is cancelled (a second
     /// interruption, or [`RESTORE_LIMIT`]), what is left is listed as not done.
     async fn restore(&self, give_up: &CancellationToken) -> Restored {
@@ -226,7 +254,7 @@ impl Drill {
                 b.brokers_in_effect(),
             )
         };
-        let mut out = Vec::new();
+        let mut out = self.restore_undos(give_up).await;
         for (s, paused) in services.iter().zip(paused) {
             if let Some(r) = self.restore_service(s, paused, give_up).await {
                 out.push((format!("service {s}"), r));

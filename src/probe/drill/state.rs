@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::effects::Broken;
 use super::record::StepRecord;
 use crate::probe::ProbeContext;
+use crate::units::Redactor;
 
 /// The point times are measured from: the start of the last action other than `wait`, with
 /// the services' output offsets at that moment.
@@ -38,6 +39,8 @@ pub(super) struct Drill {
     pub(super) current: Mutex<Option<(usize, Instant)>>,
     /// What the expectation in progress saw last.
     pub(super) last_seen: Mutex<Option<String>>,
+    /// The run's redactor, with the values `http` actions saved added as secrets.
+    pub(super) redactor: Mutex<Arc<Redactor>>,
 }
 
 /// Lock `m`, also when a thread panicked holding it (the data stays usable).
@@ -96,6 +99,7 @@ impl Drill {
             saved: Mutex::new(BTreeMap::new()),
             current: Mutex::new(None),
             last_seen: Mutex::new(None),
+            redactor: Mutex::new(ctx.redactor.clone()),
             start,
             ctx: ProbeContext {
                 cancel: stop.clone(),
@@ -107,5 +111,34 @@ impl Drill {
 
     pub(super) fn record(&self, r: StepRecord) {
         lock(&self.records).push(r);
+    }
+
+    /// `text` with every secret masked: the run's `${VAR}` values and the values saved by
+    /// `http` actions (shown as `${saved.NAME}`).
+    pub(super) fn redact(&self, text: &str) -> String {
+        lock(&self.redactor).redact(text)
+    }
+
+    /// Keep `value` under `name` for `${saved.NAME}`, and mask it from now on.
+    pub(super) fn save_secret(&self, name: &str, value: Value) {
+        let shown = match &value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if !shown.is_empty() {
+            let mut r = lock(&self.redactor);
+            let mut next = (**r).clone();
+            next.add_secret(&format!("saved.{name}"), &shown);
+            *r = Arc::new(next);
+        }
+        lock(&self.saved).insert(name.to_string(), value);
+    }
+
+    /// The probe context with the current redactor (for commands and the output).
+    pub(super) fn context(&self) -> ProbeContext {
+        ProbeContext {
+            redactor: lock(&self.redactor).clone(),
+            ..self.ctx.clone()
+        }
     }
 }

@@ -222,6 +222,7 @@ impl RawLatencyProbe {
         RawHttpExpect {
             status: self.status.clone(),
             body_contains: self.body_contains.clone(),
+            body_not_contains: None,
             json_pointer: self.json_pointer.clone(),
             json_equals: self.json_equals.clone(),
             json_one_of: self.json_one_of.clone(),

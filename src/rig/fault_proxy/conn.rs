@@ -13,12 +13,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::fault::Fault;
-use super::shared::{Current, Inner, Listening};
+use super::shared::{Current, Inner, Listening, UPSTREAM_CONNECT_TIMEOUT};
 use crate::order::template::Rng as SplitMix64;
-
-/// How long the proxy waits for the upstream to accept a connection before it closes the
-/// client connection and counts an upstream connect failure.
-pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes read per chunk; a chunk is the unit that [`Fault::Latency`] delays.
 const CHUNK_BYTES: usize = 16 * 1024;
@@ -103,6 +99,16 @@ async fn proxy(inner: &Arc<Inner>, client: &mut TcpStream) -> End {
         && let Some(end) = hold_blackholed(inner, client, &mut faults).await
     {
         return end;
+    }
+    let http = match &faults.borrow().fault {
+        Some(Fault::Http(h)) => Some(h.clone()),
+        _ => None,
+    };
+    if let Some(h) = http {
+        return match super::http::serve(inner, client, &h).await {
+            super::http::Ended::Close => End::Close,
+            super::http::Ended::Reset => End::FaultReset,
+        };
     }
     let mut upstream = match tokio::time::timeout(
         UPSTREAM_CONNECT_TIMEOUT,
@@ -264,7 +270,8 @@ async fn read_chunks(
         let current = faults.borrow_and_update().clone();
         let now = Instant::now();
         let chunk = match current.fault {
-            None => Chunk::Data(now, buf[..n].to_vec()),
+            // An HTTP fault judges requests on new connections only (its apply resets these).
+            None | Some(Fault::Http(_)) => Chunk::Data(now, buf[..n].to_vec()),
             Some(Fault::Down | Fault::Blackhole) => {
                 inner.bytes_discarded.fetch_add(n as u64, Ordering::SeqCst);
                 continue;

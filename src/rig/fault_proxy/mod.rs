@@ -12,6 +12,7 @@
 //! | [`Fault::Blackhole`] | accepted; client bytes are read and discarded; the upstream is not contacted | stop forwarding in both directions; bytes read are discarded |
 //! | [`Fault::Latency`] | every chunk is delayed in each direction | same, from the next chunk read |
 //! | [`Fault::ResetAfter`] | reset once N bytes have been forwarded (both directions together) | same, counting from when the fault was applied |
+//! | [`Fault::Http`] | the first request is read: a matching, selected one gets a status, a delay or a reset; others are forwarded with `Connection: close` | forwarded as before |
 //!
 //! After `Down`, healing (or applying any other fault) listens again on the *same* port with
 //! `SO_REUSEADDR`, so the dependency's address in the system under test stays valid. A
@@ -27,6 +28,7 @@
 
 mod conn;
 mod fault;
+mod http;
 mod shared;
 
 use std::fmt;
@@ -41,8 +43,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-pub use conn::UPSTREAM_CONNECT_TIMEOUT;
-pub use fault::Fault;
+pub use fault::{Fault, HttpEffect, HttpFault, Selection};
+pub use shared::UPSTREAM_CONNECT_TIMEOUT;
 use shared::{Control, Current, Inner};
 
 /// Longest wait in [`FaultProxy::shutdown`] for connection tasks to finish.
@@ -209,6 +211,7 @@ impl FaultProxy {
             bytes_down: AtomicU64::new(0),
             bytes_discarded: AtomicU64::new(0),
             upstream_connect_failures: AtomicU64::new(0),
+            http_matched: AtomicU64::new(0),
         });
         inner.control.lock().await.listener = Some(conn::spawn_accept_loop(&inner, listener));
         Ok(FaultProxy {
@@ -263,6 +266,15 @@ impl FaultProxy {
             }
             inner.publish(fault);
             return Ok(());
+        }
+        // An HTTP fault judges each connection's first request: keep-alive connections open
+        // now would never see it, so they are reset (and the port listened on again).
+        if matches!(fault, Some(Fault::Http(_)))
+            && let Some(listening) = control.listener.take()
+        {
+            inner.listening.store(false, Ordering::SeqCst);
+            listening.era.cancel();
+            let _ = listening.task.await;
         }
         // Bind before publishing, so a failed rebind leaves the proxy consistently down; start
         // accepting after publishing, so no connection sees the old fault.

@@ -10,6 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::fault::Fault;
 
+/// How long the proxy waits for the upstream to accept a connection before it closes the
+/// client connection and counts an upstream connect failure.
+pub const UPSTREAM_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The active fault, numbered so connections can tell a re-applied fault from the old one.
 #[derive(Debug, Clone)]
 pub(super) struct Current {
@@ -38,6 +42,8 @@ pub(super) struct Inner {
     pub bytes_down: AtomicU64,
     pub bytes_discarded: AtomicU64,
     pub upstream_connect_failures: AtomicU64,
+    /// Requests matched by the HTTP fault in force, counted from when it was applied.
+    pub http_matched: AtomicU64,
 }
 
 /// What apply, heal and shutdown change, under [`Inner::control`].
@@ -57,6 +63,8 @@ pub(super) struct Listening {
 impl Inner {
     /// Make `fault` the active one, under a new generation.
     pub(super) fn publish(&self, fault: Option<Fault>) {
+        self.http_matched
+            .store(0, std::sync::atomic::Ordering::SeqCst);
         self.fault.send_modify(|current| {
             current.generation += 1;
             current.fault = fault;

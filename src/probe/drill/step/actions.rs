@@ -1,12 +1,15 @@
 //! Actions: each kind's keys as written (one struct per kind, `deny_unknown_fields`), how they
 //! validate, and the validated [`Action`] the run performs (`drill/action.rs`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nix::sys::signal::Signal as Sig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::request::{RawRequest, Request, status};
+use crate::expect::{StatusMatch, StatusSpec, check_pointer};
 use crate::probe::tool::ToolRun;
 use crate::probe::{FieldError, RefKind, Validator};
 use crate::rig::fault_proxy::Fault;
@@ -69,6 +72,52 @@ pub struct Command {
     pub timeout: Option<String>,
     /// Working directory, relative to the checklist.
     pub cwd: Option<String>,
+    /// An argv run when the drill restores (same `cwd` and `timeout`), whether the steps
+    /// passed or not; a non-zero exit fails the item.
+    pub undo: Option<Vec<String>>,
+}
+
+/// Send an HTTP request; a status other than `status` fails the step.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// The URL; `${VAR}` and `${saved.NAME}` are put in.
+    pub http: String,
+    /// The method. Default `GET`.
+    pub method: Option<String>,
+    /// Request headers; values may use `${VAR}` and `${saved.NAME}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The request body; `${VAR}` and `${saved.NAME}` are put in.
+    pub body: Option<String>,
+    /// Accepted status code or codes. Default: any 2xx.
+    pub status: Option<StatusSpec>,
+    /// Values of the JSON answer to keep for later steps, `{ name = "/json/pointer" }`; used
+    /// as `${saved.name}` and redacted from every output.
+    #[serde(default)]
+    pub save: BTreeMap<String, String>,
+    /// Give up after this long (humantime). Default `"10s"`.
+    pub timeout: Option<String>,
+    /// A request sent when the drill restores, whether the steps passed or not; a status
+    /// other than its `status` fails the item.
+    pub undo: Option<HttpUndo>,
+}
+
+/// The request an `http` action's `undo` sends.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpUndo {
+    /// The URL; `${VAR}` and `${saved.NAME}` are put in.
+    pub http: String,
+    /// The method. Default `GET`.
+    pub method: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The request body.
+    pub body: Option<String>,
+    /// Accepted status code or codes. Default: any 2xx.
+    pub status: Option<StatusSpec>,
 }
 
 /// Take a `[[proxy]]`'s dependency down: new connections are refused, open ones reset.
@@ -164,6 +213,36 @@ pub struct Wait {
     pub wait: String,
 }
 
+/// An HTTP request with the statuses it accepts and its timeout.
+#[derive(Debug, Clone)]
+pub struct HttpCall {
+    /// The request.
+    pub request: Request,
+    /// Accepted statuses.
+    pub status: StatusMatch,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+/// What an action's `undo` does at restore time.
+#[derive(Debug, Clone)]
+pub enum Undo {
+    /// Run a command.
+    Command(ToolRun),
+    /// Send a request.
+    Http(HttpCall),
+}
+
+impl Undo {
+    /// `run rollback.sh`, `POST http://…/release`.
+    pub fn describe(&self) -> String {
+        match self {
+            Undo::Command(run) => format!("run {}", run.display()),
+            Undo::Http(call) => call.request.describe(),
+        }
+    }
+}
+
 /// What an action does.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -196,7 +275,21 @@ pub enum Action {
         pause: Option<Duration>,
     },
     /// Run a command to completion.
-    Command(ToolRun),
+    Command {
+        /// The command.
+        run: ToolRun,
+        /// Run at restore time.
+        undo: Option<Box<ToolRun>>,
+    },
+    /// Send an HTTP request.
+    Http {
+        /// The request and what answer it takes.
+        call: Box<HttpCall>,
+        /// `(name, JSON pointer)`: values of the answer to keep.
+        save: Vec<(String, String)>,
+        /// Sent at restore time.
+        undo: Option<Box<HttpCall>>,
+    },
     /// Set a fault on a proxy (`None`: heal).
     Proxy {
         /// The proxy.
@@ -227,7 +320,8 @@ impl Action {
             Action::Signal {
                 service, signal, ..
             } => format!("{} {service}", signal.as_str()),
-            Action::Command(run) => format!("run {}", run.display()),
+            Action::Command { run, .. } => format!("run {}", run.display()),
+            Action::Http { call, .. } => call.request.describe(),
             Action::Proxy { proxy, fault } => match fault {
                 Some(f) => format!("proxy {proxy}: {f}"),
                 None => format!("heal proxy {proxy}"),
@@ -252,7 +346,46 @@ impl Action {
                 vec![("service", RefKind::Service, service.as_str())]
             }
             Action::Proxy { proxy, .. } => vec![("proxy", RefKind::Proxy, proxy.as_str())],
-            Action::Command(_) | Action::BrokerFault { .. } | Action::Wait(_) => Vec::new(),
+            Action::Command { .. }
+            | Action::Http { .. }
+            | Action::BrokerFault { .. }
+            | Action::Wait(_) => Vec::new(),
+        }
+    }
+
+    /// What it undoes at restore time.
+    pub fn undo(&self) -> Option<Undo> {
+        match self {
+            Action::Command { undo, .. } => undo.as_deref().cloned().map(Undo::Command),
+            Action::Http { undo, .. } => undo.as_deref().cloned().map(Undo::Http),
+            _ => None,
+        }
+    }
+
+    /// The names it saves values under (`save` of an `http` action).
+    pub fn saves(&self) -> Vec<&str> {
+        match self {
+            Action::Http { save, .. } => save.iter().map(|(n, _)| n.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The saved names its requests refer to (`${saved.NAME}`), with the key that does.
+    pub fn saved_uses(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Action::Http { call, undo, .. } => {
+                let mut out: Vec<(&'static str, &str)> = call
+                    .request
+                    .saved_names()
+                    .into_iter()
+                    .map(|n| ("http", n))
+                    .collect();
+                if let Some(u) = undo {
+                    out.extend(u.request.saved_names().into_iter().map(|n| ("undo", n)));
+                }
+                out
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -324,14 +457,82 @@ impl ActionKeys for Signal {
 
 impl ActionKeys for Command {
     fn validate(self, v: &mut Validator) -> Result<Action, FieldError> {
-        Ok(Action::Command(ToolRun::validate(
+        let timeout = self.timeout.as_deref();
+        let undo = self
+            .undo
+            .map(|u| {
+                let cwd = self.cwd.clone();
+                ToolRun::validate(v, "undo", &u, cwd, timeout, Duration::from_secs(60))
+                    .map(Box::new)
+            })
+            .transpose()?;
+        let run = ToolRun::validate(
             v,
             "command",
             &self.command,
             self.cwd,
-            self.timeout.as_deref(),
+            timeout,
             Duration::from_secs(60),
-        )?))
+        )?;
+        Ok(Action::Command { run, undo })
+    }
+}
+
+impl ActionKeys for Http {
+    fn validate(self, v: &mut Validator) -> Result<Action, FieldError> {
+        let timeout =
+            duration(v, "timeout", self.timeout.as_deref())?.unwrap_or(Duration::from_secs(10));
+        let call = |v: &mut Validator, raw: RawRequest<'_>, st, prefix: &str| {
+            Ok::<_, FieldError>(HttpCall {
+                request: raw.validate(v, prefix)?,
+                status: status(&format!("{prefix}status"), st)?,
+                timeout,
+            })
+        };
+        let main = RawRequest {
+            url_key: "http",
+            url: &self.http,
+            method: self.method.as_deref(),
+            headers: &self.headers,
+            body: self.body.as_deref(),
+        };
+        let call_main = call(v, main, self.status, "")?;
+        let undo = match &self.undo {
+            Some(u) => {
+                let raw = RawRequest {
+                    url_key: "http",
+                    url: &u.http,
+                    method: u.method.as_deref(),
+                    headers: &u.headers,
+                    body: u.body.as_deref(),
+                };
+                Some(Box::new(call(v, raw, u.status.clone(), "undo.")?))
+            }
+            None => None,
+        };
+        let mut save = Vec::new();
+        for (name, pointer) in self.save {
+            let at = format!("save.{name}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(FieldError::new(
+                    at,
+                    "expected a name of letters, digits, _ and -",
+                ));
+            }
+            if !pointer.is_empty() {
+                check_pointer(&at, &pointer)?;
+            }
+            save.push((name, pointer));
+        }
+        Ok(Action::Http {
+            call: Box::new(call_main),
+            save,
+            undo,
+        })
     }
 }
 

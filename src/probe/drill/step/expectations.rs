@@ -8,11 +8,12 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::actions::broker_url;
+use super::request::{RawRequest, Request};
+use super::venue::{Orders, Venue};
 use crate::probe::expect::{HttpExpect, RawHttpExpect, StatusSpec};
+use crate::probe::prometheus::api::{RawServer, Server};
 use crate::probe::sql::{Database, Expect as SqlExpect, RawSqlProbe};
 use crate::probe::{FieldError, RefKind, Validator};
-use crate::units::Interpolated;
 
 /// Default poll interval of an expectation.
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -78,27 +79,57 @@ impl<K: ExpectKeys> Expect<K> {
     }
 }
 
-/// An HTTP response, judged by the `http` probe's rules.
+/// An HTTP response, judged by the `http` probe's rules; or, with `reachable = false`, no
+/// response at all.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Http {
-    /// The URL; `${VAR}` is interpolated.
+    /// The URL; `${VAR}` and `${saved.NAME}` are put in.
     pub url: String,
     /// The method. Default `GET`.
     pub method: Option<String>,
-    /// Request headers; values may use `${VAR}`.
+    /// Request headers; values may use `${VAR}` and `${saved.NAME}`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// `false`: holds when the request gets no answer (refused, reset or timed out at the
+    /// deadline); takes none of the response keys. Default `true`.
+    pub reachable: Option<bool>,
     /// Accepted status code or codes. Default: any 2xx.
     pub status: Option<StatusSpec>,
     /// A substring the body must contain.
     pub body_contains: Option<String>,
+    /// A substring the body must not contain.
+    pub body_not_contains: Option<String>,
     /// A JSON pointer (RFC 6901) into the body.
     pub json_pointer: Option<String>,
     /// The value at `json_pointer`.
     pub json_equals: Option<serde_json::Value>,
     /// Accepted values at `json_pointer`.
     pub json_one_of: Option<Vec<serde_json::Value>>,
+}
+
+/// A Prometheus instant query's value, or an alert's state.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Prometheus {
+    /// The server's base URL, e.g. `"http://127.0.0.1:9090"`; `${VAR}` is interpolated.
+    pub url: String,
+    /// A bearer token; `${VAR}` is interpolated and redacted.
+    pub bearer_token: Option<String>,
+    /// A PromQL instant query; every sample it returns must meet `min`/`max`/`equals` (no
+    /// sample never holds).
+    pub query: Option<String>,
+    /// Every sample is at least this.
+    pub min: Option<f64>,
+    /// Every sample is at most this.
+    pub max: Option<f64>,
+    /// Every sample equals this.
+    pub equals: Option<f64>,
+    /// An alerting rule's name (from `/api/v1/rules`); excludes `query`.
+    pub alert: Option<String>,
+    /// With `alert`: `true` (default) holds while it fires, `false` while it does not (it
+    /// must still be loaded).
+    pub firing: Option<bool>,
 }
 
 /// A `[[service]]`'s exit with a code, not SIGKILLed.
@@ -149,22 +180,6 @@ pub struct Notifications {
     pub at_most: Option<u64>,
     /// Count from the last `action` (default) or the `drill` start.
     pub since: Option<String>,
-}
-
-/// Open orders and positions on the paper broker.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Orders {
-    /// The paper broker's base URL, e.g. `"http://127.0.0.1:18080"`.
-    pub broker: String,
-    /// The broker's API key (sent as a Bearer token); `${VAR}`.
-    pub api_key: Option<String>,
-    /// The account. Default `"default"`.
-    pub account: Option<String>,
-    /// Exactly this many open orders.
-    pub open: Option<u64>,
-    /// `true` when every position must be flat (quantity 0).
-    pub flat: Option<bool>,
 }
 
 /// Lines a `[[service]]` wrote.
@@ -252,19 +267,47 @@ impl Count {
     }
 }
 
+/// What an `expect = "prometheus"` step checks.
+#[derive(Debug, Clone)]
+pub enum PromCheck {
+    /// Every sample of an instant query within bounds.
+    Query {
+        /// PromQL.
+        expr: String,
+        /// At least.
+        min: Option<f64>,
+        /// At most.
+        max: Option<f64>,
+        /// Equal to.
+        equals: Option<f64>,
+    },
+    /// An alerting rule firing or not.
+    Alert {
+        /// Its name.
+        name: String,
+        /// Firing (`true`) or not.
+        firing: bool,
+    },
+}
+
 /// What an expectation observes.
 #[derive(Debug, Clone)]
 pub enum Observe {
     /// An HTTP response.
     Http {
-        /// Method.
-        method: reqwest::Method,
-        /// URL.
-        url: Interpolated,
-        /// Headers.
-        headers: Vec<(String, Interpolated)>,
+        /// The request.
+        request: Request,
         /// The expectation (the http probe's rules).
         expect: HttpExpect,
+        /// `false`: no response is what holds.
+        reachable: bool,
+    },
+    /// A Prometheus query or alert.
+    Prometheus {
+        /// The server.
+        server: Server,
+        /// What must hold.
+        check: PromCheck,
     },
     /// A service's exit.
     Exit {
@@ -293,14 +336,10 @@ pub enum Observe {
         /// Counted from.
         since: Since,
     },
-    /// Open orders and positions on the paper broker.
+    /// Open orders and positions at a venue.
     Orders {
-        /// Base URL.
-        broker: Interpolated,
-        /// API key.
-        api_key: Option<Interpolated>,
-        /// Account.
-        account: String,
+        /// Where they are read.
+        venue: Venue,
         /// Exactly this many open orders.
         open: Option<u64>,
         /// Every position flat.
@@ -335,6 +374,7 @@ impl Observe {
     pub fn kind(&self) -> &'static str {
         match self {
             Observe::Http { .. } => "http",
+            Observe::Prometheus { .. } => "prometheus",
             Observe::Exit { .. } => "exit",
             Observe::Sql { .. } => "sql",
             Observe::Notifications { .. } => "notifications",
@@ -353,7 +393,23 @@ impl Observe {
                 vec![("service", RefKind::Service, service.as_str())]
             }
             Observe::Notifications { sink, .. } => vec![("sink", RefKind::Sink, sink.as_str())],
-            Observe::Http { .. } | Observe::Sql { .. } | Observe::Orders { .. } => Vec::new(),
+            Observe::Http { .. }
+            | Observe::Prometheus { .. }
+            | Observe::Sql { .. }
+            | Observe::Orders { .. } => Vec::new(),
+        }
+    }
+
+    /// The saved names it refers to (`${saved.NAME}`), with the key that does.
+    pub fn saved_uses(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Observe::Http { request, .. } => request
+                .saved_names()
+                .into_iter()
+                .map(|n| ("url", n))
+                .collect(),
+            Observe::Orders { venue, .. } => venue.saved_uses(),
+            _ => Vec::new(),
         }
     }
 }
@@ -407,32 +463,99 @@ fn since(since: Option<&str>) -> Result<Since, FieldError> {
 
 impl ExpectKeys for Http {
     fn validate(self, _: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
-        let url = v.interpolate("url", &self.url)?;
-        reqwest::Url::parse(&url.value)
-            .map_err(|e| FieldError::new("url", format!("invalid URL: {e}")))?;
-        let method = match self.method.as_deref() {
-            None => reqwest::Method::GET,
-            Some(m) => reqwest::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                .map_err(|_| FieldError::new("method", format!("invalid method \"{m}\"")))?,
-        };
-        let mut headers = Vec::new();
-        for (k, val) in &self.headers {
-            headers.push((k.clone(), v.interpolate(&format!("headers.{k}"), val)?));
+        let request = RawRequest {
+            url_key: "url",
+            url: &self.url,
+            method: self.method.as_deref(),
+            headers: &self.headers,
+            body: None,
         }
-        let expect = RawHttpExpect {
+        .validate(v, "")?;
+        let raw = RawHttpExpect {
             status: self.status,
             body_contains: self.body_contains,
+            body_not_contains: self.body_not_contains,
             json_pointer: self.json_pointer,
             json_equals: self.json_equals,
             json_one_of: self.json_one_of,
+        };
+        let reachable = self.reachable.unwrap_or(true);
+        if !reachable && let Some((key, _)) = raw.given().into_iter().find(|(_, g)| *g) {
+            return Err(FieldError::new(
+                key,
+                format!("reachable = false expects no answer at all; `{key}` judges an answer"),
+            ));
         }
-        .validate()?;
         Ok(Observe::Http {
-            method,
-            url,
-            headers,
-            expect,
+            request,
+            expect: raw.validate()?,
+            reachable,
         })
+    }
+}
+
+impl ExpectKeys for Prometheus {
+    fn validate(self, timing: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
+        let server = RawServer {
+            url: Some(self.url),
+            bearer_token: self.bearer_token,
+            timeout: Some("5s".into()),
+            ..RawServer::default()
+        }
+        .validate(v)?;
+        let bounds = [
+            ("min", self.min),
+            ("max", self.max),
+            ("equals", self.equals),
+        ];
+        let check = match (self.query, self.alert) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "alert",
+                    "query and alert exclude each other: split them into two steps",
+                ));
+            }
+            (None, None) => {
+                return Err(FieldError::new(
+                    "",
+                    "expect = \"prometheus\" needs `query` (with min, max or equals) or `alert` (with firing)",
+                ));
+            }
+            (Some(expr), None) => {
+                if let Some(f) = self.firing.map(|_| "firing") {
+                    return Err(FieldError::new(
+                        f,
+                        "`firing` goes with `alert`, not `query`",
+                    ));
+                }
+                let compared = timing.save.is_some() || timing.equals_saved.is_some();
+                if !compared && bounds.iter().all(|(_, b)| b.is_none()) {
+                    return Err(FieldError::new(
+                        "query",
+                        "a query needs a condition on its value: min, max or equals",
+                    ));
+                }
+                PromCheck::Query {
+                    expr,
+                    min: self.min,
+                    max: self.max,
+                    equals: self.equals,
+                }
+            }
+            (None, Some(name)) => {
+                if let Some((k, _)) = bounds.iter().find(|(_, b)| b.is_some()) {
+                    return Err(FieldError::new(
+                        *k,
+                        format!("`{k}` goes with `query`, not `alert` (use firing)"),
+                    ));
+                }
+                PromCheck::Alert {
+                    name,
+                    firing: self.firing.unwrap_or(true),
+                }
+            }
+        };
+        Ok(Observe::Prometheus { server, check })
     }
 }
 
@@ -487,21 +610,8 @@ impl ExpectKeys for Notifications {
 
 impl ExpectKeys for Orders {
     fn validate(self, _: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
-        let broker = broker_url(v, &self.broker)?;
-        if self.open.is_none() && self.flat.is_none() {
-            return Err(FieldError::new(
-                "",
-                "expect = \"orders\" needs `open` (a count of open orders) or `flat = true`",
-            ));
-        }
         Ok(Observe::Orders {
-            broker,
-            api_key: self
-                .api_key
-                .as_deref()
-                .map(|k| v.interpolate("api_key", k))
-                .transpose()?,
-            account: self.account.unwrap_or_else(|| "default".into()),
+            venue: self.venue(v)?,
             open: self.open,
             flat: self.flat.unwrap_or(false),
         })

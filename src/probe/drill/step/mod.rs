@@ -9,7 +9,10 @@
 
 pub(crate) mod actions;
 pub(crate) mod expectations;
+mod http_fault;
 mod keys;
+pub(crate) mod request;
+pub(crate) mod venue;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
@@ -105,6 +108,8 @@ steps! {
         Signal(actions::Signal) = "signal",
         /// `command = [argv]`.
         Command(actions::Command) = "command",
+        /// `http = "<url>"`.
+        HttpRequest(actions::Http) = "http",
         /// `proxy = "<proxy>"`, `fault = "down"`.
         ProxyDown(actions::ProxyDown) = "proxy" with "fault" = "down",
         /// `proxy = "<proxy>"`, `fault = "blackhole"`.
@@ -113,6 +118,8 @@ steps! {
         ProxyLatency(actions::ProxyLatency) = "proxy" with "fault" = "latency",
         /// `proxy = "<proxy>"`, `fault = "reset_after"`.
         ProxyResetAfter(actions::ProxyResetAfter) = "proxy" with "fault" = "reset_after",
+        /// `proxy = "<proxy>"`, `fault = "http"`.
+        ProxyHttp(http_fault::ProxyHttp) = "proxy" with "fault" = "http",
         /// `proxy = "<proxy>"`, `fault = "heal"`.
         ProxyHeal(actions::ProxyHeal) = "proxy" with "fault" = "heal",
         /// `broker_fault = { … }`.
@@ -130,11 +137,13 @@ steps! {
         /// `expect = "notifications"`.
         Notifications(expectations::Notifications) = "notifications",
         /// `expect = "orders"`.
-        Orders(expectations::Orders) = "orders",
+        Orders(venue::Orders) = "orders",
         /// `expect = "log"`.
         Log(expectations::Log) = "log",
         /// `expect = "process"`.
         Process(expectations::Process) = "process",
+        /// `expect = "prometheus"`.
+        Prometheus(expectations::Prometheus) = "prometheus",
     }
 }
 
@@ -188,7 +197,7 @@ pub fn schema(g: &mut SchemaGenerator) -> Schema {
         })
         .collect();
     schemars::json_schema!({
-        "description": "One action (stop, start, restart, signal, command, proxy, broker_fault, wait) or one expectation (expect = \"<kind>\"), with the keys of that kind.",
+        "description": "One action (stop, start, restart, signal, command, http, proxy, broker_fault, wait) or one expectation (expect = \"<kind>\"), with the keys of that kind.",
         "oneOf": variants,
     })
 }
@@ -224,6 +233,22 @@ impl StepKind {
 }
 
 impl Step {
+    /// The saved names the step refers to (`${saved.NAME}`), with the key that does.
+    pub fn saved_uses(&self) -> Vec<(&'static str, &str)> {
+        match &self.kind {
+            StepKind::Action(a) => a.saved_uses(),
+            StepKind::Expect(e) => e.observe.saved_uses(),
+        }
+    }
+
+    /// The names the step saves values under.
+    pub fn saves(&self) -> Vec<&str> {
+        match &self.kind {
+            StepKind::Action(a) => a.saves(),
+            StepKind::Expect(e) => e.save.as_deref().into_iter().collect(),
+        }
+    }
+
     /// The services, sinks and proxies the step names, with the key naming each.
     pub fn references(&self) -> Vec<(&'static str, RefKind, &str)> {
         match &self.kind {
