@@ -1,0 +1,116 @@
+//! The deployment guides shipped as checklists (`checklists/guides/`) stay valid, tagged, and
+//! mapped: every file passes `prodready check`, every item says whether it runs embedded, needs
+//! the team's infrastructure or is a manual attestation, and `docs/guides.md` names every item
+//! of every file and no item that does not exist.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+mod common;
+
+use common::{bin, describe};
+
+/// The tags that say where an item can run; every item has exactly one.
+const PLACES: [&str; 4] = ["embedded", "infra", "manual", "schedule"];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The guide checklists: `checklists/guides/*.toml`, sorted.
+fn guides() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("checklists/guides"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `(id, kind, tags)` of every item of a checklist file.
+fn items(path: &Path) -> Vec<(String, String, Vec<String>)> {
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let strs = |v: Option<&toml::Value>| -> Vec<String> {
+        v.and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    doc["item"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let id = i["id"].as_str().unwrap().to_string();
+            let kind = i["probe"]["kind"].as_str().unwrap().to_string();
+            (id, kind, strs(i.get("tags")))
+        })
+        .collect()
+}
+
+#[test]
+fn every_guide_checklist_passes_check() {
+    let files = guides();
+    assert_eq!(files.len(), 5, "five guides, one checklist each: {files:?}");
+    for f in &files {
+        let out = std::process::Command::new(bin())
+            .arg("check")
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", f.display(), describe(&out));
+    }
+}
+
+#[test]
+fn every_guide_item_says_where_it_runs() {
+    for f in guides() {
+        for (id, kind, tags) in items(&f) {
+            let places: Vec<&String> = tags.iter().filter(|t| PLACES.contains(&t.as_str())).collect();
+            assert_eq!(places.len(), 1, "{}: item {id}: tags {tags:?}", f.display());
+            assert_eq!(
+                kind == "attestation",
+                places[0] == "manual",
+                "{}: item {id}: attestations and only they are `manual`",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_map_names_every_item_and_only_items_that_exist() {
+    let map = std::fs::read_to_string(root().join("docs/guides.md")).unwrap();
+    for f in guides() {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        // The guide's section: from the line naming its file to the next `## ` heading.
+        let marker = format!("`checklists/guides/{name}`.");
+        let start = map
+            .find(&marker)
+            .unwrap_or_else(|| panic!("docs/guides.md has no section for {name}"));
+        let section = &map[start..];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        let ids: BTreeSet<String> = items(&f).into_iter().map(|(id, _, _)| id).collect();
+        // The `item` column of each table row: backticked words naming items.
+        let mut named = BTreeSet::new();
+        for row in section.lines().filter(|l| l.starts_with("| ") && l.contains(" | ")) {
+            let Some(cell) = row.split(" | ").nth(2) else {
+                continue;
+            };
+            for id in cell.split('`').skip(1).step_by(2) {
+                if let Some(prefix) = id.strip_suffix('*') {
+                    assert!(
+                        ids.iter().any(|i| i.starts_with(prefix)),
+                        "{name}: `{id}` matches no item"
+                    );
+                } else if !id.starts_with("--") {
+                    named.insert(id.to_string());
+                }
+            }
+        }
+        let unknown: Vec<_> = named.difference(&ids).collect();
+        assert!(unknown.is_empty(), "{name}: the map names missing items {unknown:?}");
+        let unmapped: Vec<_> = ids.difference(&named).collect();
+        assert!(unmapped.is_empty(), "{name}: items not in the map {unmapped:?}");
+    }
+}
