@@ -1,14 +1,15 @@
 //! The deployment guides shipped as checklists (`checklists/guides/`) stay valid, tagged, and
 //! mapped: every file passes `prodready check`, every item says whether it runs embedded, needs
-//! the team's infrastructure or is a manual attestation, and `docs/guides.md` names every item
-//! of every file and no item that does not exist.
+//! the team's infrastructure or is a manual attestation, `docs/guides.md` names every item of
+//! every file and no item that does not exist, and the failure handling guide's embedded items
+//! pass against the paper broker and the example trading agent.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{bin, describe};
+use common::{agent_bin, bin, describe, free_port, report_json, run_in, status_of, write};
 
 /// The tags that say where an item can run; every item has exactly one.
 const PLACES: [&str; 4] = ["embedded", "infra", "manual", "schedule"];
@@ -33,7 +34,11 @@ fn items(path: &Path) -> Vec<(String, String, Vec<String>)> {
     let doc: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let strs = |v: Option<&toml::Value>| -> Vec<String> {
         v.and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     doc["item"]
@@ -52,21 +57,67 @@ fn items(path: &Path) -> Vec<(String, String, Vec<String>)> {
 fn every_guide_checklist_passes_check() {
     let files = guides();
     assert_eq!(files.len(), 5, "five guides, one checklist each: {files:?}");
-    for f in &files {
-        let out = std::process::Command::new(bin())
-            .arg("check")
-            .arg(f)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}: {}", f.display(), describe(&out));
-    }
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let out = std::process::Command::new(bin())
+                .arg("check")
+                .arg(f)
+                .output()
+                .unwrap();
+            (!out.status.success()).then(|| format!("{}: {}", f.display(), describe(&out)))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn failure_handling_guide_runs_green_where_it_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = root().join("checklists/guides/failure-handling.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("18111", &free_port().to_string())
+        .replace(
+            "../../target/debug/examples/trading_agent",
+            &agent_bin().display().to_string(),
+        )
+        .replace("../../target/guide-failure-handling.db", "state.db");
+    write(dir.path(), "guide.toml", &text);
+    let out = run_in(
+        dir.path(),
+        &["run", "guide.toml", "--tag", "embedded", "--out", "out"],
+        &[],
+    );
+    let report = report_json(&dir.path().join("out"));
+    let ran: Vec<(String, String)> = items(&path)
+        .into_iter()
+        .map(|(id, _, tags)| {
+            let want = if tags.iter().any(|t| t == "embedded") {
+                "pass"
+            } else {
+                "skipped"
+            };
+            (status_of(&report, &id), want.to_string())
+        })
+        .collect();
+    assert!(
+        ran.iter().all(|(got, want)| got == want),
+        "{ran:?}\n{}",
+        describe(&out)
+    );
+    assert!(ran.iter().filter(|(got, _)| got == "pass").count() >= 5);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
 }
 
 #[test]
 fn every_guide_item_says_where_it_runs() {
     for f in guides() {
         for (id, kind, tags) in items(&f) {
-            let places: Vec<&String> = tags.iter().filter(|t| PLACES.contains(&t.as_str())).collect();
+            let places: Vec<&String> = tags
+                .iter()
+                .filter(|t| PLACES.contains(&t.as_str()))
+                .collect();
             assert_eq!(places.len(), 1, "{}: item {id}: tags {tags:?}", f.display());
             assert_eq!(
                 kind == "attestation",
@@ -93,7 +144,10 @@ fn the_map_names_every_item_and_only_items_that_exist() {
         let ids: BTreeSet<String> = items(&f).into_iter().map(|(id, _, _)| id).collect();
         // The `item` column of each table row: backticked words naming items.
         let mut named = BTreeSet::new();
-        for row in section.lines().filter(|l| l.starts_with("| ") && l.contains(" | ")) {
+        for row in section
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains(" | "))
+        {
             let Some(cell) = row.split(" | ").nth(2) else {
                 continue;
             };
@@ -109,8 +163,14 @@ fn the_map_names_every_item_and_only_items_that_exist() {
             }
         }
         let unknown: Vec<_> = named.difference(&ids).collect();
-        assert!(unknown.is_empty(), "{name}: the map names missing items {unknown:?}");
+        assert!(
+            unknown.is_empty(),
+            "{name}: the map names missing items {unknown:?}"
+        );
         let unmapped: Vec<_> = ids.difference(&named).collect();
-        assert!(unmapped.is_empty(), "{name}: items not in the map {unmapped:?}");
+        assert!(
+            unmapped.is_empty(),
+            "{name}: items not in the map {unmapped:?}"
+        );
     }
 }
