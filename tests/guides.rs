@@ -184,3 +184,57 @@ fn the_map_names_every_item_and_only_items_that_exist() {
         );
     }
 }
+
+/// How each line of a guide's table is automated: the first word of its `how` cell.
+const CLASSES: [&str; 5] = ["probe", "command", "partial", "none", "manual"];
+
+#[test]
+fn the_maps_totals_add_up() {
+    let map = std::fs::read_to_string(root().join("docs/guides.md")).unwrap();
+    let (guides_part, totals_part) = map.split_once("\n## Totals\n").unwrap();
+    // Per guide section, in order: the count of lines of each class.
+    let mut counted: Vec<[usize; 5]> = Vec::new();
+    for section in guides_part.split("\n## ").skip(1) {
+        let mut c = [0; 5];
+        for row in section
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains(" | "))
+        {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            if cells.len() < 4 || !cells[0][2..].chars().all(|ch| ch.is_ascii_digit()) {
+                continue;
+            }
+            let how = cells[3];
+            let class = CLASSES.iter().position(|k| how.starts_with(k));
+            c[class.unwrap_or_else(|| panic!("no class in {row}"))] += 1;
+        }
+        if c.iter().sum::<usize>() > 0 {
+            counted.push(c);
+        }
+    }
+    assert_eq!(counted.len(), guides().len());
+    // The totals table: lines, then the classes in CLASSES order; the last row is the sum.
+    let rows: Vec<Vec<usize>> = totals_part
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| guide"))
+        .take_while(|l| l.starts_with("| "))
+        .map(|l| {
+            l.split('|')
+                .skip(2)
+                .filter_map(|c| c.trim().trim_matches('*').parse().ok())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), counted.len() + 1, "{rows:?}");
+    let mut all = [0; 5];
+    for (row, c) in rows.iter().zip(&counted) {
+        assert_eq!(row[0], c.iter().sum::<usize>(), "lines of {row:?}");
+        assert_eq!(&row[1..], c, "classes of {row:?}");
+        for (a, n) in all.iter_mut().zip(c) {
+            *a += n;
+        }
+    }
+    let last = rows.last().unwrap();
+    assert_eq!(last[0], all.iter().sum::<usize>());
+    assert_eq!(&last[1..], &all);
+}
