@@ -45,6 +45,10 @@ pub struct RawProxy {
     pub upstream: String,
     /// Where to listen, `ip:port`. Default: a free port on 127.0.0.1.
     pub listen: Option<String>,
+    /// What the dependency speaks: `"tcp"` (default; faults act on bytes: `down`,
+    /// `blackhole`, `latency`, `reset_after`) or `"http"` (HTTP/1.1; also `fault = "http"`,
+    /// which answers matching requests with a chosen status, delay or dropped connection).
+    pub protocol: Option<String>,
 }
 
 /// `[[sink]]`: a built-in notification receiver started with the run. Services get its base URL

@@ -21,6 +21,8 @@ pub struct ProxySpec {
     pub listen: SocketAddr,
     /// The dependency behind it.
     pub upstream: HostPort,
+    /// It speaks HTTP/1.1 (`protocol = "http"`): `fault = "http"` steps may act on it.
+    pub http: bool,
 }
 
 /// A validated `[[sink]]`: a notification receiver listening on `listen`.
@@ -112,10 +114,21 @@ pub(super) fn validate_resources(
             .parse()
             .map_err(|m: String| loc.at(&at("upstream"), m))?;
         let listen = listen_addr(loc, &at("listen"), p.listen.as_deref())?;
+        let http = match p.protocol.as_deref() {
+            None | Some("tcp") => false,
+            Some("http") => true,
+            Some(other) => {
+                return Err(loc.at(
+                    &at("protocol"),
+                    format!("unknown protocol \"{other}\" (expected \"tcp\" or \"http\")"),
+                ));
+            }
+        };
         let spec = ProxySpec {
             name: p.name,
             listen,
             upstream,
+            http,
         };
         v.redactor.set_public(spec.variable(), listen.to_string());
         out_proxies.push(spec);

@@ -41,6 +41,11 @@ pub(super) fn validate(
         services: service_names,
         sinks: sinks.iter().map(|s| s.name.clone()).collect(),
         proxies: proxies.iter().map(|p| p.name.clone()).collect(),
+        http_proxies: proxies
+            .iter()
+            .filter(|p| p.http)
+            .map(|p| p.name.clone())
+            .collect(),
     };
     check_references(loc, &items, &names)?;
     let waivers = validate_waivers(loc, path, raw.waiver, &ids)?;
@@ -314,6 +319,7 @@ struct Names {
     services: HashSet<String>,
     sinks: HashSet<String>,
     proxies: HashSet<String>,
+    http_proxies: HashSet<String>,
 }
 
 fn check_references(loc: &Locator<'_>, items: &[Item], names: &Names) -> Result<()> {
@@ -358,7 +364,22 @@ fn check_references(loc: &Locator<'_>, items: &[Item], names: &Names) -> Result<
                 crate::probe::RefKind::Service => names.services.contains(r.name),
                 crate::probe::RefKind::Sink => names.sinks.contains(r.name),
                 crate::probe::RefKind::Proxy => names.proxies.contains(r.name),
+                crate::probe::RefKind::HttpProxy => names.http_proxies.contains(r.name),
             };
+            if r.kind == crate::probe::RefKind::HttpProxy
+                && !known
+                && names.proxies.contains(r.name)
+            {
+                let mut p = vec![key("item"), Seg::Index(i), key("probe")];
+                p.extend(parse_key_path(&r.key));
+                return Err(loc.at(
+                    &p,
+                    format!(
+                        "[[proxy]] \"{}\" is a TCP proxy: an HTTP fault needs protocol = \"http\" on it",
+                        r.name
+                    ),
+                ));
+            }
             if !known {
                 let mut p = vec![key("item"), Seg::Index(i), key("probe")];
                 p.extend(parse_key_path(&r.key));

@@ -108,6 +108,8 @@ pub enum RefKind {
     Sink,
     /// A `[[proxy]]`.
     Proxy,
+    /// A `[[proxy]]` with `protocol = "http"` (an HTTP fault acts on it).
+    HttpProxy,
 }
 
 impl RefKind {
@@ -116,7 +118,7 @@ impl RefKind {
         match self {
             RefKind::Service => "service",
             RefKind::Sink => "sink",
-            RefKind::Proxy => "proxy",
+            RefKind::Proxy | RefKind::HttpProxy => "proxy",
         }
     }
 }

@@ -345,6 +345,10 @@ impl Action {
             Action::Signal { service, .. } => {
                 vec![("service", RefKind::Service, service.as_str())]
             }
+            Action::Proxy {
+                proxy,
+                fault: Some(crate::rig::fault_proxy::Fault::Http(_)),
+            } => vec![("proxy", RefKind::HttpProxy, proxy.as_str())],
             Action::Proxy { proxy, .. } => vec![("proxy", RefKind::Proxy, proxy.as_str())],
             Action::Command { .. }
             | Action::Http { .. }
