@@ -146,18 +146,10 @@ fn write_verdict<W: Write>(w: &mut W, r: &Report) -> io::Result<()> {
     if !r.reasons.is_empty() {
         writeln!(w)?;
     }
-    let k = &r.counts;
     writeln!(
         w,
-        "{} items: {} pass, {} fail, {} error, {} warn, {} pending, {} waived, {} skipped. Failures at **{}** or above block.",
-        k.total,
-        k.pass,
-        k.fail,
-        k.error,
-        k.warn,
-        k.pending,
-        k.waived,
-        k.skipped,
+        "{} Failures at **{}** or above block.",
+        r.counts_text(),
         r.run.fail_on.as_str()
     )?;
     writeln!(w)?;

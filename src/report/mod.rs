@@ -465,6 +465,16 @@ impl Report {
         })
     }
 
+    /// The counts in one sentence: `15 items: 9 pass, 2 fail, 4 error, 0 warn, 0 pending,
+    /// 0 waived, 0 skipped.`
+    pub fn counts_text(&self) -> String {
+        let k = &self.counts;
+        format!(
+            "{} items: {} pass, {} fail, {} error, {} warn, {} pending, {} waived, {} skipped.",
+            k.total, k.pass, k.fail, k.error, k.warn, k.pending, k.waived, k.skipped
+        )
+    }
+
     /// The verdict for people, naming a partial one: `ready`, or `ready for 1 of 6 items (5
     /// not run)`.
     pub fn verdict_text(&self) -> String {

@@ -8,18 +8,9 @@ use crate::report::Report;
 /// The verdict banner: the checklist and its description, the verdict in words (partial and interrupted runs say
 /// so), its reasons and the counts per status.
 pub fn banner(r: &Report) -> Markup {
-    let k = &r.counts;
     let counts = format!(
-        "{} items: {} pass, {} fail, {} error, {} warn, {} pending, {} waived, {} skipped. \
-         Failures at {} or above block.",
-        k.total,
-        k.pass,
-        k.fail,
-        k.error,
-        k.warn,
-        k.pending,
-        k.waived,
-        k.skipped,
+        "{} Failures at {} or above block.",
+        r.counts_text(),
         r.run.fail_on.as_str()
     );
     let scope = r.partial_scope();

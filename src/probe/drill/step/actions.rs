@@ -98,26 +98,24 @@ pub struct Http {
     pub save: BTreeMap<String, String>,
     /// Give up after this long (humantime). Default `"10s"`.
     pub timeout: Option<String>,
-    /// A request sent when the drill restores, whether the steps passed or not; a status
-    /// other than its `status` fails the item.
-    pub undo: Option<HttpUndo>,
+    /// A request sent when the drill restores, whether the steps passed or not, with the
+    /// keys above but `save`, `timeout` and `undo`; a status other than its `status` fails
+    /// the item.
+    #[schemars(with = "Option<Http>")]
+    pub undo: Option<Box<Http>>,
 }
 
-/// The request an `http` action's `undo` sends.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HttpUndo {
-    /// The URL; `${VAR}` and `${saved.NAME}` are put in.
-    pub http: String,
-    /// The method. Default `GET`.
-    pub method: Option<String>,
-    /// Request headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// The request body.
-    pub body: Option<String>,
-    /// Accepted status code or codes. Default: any 2xx.
-    pub status: Option<StatusSpec>,
+impl Http {
+    /// The request as written, its URL under `http`.
+    fn request(&self) -> RawRequest<'_> {
+        RawRequest {
+            url_key: "http",
+            url: &self.http,
+            method: self.method.as_deref(),
+            headers: &self.headers,
+            body: self.body.as_deref(),
+        }
+    }
 }
 
 /// Take a `[[proxy]]`'s dependency down: new connections are refused, open ones reset.
@@ -493,24 +491,20 @@ impl ActionKeys for Http {
                 timeout,
             })
         };
-        let main = RawRequest {
-            url_key: "http",
-            url: &self.http,
-            method: self.method.as_deref(),
-            headers: &self.headers,
-            body: self.body.as_deref(),
-        };
-        let call_main = call(v, main, self.status, "")?;
-        let undo = match &self.undo {
+        let call_main = call(v, self.request(), self.status.clone(), "")?;
+        let undo = match self.undo.as_deref() {
             Some(u) => {
-                let raw = RawRequest {
-                    url_key: "http",
-                    url: &u.http,
-                    method: u.method.as_deref(),
-                    headers: &u.headers,
-                    body: u.body.as_deref(),
-                };
-                Some(Box::new(call(v, raw, u.status.clone(), "undo.")?))
+                let refuse = |k: &str, why: &str| Err(FieldError::new(format!("undo.{k}"), why));
+                if u.undo.is_some() {
+                    return refuse("undo", "an undo has no undo of its own");
+                }
+                if !u.save.is_empty() {
+                    return refuse("save", "an undo saves nothing: it runs at restore time");
+                }
+                if u.timeout.is_some() {
+                    return refuse("timeout", "an undo has its action's timeout");
+                }
+                Some(Box::new(call(v, u.request(), u.status.clone(), "undo.")?))
             }
             None => None,
         };
