@@ -52,6 +52,8 @@ pub struct Meta {
     pub signoff: Vec<String>,
     /// Default per-item timeout.
     pub timeout: Duration,
+    /// The baseline report (`baseline`), as written: relative to the checklist's folder.
+    pub baseline: Option<PathBuf>,
 }
 
 /// One checklist item.
@@ -78,4 +80,24 @@ pub struct Item {
     pub during: Option<String>,
     /// The probe.
     pub probe: Probe,
+    /// How far the item may move from the baseline (`regression`); `None`: not gated on it.
+    pub regression: Option<Regression>,
+}
+
+/// An item's allowances against the baseline. Each is the largest harmless change in the
+/// harmful direction; `None`: that figure is not gated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Regression {
+    /// Latency: allowed centre shift (Hodges–Lehmann), percent of the baseline median.
+    pub p50_percent: Option<f64>,
+    /// Latency: allowed rise of p99, percent of the baseline's.
+    pub p99_percent: Option<f64>,
+    /// Latency: significance level of the tests.
+    pub alpha: Option<f64>,
+    /// Coverage: allowed drop of line or branch coverage, points.
+    pub coverage_points: Option<f64>,
+    /// Audit: advisories allowed that the baseline did not have.
+    pub new_advisories: Option<u32>,
+    /// Uptime: allowed drop of availability, points.
+    pub availability_points: Option<f64>,
 }
