@@ -58,13 +58,13 @@ pub(super) fn validate(r: RawRegression, kind: &str) -> Result<Regression, (Stri
                 .map(|(k, _)| *k)
                 .collect();
             let fits = if fits.is_empty() {
-                format!("a {kind} item has no regression keys")
+                format!("{kind} items have no regression keys")
             } else {
-                format!("a {kind} item takes {}", fits.join(", "))
+                format!("{kind} items take {}", fits.join(", "))
             };
             return Err((
                 (*key).to_string(),
-                format!("`{key}` applies to {applies} items; {fits}"),
+                format!("`{key}` applies to {applies} items, not {kind} ones ({fits})"),
             ));
         }
     }
