@@ -198,3 +198,35 @@ fn truncated_or_foreign_baseline_is_an_input_error_and_nothing_runs() {
     );
     assert!(!dir.path().join("foreign").exists(), "an item ran");
 }
+
+#[test]
+fn an_item_the_baseline_lacks_is_not_compared_and_only_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    coverage_runs(dir.path());
+    let extra = COVERAGE_CHECKLIST.to_string()
+        + &COVERAGE_CHECKLIST[COVERAGE_CHECKLIST.find("[[item]]").unwrap()..]
+            .replace("id = \"cov\"", "id = \"cov-new\"");
+    std::fs::write(dir.path().join("checklist.toml"), extra).unwrap();
+    // Another checklist digest now: accepted only on request.
+    let o = run(
+        dir.path(),
+        "grown",
+        &["--baseline", "before", "--allow-other-checklist"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let grown = dir.path().join("grown");
+    let report = report_json(&grown);
+    assert_eq!(status_of(&report, "cov"), "fail");
+    assert_eq!(status_of(&report, "cov-new"), "warn");
+    let c = baseline_check(&grown, "cov-new");
+    assert_eq!(
+        (&c["passed"], &c["advisory"], &c["measured"]),
+        (
+            &Value::Bool(false),
+            &Value::Bool(true),
+            &Value::String("not compared: no baseline item".into())
+        ),
+        "{c:#}"
+    );
+}

@@ -24,8 +24,9 @@ use raw::RawChecklist;
 
 pub use locate::Seg;
 pub use parse::{load, parse};
+pub use regression::Regression;
 pub use resources::{ProxySpec, SinkSpec};
-pub use types::{Checklist, Item, Meta, Regression};
+pub use types::{Checklist, Item, Meta};
 // Waivers have their own module; re-exported because a checklist holds them.
 pub use crate::waiver::{Waiver, WaiverSignature};
 

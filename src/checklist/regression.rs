@@ -7,8 +7,6 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::types::Regression;
-
 /// `regression = { … }` on an item.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +25,24 @@ pub struct RawRegression {
     pub new_advisories: Option<u32>,
     /// Uptime: allowed drop of availability, in points, e.g. `"-0.05pt"`.
     pub availability: Option<String>,
+}
+
+/// An item's allowances against the baseline. Each is the largest harmless change in the
+/// harmful direction; `None`: that figure is not gated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Regression {
+    /// Latency: allowed centre shift (Hodges–Lehmann), percent of the baseline median.
+    pub p50_percent: Option<f64>,
+    /// Latency: allowed rise of p99, percent of the baseline's.
+    pub p99_percent: Option<f64>,
+    /// Latency: significance level of the tests.
+    pub alpha: Option<f64>,
+    /// Coverage: allowed drop of line or branch coverage, points.
+    pub coverage_points: Option<f64>,
+    /// Audit: advisories allowed that the baseline did not have.
+    pub new_advisories: Option<u32>,
+    /// Uptime: allowed drop of availability, points.
+    pub availability_points: Option<f64>,
 }
 
 /// The keys of each probe kind.

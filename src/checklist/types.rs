@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::regression::Regression;
 use super::{ProxySpec, SinkSpec};
 use crate::model::Severity;
 use crate::probe::Probe;
@@ -82,22 +83,4 @@ pub struct Item {
     pub probe: Probe,
     /// How far the item may move from the baseline (`regression`); `None`: not gated on it.
     pub regression: Option<Regression>,
-}
-
-/// An item's allowances against the baseline. Each is the largest harmless change in the
-/// harmful direction; `None`: that figure is not gated.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Regression {
-    /// Latency: allowed centre shift (Hodges–Lehmann), percent of the baseline median.
-    pub p50_percent: Option<f64>,
-    /// Latency: allowed rise of p99, percent of the baseline's.
-    pub p99_percent: Option<f64>,
-    /// Latency: significance level of the tests.
-    pub alpha: Option<f64>,
-    /// Coverage: allowed drop of line or branch coverage, points.
-    pub coverage_points: Option<f64>,
-    /// Audit: advisories allowed that the baseline did not have.
-    pub new_advisories: Option<u32>,
-    /// Uptime: allowed drop of availability, points.
-    pub availability_points: Option<f64>,
 }
