@@ -102,6 +102,7 @@ fn added_latency_fails_the_item_with_the_shift_named() {
         "{c:#}"
     );
     let measured = c["measured"].as_str().unwrap();
+    eprintln!("with 5 ms added: {measured}");
     assert!(
         measured.contains("latency shift +") && measured.contains("beyond the allowance"),
         "{measured}"
@@ -124,6 +125,7 @@ fn unchanged_broker_passes_its_baseline_check() {
     let c = baseline_check(&dir.path().join("now"), "order-latency");
     assert_eq!(c["passed"], true, "{c:#}");
     let measured = c["measured"].as_str().unwrap();
+    eprintln!("unchanged: {measured}");
     assert!(
         measured.starts_with("p50 ") && measured.contains(" → ") && measured.contains("shift"),
         "{measured}"
@@ -228,5 +230,50 @@ fn an_item_the_baseline_lacks_is_not_compared_and_only_warns() {
             &Value::String("not compared: no baseline item".into())
         ),
         "{c:#}"
+    );
+}
+
+#[test]
+fn a_new_advisory_fails_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // The item's own gate lets everything through, so only the baseline check can fail it.
+    let checklist = |allowed: u32| {
+        format!(
+            "[checklist]\nname = \"audit baseline\"\n\n[[item]]\nid = \"deps\"\nsection = \"Security\"\ntitle = \"Dependencies\"\nseverity = \"major\"\nregression = {{ new_advisories = {allowed} }}\n[item.probe]\nkind = \"audit\"\nreport = \"audit.json\"\nmax_severity = \"critical\"\n"
+        )
+    };
+    std::fs::write(dir.path().join("checklist.toml"), checklist(0)).unwrap();
+    let audit = fixtures().join("audit");
+    // Real cargo-audit output: a clean lock, then one that adds smallvec 1.6.0.
+    std::fs::copy(
+        audit.join("cargo-audit-clean.json"),
+        dir.path().join("audit.json"),
+    )
+    .unwrap();
+    let o = run(dir.path(), "clean", &[], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    std::fs::copy(
+        audit.join("cargo-audit-vulnerable.json"),
+        dir.path().join("audit.json"),
+    )
+    .unwrap();
+    let o = run(dir.path(), "added", &["--baseline", "clean"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let c = baseline_check(&dir.path().join("added"), "deps");
+    let measured = c["measured"].as_str().unwrap();
+    assert!(
+        c["passed"] == false
+            && measured.starts_with("advisories added 1, fixed 0")
+            && measured.contains("RUSTSEC-2021-0003 (smallvec, critical)"),
+        "{c:#}"
+    );
+    // One new advisory allowed (another checklist digest now, accepted on request).
+    std::fs::write(dir.path().join("checklist.toml"), checklist(1)).unwrap();
+    let args = ["--baseline", "clean", "--allow-other-checklist"];
+    let o = run(dir.path(), "allowed", &args, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    assert_eq!(
+        baseline_check(&dir.path().join("allowed"), "deps")["passed"],
+        true
     );
 }
