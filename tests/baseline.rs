@@ -277,3 +277,52 @@ fn a_new_advisory_fails_unless_allowed() {
         true
     );
 }
+
+#[test]
+fn a_signed_baseline_edited_after_signing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    coverage_runs(d);
+    let out = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "lead@example.com",
+            "-f",
+        ])
+        .arg(d.join("lead"))
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success());
+    let sign = [
+        "sign",
+        "before/report.json",
+        "--role",
+        "Technical lead",
+        "--key",
+        "lead",
+    ];
+    let o = run_in(d, &sign, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    // Signed and intact: loaded, and the drop is judged.
+    let o = run(d, "signed", &["--baseline", "before"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    assert_eq!(baseline_check(&d.join("signed"), "cov")["passed"], false);
+    // Raise the baseline's coverage after signing.
+    let path = d.join("before/report.json");
+    let mut report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    report["items"][0]["outcome"]["measured"]["line_percent"] = serde_json::json!(99.0);
+    std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+    let o = run(d, "tampered", &["--baseline", "before"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("before/report.json") && err.contains("refusing a tampered report"),
+        "{err}"
+    );
+    assert!(!d.join("tampered").exists(), "an item ran");
+}

@@ -487,6 +487,14 @@ fn every_kind_of_bad_command_input_names_its_file_and_what_was_expected() {
             "run: bare number timeout",
             vec!["run", "--timeout", "10", "ok.toml"],
         ),
+        (
+            "run: no such baseline",
+            vec!["run", "--baseline", "missing", "ok.toml"],
+        ),
+        (
+            "run: truncated baseline",
+            vec!["run", "--baseline", "truncated.json", "ok.toml"],
+        ),
         ("report: no such report", vec!["report", "missing.json"]),
         ("report: truncated report", vec!["report", "truncated.json"]),
         (
