@@ -326,3 +326,33 @@ fn a_signed_baseline_edited_after_signing_is_refused() {
     );
     assert!(!d.join("tampered").exists(), "an item ran");
 }
+
+#[test]
+fn a_baseline_item_that_did_not_measure_makes_the_item_an_error_never_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("checklist.toml"), COVERAGE_CHECKLIST).unwrap();
+    // No coverage report yet: the baseline's item is an error.
+    let o = run(d, "before", &[], &[]);
+    assert_eq!(
+        status_of(&report_json(&d.join("before")), "cov"),
+        "error",
+        "{}",
+        describe(&o)
+    );
+    std::fs::copy(
+        fixtures().join("coverage/cargo-llvm-cov.info"),
+        d.join("coverage.info"),
+    )
+    .unwrap();
+    let o = run(d, "after", &["--baseline", "before"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let after = d.join("after");
+    assert_eq!(status_of(&report_json(&after), "cov"), "error");
+    let c = baseline_check(&after, "cov");
+    assert_eq!(c["passed"], false);
+    assert_eq!(
+        c["measured"],
+        "not compared: the baseline item did not measure (status error)"
+    );
+}

@@ -104,39 +104,28 @@ pub(super) fn gate(item: &Item, mut outcome: Outcome, base: &Loaded, report_dir:
         probe_status: outcome.status,
         outcome: outcome.clone(),
     };
-    let old = base.report.items.iter().find(|o| o.id == item.id);
-    let not_compared = match old {
-        None => Some("no baseline item".to_string()),
-        Some(old) => compare::changed(old, &now),
+    let not_compared = |why: &str| Judged {
+        check: Check::new(CHECK, expected(r), format!("not compared: {why}"), false).advisory(),
+        inconclusive: false,
     };
-    let check = match (old, not_compared) {
-        (Some(old), None) => judge(base, report_dir, old, &now, r),
-        (_, Some(why)) => Judged {
-            check: Check::new(CHECK, expected(r), format!("not compared: {why}"), false).advisory(),
-            inconclusive: false,
+    let check = match base.report.items.iter().find(|o| o.id == item.id) {
+        None => not_compared("no baseline item"),
+        Some(old) => match compare::changed(old, &now) {
+            Some(why) => not_compared(&why),
+            None => judge(base, report_dir, old, &now, r),
         },
-        (None, None) => unreachable!("a missing baseline item is not compared"),
     };
-    let measured = matches!(outcome.status, Status::Pass | Status::Warn | Status::Fail);
+    // The check only ever worsens a measured status (pass → warn → fail, or error when a
+    // figure could not be compared); an item that did not measure keeps its status.
+    let c = &check.check;
+    outcome.status = match outcome.status {
+        Status::Pass | Status::Warn if check.inconclusive => Status::Error,
+        Status::Pass | Status::Warn if !c.passed && !c.advisory => Status::Fail,
+        Status::Pass if !c.passed => Status::Warn,
+        s => s,
+    };
     outcome.checks.push(check.check);
-    if measured {
-        outcome.status = status_of(&outcome.checks);
-        if check.inconclusive && outcome.status != Status::Fail {
-            outcome.status = Status::Error;
-        }
-    }
     outcome
-}
-
-/// The status the checks imply, as [`crate::model::ProbeOutput::status`] decides it.
-fn status_of(checks: &[Check]) -> Status {
-    if checks.iter().any(|c| !c.passed && !c.advisory) {
-        Status::Fail
-    } else if checks.iter().any(|c| !c.passed) {
-        Status::Warn
-    } else {
-        Status::Pass
-    }
 }
 
 /// The check, and whether a figure could not be compared.
@@ -155,6 +144,16 @@ fn judge(
 ) -> Judged {
     let policy = policy(r);
     let mut notes = Notes::default();
+    if !matches!(
+        old.outcome.status,
+        Status::Pass | Status::Warn | Status::Fail | Status::Waived
+    ) {
+        notes.inconclusive.push(format!(
+            "not compared: the baseline item did not measure (status {})",
+            old.outcome.status.as_str()
+        ));
+        return verdict(String::new(), notes, r);
+    }
     let figures = match now.kind.as_str() {
         "latency" => {
             let path = report_dir.join("report.json");
@@ -167,12 +166,14 @@ fn judge(
         }
         "coverage" => {
             kinds::coverage(old, now, &policy, &mut notes);
-            pair(
-                old,
-                now,
-                &[("line", "line_percent"), ("branch", "branch_percent")],
-                "%",
-            )
+            let keys = [("line", "line_percent"), ("branch", "branch_percent")];
+            let shown = pair(old, now, &keys, "%");
+            if shown.is_empty() {
+                notes
+                    .inconclusive
+                    .push("coverage not compared: a report has no line or branch coverage".into());
+            }
+            shown
         }
         "uptime" => {
             kinds::uptime(old, now, &policy, &mut notes);
@@ -181,9 +182,17 @@ fn judge(
         "audit" => audit(old, now, r, &mut notes),
         other => format!("{other} items are not compared"),
     };
+    verdict(figures, notes, r)
+}
+
+/// The check from the figures shown and the notes: failed on any regressed or inconclusive
+/// figure.
+fn verdict(figures: String, notes: Notes, r: &Regression) -> Judged {
     let mut measured = figures;
     for n in notes.regressed.iter().chain(&notes.inconclusive) {
-        measured.push_str("; ");
+        if !measured.is_empty() {
+            measured.push_str("; ");
+        }
         measured.push_str(n);
     }
     let passed = notes.regressed.is_empty() && notes.inconclusive.is_empty();
