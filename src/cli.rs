@@ -232,6 +232,17 @@ pub struct RunArgs {
     /// Do not append the summary to $GITHUB_STEP_SUMMARY even when it is set.
     #[arg(long)]
     pub no_step_summary: bool,
+    /// Judge items with a `regression` table against this baseline report (a report folder
+    /// or its report.json), overriding `[checklist] baseline`.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+    /// Accept a baseline of another checklist digest or system.
+    #[arg(long)]
+    pub allow_other_checklist: bool,
+    /// OpenSSH allowed_signers file: a signed baseline is verified with it first, as
+    /// `verify` does (without it, only that every signature covers the report's body).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// Output formats of `prodready report`.

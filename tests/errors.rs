@@ -11,6 +11,13 @@ fn one(probe: &str) -> String {
     format!("{HEAD}{}", item("x", "major", probe))
 }
 
+/// A latency item (or `probe`) with the regression table `regression`.
+fn gated(regression: &str, probe: Option<&str>) -> String {
+    let probe = probe
+        .unwrap_or(r#"{ kind = "latency", url = "http://127.0.0.1:1/", rate = 10, count = 100 }"#);
+    one(probe).replace("probe = ", &format!("regression = {regression}\nprobe = "))
+}
+
 /// `(case, checklist text)`.
 fn cases() -> Vec<(&'static str, String)> {
     let svc = "[[service]]\nname = \"broker\"\ncommand = [\"prodready\", \"paper-broker\"]\n\n";
@@ -393,6 +400,35 @@ fn cases() -> Vec<(&'static str, String)> {
             "tcp: a reversed port range",
             one(r#"{ kind = "tcp", listening_allow = [22, "9100-9000"] }"#),
         ),
+        (
+            "regression: a key of another kind",
+            gated(
+                r#"{ p99 = "+10%" }"#,
+                Some(r#"{ kind = "env", vars = ["PATH"] }"#),
+            ),
+        ),
+        (
+            "regression: coverage on a latency item",
+            gated(r#"{ p50 = "+10%", coverage = "-1pt" }"#, None),
+        ),
+        (
+            "regression: a rise without its sign",
+            gated(r#"{ p50 = "10%" }"#, None),
+        ),
+        (
+            "regression: a drop in percent",
+            gated(
+                r#"{ availability = "-0.05%" }"#,
+                Some(
+                    r#"{ kind = "uptime", monitor = "m", state = "soak.db", window = "30d", target = 99.9 }"#,
+                ),
+            ),
+        ),
+        ("regression: alpha alone", gated("{ alpha = 0.01 }", None)),
+        (
+            "regression: an unknown key",
+            gated(r#"{ p95 = "+10%" }"#, None),
+        ),
     ]
 }
 
@@ -460,6 +496,14 @@ fn every_kind_of_bad_command_input_names_its_file_and_what_was_expected() {
         (
             "run: bare number timeout",
             vec!["run", "--timeout", "10", "ok.toml"],
+        ),
+        (
+            "run: no such baseline",
+            vec!["run", "--baseline", "missing", "ok.toml"],
+        ),
+        (
+            "run: truncated baseline",
+            vec!["run", "--baseline", "truncated.json", "ok.toml"],
         ),
         ("report: no such report", vec!["report", "missing.json"]),
         ("report: truncated report", vec!["report", "truncated.json"]),

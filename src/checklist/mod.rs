@@ -15,6 +15,7 @@ mod hint;
 mod locate;
 mod parse;
 pub mod raw;
+mod regression;
 mod resources;
 mod types;
 mod validate;
@@ -23,6 +24,7 @@ use raw::RawChecklist;
 
 pub use locate::Seg;
 pub use parse::{load, parse};
+pub use regression::Regression;
 pub use resources::{ProxySpec, SinkSpec};
 pub use types::{Checklist, Item, Meta};
 // Waivers have their own module; re-exported because a checklist holds them.

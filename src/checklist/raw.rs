@@ -80,6 +80,10 @@ pub struct RawMeta {
     pub signoff: Vec<String>,
     /// Default per-item timeout (humantime). Default `"10m"`.
     pub timeout: Option<String>,
+    /// The baseline report of `prodready run` (a report folder or its report.json, relative
+    /// to this file); items with a `regression` table are judged against it.
+    /// `--baseline` overrides it.
+    pub baseline: Option<String>,
 }
 
 /// `[[item]]`.
@@ -107,6 +111,10 @@ pub struct RawItem {
     /// sample over time, such as `memory`) stop sampling when it finishes. Any probe kind can
     /// run `during` another item, e.g. a drill during a latency item's load.
     pub during: Option<String>,
+    /// How far the item may move from the baseline report before it fails, e.g.
+    /// `{ p99 = "+10%", p50 = "+10%", alpha = 0.01 }`. Without it the item is not gated on
+    /// the baseline.
+    pub regression: Option<super::regression::RawRegression>,
     /// The probe behind the item.
     // Read as a table and typed by its `kind` afterwards (`RawProbe::from_table`), so an error
     // inside it keeps its key path; its schema is `RawProbe`'s.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::regression::Regression;
 use super::{ProxySpec, SinkSpec};
 use crate::model::Severity;
 use crate::probe::Probe;
@@ -52,6 +53,8 @@ pub struct Meta {
     pub signoff: Vec<String>,
     /// Default per-item timeout.
     pub timeout: Duration,
+    /// The baseline report (`baseline`), as written: relative to the checklist's folder.
+    pub baseline: Option<PathBuf>,
 }
 
 /// One checklist item.
@@ -78,4 +81,6 @@ pub struct Item {
     pub during: Option<String>,
     /// The probe.
     pub probe: Probe,
+    /// How far the item may move from the baseline (`regression`); `None`: not gated on it.
+    pub regression: Option<Regression>,
 }

@@ -104,6 +104,7 @@ fn validate_meta(loc: &Locator<'_>, m: raw::RawMeta) -> Result<Meta> {
         description: m.description,
         signoff: m.signoff,
         timeout: meta_timeout,
+        baseline: m.baseline.map(std::path::PathBuf::from),
     };
 
     Ok(meta)
@@ -171,6 +172,15 @@ fn validate_items(
         v.item_during = it.during.clone();
         let probe = probe.validate(v).map_err(probe_at)?;
         let during = it.during.or_else(|| probe.during().map(str::to_string));
+        let regression = it
+            .regression
+            .map(|r| super::regression::validate(r, probe.kind()))
+            .transpose()
+            .map_err(|(k, m)| {
+                let mut p = at("regression");
+                p.extend(parse_key_path(&k));
+                loc.at(&p, m)
+            })?;
         items.push(Item {
             id: it.id,
             section: it.section,
@@ -182,6 +192,7 @@ fn validate_items(
             retries: it.retries.unwrap_or(0),
             during,
             probe,
+            regression,
         });
     }
     Ok((items, ids))

@@ -49,6 +49,26 @@ pub fn cmd_run(args: cli::RunArgs) -> Result<Exit> {
             return Err(Error::Usage(format!("--tag {t}: no item has that tag")));
         }
     }
+    let baseline = args
+        .baseline
+        .clone()
+        .or_else(|| {
+            checklist
+                .meta
+                .baseline
+                .as_ref()
+                .map(|b| checklist.dir.join(b))
+        })
+        .map(|path| {
+            runner::baseline::load(
+                &path,
+                &checklist,
+                args.allowed_signers.as_deref(),
+                args.allow_other_checklist,
+            )
+        })
+        .transpose()?
+        .map(std::sync::Arc::new);
     let report_dir = args
         .out
         .clone()
@@ -68,6 +88,7 @@ pub fn cmd_run(args: cli::RunArgs) -> Result<Exit> {
         today: jiff::Timestamp::now()
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date(),
+        baseline,
     };
     let rt = runtime()?;
     let report = rt.block_on(async {

@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Loaded, Notes, Policy};
+use super::{Notes, Place, Policy};
 use crate::probe::latency::record::merge_interval_logs;
 use crate::report::ItemReport;
 use crate::stats::{
@@ -111,7 +111,7 @@ pub struct LatencyChange {
 ///
 /// # Errors
 /// A sentence naming the file: not listed, missing, altered, malformed or empty.
-pub fn histogram(side: &Loaded, item: &ItemReport) -> Result<Histogram<u64>, String> {
+pub fn histogram(side: Place<'_>, item: &ItemReport) -> Result<Histogram<u64>, String> {
     use sha2::{Digest, Sha256};
     let Some(ev) = item
         .outcome
@@ -152,8 +152,8 @@ pub fn weighted_ms(h: &Histogram<u64>) -> Weighted {
 /// Compare the latency of `old` (baseline) and `it` (new), adding regressions and
 /// inconclusive figures to `notes`. `None` when a histogram is missing (noted inconclusive).
 pub fn compare_latency(
-    base: &Loaded,
-    new: &Loaded,
+    base: Place<'_>,
+    new: Place<'_>,
     old: &ItemReport,
     it: &ItemReport,
     policy: &Policy,

@@ -178,6 +178,16 @@ pub struct Comparison {
     pub items: Vec<ItemChange>,
 }
 
+/// Where a report's evidence lies: its report.json (named in messages) and the folder its
+/// evidence paths are relative to (absolute paths stand as they are).
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// The report.json.
+    pub path: &'a Path,
+    /// Its folder.
+    pub dir: &'a Path,
+}
+
 /// A loaded report and the folder its evidence paths are relative to.
 #[derive(Debug)]
 pub struct Loaded {
@@ -266,6 +276,16 @@ fn verify_signed(path: &Path, report: &Report, allowed: &Path) -> Result<()> {
     })
 }
 
+impl Loaded {
+    /// Where its evidence lies.
+    pub fn place(&self) -> Place<'_> {
+        Place {
+            path: &self.path,
+            dir: &self.dir,
+        }
+    }
+}
+
 fn side(l: &Loaded) -> Side {
     let c = &l.report.run.checklist;
     Side {
@@ -290,30 +310,8 @@ pub fn compare(
     policy: &Policy,
     allow_other_checklist: bool,
 ) -> Result<Comparison> {
-    let (b, n) = (&base.report.run.checklist, &new.report.run.checklist);
-    let mut differs = Vec::new();
-    if b.sha256 != n.sha256 {
-        differs.push(format!(
-            "checklist digest {} (\"{}\") is not the new report's {} (\"{}\")",
-            b.sha256, b.name, n.sha256, n.name
-        ));
-    }
-    if b.system != n.system {
-        differs.push(format!(
-            "system {:?} is not the new report's {:?}",
-            b.system.as_deref().unwrap_or("(none)"),
-            n.system.as_deref().unwrap_or("(none)")
-        ));
-    }
-    if !differs.is_empty() && !allow_other_checklist {
-        return Err(Error::InvalidInput {
-            path: base.path.clone(),
-            message: format!(
-                "not a baseline of this report: its {}; pass --allow-other-checklist to compare anyway",
-                differs.join(", and its ")
-            ),
-        });
-    }
+    let other_checklist =
+        check_baseline_of(base, &new.report.run.checklist, allow_other_checklist)?;
     let mut changes = ChecklistChanges::default();
     let mut items = Vec::new();
     for it in &new.report.items {
@@ -344,7 +342,7 @@ pub fn compare(
         baseline: side(base),
         new: side(new),
         policy: policy.clone(),
-        other_checklist: !differs.is_empty(),
+        other_checklist,
         regressed: items
             .iter()
             .any(|i| matches!(i.judgement, Judgement::Regressed | Judgement::Inconclusive)),
@@ -354,9 +352,47 @@ pub fn compare(
     })
 }
 
+/// Whether `base` is a baseline of a report of checklist `n`: same checklist digest and
+/// system. Returns true when they differ and `allow_other_checklist` accepts it.
+///
+/// # Errors
+/// [`Error::InvalidInput`] (exit 2) naming the baseline when they differ and
+/// `allow_other_checklist` is false.
+pub fn check_baseline_of(
+    base: &Loaded,
+    n: &crate::report::ChecklistInfo,
+    allow_other_checklist: bool,
+) -> Result<bool> {
+    let b = &base.report.run.checklist;
+    let mut differs = Vec::new();
+    if b.sha256 != n.sha256 {
+        differs.push(format!(
+            "checklist digest {} (\"{}\") is not the new report's {} (\"{}\")",
+            b.sha256, b.name, n.sha256, n.name
+        ));
+    }
+    if b.system != n.system {
+        differs.push(format!(
+            "system {:?} is not the new report's {:?}",
+            b.system.as_deref().unwrap_or("(none)"),
+            n.system.as_deref().unwrap_or("(none)")
+        ));
+    }
+    if !differs.is_empty() && !allow_other_checklist {
+        return Err(Error::InvalidInput {
+            path: base.path.clone(),
+            message: format!(
+                "not a baseline of this report: its {}; pass --allow-other-checklist to compare anyway",
+                differs.join(", and its ")
+            ),
+        });
+    }
+    Ok(!differs.is_empty())
+}
+
 /// Why an item of both reports is not comparable: its probe kind changed, or (latency) the
 /// load it was measured under did.
-fn changed(old: &ItemReport, new: &ItemReport) -> Option<String> {
+pub fn changed(old: &ItemReport, new: &ItemReport) -> Option<String> {
     if old.kind != new.kind {
         return Some(format!("kind {} became {}", old.kind, new.kind));
     }
@@ -421,7 +457,8 @@ fn compare_item(
     };
     match it.kind.as_str() {
         "latency" => {
-            change.latency = latency::compare_latency(base, new, old, it, policy, &mut notes)
+            change.latency =
+                latency::compare_latency(base.place(), new.place(), old, it, policy, &mut notes)
         }
         "memory" => change.memory = kinds::memory(old, it, &mut notes),
         "coverage" => kinds::coverage(old, it, policy, &mut notes),

@@ -124,7 +124,10 @@ async fn run_with_events(
         title: item.title.clone(),
         timeout,
     });
-    let outcome = run_item(item, &ctx, timeout, until).await;
+    let mut outcome = run_item(item, &ctx, timeout, until).await;
+    if let Some(base) = &opts.baseline {
+        outcome = super::baseline::gate(item, outcome, base, &opts.report_dir);
+    }
     events.event(&RunEvent::ItemFinished {
         id: item.id.clone(),
         outcome: Box::new(outcome.clone()),

@@ -9,6 +9,7 @@
 //! cuts that cleanup short.
 
 mod assemble;
+pub mod baseline;
 mod items;
 
 pub use assemble::apply_waiver;
@@ -107,6 +108,8 @@ pub struct RunOptions {
     pub checklist_arg: String,
     /// Today's date for waiver expiry (UTC).
     pub today: jiff::civil::Date,
+    /// The baseline items with a `regression` table are judged against ([`baseline`]).
+    pub baseline: Option<Arc<crate::compare::Loaded>>,
 }
 
 impl RunOptions {
