@@ -25,50 +25,8 @@ fn default_report_dir(name: &str) -> PathBuf {
 pub fn cmd_run(args: cli::RunArgs) -> Result<Exit> {
     let checklist = checklist::load(&args.checklist)?;
     let timeout = args.timeout;
-    for id in &args.only {
-        if !checklist.items.iter().any(|i| &i.id == id) {
-            return Err(Error::Usage(format!(
-                "--only {id}: no item with that id in {}",
-                args.checklist.display()
-            )));
-        }
-    }
-    for s in &args.section {
-        if !checklist
-            .items
-            .iter()
-            .any(|i| i.section.eq_ignore_ascii_case(s))
-        {
-            return Err(Error::Usage(format!(
-                "--section {s}: no item in that section"
-            )));
-        }
-    }
-    for t in &args.tag {
-        if !checklist.items.iter().any(|i| i.tags.contains(t)) {
-            return Err(Error::Usage(format!("--tag {t}: no item has that tag")));
-        }
-    }
-    let baseline = args
-        .baseline
-        .clone()
-        .or_else(|| {
-            checklist
-                .meta
-                .baseline
-                .as_ref()
-                .map(|b| checklist.dir.join(b))
-        })
-        .map(|path| {
-            runner::baseline::load(
-                &path,
-                &checklist,
-                args.allowed_signers.as_deref(),
-                args.allow_other_checklist,
-            )
-        })
-        .transpose()?
-        .map(std::sync::Arc::new);
+    check_filters(&args, &checklist)?;
+    let baseline = load_baseline(&args, &checklist)?;
     let report_dir = args
         .out
         .clone()
@@ -111,6 +69,63 @@ pub fn cmd_run(args: cli::RunArgs) -> Result<Exit> {
         append_step_summary(Path::new(&path), &report)?;
     }
     Ok(report.verdict.exit())
+}
+
+/// `--only`, `--section` and `--tag` must each select something: a typo is an error, not an
+/// empty run.
+fn check_filters(args: &cli::RunArgs, checklist: &checklist::Checklist) -> Result<()> {
+    for id in &args.only {
+        if !checklist.items.iter().any(|i| &i.id == id) {
+            return Err(Error::Usage(format!(
+                "--only {id}: no item with that id in {}",
+                args.checklist.display()
+            )));
+        }
+    }
+    for s in &args.section {
+        if !checklist
+            .items
+            .iter()
+            .any(|i| i.section.eq_ignore_ascii_case(s))
+        {
+            return Err(Error::Usage(format!(
+                "--section {s}: no item in that section"
+            )));
+        }
+    }
+    for t in &args.tag {
+        if !checklist.items.iter().any(|i| i.tags.contains(t)) {
+            return Err(Error::Usage(format!("--tag {t}: no item has that tag")));
+        }
+    }
+    Ok(())
+}
+
+/// The baseline to judge `regression` against: `--baseline`, else `[checklist] baseline`
+/// (relative to the checklist), loaded and checked before anything runs.
+fn load_baseline(
+    args: &cli::RunArgs,
+    checklist: &checklist::Checklist,
+) -> Result<Option<std::sync::Arc<crate::compare::Loaded>>> {
+    args.baseline
+        .clone()
+        .or_else(|| {
+            checklist
+                .meta
+                .baseline
+                .as_ref()
+                .map(|b| checklist.dir.join(b))
+        })
+        .map(|path| {
+            runner::baseline::load(
+                &path,
+                checklist,
+                args.allowed_signers.as_deref(),
+                args.allow_other_checklist,
+            )
+        })
+        .transpose()
+        .map(|b| b.map(std::sync::Arc::new))
 }
 
 trait TerminalLike {

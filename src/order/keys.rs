@@ -83,6 +83,41 @@ macro_rules! session_keys {
 }
 pub(crate) use session_keys;
 
+/// Declare a raw (serde) table that takes a FIX session: its own fields, then the session keys
+/// (`fix_version`, `sender_comp_id`, `target_comp_id`, `heartbeat`, `reset_seq_num`,
+/// `username`, `password`) with their types and docs. The one declaration of those keys, for
+/// the `latency` probe and the soak's `order` monitor; [`session_keys!`] reads them back.
+macro_rules! with_fix_session_keys {
+    (
+        $(#[$m:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$fm:meta])* $fvis:vis $field:ident : $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$m])*
+        $vis struct $name {
+            $($(#[$fm])* $fvis $field: $ty,)*
+            /// FIX: `"4.4"` (default) or `"4.2"`, the BeginString(8).
+            pub fix_version: Option<String>,
+            /// FIX: our SenderCompID(49). Required with `transport = "fix"`.
+            pub sender_comp_id: Option<String>,
+            /// FIX: the counterparty's CompID, our TargetCompID(56). Required with
+            /// `transport = "fix"`.
+            pub target_comp_id: Option<String>,
+            /// FIX: HeartBtInt(108), whole seconds (humantime). Default `"30s"`.
+            pub heartbeat: Option<String>,
+            /// FIX: send ResetSeqNumFlag(141)=Y on Logon, so both sides start at MsgSeqNum 1.
+            /// Default true.
+            pub reset_seq_num: Option<bool>,
+            /// FIX: Username(553) on Logon; use `${VAR}` (redacted in reports).
+            pub username: Option<String>,
+            /// FIX: Password(554) on Logon; use `${VAR}` (redacted in reports).
+            pub password: Option<String>,
+        }
+    };
+}
+pub(crate) use with_fix_session_keys;
+
 impl SessionKeys<'_> {
     /// Each key's name and whether it was given.
     pub fn given(&self) -> [(&'static str, bool); 7] {

@@ -296,28 +296,7 @@ impl HttpProbe {
                 latency <= max,
             ));
         }
-        if let Some(min) = self.min_cert_days {
-            match cert_days {
-                Some(days) => {
-                    o.measure("cert_days_left", days);
-                    o.checks.push(Check::new(
-                        "certificate",
-                        format!("≥ {min} days left"),
-                        format!("{days} days left"),
-                        days >= i64::from(min),
-                    ));
-                }
-                None => {
-                    o.forced = Some(Status::Error);
-                    o.checks.push(Check::new(
-                        "certificate",
-                        format!("≥ {min} days left"),
-                        "no peer certificate seen",
-                        false,
-                    ));
-                }
-            }
-        }
+        self.cert_check(&mut o, cert_days);
         let snippet: String = text.chars().take(2000).collect();
         o.log_tail = Some(
             ctx.redactor
@@ -325,6 +304,33 @@ impl HttpProbe {
         );
         o.summary = format!("{shown} → {status} in {}", format_duration(latency));
         o
+    }
+
+    /// The certificate check: days left on the peer certificate; none seen is an error.
+    fn cert_check(&self, o: &mut ProbeOutput, cert_days: Option<i64>) {
+        let Some(min) = self.min_cert_days else {
+            return;
+        };
+        match cert_days {
+            Some(days) => {
+                o.measure("cert_days_left", days);
+                o.checks.push(Check::new(
+                    "certificate",
+                    format!("≥ {min} days left"),
+                    format!("{days} days left"),
+                    days >= i64::from(min),
+                ));
+            }
+            None => {
+                o.forced = Some(Status::Error);
+                o.checks.push(Check::new(
+                    "certificate",
+                    format!("≥ {min} days left"),
+                    "no peer certificate seen",
+                    false,
+                ));
+            }
+        }
     }
 }
 

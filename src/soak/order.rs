@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::order::connect::{Connector, Version};
+use crate::order::keys::with_fix_session_keys;
 use crate::order::template::{Rng, Template};
 use crate::order::transport::Transport;
 use crate::order::websocket::{WsStream, correlation_id, handshake, next_data, send_text};
@@ -33,6 +34,7 @@ use crate::probe::expect::{JsonExpect, RawHttpExpect, check_pointer};
 use crate::probe::{FieldError, Validator, refuse_keys};
 use crate::units::{Interpolated, Redactor};
 
+with_fix_session_keys! {
 /// `kind = "order"`: a synthetic order and its acknowledgement.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,20 +42,6 @@ pub struct RawOrderCheck {
     /// `"http"` (default), `"websocket"`, or `"fix"` (one FIX 4.2 / 4.4 session per check:
     /// Logon, a NewOrderSingle from `place`, an optional OrderCancelRequest, Logout).
     pub transport: Option<String>,
-    /// FIX: `"4.4"` (default) or `"4.2"`.
-    pub fix_version: Option<String>,
-    /// FIX: our SenderCompID(49). Required with `transport = "fix"`.
-    pub sender_comp_id: Option<String>,
-    /// FIX: the venue's CompID, our TargetCompID(56). Required with `transport = "fix"`.
-    pub target_comp_id: Option<String>,
-    /// FIX: HeartBtInt(108), whole seconds (humantime). Default `"30s"`.
-    pub heartbeat: Option<String>,
-    /// FIX: ResetSeqNumFlag(141)=Y on Logon. Default true.
-    pub reset_seq_num: Option<bool>,
-    /// FIX: Username(553); use `${VAR}` (redacted).
-    pub username: Option<String>,
-    /// FIX: Password(554); use `${VAR}` (redacted).
-    pub password: Option<String>,
     /// FIX: OrdStatus(39) values of the first ExecutionReport counted as an acknowledgement.
     /// Default `["0", "1", "2"]` (New, PartiallyFilled, Filled).
     pub ack_ord_status: Option<Vec<String>>,
@@ -105,6 +93,7 @@ pub struct RawOrderCheck {
     /// Acknowledgement statuses counted as success when `ack` is not given. Default
     /// `["accepted", "filled"]`.
     pub accept: Option<Vec<String>>,
+}
 }
 
 /// An acknowledgement condition: a JSON pointer and the value (or values) accepted there.

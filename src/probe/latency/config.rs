@@ -13,9 +13,11 @@ use super::load::{Plan, Wire};
 // `max_generator_lag` links to it; its text is also the JSON Schema's, so it stays as written.
 #[cfg(doc)]
 use super::verdict;
+use crate::order::keys::with_fix_session_keys;
 use crate::probe::http::StatusSpec;
 use crate::probe::{FieldError, Validator};
 
+with_fix_session_keys! {
 /// `kind = "latency"`: order round-trip latency under an open-model load.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -30,21 +32,6 @@ pub struct RawLatencyProbe {
     /// HTTP path and query may use the request placeholders (`{{seq}}`, `{{uuid}}`,
     /// `{{now_ms}}`, `{{rand_int LO HI}}`, `{{choice A B ...}}`).
     pub url: String,
-    /// FIX: `"4.4"` (default) or `"4.2"`, the BeginString(8).
-    pub fix_version: Option<String>,
-    /// FIX: our SenderCompID(49). Required with `transport = "fix"`.
-    pub sender_comp_id: Option<String>,
-    /// FIX: the counterparty's CompID, our TargetCompID(56). Required with `transport = "fix"`.
-    pub target_comp_id: Option<String>,
-    /// FIX: HeartBtInt(108), whole seconds (humantime). Default `"30s"`.
-    pub heartbeat: Option<String>,
-    /// FIX: send ResetSeqNumFlag(141)=Y on Logon, so both sides start at MsgSeqNum 1.
-    /// Default true.
-    pub reset_seq_num: Option<bool>,
-    /// FIX: Username(553) on Logon; use `${VAR}` (redacted in reports).
-    pub username: Option<String>,
-    /// FIX: Password(554) on Logon; use `${VAR}` (redacted in reports).
-    pub password: Option<String>,
     /// FIX: the NewOrderSingle (35=D) body as `tag=value` fields separated by `|`, with the
     /// request placeholders, e.g. `"11={{seq}}|55=NIFTY|54=1|38=1|40=1|59=0"`. ClOrdID(11) is
     /// required and must hold a placeholder; the session writes the header, and
@@ -146,6 +133,7 @@ pub struct RawLatencyProbe {
     pub min_samples: Option<u64>,
     /// Seed of the template's random values. Default 1.
     pub seed: Option<u64>,
+}
 }
 
 /// One latency threshold.

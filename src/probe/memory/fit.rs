@@ -39,7 +39,7 @@ pub struct Fit {
     pub seen_bytes: f64,
     /// Time from the first fitted sample to the last, seconds.
     pub span_s: f64,
-    /// The growth rests on a few steps: with the series' [`STEPS_SET_ASIDE`] largest rises
+    /// The growth rests on a few steps: with the series' two (`STEPS_SET_ASIDE`) largest rises
     /// between consecutive samples set aside, growth is no longer established (or, for a
     /// leak, no longer above the allowed rate). An allocator extending its heap by an arena
     /// once or twice in a short window looks like that; so does a leak seen too briefly. Such
