@@ -14,6 +14,7 @@ pub mod expect;
 pub mod facts;
 pub mod field;
 pub mod fix;
+pub mod keys;
 pub mod model;
 pub mod order;
 pub mod paper_broker;

@@ -426,8 +426,12 @@ async fn http_proxy() -> (common::PaperBroker, FaultProxy, reqwest::Client) {
     let proxy = FaultProxy::start("gw", "127.0.0.1:0".parse().unwrap(), broker.addr.clone())
         .await
         .unwrap();
+    // A fresh connection per request: a pooled one that the proxy resets (applying a fault
+    // resets the open connections) could be picked for the next request before the client
+    // has seen the reset, and fail it for a reason the test is not about.
     let client = reqwest::Client::builder()
         .timeout(PATIENCE)
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     (broker, proxy, client)
@@ -437,11 +441,17 @@ async fn http_proxy() -> (common::PaperBroker, FaultProxy, reqwest::Client) {
 async fn an_http_fault_answers_the_first_matching_requests_and_forwards_the_rest() {
     let (_broker, proxy, client) = http_proxy().await;
     let url = |p: &str| format!("http://{}{p}", proxy.addr());
-    // Warm a keep-alive connection: applying the fault resets it, so it is judged too.
-    assert_eq!(
-        client.get(url("/healthz")).send().await.unwrap().status(),
-        200
-    );
+    // A keep-alive connection open before the fault: applying it resets that connection, so
+    // that no request on it escapes the fault.
+    let mut warm = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    warm.set_read_timeout(Some(PATIENCE)).unwrap();
+    {
+        use std::io::{Read, Write};
+        write!(warm, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 512];
+        let n = warm.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    }
     proxy
         .apply(Fault::Http(HttpFault {
             method: Some("GET".into()),
@@ -464,6 +474,20 @@ async fn an_http_fault_answers_the_first_matching_requests_and_forwards_the_rest
         );
     }
     assert_eq!(seen, [429, 429, 200, 200]);
+    {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        let read = warm.read(&mut buf);
+        let closed = match &read {
+            Ok(0) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        };
+        assert!(
+            closed,
+            "the connection open before the fault was reset: {read:?}"
+        );
+    }
     // Another path is forwarded, as is another method.
     let metrics = client.get(url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 200);

@@ -1,7 +1,8 @@
 //! The order client's configuration keys, shared by the `latency` probe and the soak's `order`
 //! monitor so that each is declared and checked once: the FIX session (`fix_version`,
 //! `sender_comp_id`, `target_comp_id`, `heartbeat`, `reset_seq_num`, `username`, `password`,
-//! gathered by the `session_keys!` macro) and the FIX order template.
+//! gathered by the `session_keys!` macro; declared in the raw tables by `crate::keys`) and the
+//! FIX order template.
 //!
 //! A key that is wrong is a [`KeyError`]: the key's name and what was expected. It converts
 //! into the leaf [`crate::field::FieldError`] every configuration error ends in; `${VAR}` is
@@ -82,41 +83,6 @@ macro_rules! session_keys {
     };
 }
 pub(crate) use session_keys;
-
-/// Declare a raw (serde) table that takes a FIX session: its own fields, then the session keys
-/// (`fix_version`, `sender_comp_id`, `target_comp_id`, `heartbeat`, `reset_seq_num`,
-/// `username`, `password`) with their types and docs. The one declaration of those keys, for
-/// the `latency` probe and the soak's `order` monitor; [`session_keys!`] reads them back.
-macro_rules! with_fix_session_keys {
-    (
-        $(#[$m:meta])*
-        $vis:vis struct $name:ident {
-            $($(#[$fm:meta])* $fvis:vis $field:ident : $ty:ty),* $(,)?
-        }
-    ) => {
-        $(#[$m])*
-        $vis struct $name {
-            $($(#[$fm])* $fvis $field: $ty,)*
-            /// FIX: `"4.4"` (default) or `"4.2"`, the BeginString(8).
-            pub fix_version: Option<String>,
-            /// FIX: our SenderCompID(49). Required with `transport = "fix"`.
-            pub sender_comp_id: Option<String>,
-            /// FIX: the counterparty's CompID, our TargetCompID(56). Required with
-            /// `transport = "fix"`.
-            pub target_comp_id: Option<String>,
-            /// FIX: HeartBtInt(108), whole seconds (humantime). Default `"30s"`.
-            pub heartbeat: Option<String>,
-            /// FIX: send ResetSeqNumFlag(141)=Y on Logon, so both sides start at MsgSeqNum 1.
-            /// Default true.
-            pub reset_seq_num: Option<bool>,
-            /// FIX: Username(553) on Logon; use `${VAR}` (redacted in reports).
-            pub username: Option<String>,
-            /// FIX: Password(554) on Logon; use `${VAR}` (redacted in reports).
-            pub password: Option<String>,
-        }
-    };
-}
-pub(crate) use with_fix_session_keys;
 
 impl SessionKeys<'_> {
     /// Each key's name and whether it was given.

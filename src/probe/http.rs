@@ -10,11 +10,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{FieldError, ProbeContext, Validator};
+use crate::expect::HttpExpect;
 pub use crate::expect::StatusSpec;
-use crate::expect::{HttpExpect, RawHttpExpect};
+use crate::keys::{http_expect, shared_keys};
 use crate::model::{Check, ProbeOutput, Status};
 use crate::units::{Interpolated, format_duration};
 
+shared_keys! {
+    [http_expect]
 /// `kind = "http"`: request a URL.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -28,18 +31,6 @@ pub struct RawHttpProbe {
     pub headers: BTreeMap<String, String>,
     /// Request body; `${VAR}` is interpolated.
     pub body: Option<String>,
-    /// Expected status code(s). Default: any 2xx (the rules: [`super::expect`]).
-    pub status: Option<StatusSpec>,
-    /// A substring the body must contain.
-    pub body_contains: Option<String>,
-    /// A substring the body must not contain.
-    pub body_not_contains: Option<String>,
-    /// A JSON pointer (RFC 6901) into the response body, e.g. `/status`; alone, it must exist.
-    pub json_pointer: Option<String>,
-    /// The value expected at `json_pointer`.
-    pub json_equals: Option<serde_json::Value>,
-    /// Values accepted at `json_pointer` (any of them); excludes `json_equals`.
-    pub json_one_of: Option<Vec<serde_json::Value>>,
     /// Maximum round-trip latency (humantime).
     pub max_latency: Option<String>,
     /// Minimum days left on the peer certificate (https only).
@@ -51,6 +42,7 @@ pub struct RawHttpProbe {
     /// Follow redirects. Default false: a redirect is reported as its own status.
     #[serde(default)]
     pub follow_redirects: bool,
+}
 }
 
 /// A validated `http` probe.
@@ -97,15 +89,7 @@ impl RawHttpProbe {
             .as_deref()
             .map(|b| v.interpolate("body", b))
             .transpose()?;
-        let expect = RawHttpExpect {
-            status: self.status,
-            body_contains: self.body_contains,
-            body_not_contains: self.body_not_contains,
-            json_pointer: self.json_pointer,
-            json_equals: self.json_equals,
-            json_one_of: self.json_one_of,
-        }
-        .validate()?;
+        let expect = http_expect!(self).validate()?;
         Ok(HttpProbe {
             url,
             method,

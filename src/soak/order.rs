@@ -25,8 +25,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::keys::shared_keys;
 use crate::order::connect::{Connector, Version};
-use crate::order::keys::with_fix_session_keys;
 use crate::order::template::{Rng, Template};
 use crate::order::transport::Transport;
 use crate::order::websocket::{WsStream, correlation_id, handshake, next_data, send_text};
@@ -34,7 +34,8 @@ use crate::probe::expect::{JsonExpect, RawHttpExpect, check_pointer};
 use crate::probe::{FieldError, Validator, refuse_keys};
 use crate::units::{Interpolated, Redactor};
 
-with_fix_session_keys! {
+shared_keys! {
+    [fix_session]
 /// `kind = "order"`: a synthetic order and its acknowledgement.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

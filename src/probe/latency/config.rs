@@ -13,11 +13,11 @@ use super::load::{Plan, Wire};
 // `max_generator_lag` links to it; its text is also the JSON Schema's, so it stays as written.
 #[cfg(doc)]
 use super::verdict;
-use crate::order::keys::with_fix_session_keys;
-use crate::probe::http::StatusSpec;
+use crate::keys::shared_keys;
 use crate::probe::{FieldError, Validator};
 
-with_fix_session_keys! {
+shared_keys! {
+    [fix_session, http_expect]
 /// `kind = "latency"`: order round-trip latency under an open-model load.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -97,20 +97,6 @@ pub struct RawLatencyProbe {
     pub max_generator_lag: Option<String>,
     /// Per-request timeout, connection set-up included (humantime). Default `"10s"`.
     pub timeout: Option<String>,
-    /// Expected status code(s). Default: any 2xx (the rules, shared with the `http` probe:
-    /// [`crate::probe::expect`]). HTTP only.
-    pub status: Option<StatusSpec>,
-    /// A substring every acknowledgement must contain; a miss is a `body` error.
-    pub body_contains: Option<String>,
-    /// A JSON pointer (RFC 6901) that must exist in every acknowledgement, e.g. `/status`.
-    /// A body that is not JSON is then a `body` error. With `transport = "websocket"`, the
-    /// acknowledgement condition on the matched answer: one that fails it is a `rejected`
-    /// order.
-    pub json_pointer: Option<String>,
-    /// The value expected at `json_pointer`; excludes `json_one_of`.
-    pub json_equals: Option<serde_json::Value>,
-    /// Values accepted at `json_pointer` (any of them); absent = the pointer must only exist.
-    pub json_one_of: Option<Vec<serde_json::Value>>,
     /// Largest accepted mean latency (humantime).
     pub mean: Option<String>,
     /// Largest accepted p50 (median) latency (humantime, e.g. `"20ms"`).

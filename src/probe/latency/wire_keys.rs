@@ -219,14 +219,7 @@ impl RawLatencyProbe {
     /// The acknowledgement expectation keys (`status`, `body_contains`, `json_pointer`,
     /// `json_equals`, `json_one_of`), as written: the shared block of [`crate::probe::expect`].
     fn expect_keys(&self) -> RawHttpExpect {
-        RawHttpExpect {
-            status: self.status.clone(),
-            body_contains: self.body_contains.clone(),
-            body_not_contains: None,
-            json_pointer: self.json_pointer.clone(),
-            json_equals: self.json_equals.clone(),
-            json_one_of: self.json_one_of.clone(),
-        }
+        crate::keys::http_expect!(self)
     }
 
     /// The acknowledgement expectation (status, body, JSON pointer), validated by the rules of

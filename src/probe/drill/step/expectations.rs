@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use super::request::{RawRequest, Request};
 use super::venue::{Orders, Venue};
-use crate::probe::expect::{HttpExpect, RawHttpExpect, StatusSpec};
+use crate::keys::{http_expect, shared_keys};
+use crate::probe::expect::HttpExpect;
 use crate::probe::prometheus::api::{RawServer, Server};
 use crate::probe::sql::{Database, Expect as SqlExpect, RawSqlProbe};
 use crate::probe::{FieldError, RefKind, Validator};
@@ -79,6 +80,8 @@ impl<K: ExpectKeys> Expect<K> {
     }
 }
 
+shared_keys! {
+    [http_expect]
 /// An HTTP response, judged by the `http` probe's rules; or, with `reachable = false`, no
 /// response at all.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -94,18 +97,7 @@ pub struct Http {
     /// `false`: holds when the request gets no answer (refused, reset or timed out at the
     /// deadline); takes none of the response keys. Default `true`.
     pub reachable: Option<bool>,
-    /// Accepted status code or codes. Default: any 2xx.
-    pub status: Option<StatusSpec>,
-    /// A substring the body must contain.
-    pub body_contains: Option<String>,
-    /// A substring the body must not contain.
-    pub body_not_contains: Option<String>,
-    /// A JSON pointer (RFC 6901) into the body.
-    pub json_pointer: Option<String>,
-    /// The value at `json_pointer`.
-    pub json_equals: Option<serde_json::Value>,
-    /// Accepted values at `json_pointer`.
-    pub json_one_of: Option<Vec<serde_json::Value>>,
+}
 }
 
 /// A Prometheus instant query's value, or an alert's state.
@@ -471,14 +463,7 @@ impl ExpectKeys for Http {
             body: None,
         }
         .validate(v, "")?;
-        let raw = RawHttpExpect {
-            status: self.status,
-            body_contains: self.body_contains,
-            body_not_contains: self.body_not_contains,
-            json_pointer: self.json_pointer,
-            json_equals: self.json_equals,
-            json_one_of: self.json_one_of,
-        };
+        let raw = http_expect!(self);
         let reachable = self.reachable.unwrap_or(true);
         if !reachable && let Some((key, _)) = raw.given().into_iter().find(|(_, g)| *g) {
             return Err(FieldError::new(
