@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{PaperBroker, describe, report_json, run_in, write};
 use scraper::{Html, Selector};
@@ -21,50 +20,9 @@ fn artefacts() -> PathBuf {
     dir
 }
 
-/// Run headless Chromium on `page` with `args` (a fresh profile in `work`); returns its
-/// stdout and stderr. Panics when it fails or outlives a generous bound.
+/// Headless Chromium on a file (see [`common::chromium`]).
 fn chromium(work: &Path, page: &Path, args: &[String]) -> (String, String) {
-    let profile = tempfile::tempdir_in(work).unwrap();
-    let (out, err) = (work.join("chromium.out"), work.join("chromium.err"));
-    let mut child = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("chromium is installed (scripts/test installs it)");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium {args:?} did not finish in 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let (out, err) = (
-        std::fs::read_to_string(out).unwrap(),
-        std::fs::read_to_string(err).unwrap(),
-    );
-    assert!(status.success(), "chromium {args:?}: {status}\n{err}");
-    (out, err)
+    common::chromium(work, &format!("file://{}", page.display()), args)
 }
 
 /// What one report looks like once Chromium has loaded, printed and shot it.

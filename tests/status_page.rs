@@ -144,6 +144,34 @@ fn an_outage_of_the_broker_shows_on_the_page_and_the_api_agrees_with_soak_status
     let today = page.rsplit("<g><title>").next().unwrap();
     assert!(today.contains("class=\"down\""), "{today}");
 
+    // In a real browser: the page renders without script, and a screenshot is kept.
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page");
+    std::fs::create_dir_all(&shots).unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let (dom, _) = chromium(dir.path(), &url, &["--dump-dom".to_string()]);
+    assert!(
+        dom.contains(">UP<") && dom.contains("<h3>Incidents</h3>"),
+        "{dom}"
+    );
+    assert_eq!(
+        dom.matches("<g><title>").count(),
+        90,
+        "90 day bars in the rendered page"
+    );
+    let shot = shots.join("status-page.png");
+    chromium(
+        dir.path(),
+        &url,
+        &[
+            "--window-size=1100,1000".to_string(),
+            format!("--screenshot={}", shot.display()),
+        ],
+    );
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a screenshot was taken"
+    );
+
     // The API: one incident, as long as the outage give or take the check interval and timeout
     // at each end.
     let (_, headers, body) = get(port, "/api/v1/status", None);

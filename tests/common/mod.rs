@@ -473,3 +473,50 @@ pub fn agent_bin() -> PathBuf {
     });
     bin
 }
+
+/// Run headless Chromium on `url` with `args` (a fresh profile in `work`, the flags a closed
+/// network needs); returns its stdout and stderr. Panics when it fails or outlives a generous
+/// bound.
+pub fn chromium(work: &Path, url: &str, args: &[String]) -> (String, String) {
+    let profile = tempfile::tempdir_in(work).unwrap();
+    let (out, err) = (work.join("chromium.out"), work.join("chromium.err"));
+    let mut child = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("chromium is installed (scripts/test installs it)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium {args:?} did not finish in 180 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let (out, err) = (
+        std::fs::read_to_string(out).unwrap(),
+        std::fs::read_to_string(err).unwrap(),
+    );
+    assert!(status.success(), "chromium {args:?}: {status}\n{err}");
+    (out, err)
+}
