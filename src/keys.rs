@@ -5,9 +5,9 @@
 //!
 //! serde cannot flatten a block into a table that refuses unknown keys, and a checklist must
 //! refuse them (a typo is an error at its line, never ignored), so the blocks are written into
-//! each table by [`shared_keys!`]. Their rules live with their readers: the session in
+//! each table by `shared_keys!`. Their rules live with their readers: the session in
 //! `order::keys` (`session_keys!` gathers them), the expectation in `expect`
-//! ([`http_expect!`] gathers them).
+//! (`http_expect!` gathers them).
 
 /// Declare a raw table with its own fields, then the named key blocks: `[fix_session]`,
 /// `[http_expect]` or both, e.g.
