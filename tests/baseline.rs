@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{PaperBroker, describe, outcome, report_json, run_in, status_of};
+use common::{PaperBroker, describe, keygen, outcome, report_json, run_in, status_of};
 
 /// One latency item against `${BROKER_ADDR}` with the regression table `regression`: the
 /// checklist file, and so its digest, stays the same whichever broker a run measures.
@@ -283,21 +283,7 @@ fn a_signed_baseline_edited_after_signing_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     coverage_runs(d);
-    let out = std::process::Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "lead@example.com",
-            "-f",
-        ])
-        .arg(d.join("lead"))
-        .output()
-        .expect("ssh-keygen runs");
-    assert!(out.status.success());
+    keygen(d, "lead", "lead@example.com");
     let sign = [
         "sign",
         "before/report.json",

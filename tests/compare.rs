@@ -14,7 +14,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{PaperBroker, describe, run_in};
+use common::{PaperBroker, describe, keygen, run_in};
 
 /// One latency item against `${BROKER_ADDR}`: the checklist file, and so its digest, stays the
 /// same whichever broker a run measures.
@@ -409,22 +409,7 @@ fn audit_lists_added_and_fixed_advisories_by_id_and_severity() {
 #[test]
 fn signed_baseline_is_verified_and_a_tampered_one_refused() {
     let dir = recorded();
-    let key = dir.path().join("lead");
-    let out = std::process::Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "lead@example.com",
-            "-f",
-        ])
-        .arg(&key)
-        .output()
-        .expect("ssh-keygen runs");
-    assert!(out.status.success());
+    keygen(dir.path(), "lead", "lead@example.com");
     let o = run_in(
         dir.path(),
         &[

@@ -8,9 +8,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{PaperBroker, describe, report_json, run_in, write};
+use common::{PaperBroker, describe, keygen, report_json, run_in, write};
 use scraper::{Html, Selector};
 
 /// Where screenshots and PDFs are kept after the test.
@@ -457,27 +457,6 @@ fn a_failing_run_with_a_waiver_and_a_chart_reads_in_chromium_and_prints() {
         "each section starts a page: {} pages",
         r.pages
     );
-}
-
-/// `ssh-keygen -t ed25519` without a passphrase; returns (private key, "type base64" public).
-fn keygen(dir: &Path, name: &str, comment: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
-    let o = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-        .arg(&key)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ssh-keygen runs");
-    assert!(o.status.success(), "{}", describe(&o));
-    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
-    (
-        key,
-        public
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
 }
 
 /// A passing run of two items with two sign-off roles, signed by alice for "Technical lead"

@@ -520,3 +520,24 @@ pub fn chromium(work: &Path, url: &str, args: &[String]) -> (String, String) {
     assert!(status.success(), "chromium {args:?}: {status}\n{err}");
     (out, err)
 }
+
+/// `ssh-keygen -t ed25519` without a passphrase; returns (private key, "type base64" public).
+pub fn keygen(dir: &Path, name: &str, comment: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let o = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(&key)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(o.status.success(), "{}", describe(&o));
+    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
+    (
+        key,
+        public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
