@@ -18,7 +18,8 @@
 //!
 //! With `--listen ADDR` it serves `GET /livez` (200 while the process runs), `GET /healthz`
 //! (200 when ACTIVE, 503 otherwise, with the state), `GET /version` (`{"version": …, "state":
-//! …}`, the version from `--release`) and `POST /kill`.
+//! …}`, the version from `--release`) and `POST /kill`; a request carrying `X-Request-Id` is
+//! logged to stderr with that ID and the answer's status (`request GET /healthz id=… -> 200`).
 //!
 //! State lives in SQLite (`--state-db`, WAL, one transaction per change): `operational_state`
 //! (one row), `trades` (every acknowledged order) and `error_notifications_log`. The `backup`
@@ -672,6 +673,25 @@ mod control {
         }
     }
 
+    /// Log each request that carries an `X-Request-Id` (a caller tracing its request through
+    /// the logs), with the answer's status.
+    async fn access_log(
+        req: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        let id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let line = format!("{} {}", req.method(), req.uri().path());
+        let resp = next.run(req).await;
+        if let Some(id) = id {
+            eprintln!("request {line} id={id} -> {}", resp.status().as_u16());
+        }
+        resp
+    }
+
     /// Bind `addr` and serve in the background.
     pub async fn serve(
         addr: std::net::SocketAddr,
@@ -686,6 +706,7 @@ mod control {
             .route("/healthz", get(health))
             .route("/version", get(version))
             .route("/kill", post(kill))
+            .layer(axum::middleware::from_fn(access_log))
             .with_state((status, kills));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

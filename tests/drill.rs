@@ -99,6 +99,7 @@ fn the_example_agent_passes_every_drill_and_every_service_is_left_running() {
         "gateway-errors",
         "kill-switch",
         "rollback",
+        "log-round-trip",
     ] {
         assert_eq!(status_of(&r, id), "pass", "{id}: {:?}", checks(&r, id));
         let steps = r["items"]
@@ -247,6 +248,66 @@ fn a_rollback_whose_undo_fails_fails_the_item_at_the_restore() {
         "{f:?}"
     );
     assert!(f[0].1.contains("exited with"), "{f:?}");
+}
+
+#[test]
+fn the_log_round_trip_finds_the_marked_line_and_an_app_whose_lines_are_lost_fails_at_that_step() {
+    let dir = tempfile::tempdir().unwrap();
+    drills(dir.path(), None);
+    let (code, r, shown) = run(dir.path(), &["log-round-trip"]);
+    assert_eq!(code, Some(0), "{shown}");
+    let steps = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "log-round-trip")
+        .unwrap()["outcome"]["measured"]["steps"]
+        .clone();
+    let found = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "marker in the log files")
+        .unwrap_or_else(|| panic!("{steps}"))["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The line the app wrote: the marker it was sent, found in its log file.
+    let marker = found
+        .split_whitespace()
+        .find(|w| w.starts_with("prodready-marker-"))
+        .unwrap_or_else(|| panic!("{found}"));
+    assert_eq!(marker.len(), "prodready-marker-".len() + 16, "{found}");
+    let log = std::fs::read_to_string(dir.path().join("app-logs/app.log")).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.contains(marker)).count(),
+        1,
+        "{log}"
+    );
+    assert!(found.contains("app-logs/app.log:"), "{found}");
+
+    // Seeded defect: the app's log lines never reach the files (stderr discarded).
+    let path = dir.path().join("drills.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "mkdir -p app-logs &&",
+            "mkdir -p app-logs && touch app-logs/app.log &&",
+        )
+        .replace(" 2>> app-logs/app.log", " 2>/dev/null");
+    std::fs::write(&path, text).unwrap();
+    let (code, r, shown) = run(dir.path(), &["log-round-trip"]);
+    assert_eq!(code, Some(1), "{shown}");
+    let f = failed(&r, "log-round-trip");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "marker in the log files", "{f:?}");
+    assert!(
+        f[0].1
+            .contains("0 line(s) with the marker prodready-marker-"),
+        "{f:?}"
+    );
+    // A second attempt has a marker of its own: the first run's line does not count.
+    assert!(!f[0].1.contains(marker), "{f:?}");
 }
 
 /// A broker and a proxy in front of it, and `items` after them.

@@ -245,3 +245,69 @@ fn orders_are_read_from_any_venue_by_url_and_json_pointer() {
     assert!(s[1].2.contains("1 open order(s), positions flat"), "{s:?}");
     assert!(s[2].2.contains("1 open order(s)"), "{s:?}");
 }
+
+#[test]
+fn a_marker_written_by_a_command_is_found_in_files_and_a_command_output_and_older_lines_do_not_count()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    // A line from an earlier drill, with a marker of its own: it must not count.
+    write(
+        dir.path(),
+        "logs/app.log",
+        "2026-01-01 prodready-marker-0123456789abcdef old attempt\n",
+    );
+    let drill = r#"[[item]]
+id = "marker"
+section = "Drills"
+title = "Marker round trip"
+severity = "major"
+[item.probe]
+kind = "drill"
+
+[[item.probe.step]]
+name = "write"
+command = ["sh", "-c", "echo \"app: request id=$PRODREADY_DRILL_MARKER\" >> logs/app.log"]
+
+[[item.probe.step]]
+name = "in the files"
+expect = "log"
+files = ["logs/*.log"]
+marker = true
+count = 1
+within = "5s"
+
+[[item.probe.step]]
+name = "in the aggregator's output"
+expect = "log"
+command = ["cat", "logs/app.log"]
+marker = true
+matches = "^app: request"
+count = 1
+within = "5s"
+"#;
+    let (r, shown) = run(dir.path(), &format!("{HEAD}{drill}"));
+    assert_eq!(status_of(&r, "marker"), "pass", "{shown}");
+    let s = steps(&r, "marker");
+    let log = std::fs::read_to_string(dir.path().join("logs/app.log")).unwrap();
+    let written = log
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("app: request id=");
+    assert!(written.starts_with("prodready-marker-"), "{log}");
+    for step in ["in the files", "in the aggregator's output"] {
+        let d = &s.iter().find(|x| x.0 == step).unwrap().2;
+        assert!(d.starts_with("1 line(s) with the marker "), "{d}");
+        assert!(d.contains(written), "{step}: {d} (written: {written})");
+    }
+    // Run again: the new attempt's marker is not the first's, so it finds its own line only.
+    let (r, shown) = run(dir.path(), &format!("{HEAD}{drill}"));
+    assert_eq!(status_of(&r, "marker"), "pass", "{shown}");
+    let log = std::fs::read_to_string(dir.path().join("logs/app.log")).unwrap();
+    let markers: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("app: request id="))
+        .collect();
+    assert_eq!(markers.len(), 2, "{log}");
+    assert_ne!(markers[0], markers[1]);
+}

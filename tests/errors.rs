@@ -237,6 +237,24 @@ fn cases() -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            "drill: a log file read without the marker",
+            one(
+                r#"{ kind = "drill", step = [{ expect = "log", files = ["logs/*.log"], matches = "ERROR", within = "5s" }] }"#,
+            ),
+        ),
+        (
+            "drill: a log expectation with two sources",
+            one(
+                r#"{ kind = "drill", step = [{ expect = "log", service = "x", unit = "agent.service", marker = true, within = "5s" }] }"#,
+            ),
+        ),
+        (
+            "drill: a log expectation that counts nothing",
+            one(
+                r#"{ kind = "drill", step = [{ expect = "log", unit = "agent.service", within = "5s" }] }"#,
+            ),
+        ),
+        (
             "sink variable without its sink",
             format!(
                 "{HEAD}[[service]]\nname = \"agent\"\ncommand = [\"agent\", \"--notify\", \"${{SINK_OPS_URL}}\"]\n\n{}",

@@ -162,10 +162,22 @@ impl ToolRun {
     /// A [`ToolError`] when the tool could not start (its message names the program, e.g. "is
     /// `cargo` installed and on PATH?"), timed out or was interrupted.
     pub async fn run(&self, ctx: &ProbeContext) -> Result<ToolOutput, ToolError> {
+        self.run_with_env(ctx, &[]).await
+    }
+
+    /// [`ToolRun::run`] with `env` (name, value) added to the inherited environment.
+    ///
+    /// # Errors
+    /// As [`ToolRun::run`].
+    pub async fn run_with_env(
+        &self,
+        ctx: &ProbeContext,
+        env: &[(&str, &str)],
+    ) -> Result<ToolOutput, ToolError> {
         let argv: Vec<String> = self.argv.iter().map(|a| a.value.clone()).collect();
         let cwd = self.workdir(ctx);
         let mut cmd = group_command(&argv);
-        cmd.current_dir(&cwd);
+        cmd.current_dir(&cwd).envs(env.iter().copied());
         let run = run_captured(cmd, OUTPUT_CAP, self.timeout, &ctx.cancel, KILL_GRACE)
             .await
             .map_err(|source| ToolError::NotStarted {

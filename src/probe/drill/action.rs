@@ -110,7 +110,10 @@ impl Drill {
         run: &crate::probe::tool::ToolRun,
         ctx: &crate::probe::ProbeContext,
     ) -> Result<String, String> {
-        match run.run(ctx).await {
+        match run
+            .run_with_env(ctx, &[("PRODREADY_DRILL_MARKER", &self.marker)])
+            .await
+        {
             Ok(out) if out.exit_code == Some(0) => {
                 Ok(format!("exit 0 after {}", format_duration(out.elapsed)))
             }

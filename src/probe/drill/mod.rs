@@ -24,6 +24,7 @@
 mod action;
 mod chart;
 mod effects;
+mod log_lines;
 mod observe;
 mod output;
 pub mod raw;

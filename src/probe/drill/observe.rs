@@ -7,30 +7,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::record::{StepOutcome, StepRecord, kind_of};
-use super::state::{Drill, Mark, lock};
+use super::state::{Drill, Mark, Seen, lock};
 use super::step::expectations::PromCheck;
 use super::step::request::Request;
 use super::step::venue::{JsonList, Venue};
 use super::step::{Count, Expectation, Observe, Since, Step};
 use crate::probe::prometheus::api::{QueryData, RawSeries, Server};
 use crate::units::format_duration;
-
-/// What the observation of an expectation saw.
-struct Seen {
-    ok: bool,
-    text: String,
-    value: Value,
-}
-
-impl Seen {
-    fn no(text: impl Into<String>) -> Seen {
-        Seen {
-            ok: false,
-            text: text.into(),
-            value: Value::Null,
-        }
-    }
-}
 
 impl Drill {
     pub(super) async fn expect(&self, step: &Step, e: &Expectation) -> bool {
@@ -121,11 +104,18 @@ impl Drill {
             } => self.notifications(sink, matches.as_ref(), *count, from(*since)),
             Observe::Orders { venue, open, flat } => self.orders(venue, *open, *flat).await,
             Observe::Log {
-                service,
+                from: source,
                 matches,
+                marker,
                 count,
                 since,
-            } => self.log(service, matches, *count, from(*since)),
+            } => {
+                let lines = super::log_lines::Lines {
+                    matches: matches.as_ref(),
+                    marker: marker.then_some(self.marker.as_str()),
+                };
+                self.log(source, &lines, *count, from(*since)).await
+            }
             Observe::Process {
                 service,
                 running,
@@ -173,24 +163,6 @@ impl Drill {
                     value: json!(rows.rows),
                 }
             }
-        }
-    }
-
-    fn log(&self, service: &str, matches: &regex::Regex, count: Count, from: &Mark) -> Seen {
-        let offset = from.offsets.get(service).copied().unwrap_or(0);
-        let text = self.ctx.services.output_since(service, offset);
-        let lines: Vec<&str> = text.lines().filter(|l| matches.is_match(l)).collect();
-        let n = lines.len() as u64;
-        Seen {
-            ok: count.accepts(n),
-            text: format!(
-                "{n} matching line(s){}",
-                lines
-                    .last()
-                    .map(|l| format!("; last: {l}"))
-                    .unwrap_or_default()
-            ),
-            value: json!(n),
         }
     }
 

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::effects::Broken;
 use super::record::StepRecord;
+use super::step::MARKER_KEY;
 use crate::probe::ProbeContext;
 use crate::units::Redactor;
 
@@ -34,13 +35,33 @@ pub(super) struct Drill {
     pub(super) mark: Mutex<Mark>,
     pub(super) records: Mutex<Vec<StepRecord>>,
     pub(super) broken: Arc<Mutex<Broken>>,
+    /// Values saved by steps, and the drill's marker under [`MARKER_KEY`].
     pub(super) saved: Mutex<BTreeMap<String, Value>>,
+    /// This attempt's marker (`${drill.marker}`, `PRODREADY_DRILL_MARKER` for commands).
+    pub(super) marker: String,
     /// The step in progress (its index) and when it started.
     pub(super) current: Mutex<Option<(usize, Instant)>>,
     /// What the expectation in progress saw last.
     pub(super) last_seen: Mutex<Option<String>>,
     /// The run's redactor, with the values `http` actions saved added as secrets.
     pub(super) redactor: Mutex<Arc<Redactor>>,
+}
+
+/// What the observation of an expectation saw.
+pub(super) struct Seen {
+    pub(super) ok: bool,
+    pub(super) text: String,
+    pub(super) value: Value,
+}
+
+impl Seen {
+    pub(super) fn no(text: impl Into<String>) -> Seen {
+        Seen {
+            ok: false,
+            text: text.into(),
+            value: Value::Null,
+        }
+    }
 }
 
 /// Lock `m`, also when a thread panicked holding it (the data stays usable).
@@ -61,6 +82,18 @@ pub(super) fn mark_of(services: &crate::service::ServiceSet) -> Mark {
             })
             .collect(),
     }
+}
+
+/// A marker no other drill attempt shares: `prodready-marker-` and 16 hex digits from a hash
+/// with the process's random keys over the item, the wall clock and the process ID.
+fn new_marker(item: &str) -> String {
+    use std::hash::BuildHasher;
+    let h = std::hash::RandomState::new().hash_one((
+        item,
+        std::time::SystemTime::now(),
+        std::process::id(),
+    ));
+    format!("prodready-marker-{h:016x}")
 }
 
 impl Drill {
@@ -86,6 +119,7 @@ impl Drill {
                 (n, c)
             })
             .collect();
+        let marker = new_marker(&ctx.item_id);
         Drill {
             start_counts,
             client: reqwest::Client::builder()
@@ -96,7 +130,11 @@ impl Drill {
             mark: Mutex::new(start.clone()),
             records: Mutex::new(Vec::new()),
             broken: Arc::default(),
-            saved: Mutex::new(BTreeMap::new()),
+            saved: Mutex::new(BTreeMap::from([(
+                MARKER_KEY.to_string(),
+                Value::String(marker.clone()),
+            )])),
+            marker,
             current: Mutex::new(None),
             last_seen: Mutex::new(None),
             redactor: Mutex::new(ctx.redactor.clone()),

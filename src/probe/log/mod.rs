@@ -18,13 +18,14 @@ use serde::Deserialize;
 
 use super::{FieldError, ProbeContext, Validator, compare_range, refuse_keys};
 use crate::model::{Check, ProbeOutput, Table};
+pub use source::Reader;
 use source::{Source, TimeFormat};
 
 /// Matching lines kept as evidence, and findings listed in the report, at most.
 const KEPT: usize = 200;
 
 /// `kind = "log"`: count pattern matches and look for credentials in log lines.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLogProbe {
     /// Log files: paths or glob patterns relative to the checklist's folder, e.g.
@@ -61,10 +62,8 @@ pub struct RawLogProbe {
 /// A validated `log` probe.
 #[derive(Debug, Clone)]
 pub struct LogProbe {
-    source: Source,
-    timeout: Duration,
+    reader: Reader,
     since: Option<Duration>,
-    time: Option<TimeFormat>,
     pattern: Option<regex::Regex>,
     min: Option<u64>,
     max: Option<u64>,
@@ -77,8 +76,8 @@ impl RawLogProbe {
     /// # Errors
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<LogProbe, FieldError> {
-        let source = self.source(v)?;
-        let time = self.time_format(&source, v)?;
+        let reader = self.reader(v)?;
+        let (source, time) = (&reader.source, &reader.time);
         let since = self
             .since
             .as_deref()
@@ -118,17 +117,31 @@ impl RawLogProbe {
             _ => {}
         }
         Ok(LogProbe {
-            source,
-            timeout: match &self.timeout {
-                Some(t) => v.duration("timeout", t)?,
-                None => Duration::from_secs(60),
-            },
+            reader,
             since,
-            time,
             pattern,
             min: self.min,
             max: self.max,
             secrets: self.secrets,
+        })
+    }
+
+    /// The source (`files`, `unit` or `command`), how its lines are timed, and `timeout`.
+    ///
+    /// # Errors
+    /// A [`FieldError`] naming the key: no source or several, a malformed glob, unit, argv,
+    /// timestamp pattern or format, or timeout.
+    pub fn reader(&self, v: &mut Validator) -> Result<Reader, FieldError> {
+        let source = self.source(v)?;
+        let time = self.time_format(&source, v)?;
+        let timeout = match &self.timeout {
+            Some(t) => v.duration("timeout", t)?,
+            None => Duration::from_secs(60),
+        };
+        Ok(Reader {
+            source,
+            time,
+            timeout,
         })
     }
 
@@ -294,7 +307,7 @@ impl LogProbe {
             findings: Vec::new(),
             found: 0,
         };
-        let (read, tally) = match source::read(self, ctx, cutoff, tally).await {
+        let (read, tally) = match source::read(&self.reader, ctx, cutoff, tally).await {
             Ok(r) => r,
             Err(e) => return ProbeOutput::error(ctx.redactor.redact(&e)),
         };
@@ -330,7 +343,7 @@ impl LogProbe {
 
     /// The source as people read it, for summaries.
     fn shown(&self, read: &source::Sources) -> String {
-        match &self.source {
+        match &self.reader.source {
             Source::Files(p) if read.sources.is_empty() && !read.skipped_old.is_empty() => {
                 format!(
                     "{} ({} files, all modified before the window)",

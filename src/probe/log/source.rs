@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::LogProbe;
 use crate::probe::ProbeContext;
 use crate::rig::process::{Finished, group_command, run_captured};
 
@@ -33,6 +32,18 @@ pub enum Source {
     Journal(String),
     /// A command's standard output then standard error (argv, and argv as shown).
     Command(Vec<String>, String),
+}
+
+/// A source with how its lines are timed and how long its command may take: what reading
+/// needs, for the `log` probe and for a drill's `expect = "log"`.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// Where the lines are.
+    pub source: Source,
+    /// How a line's time is read, if at all.
+    pub time: Option<TimeFormat>,
+    /// Time allowed for `journalctl` or the command.
+    pub timeout: Duration,
 }
 
 /// How the time of a line is read from its text.
@@ -89,7 +100,7 @@ pub struct Sources {
 /// A message: no file matches, a file cannot be read, `journalctl` is missing or failed, the
 /// command failed or printed too much.
 pub async fn read<S: Sink + Send + 'static>(
-    p: &LogProbe,
+    p: &Reader,
     ctx: &ProbeContext,
     cutoff: Option<Timestamp>,
     mut sink: S,
@@ -138,7 +149,7 @@ async fn journal(
 async fn command(
     argv: &[String],
     shown: &str,
-    p: &LogProbe,
+    p: &Reader,
     ctx: &ProbeContext,
     cutoff: Option<Timestamp>,
     sink: &mut (dyn Sink + Send),

@@ -174,21 +174,37 @@ pub struct Notifications {
     pub since: Option<String>,
 }
 
-/// Lines a `[[service]]` wrote.
+/// Lines a `[[service]]` wrote, or the lines of log files, a unit's journal or a command's
+/// output: the aggregated log, where `marker = true` finds the line an earlier step wrote with
+/// `${drill.marker}`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
-    /// The `[[service]]`.
-    pub service: String,
+    /// The `[[service]]` whose output is read.
+    pub service: Option<String>,
+    /// Log files: paths or glob patterns relative to the checklist's folder, rotated and `.gz`
+    /// files included, as in `kind = "log"`. Needs `marker = true`.
+    pub files: Option<Vec<String>>,
+    /// A systemd unit whose journal is read (`journalctl -o json -u <unit>`). Needs `marker =
+    /// true`.
+    pub unit: Option<String>,
+    /// A command whose output is the lines, e.g. `["logcli", "query", "{job=\"agent\"}"]`.
+    /// Needs `marker = true`.
+    pub command: Option<Vec<String>>,
+    /// Time allowed for `journalctl` or the command, each poll (humantime). Default `"10s"`.
+    pub timeout: Option<String>,
     /// A regular expression the lines must match.
-    pub matches: String,
+    pub matches: Option<String>,
+    /// Only lines carrying this drill attempt's marker count (`${drill.marker}` in an action,
+    /// `$PRODREADY_DRILL_MARKER` in a command).
+    pub marker: Option<bool>,
     /// Exactly this many. Default: at least 1.
     pub count: Option<u64>,
     /// At least this many.
     pub at_least: Option<u64>,
     /// At most this many.
     pub at_most: Option<u64>,
-    /// Count from the last `action` (default) or the `drill` start.
+    /// Count a service's lines from the last `action` (default) or the `drill` start.
     pub since: Option<String>,
 }
 
@@ -222,6 +238,15 @@ pub struct Expectation {
     pub save: Option<String>,
     /// Hold only when the observed value equals this saved one.
     pub equals_saved: Option<String>,
+}
+
+/// Where an `expect = "log"` reads its lines.
+#[derive(Debug, Clone)]
+pub enum LogFrom {
+    /// A `[[service]]`'s captured output.
+    Service(String),
+    /// Files, a journal or a command's output, read whole on every poll.
+    Read(Box<crate::probe::log::Reader>),
 }
 
 /// Where counting starts for `notifications` and `log`.
@@ -337,12 +362,14 @@ pub enum Observe {
         /// Every position flat.
         flat: bool,
     },
-    /// Lines a service wrote.
+    /// Lines a service wrote, or lines of the aggregated log.
     Log {
-        /// The service.
-        service: String,
+        /// Where the lines are read.
+        from: LogFrom,
         /// Lines must match this.
-        matches: regex::Regex,
+        matches: Option<regex::Regex>,
+        /// Lines must carry the drill's marker.
+        marker: bool,
         /// How many.
         count: Count,
         /// Counted from.
@@ -380,10 +407,14 @@ impl Observe {
     pub fn references(&self) -> Vec<(&'static str, RefKind, &str)> {
         match self {
             Observe::Exit { service, .. }
-            | Observe::Log { service, .. }
+            | Observe::Log {
+                from: LogFrom::Service(service),
+                ..
+            }
             | Observe::Process { service, .. } => {
                 vec![("service", RefKind::Service, service.as_str())]
             }
+            Observe::Log { .. } => Vec::new(),
             Observe::Notifications { sink, .. } => vec![("sink", RefKind::Sink, sink.as_str())],
             Observe::Http { .. }
             | Observe::Prometheus { .. }
@@ -605,9 +636,73 @@ impl ExpectKeys for Orders {
 
 impl ExpectKeys for Log {
     fn validate(self, _: &Timing, v: &mut Validator) -> Result<Observe, FieldError> {
+        let marker = self.marker.unwrap_or(false);
+        let matches = self
+            .matches
+            .as_deref()
+            .map(|m| v.regex("matches", m))
+            .transpose()?;
+        if matches.is_none() && !marker {
+            return Err(FieldError::new(
+                "",
+                "expected matches, marker = true, or both: which lines count",
+            ));
+        }
+        let read = [
+            ("files", self.files.is_some()),
+            ("unit", self.unit.is_some()),
+            ("command", self.command.is_some()),
+        ];
+        let from = match (self.service, read.iter().find(|(_, given)| *given)) {
+            (Some(service), None) => {
+                if let Some(t) = &self.timeout {
+                    v.duration("timeout", t)?;
+                    return Err(FieldError::new(
+                        "timeout",
+                        "a service's output is read in place; timeout applies to unit and command",
+                    ));
+                }
+                LogFrom::Service(service)
+            }
+            (Some(_), Some((key, _))) => {
+                return Err(FieldError::new(
+                    *key,
+                    "expected one source: service, files, unit or command",
+                ));
+            }
+            (None, None) => {
+                return Err(FieldError::new(
+                    "",
+                    "expected one source: service, files, unit or command",
+                ));
+            }
+            (None, Some((key, _))) => {
+                if !marker {
+                    return Err(FieldError::new(
+                        *key,
+                        "files, a journal and a command's output hold lines from before the drill: add marker = true to count only the lines this drill wrote",
+                    ));
+                }
+                if self.since.is_some() {
+                    return Err(FieldError::new(
+                        "since",
+                        "since counts a service's output; with files, unit or command the marker tells this drill's lines",
+                    ));
+                }
+                let raw = crate::probe::log::RawLogProbe {
+                    files: self.files,
+                    unit: self.unit,
+                    command: self.command,
+                    timeout: Some(self.timeout.unwrap_or_else(|| "10s".into())),
+                    ..Default::default()
+                };
+                LogFrom::Read(Box::new(raw.reader(v)?))
+            }
+        };
         Ok(Observe::Log {
-            service: self.service,
-            matches: v.regex("matches", &self.matches)?,
+            from,
+            matches,
+            marker,
             count: count(self.count, self.at_least, self.at_most, 1)?,
             since: since(self.since.as_deref())?,
         })

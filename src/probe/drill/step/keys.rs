@@ -64,6 +64,8 @@ pub(crate) struct Kind<T> {
     pub select: Select,
     /// Read its keys (the shared parts are already taken).
     pub read: fn(&mut Reader) -> Result<T, FieldError>,
+    /// Its own keys.
+    pub keys: fn() -> &'static [&'static str],
     /// Its own keys' schema, without the shared parts and the tag.
     pub schema: fn(&mut SchemaGenerator) -> Schema,
     /// Whether it is an expectation (it takes the expectation keys too).
@@ -126,6 +128,9 @@ impl Reader {
             .collect();
         let key = match present.as_slice() {
             [one] => *one,
+            // An expectation may take a key that is also an action's (`log` reads a
+            // `command`'s output): then `expect` decides.
+            several if self.expectation_takes(kinds, several) => "expect",
             [] => return Err(FieldError::new("", expected_one(kinds))),
             [first, second, ..] => {
                 return Err(FieldError::new(
@@ -146,6 +151,21 @@ impl Reader {
             self.table.remove(tag);
         }
         (kind.read)(self)
+    }
+
+    /// Whether the step has `expect` naming a kind whose own keys include every other key of
+    /// `present`.
+    fn expectation_takes<T>(&self, kinds: &[Kind<T>], present: &[&str]) -> bool {
+        let Some(toml::Value::String(value)) = self.table.get("expect") else {
+            return false;
+        };
+        kinds
+            .iter()
+            .find(|k| k.select.key == "expect" && k.select.tag == Some(("expect", value.as_str())))
+            .is_some_and(|k| {
+                let own = (k.keys)();
+                present.iter().all(|p| *p == "expect" || own.contains(p))
+            })
     }
 
     /// The one of `candidates` (all with `key`) whose `tag` has the step's value.

@@ -20,8 +20,9 @@ use serde::Deserialize;
 use crate::probe::{FieldError, RefKind, Validator};
 pub use actions::Action;
 use actions::ActionKeys;
-pub use expectations::{Count, Expect, Expectation, Observe, Since, Timing};
+pub use expectations::{Count, Expect, Expectation, LogFrom, Observe, Since, Timing};
 use keys::{Kind, Reader, Select};
+pub use request::MARKER_KEY;
 
 /// The keys every step may carry.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -66,6 +67,7 @@ macro_rules! steps {
                 $(Kind {
                     select: Select { key: $ak, tag: steps!(@tag $($tk, $tv)?) },
                     read: |r| r.finish::<$at>().map(RawStepKind::$av),
+                    keys: keys::keys_of::<$at>,
                     schema: keys::schema_of::<$at>,
                     expectation: false,
                 },)*
@@ -76,6 +78,7 @@ macro_rules! steps {
                         let keys = r.finish::<$et>()?;
                         Ok(RawStepKind::$ev(Expect { timing, keys }))
                     },
+                    keys: keys::keys_of::<$et>,
                     schema: keys::schema_of::<$et>,
                     expectation: true,
                 },)*

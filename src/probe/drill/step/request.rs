@@ -6,6 +6,11 @@
 //! "NAME"`. Everything else is interpolated as any checklist text is (`${VAR}` from the
 //! environment, when the checklist is loaded); saved values are put in when the step runs.
 //! Shown text keeps `${saved.NAME}` as written, as it keeps `${VAR}`.
+//!
+//! `${drill.marker}` stands for the drill's marker: a text no other run and no other attempt
+//! shares (`prodready-marker-` and 16 hex digits), for a line written through the system's
+//! logger that an `expect = "log"` with `marker = true` then looks for. It is kept in the
+//! saved values under [`MARKER_KEY`], a name no `save` can give (saved names have no dot).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -18,6 +23,10 @@ use crate::units::Interpolated;
 
 /// How a reference to a saved value starts.
 const SAVED: &str = "${saved.";
+/// The reference to the drill's marker.
+const MARKER: &str = "${drill.marker}";
+/// Where the drill's marker is kept among the saved values.
+pub const MARKER_KEY: &str = "drill.marker";
 
 /// One piece of a [`Template`].
 #[derive(Debug, Clone)]
@@ -26,6 +35,8 @@ enum Part {
     Text(Interpolated),
     /// `${saved.NAME}`.
     Saved(String),
+    /// `${drill.marker}`.
+    Marker,
 }
 
 /// Text that may refer to saved values (`${saved.NAME}`), put in when the step runs.
@@ -52,12 +63,28 @@ impl Template {
         let mut parts = Vec::new();
         let mut rest = text;
         let mut literal = String::new();
-        while let Some(pos) = rest.find(SAVED) {
-            // `$${saved.x}` is the escape for the text `${saved.x}`.
+        while let Some(pos) = next_reference(rest) {
+            // `$${saved.x}` is the escape for the text `${saved.x}` (and `$${drill.marker}`).
             let escaped = pos > 0 && rest.as_bytes()[pos - 1] == b'$';
-            let after = &rest[pos + SAVED.len()..];
+            let opener = if rest[pos..].starts_with(MARKER) {
+                MARKER
+            } else {
+                SAVED
+            };
+            let after = &rest[pos + opener.len()..];
             if escaped {
-                literal.push_str(&rest[..pos + SAVED.len()]);
+                literal.push_str(&rest[..pos + opener.len()]);
+                rest = after;
+                continue;
+            }
+            if opener == MARKER {
+                literal.push_str(&rest[..pos]);
+                if !literal.is_empty() {
+                    parts.push(Part::Text(
+                        v.interpolate(key, &std::mem::take(&mut literal))?,
+                    ));
+                }
+                parts.push(Part::Marker);
                 rest = after;
                 continue;
             }
@@ -97,7 +124,7 @@ impl Template {
     pub fn saved_names(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
             Part::Saved(n) => Some(n.as_str()),
-            Part::Text(_) => None,
+            Part::Text(_) | Part::Marker => None,
         })
     }
 
@@ -123,6 +150,15 @@ impl Template {
                     }
                     out.display.push_str(&format!("${{saved.{n}}}"));
                 }
+                Part::Marker => {
+                    let m = saved
+                        .get(MARKER_KEY)
+                        .and_then(Value::as_str)
+                        .ok_or("the drill has no marker")?;
+                    // The marker is no secret: shown as is, to be found in the logs by eye.
+                    out.value.push_str(m);
+                    out.display.push_str(m);
+                }
             }
         }
         Ok(out)
@@ -135,8 +171,17 @@ impl Template {
             .map(|p| match p {
                 Part::Text(t) => t.display.clone(),
                 Part::Saved(n) => format!("${{saved.{n}}}"),
+                Part::Marker => MARKER.to_string(),
             })
             .collect()
+    }
+}
+
+/// Where the next `${saved.` or `${drill.marker}` in `text` starts.
+fn next_reference(text: &str) -> Option<usize> {
+    match (text.find(SAVED), text.find(MARKER)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -180,7 +225,7 @@ impl RawRequest<'_> {
         let url = Template::parse(v, &key(self.url_key), self.url)?;
         let head = match &url.parts[0] {
             Part::Text(t) => t.value.clone(),
-            Part::Saved(_) => String::new(),
+            Part::Saved(_) | Part::Marker => String::new(),
         };
         if !(head.starts_with("http://") || head.starts_with("https://")) {
             return Err(FieldError::new(
@@ -285,5 +330,33 @@ mod tests {
         assert!(t.resolve(&BTreeMap::new()).is_err());
         let e = Template::parse(&mut v, "k", "${saved.}").unwrap_err();
         assert_eq!(e.key, "k");
+    }
+
+    #[test]
+    fn the_marker_is_put_in_and_shown_and_its_escape_is_kept() {
+        let mut v = Validator::default();
+        let t = Template::parse(
+            &mut v,
+            "k",
+            "id=${drill.marker}; ${saved.t} $${drill.marker}",
+        )
+        .unwrap();
+        assert_eq!(t.saved_names().collect::<Vec<_>>(), ["t"]);
+        assert_eq!(
+            t.display(),
+            "id=${drill.marker}; ${saved.t} $${drill.marker}"
+        );
+        let saved = BTreeMap::from([
+            ("t".to_string(), Value::from("x")),
+            (MARKER_KEY.to_string(), Value::from("prodready-marker-00ff")),
+        ]);
+        let r = t.resolve(&saved).unwrap();
+        assert_eq!(r.value, "id=prodready-marker-00ff; x ${drill.marker}");
+        assert_eq!(
+            r.display,
+            "id=prodready-marker-00ff; ${saved.t} $${drill.marker}"
+        );
+        let no_marker = BTreeMap::from([("t".to_string(), Value::from("x"))]);
+        assert!(t.resolve(&no_marker).is_err());
     }
 }
