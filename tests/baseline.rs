@@ -107,6 +107,21 @@ fn added_latency_fails_the_item_with_the_shift_named() {
         measured.contains("latency shift +") && measured.contains("beyond the allowance"),
         "{measured}"
     );
+    // The chart of both runs' percentiles is evidence of the run, listed with its digest.
+    let ev = outcome(&report, "order-latency")["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "evidence/order-latency/baseline-latency.svg")
+        .cloned()
+        .unwrap_or_else(|| panic!("no baseline chart in {report:#}"));
+    let svg =
+        std::fs::read_to_string(dir.path().join("now").join(ev["path"].as_str().unwrap())).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("baseline"),
+        "{ev:#}"
+    );
+    assert_eq!(ev["bytes"].as_u64(), Some(svg.len() as u64));
     // The verdict follows the item through the usual path.
     assert!(
         report["reasons"].to_string().contains("order-latency"),
@@ -142,6 +157,17 @@ fn coverage_runs(dir: &Path) -> Output {
     std::fs::copy(cov.join("cargo-llvm-cov.info"), dir.join("coverage.info")).unwrap();
     let o = run(dir, "before", &[], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    // Without a baseline the allowance was never applied: said, and the item only warns.
+    let before = report_json(&dir.join("before"));
+    assert_eq!(status_of(&before, "cov"), "warn", "{before:#}");
+    let c = baseline_check(&dir.join("before"), "cov");
+    assert!(
+        c["measured"]
+            .as_str()
+            .unwrap()
+            .starts_with("not compared: no baseline given"),
+        "{c:#}"
+    );
     std::fs::copy(cov.join("lcov-gcc.info"), dir.join("coverage.info")).unwrap();
     run(dir, "after", &["--baseline", "before/report.json"], &[])
 }

@@ -11,6 +11,13 @@
 //!   p99 interval lies wholly above the baseline's and the new p99 exceeds the baseline's by
 //!   more than the allowance. p99.9 is shown with its intervals and not judged.
 //!
+//! - The target's part: the same comparison of the `Tag=target` intervals (the corrected latency
+//!   less the generator's own send lateness, request by request). A centre or p99 that
+//!   regressed while the target's part did not is the load generator's lateness on this
+//!   machine, not the target's: *inconclusive* (counted like a regression, never as "no
+//!   change"), with both figures quoted. Logs written before the tag existed are judged on the
+//!   corrected figures alone.
+//!
 //! Values are the histograms' bucket values (highest equivalent value, 3 significant digits),
 //! in milliseconds. The samples are taken as independent; the requests of an open-model load
 //! generator are close to that, the intervals of one run are not exactly.
@@ -56,6 +63,28 @@ pub struct TailChange {
     pub regressed: bool,
 }
 
+/// The comparison of the target's part (`Tag=target`): the corrected latency less the
+/// generator's own send lateness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TargetPart {
+    /// Median of the baseline's target part, ms.
+    pub baseline_median_ms: f64,
+    /// Median of the new run's target part, ms.
+    pub new_median_ms: f64,
+    /// Hodges–Lehmann shift, ms.
+    pub shift_ms: f64,
+    /// Lower end of its interval, ms.
+    pub shift_low_ms: f64,
+    /// Upper end of its interval, ms.
+    pub shift_high_ms: f64,
+    /// One-sided p-value (new slower).
+    pub p_slower: f64,
+    /// Significant and beyond the allowance.
+    pub centre_regressed: bool,
+    /// p99 of the target's part in both runs.
+    pub p99: TailChange,
+}
+
 /// The latency comparison of one item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LatencyChange {
@@ -96,6 +125,13 @@ pub struct LatencyChange {
     pub centre_regressed: bool,
     /// p99 and p99.9.
     pub tail: Vec<TailChange>,
+    /// The same comparison of the target's part, when both logs have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_part: Option<TargetPart>,
+    /// Figures that regressed in the corrected latency but not in the target's part (`centre`,
+    /// `p99`): the generator's lateness explains them; they are inconclusive, not regressions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explained_by_generator: Vec<String>,
     /// The chart of both percentile curves, relative to the comparison's output folder (set
     /// when the chart is written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,6 +206,11 @@ pub fn compare_latency(
         }
     };
     let mut change = analyse(&weighted_ms(&hb), &weighted_ms(&hn), policy);
+    if let (Some(c), Some((tb, tn))) = (change.as_mut(), target_parts(base, new, old, it))
+        && let Some(t) = analyse(&weighted_ms(&tb), &weighted_ms(&tn), policy)
+    {
+        c.confirm(t);
+    }
     if let Some(c) = change.as_mut() {
         match chart(&format!("{}: baseline and new", it.title), &hb, &hn) {
             Ok(svg) => c.svg = Some(svg),
@@ -241,9 +282,64 @@ pub fn analyse(base: &Weighted, new: &Weighted, policy: &Policy) -> Option<Laten
         allowance_ms,
         centre_regressed: p_slower < policy.alpha && shift.estimate > allowance_ms,
         tail,
+        target_part: None,
+        explained_by_generator: Vec::new(),
         chart: None,
         svg: None,
     })
+}
+
+/// Both runs' target-part histograms (`Tag=target`), when both logs have them.
+fn target_parts(
+    base: Place<'_>,
+    new: Place<'_>,
+    old: &ItemReport,
+    it: &ItemReport,
+) -> Option<(Histogram<u64>, Histogram<u64>)> {
+    let read = |side: Place<'_>, item: &ItemReport| -> Option<Histogram<u64>> {
+        let ev = item
+            .outcome
+            .evidence
+            .iter()
+            .find(|e| e.path.ends_with(HLOG))?;
+        // The file was read and its SHA-256 checked for the corrected figures already.
+        let bytes = std::fs::read(side.dir.join(&ev.path)).ok()?;
+        merge_interval_logs(&[(ev.path.clone(), bytes)], Some("target"))
+            .ok()
+            .map(|(h, _)| h)
+    };
+    Some((read(base, old)?, read(new, it)?))
+}
+
+impl LatencyChange {
+    /// Keep `target`, the same comparison of the target's part, and withdraw each regression
+    /// of the corrected figures that the target's part does not show.
+    pub fn confirm(&mut self, target: LatencyChange) {
+        if self.centre_regressed && !target.centre_regressed {
+            self.centre_regressed = false;
+            self.explained_by_generator.push("centre".into());
+        }
+        let p99 = target.tail.into_iter().find(|t| t.quantile == 0.99);
+        if let Some(mine) = self.tail.iter_mut().find(|t| t.quantile == 0.99)
+            && mine.regressed
+            && !p99.as_ref().is_some_and(|t| t.regressed)
+        {
+            mine.regressed = false;
+            self.explained_by_generator.push("p99".into());
+        }
+        if let Some(p99) = p99 {
+            self.target_part = Some(TargetPart {
+                baseline_median_ms: target.baseline_median_ms,
+                new_median_ms: target.new_median_ms,
+                shift_ms: target.shift_ms,
+                shift_low_ms: target.shift_low_ms,
+                shift_high_ms: target.shift_high_ms,
+                p_slower: target.p_slower,
+                centre_regressed: target.centre_regressed,
+                p99,
+            });
+        }
+    }
 }
 
 fn ci(q: QuantileInterval) -> QuantileCi {
@@ -261,6 +357,37 @@ pub fn quantile_name(q: f64) -> String {
 }
 
 fn note(c: &LatencyChange, policy: &Policy, notes: &mut Notes) {
+    if let Some(t) = &c.target_part {
+        for what in &c.explained_by_generator {
+            let (corrected, target) = if what == "centre" {
+                (
+                    format!(
+                        "median {:.3} → {:.3} ms",
+                        c.baseline_median_ms, c.new_median_ms
+                    ),
+                    format!("{:.3} → {:.3} ms", t.baseline_median_ms, t.new_median_ms),
+                )
+            } else {
+                let p99 = |ci: Option<&QuantileCi>| ci.map_or(f64::NAN, |c| c.estimate_ms);
+                let mine = c.tail.iter().find(|x| x.quantile == 0.99);
+                (
+                    format!(
+                        "p99 {:.3} → {:.3} ms",
+                        p99(mine.and_then(|x| x.baseline.as_ref())),
+                        p99(mine.and_then(|x| x.new.as_ref()))
+                    ),
+                    format!(
+                        "{:.3} → {:.3} ms",
+                        p99(t.p99.baseline.as_ref()),
+                        p99(t.p99.new.as_ref())
+                    ),
+                )
+            };
+            notes.inconclusive.push(format!(
+                "latency {corrected} rose beyond the allowance, but the target's part did not ({target}): the load generator's own lateness on this machine explains the rise; compare runs made on a quieter machine"
+            ));
+        }
+    }
     if c.centre_regressed {
         notes.regressed.push(format!(
             "latency shift +{:.3} ms ({:.3} … {:.3} ms at {} %), p = {:.2e} < alpha {}, beyond the allowance {:.3} ms ({} % of the baseline median {:.3} ms)",
@@ -337,5 +464,34 @@ mod tests {
         );
         let c = analyse(&base, &sample(1.1, 6000), &p).unwrap();
         assert!(c.p_slower < p.alpha && !c.centre_regressed, "{c:?}");
+    }
+
+    #[test]
+    fn a_rise_the_targets_part_does_not_show_is_withdrawn_as_the_generators() {
+        let p = Policy::default();
+        let base = sample(1.0, 6000);
+        let slower = sample(1.5, 6000);
+        // The corrected latency rose; the target's part did not: the generator's lateness.
+        let mut c = analyse(&base, &slower, &p).unwrap();
+        assert!(c.centre_regressed, "{c:?}");
+        c.confirm(analyse(&base, &sample(1.0, 6000), &p).unwrap());
+        assert!(!c.centre_regressed, "{c:?}");
+        assert_eq!(c.explained_by_generator, ["centre"]);
+        let mut notes = Notes::default();
+        note(&c, &p, &mut notes);
+        assert!(notes.regressed.is_empty(), "{notes:?}");
+        assert_eq!(notes.inconclusive.len(), 1, "{notes:?}");
+        assert!(
+            notes.inconclusive[0].contains("the target's part did not"),
+            "{notes:?}"
+        );
+        // Both rose: the regression stands.
+        let mut c = analyse(&base, &slower, &p).unwrap();
+        c.confirm(analyse(&base, &slower, &p).unwrap());
+        assert!(
+            c.centre_regressed && c.explained_by_generator.is_empty(),
+            "{c:?}"
+        );
+        assert!(c.target_part.as_ref().is_some_and(|t| t.centre_regressed));
     }
 }

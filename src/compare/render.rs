@@ -111,6 +111,31 @@ fn latency_lines(l: &LatencyChange) -> Vec<String> {
             if t.regressed { " REGRESSED" } else { "" }
         ));
     }
+    if let Some(t) = &l.target_part {
+        let p99 = |c: &Option<super::latency::QuantileCi>| {
+            c.as_ref()
+                .map_or("—".to_string(), |c| format!("{:.3}", c.estimate_ms))
+        };
+        out.push(format!(
+            "the target's part (less the generator's own lateness): median {:.3} → {:.3} ms, shift {:+.3} ms ({:+.3} … {:+.3}), p (one-sided) {:.3e}; p99 {} → {} ms{}",
+            t.baseline_median_ms,
+            t.new_median_ms,
+            t.shift_ms,
+            t.shift_low_ms,
+            t.shift_high_ms,
+            t.p_slower,
+            p99(&t.p99.baseline),
+            p99(&t.p99.new),
+            if l.explained_by_generator.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; INCONCLUSIVE: {} rose only with the generator's lateness",
+                    l.explained_by_generator.join(" and ")
+                )
+            }
+        ));
+    }
     out
 }
 

@@ -365,6 +365,20 @@ impl Faults {
     }
 }
 
+/// Delays up to this long are slept on a blocking thread, to the OS sleep's precision.
+const PRECISE_UP_TO: Duration = Duration::from_millis(50);
+
+/// Wait `d`, the added latency of one request: to the precision of the OS sleep (tens of µs,
+/// the kernel's timer slack) for delays up to 50 ms, where the runtime's timer would round up to
+/// its next 1 ms tick and turn an added 1 ms into about 2 ms; longer ones on the runtime's timer.
+pub async fn added_delay(d: Duration) {
+    if d <= PRECISE_UP_TO {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
+    } else {
+        tokio::time::sleep(d).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -244,7 +244,7 @@ fn application(
             let (state, tx, m) = (state.clone(), tx.clone(), m.clone());
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = super::faults::added_delay(delay) => {}
                     _ = state.shutdown.cancelled() => {}
                 }
                 let _ = tx.send(place(&state, order, &m));

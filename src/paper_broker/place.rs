@@ -19,7 +19,7 @@ pub(super) enum Placed {
 pub(super) async fn place(state: &State, order: serde_json::Result<NewOrder>) -> Placed {
     if let Some(wait) = state.faults.added_latency() {
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = super::faults::added_delay(wait) => {}
             _ = state.shutdown.cancelled() => {}
         }
     }

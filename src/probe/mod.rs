@@ -433,20 +433,43 @@ impl ProbeContext {
         label: &str,
         media_type: &str,
     ) -> Result<Evidence, String> {
-        let rel = format!("evidence/{}/{}", self.item_id, name);
-        let path = self.report_dir.join(&rel);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        }
-        std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        Ok(Evidence {
-            label: label.to_string(),
-            path: rel,
-            sha256: hex::encode(Sha256::digest(bytes)),
-            bytes: bytes.len() as u64,
-            media_type: media_type.to_string(),
-        })
+        write_evidence(
+            &self.report_dir,
+            &self.item_id,
+            name,
+            bytes,
+            label,
+            media_type,
+        )
     }
+}
+
+/// Write `bytes` to `evidence/<item>/<name>` in `report_dir` and describe the file as
+/// evidence: `label`, its path relative to the report folder, SHA-256, size and `media_type`.
+///
+/// # Errors
+/// A message naming the file when it cannot be written.
+pub fn write_evidence(
+    report_dir: &std::path::Path,
+    item: &str,
+    name: &str,
+    bytes: &[u8],
+    label: &str,
+    media_type: &str,
+) -> Result<Evidence, String> {
+    let rel = format!("evidence/{item}/{name}");
+    let path = report_dir.join(&rel);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(Evidence {
+        label: label.to_string(),
+        path: rel,
+        sha256: hex::encode(Sha256::digest(bytes)),
+        bytes: bytes.len() as u64,
+        media_type: media_type.to_string(),
+    })
 }
 
 /// Compare `measured` against an optional minimum and maximum; returns the expectation text and

@@ -107,6 +107,7 @@ pub(super) fn gate(item: &Item, mut outcome: Outcome, base: &Loaded, report_dir:
     let not_compared = |why: &str| Judged {
         check: Check::new(CHECK, expected(r), format!("not compared: {why}"), false).advisory(),
         inconclusive: false,
+        chart: None,
     };
     let check = match base.report.items.iter().find(|o| o.id == item.id) {
         None => not_compared("no baseline item"),
@@ -115,6 +116,22 @@ pub(super) fn gate(item: &Item, mut outcome: Outcome, base: &Loaded, report_dir:
             None => judge(base, report_dir, old, &now, r),
         },
     };
+    if let Some(svg) = &check.chart {
+        match crate::probe::write_evidence(
+            report_dir,
+            &item.id,
+            "baseline-latency.svg",
+            svg.as_bytes(),
+            "latency percentiles, baseline and now (SVG)",
+            "image/svg+xml",
+        ) {
+            Ok(e) => outcome.evidence.push(e),
+            Err(e) => {
+                let tail = outcome.log_tail.get_or_insert_default();
+                tail.push_str(&format!("\nbaseline chart not written: {e}"));
+            }
+        }
+    }
     // The check only ever worsens a measured status (pass → warn → fail, or error when a
     // figure could not be compared); an item that did not measure keeps its status.
     let c = &check.check;
@@ -128,10 +145,32 @@ pub(super) fn gate(item: &Item, mut outcome: Outcome, base: &Loaded, report_dir:
     outcome
 }
 
-/// The check, and whether a figure could not be compared.
+/// Without a baseline, an item with a `regression` table gets an advisory check saying it
+/// was not compared (the item warns): an allowance that was never applied is not a pass.
+pub(super) fn without_baseline(item: &Item, mut outcome: Outcome) -> Outcome {
+    let Some(r) = &item.regression else {
+        return outcome;
+    };
+    if matches!(outcome.status, Status::Pass | Status::Warn) {
+        outcome.status = Status::Warn;
+    }
+    outcome.checks.push(
+        Check::new(
+            CHECK,
+            expected(r),
+            "not compared: no baseline given (prodready run --baseline PATH, or baseline = \"…\" in [checklist])",
+            false,
+        )
+        .advisory(),
+    );
+    outcome
+}
+
+/// The check, whether a figure could not be compared, and the latency chart of both runs.
 struct Judged {
     check: Check,
     inconclusive: bool,
+    chart: Option<String>,
 }
 
 /// Compare `now` with the baseline's `old` under the item's allowances.
@@ -144,6 +183,7 @@ fn judge(
 ) -> Judged {
     let policy = policy(r);
     let mut notes = Notes::default();
+    let mut chart = None;
     if !matches!(
         old.outcome.status,
         Status::Pass | Status::Warn | Status::Fail | Status::Waived
@@ -152,7 +192,7 @@ fn judge(
             "not compared: the baseline item did not measure (status {})",
             old.outcome.status.as_str()
         ));
-        return verdict(String::new(), notes, r);
+        return verdict(String::new(), notes, r, None);
     }
     let figures = match now.kind.as_str() {
         "latency" => {
@@ -162,6 +202,7 @@ fn judge(
                 dir: report_dir,
             };
             let c = latency::compare_latency(base.place(), here, old, now, &policy, &mut notes);
+            chart = c.as_ref().and_then(|c| c.svg.clone());
             c.map(|c| latency_figures(&c)).unwrap_or_default()
         }
         "coverage" => {
@@ -182,12 +223,12 @@ fn judge(
         "audit" => audit(old, now, r, &mut notes),
         other => format!("{other} items are not compared"),
     };
-    verdict(figures, notes, r)
+    verdict(figures, notes, r, chart)
 }
 
 /// The check from the figures shown and the notes: failed on any regressed or inconclusive
 /// figure.
-fn verdict(figures: String, notes: Notes, r: &Regression) -> Judged {
+fn verdict(figures: String, notes: Notes, r: &Regression, chart: Option<String>) -> Judged {
     let mut measured = figures;
     for n in notes.regressed.iter().chain(&notes.inconclusive) {
         if !measured.is_empty() {
@@ -199,6 +240,7 @@ fn verdict(figures: String, notes: Notes, r: &Regression) -> Judged {
     Judged {
         check: Check::new(CHECK, expected(r), measured, passed),
         inconclusive: !notes.inconclusive.is_empty(),
+        chart,
     }
 }
 

@@ -125,9 +125,10 @@ async fn run_with_events(
         timeout,
     });
     let mut outcome = run_item(item, &ctx, timeout, until).await;
-    if let Some(base) = &opts.baseline {
-        outcome = super::baseline::gate(item, outcome, base, &opts.report_dir);
-    }
+    outcome = match &opts.baseline {
+        Some(base) => super::baseline::gate(item, outcome, base, &opts.report_dir),
+        None => super::baseline::without_baseline(item, outcome),
+    };
     events.event(&RunEvent::ItemFinished {
         id: item.id.clone(),
         outcome: Box::new(outcome.clone()),

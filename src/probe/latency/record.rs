@@ -6,8 +6,10 @@
 //! interval histograms are compressed (V2 + DEFLATE) when each second closes, so memory stays
 //! flat however long the run. Exports follow HdrHistogram's own formats:
 //! - `.hlog`: interval log with the `#[Histogram log format version 1.3]` header, untagged
-//!   intervals for the corrected latency and `Tag=uncorrected` intervals for the twin; values
-//!   are microseconds (HistogramLogProcessor: `-outputValueUnitRatio 1000` for ms).
+//!   intervals for the corrected latency, `Tag=uncorrected` intervals for the twin and
+//!   `Tag=target` intervals for the target's part (the corrected latency less the generator's
+//!   own send lateness); values are microseconds (HistogramLogProcessor:
+//!   `-outputValueUnitRatio 1000` for ms).
 //! - `.hgrm`: the percentile distribution text of `Histogram.outputPercentileDistribution`
 //!   (values in milliseconds, 5 ticks per half distance).
 
@@ -34,13 +36,16 @@ pub fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, HIGHEST_US)
 }
 
-/// One closed interval, compressed.
+/// The tags of an interval's histograms, in the order they are kept: corrected (untagged),
+/// uncorrected, the target's part.
+pub const TAGS: [Option<&str>; 3] = [None, Some("uncorrected"), Some("target")];
+
+/// One closed interval, compressed: one histogram per [`TAGS`] entry.
 #[derive(Debug)]
 struct Interval {
     start: Duration,
     length: Duration,
-    corrected: Vec<u8>,
-    uncorrected: Vec<u8>,
+    hists: [Vec<u8>; 3],
 }
 
 /// The histograms of one run.
@@ -70,8 +75,8 @@ pub struct Recorder {
     pub runtime_lag: Histogram<u64>,
     /// Connection set-up times (TCP, and TLS when used), µs; never in the latency figures.
     pub connect: Histogram<u64>,
-    interval_corrected: Histogram<u64>,
-    interval_uncorrected: Histogram<u64>,
+    /// The open interval's histograms, in [`TAGS`] order.
+    interval: [Histogram<u64>; 3],
     interval_start: Duration,
     interval_length: Duration,
     intervals: Vec<Interval>,
@@ -89,8 +94,7 @@ impl Recorder {
             target: new_histogram(),
             runtime_lag: new_histogram(),
             connect: new_histogram(),
-            interval_corrected: new_histogram(),
-            interval_uncorrected: new_histogram(),
+            interval: [new_histogram(), new_histogram(), new_histogram()],
             interval_start: Duration::ZERO,
             interval_length,
             intervals: Vec::new(),
@@ -111,12 +115,13 @@ impl Recorder {
         self.rotate(at);
         let c = micros(corrected);
         let u = micros(uncorrected);
+        let t = micros(corrected.saturating_sub(own_lag));
         self.corrected.saturating_record(c);
         self.uncorrected.saturating_record(u);
-        self.target
-            .saturating_record(micros(corrected.saturating_sub(own_lag)));
-        self.interval_corrected.saturating_record(c);
-        self.interval_uncorrected.saturating_record(u);
+        self.target.saturating_record(t);
+        for (h, v) in self.interval.iter_mut().zip([c, u, t]) {
+            h.saturating_record(v);
+        }
     }
 
     /// Record the schedule lag of one send.
@@ -160,13 +165,8 @@ impl Recorder {
         let add = |a: &mut Histogram<u64>, b: &Histogram<u64>| {
             a.add(b).map_err(|e| format!("adding histograms: {e:?}"))
         };
-        let mut by_start: BTreeMap<Duration, (Duration, Histogram<u64>, Histogram<u64>)> =
-            BTreeMap::new();
+        let mut by_start: BTreeMap<Duration, (Duration, Vec<Histogram<u64>>)> = BTreeMap::new();
         let mut de = Deserializer::new();
-        let mut decode = |bytes: &[u8]| -> Result<Histogram<u64>, String> {
-            de.deserialize(&mut &bytes[..])
-                .map_err(|e| format!("decoding an interval histogram: {e:?}"))
-        };
         for r in rest.iter_mut() {
             r.finish(end);
             add(&mut merged.corrected, &r.corrected)?;
@@ -183,33 +183,34 @@ impl Recorder {
             .drain(..)
             .chain(rest.iter_mut().flat_map(|r| r.intervals.drain(..)))
         {
-            let c = decode(&iv.corrected)?;
-            let u = decode(&iv.uncorrected)?;
+            let hists = iv
+                .hists
+                .iter()
+                .map(|bytes| {
+                    de.deserialize(&mut bytes.as_slice())
+                        .map_err(|e| format!("decoding an interval histogram: {e:?}"))
+                })
+                .collect::<Result<Vec<Histogram<u64>>, String>>()?;
             match by_start.get_mut(&iv.start) {
-                Some((len, mc, mu)) => {
+                Some((len, sums)) => {
                     *len = (*len).max(iv.length);
-                    add(mc, &c)?;
-                    add(mu, &u)?;
+                    for (sum, h) in sums.iter_mut().zip(&hists) {
+                        add(sum, h)?;
+                    }
                 }
                 None => {
-                    by_start.insert(iv.start, (iv.length, c, u));
+                    by_start.insert(iv.start, (iv.length, hists));
                 }
             }
         }
-        let mut serializer = V2DeflateSerializer::new();
-        for (start, (length, c, u)) in by_start {
-            let (mut cb, mut ub) = (Vec::new(), Vec::new());
-            serializer
-                .serialize(&c, &mut cb)
-                .map_err(|e| format!("encoding an interval histogram: {e:?}"))?;
-            serializer
-                .serialize(&u, &mut ub)
-                .map_err(|e| format!("encoding an interval histogram: {e:?}"))?;
+        for (start, (length, hists)) in by_start {
+            let [c, u, t] = &hists[..] else {
+                return Err("an interval without its three histograms".into());
+            };
             merged.intervals.push(Interval {
                 start,
                 length,
-                corrected: cb,
-                uncorrected: ub,
+                hists: compress([c, u, t])?,
             });
         }
         Ok(merged)
@@ -223,26 +224,18 @@ impl Recorder {
     }
 
     fn close_interval(&mut self, length: Duration) {
-        if !self.interval_corrected.is_empty() || !self.interval_uncorrected.is_empty() {
-            let mut c = Vec::new();
-            let mut u = Vec::new();
-            let mut serializer = V2DeflateSerializer::new();
-            let ok = serializer
-                .serialize(&self.interval_corrected, &mut c)
-                .is_ok()
-                && serializer
-                    .serialize(&self.interval_uncorrected, &mut u)
-                    .is_ok();
-            if ok {
+        if self.interval.iter().any(|h| !h.is_empty()) {
+            let [c, u, t] = &self.interval;
+            if let Ok(hists) = compress([c, u, t]) {
                 self.intervals.push(Interval {
                     start: self.interval_start,
                     length,
-                    corrected: c,
-                    uncorrected: u,
+                    hists,
                 });
             }
-            self.interval_corrected.reset();
-            self.interval_uncorrected.reset();
+            for h in &mut self.interval {
+                h.reset();
+            }
         }
         self.interval_start += length;
     }
@@ -283,9 +276,9 @@ impl Recorder {
             .begin_log_with(&mut out, &mut serializer)
             .map_err(|e| format!("writing the interval log: {e}"))?;
         let mut de = Deserializer::new();
-        let tag = Tag::new("uncorrected").expect("a valid tag");
+        let tags = TAGS.map(|t| t.map(|t| Tag::new(t).expect("a valid tag")));
         for iv in &self.intervals {
-            for (bytes, tag) in [(&iv.corrected, None), (&iv.uncorrected, Some(tag))] {
+            for (bytes, tag) in iv.hists.iter().zip(tags) {
                 let h: Histogram<u64> = de
                     .deserialize(&mut bytes.as_slice())
                     .map_err(|e| format!("decoding an interval histogram: {e:?}"))?;
@@ -296,6 +289,18 @@ impl Recorder {
         }
         Ok(out)
     }
+}
+
+/// The V2 + DEFLATE encodings of `hists`.
+fn compress(hists: [&Histogram<u64>; 3]) -> Result<[Vec<u8>; 3], String> {
+    let mut serializer = V2DeflateSerializer::new();
+    let mut out: [Vec<u8>; 3] = Default::default();
+    for (h, bytes) in hists.iter().zip(out.iter_mut()) {
+        serializer
+            .serialize(*h, bytes)
+            .map_err(|e| format!("encoding an interval histogram: {e:?}"))?;
+    }
+    Ok(out)
 }
 
 struct ByteWriter<'a>(&'a mut Vec<u8>);
@@ -483,25 +488,29 @@ mod tests {
         let text = String::from_utf8(log.clone()).unwrap();
         assert!(text.contains("#[Histogram log format version 1.3]"));
         assert!(text.contains("#[BaseTime: 1700000000.000"));
-        let mut histograms = 0;
-        let mut tagged = 0;
-        let mut total = 0;
+        let mut by_tag: BTreeMap<Option<String>, (usize, u64, u64)> = BTreeMap::new();
         for e in IntervalLogIterator::new(&log) {
             if let Ok(LogEntry::Interval(iv)) = e {
-                histograms += 1;
                 let mut de = Deserializer::new();
                 let bytes = base64_decode(iv.encoded_histogram());
                 let h: Histogram<u64> = de.deserialize(&mut bytes.as_slice()).unwrap();
-                if iv.tag().is_some() {
-                    tagged += 1;
-                } else {
-                    total += h.len();
-                }
+                let e = by_tag
+                    .entry(iv.tag().map(|t| t.as_str().to_string()))
+                    .or_default();
+                e.0 += 1;
+                e.1 += h.len();
+                e.2 = e.2.max(h.max());
             }
         }
-        assert_eq!(histograms, 6);
-        assert_eq!(tagged, 3);
-        assert_eq!(total, 3000);
+        // Three intervals of each tag, each with every value; the target's part is the
+        // corrected latency less the generator's own lateness (none here).
+        let get = |t: Option<&str>| by_tag[&t.map(str::to_string)];
+        assert_eq!(by_tag.len(), 3, "{by_tag:?}");
+        assert_eq!(get(None).0, 3);
+        assert_eq!(get(None).1, 3000);
+        assert_eq!(get(Some("uncorrected")).1, 3000);
+        assert_eq!(get(Some("target")), get(None));
+        assert!(get(Some("uncorrected")).2 < get(None).2);
     }
 
     fn base64_decode(s: &str) -> Vec<u8> {

@@ -11,6 +11,7 @@ pub(crate) mod actions;
 pub(crate) mod expectations;
 mod http_fault;
 mod keys;
+mod observed;
 pub(crate) mod request;
 pub(crate) mod venue;
 
