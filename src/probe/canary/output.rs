@@ -11,7 +11,7 @@ use super::{CanaryProbe, Metric, fetch};
 use crate::model::{Check, ProbeOutput, Table};
 use crate::probe::ProbeContext;
 use crate::probe::prometheus::api::Series;
-use crate::probe::prometheus::{chart, fmt_value};
+use crate::probe::prometheus::chart;
 use crate::units::format_duration;
 
 /// The test as the report names it.
@@ -55,6 +55,11 @@ pub fn output(p: &CanaryProbe, judged: &[Judged], ctx: &ProbeContext) -> ProbeOu
         attach_chart(&mut o, ctx, p, i, j);
     }
     o
+}
+
+/// A value for people (the `prometheus` probe's format; −0 shown as 0).
+fn fmt_value(v: f64) -> String {
+    crate::probe::prometheus::fmt_value(v + 0.0)
 }
 
 /// A ratio for people: `∞` for a change from a zero baseline.
@@ -359,6 +364,7 @@ mod tests {
         assert_eq!(fmt_p(0.25), "0.250");
         assert_eq!(fmt_score(200.0 / 3.0), "66.7");
         assert_eq!(fmt_score(100.0), "100");
+        assert_eq!(fmt_value(-0.0), "0");
         assert_eq!(
             chart_name(0, "p99 latency (ms)"),
             "metric-0-p99-latency--ms.svg"
