@@ -328,6 +328,23 @@ fn metric_tables_without_group_placeholder_or_with_two_queries_are_load_errors()
         "url = \"http://127.0.0.1:9\"\nwindow = \"10m\"\nstep = \"500ms\"\n[[item.probe.metric]]\nname = \"e\"\nquery = '{{group}}'",
     );
     assert!(e.contains("probe.step: expected at least 1s"), "{e}");
+    let e = load_error(
+        dir.path(),
+        &format!("{head}query = 'a{{{{group}}}}'")
+            .replace("window = \"10m\"", "window = \"10m\"\nmin_points = 0"),
+    );
+    assert!(
+        e.contains("probe.min_points: expected at least 1 point per side"),
+        "{e}"
+    );
+    let e = load_error(
+        dir.path(),
+        &format!("{head}query = 'a{{{{group}}}}'\ndirection = \"up\""),
+    );
+    assert!(
+        e.contains("probe.metric[0].direction: unknown variant \"up\", expected one of \"increase\", \"decrease\", \"either\""),
+        "{e}"
+    );
     // Two metrics of one group with different weights.
     let e = load_error(
         dir.path(),

@@ -83,6 +83,9 @@ async fn side(
     };
     match <[RawSeries; 1]>::try_from(series) {
         Ok([one]) => points(one).map_err(|e| format!("range query `{shown}`: {e}")),
+        Err(none) if none.is_empty() => Err(format!(
+            "range query `{shown}` returned no series over the window (expected exactly one: check the labels, e.g. the group's job)"
+        )),
         Err(many) => Err(format!(
             "range query `{shown}` returned {} series, expected exactly one (aggregate it, e.g. with sum()){}",
             many.len(),

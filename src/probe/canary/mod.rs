@@ -115,7 +115,8 @@ pub struct CanaryProbe {
 
 impl RawCanaryProbe {
     /// Validate: the server keys as for `kind = "prometheus"`; a window of at least the step, a
-    /// step of at least 1 s and at most 11 000 points; 0 ≤ `marginal_score` ≤ `pass_score` ≤ 100;
+    /// step of at least 1 s and at most 11 000 points; `min_points` at least 1;
+    /// 0 ≤ `marginal_score` ≤ `pass_score` ≤ 100;
     /// 0 < `alpha` < 0.5; then every metric (see [`RawCanaryMetric::validate`]).
     ///
     /// # Errors
@@ -132,7 +133,13 @@ impl RawCanaryProbe {
                 "expected a window of at least one step and at most 11000 steps (Prometheus's limit)",
             ));
         }
-        let min_points = self.min_points.unwrap_or(50).max(1) as usize;
+        let min_points = self.min_points.unwrap_or(50) as usize;
+        if min_points == 0 {
+            return Err(FieldError::new(
+                "min_points",
+                "expected at least 1 point per side (Kayenta recommends 50)",
+            ));
+        }
         let pass_score = self.pass_score.unwrap_or(95.0);
         let marginal_score = self.marginal_score.unwrap_or(75.0);
         if !(0.0..=100.0).contains(&pass_score) {
