@@ -371,4 +371,99 @@ mod tests {
         );
         assert_eq!(num(f64::INFINITY), Value::Null);
     }
+
+    /// A probe of `n` metrics named m0…, m0 critical when `critical`.
+    fn probe(n: usize, critical: bool) -> CanaryProbe {
+        let mut text = String::from("url = \"http://127.0.0.1:9\"\nwindow = \"10m\"\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "[[metric]]\nname = \"m{i}\"\nquery = 'x{{{{group}}}}'\ncritical = {}\n",
+                i == 0 && critical
+            ));
+        }
+        let raw: super::super::RawCanaryProbe = toml::from_str(&text).unwrap();
+        raw.validate(&mut crate::probe::Validator::default())
+            .unwrap()
+    }
+
+    /// The probe's output when the first `harmful` metrics rise by half and the rest do not.
+    fn outcome(p: &CanaryProbe, harmful: usize) -> (ProbeOutput, tempfile::TempDir) {
+        let side = |level: f64| fetch::Side {
+            points: (0..60)
+                .map(|t| (f64::from(t), level + f64::from(t % 5)))
+                .collect(),
+            nan: 0,
+        };
+        let rule = judge::Rule {
+            direction: judge::Direction::Increase,
+            allowance: 0.0,
+            alpha: p.alpha,
+            min_points: p.min_points,
+        };
+        let judged: Vec<Judged> = p
+            .metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let pair = fetch::Pair {
+                    baseline: side(10.0),
+                    canary: side(if i < harmful { 15.0 } else { 10.0 }),
+                };
+                let judgement =
+                    judge::judge(&pair.baseline.values(), &pair.canary.values(), &rule).unwrap();
+                Judged {
+                    metric: m.clone(),
+                    pair,
+                    judgement,
+                }
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ProbeContext::outside_run(
+            "canary",
+            dir.path().into(),
+            dir.path().into(),
+            Default::default(),
+            Default::default(),
+        );
+        (output(p, &judged, &ctx), dir)
+    }
+
+    #[test]
+    fn a_passing_score_warns_of_a_harmful_metric_and_a_marginal_one_fails_closed() {
+        use crate::model::Status;
+        // 1 of 20 harmful: 95 passes, the metric's advisory check warns.
+        let (o, dir) = outcome(&probe(20, false), 1);
+        assert_eq!(o.status(), Status::Warn, "{}", o.summary);
+        assert!(
+            o.summary
+                .starts_with("canary score 95 ≥ 95: harmful: m0 (high)"),
+            "{}",
+            o.summary
+        );
+        assert_eq!(o.evidence.len(), 20);
+        assert!(dir.path().join(&o.evidence[0].path).is_file());
+        // 1 of 4: 75 is marginal, and fails.
+        let (o, _dir) = outcome(&probe(4, false), 1);
+        assert_eq!(o.status(), Status::Fail);
+        assert!(
+            o.summary.contains("canary score 75 < 95")
+                && o.summary.contains("marginal (≥ 75): needs a human"),
+            "{}",
+            o.summary
+        );
+        // A critical metric harmful fails with a passing score.
+        let (o, _dir) = outcome(&probe(20, true), 1);
+        assert_eq!(o.status(), Status::Fail);
+        assert!(
+            o.summary
+                .contains("canary score 95 ≥ 95: harmful: m0 (high); critical metric harmful: m0"),
+            "{}",
+            o.summary
+        );
+        assert_eq!(o.measured["score"], 95.0);
+        // Nothing harmful passes.
+        let (o, _dir) = outcome(&probe(3, true), 0);
+        assert_eq!(o.status(), Status::Pass, "{}", o.summary);
+    }
 }
