@@ -318,6 +318,8 @@ fn metric_tables_without_group_placeholder_or_with_two_queries_are_load_errors()
         e.contains("checklist.toml:16:1: item \"canary-judge\": probe.metric[0].baseline: expected either `query` (with {{group}}) or both `baseline` and `canary`, not both"),
         "{e}"
     );
+    let e = load_error(dir.path(), head);
+    assert!(e.contains("probe.metric[0].query: expected `query`"), "{e}");
     let e = load_error(dir.path(), &format!("{head}baseline = 'sum(rate(x[1m]))'"));
     assert!(
         e.contains("probe.metric[0].canary: expected `query`"),

@@ -307,8 +307,12 @@ impl RawCanaryMetric {
                 }
                 Ok((v.interpolate("baseline", b)?, v.interpolate("canary", c)?))
             }
-            (None, b, _) => Err(FieldError::new(
-                if b.is_some() { "canary" } else { "baseline" },
+            (None, b, c) => Err(FieldError::new(
+                match (b, c) {
+                    (Some(_), _) => "canary",
+                    (None, Some(_)) => "baseline",
+                    (None, None) => "query",
+                },
                 "expected `query` (a PromQL expression with {{group}}) or both `baseline` and `canary` expressions",
             )),
         }
