@@ -9,6 +9,7 @@
 
 pub mod attestation;
 pub mod audit;
+pub mod canary;
 pub mod command;
 pub mod config;
 pub mod coverage;
@@ -311,6 +312,8 @@ registry! {
     "drill" => Drill(drill::DrillProbe),
     /// A PromQL query or alerting rules on a Prometheus server.
     "prometheus" => Prometheus(prometheus::PrometheusProbe),
+    /// A canary judged against its baseline from Prometheus range queries.
+    "canary" => Canary(canary::CanaryProbe),
     /// Count pattern matches and look for credentials in log lines.
     "log" => Log(log::LogProbe),
     /// Values in a TOML, YAML or JSON file, by JSON Pointer.

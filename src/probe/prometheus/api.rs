@@ -42,6 +42,44 @@ pub struct RawServer {
     pub timeout: Option<String>,
 }
 
+/// Declare a raw probe table with its own fields, then the server keys every
+/// Prometheus-backed probe table takes under the same names: `url` (required), `bearer_token`,
+/// `basic_auth`, `ca_file` and `timeout`. serde cannot flatten them into a table that refuses
+/// unknown keys, so they are written into each table; [`raw_server!`] reads them back as a
+/// [`RawServer`]. The struct's own fields need a trailing comma.
+macro_rules! server_keys {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])* $vis struct $name {
+            /// The server's base URL, e.g. `http://127.0.0.1:9090`; `${VAR}` is interpolated.
+            pub url: String,
+            /// A bearer token, e.g. `"${PROM_TOKEN}"` (redacted in reports).
+            pub bearer_token: Option<String>,
+            /// HTTP basic auth; the password from `${VAR}`.
+            pub basic_auth: Option<$crate::probe::prometheus::api::RawBasicAuth>,
+            /// A PEM file of extra trusted CA certificates, relative to the checklist.
+            pub ca_file: Option<String>,
+            /// Request timeout (humantime). Default `"10s"`.
+            pub timeout: Option<String>,
+            $($body)*
+        }
+    };
+}
+pub(crate) use server_keys;
+
+/// The [`RawServer`] of a raw table declared with [`server_keys!`], its keys moved out.
+macro_rules! raw_server {
+    ($raw:expr) => {
+        $crate::probe::prometheus::api::RawServer {
+            url: Some($raw.url),
+            bearer_token: $raw.bearer_token,
+            basic_auth: $raw.basic_auth,
+            ca_file: $raw.ca_file,
+            timeout: $raw.timeout,
+        }
+    };
+}
+pub(crate) use raw_server;
+
 /// How requests authenticate.
 #[derive(Debug, Clone)]
 enum Auth {

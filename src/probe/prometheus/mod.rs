@@ -8,7 +8,7 @@
 //! and a timeout are errors that quote the query and the server's message.
 
 pub mod api;
-mod chart;
+pub mod chart;
 mod query;
 
 use std::time::Duration;
@@ -18,23 +18,14 @@ use serde::Deserialize;
 
 use super::{FieldError, ProbeContext, Validator};
 use crate::model::{Check, ProbeOutput, Status, Table};
-use api::{Group, RawBasicAuth, RawServer, Rule, Server};
-pub use query::{Aggregate, Empty, Quantifier};
+use api::{Group, Rule, Server};
+pub use query::{Aggregate, Empty, Quantifier, fmt_value};
 
+api::server_keys! {
 /// `kind = "prometheus"`: a PromQL query or alerting rules, against a Prometheus HTTP API.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrometheusProbe {
-    /// The server's base URL, e.g. `http://127.0.0.1:9090`; `${VAR}` is interpolated.
-    pub url: String,
-    /// A bearer token, e.g. `"${PROM_TOKEN}"` (redacted in reports).
-    pub bearer_token: Option<String>,
-    /// HTTP basic auth; the password from `${VAR}`.
-    pub basic_auth: Option<RawBasicAuth>,
-    /// A PEM file of extra trusted CA certificates, relative to the checklist.
-    pub ca_file: Option<String>,
-    /// Request timeout (humantime). Default `"10s"`.
-    pub timeout: Option<String>,
     /// A PromQL expression. Excludes `alerts`.
     pub query: Option<String>,
     /// Run `query` as a range query over this window ending now (humantime, e.g. `"15m"`).
@@ -61,6 +52,7 @@ pub struct RawPrometheusProbe {
     pub alerts: Option<Vec<String>>,
     /// With `alerts`: whether they must be firing (a drill) or not firing (default false).
     pub firing: Option<bool>,
+}
 }
 
 /// The value bounds of a query.
@@ -110,14 +102,7 @@ impl RawPrometheusProbe {
     /// # Errors
     /// A [`FieldError`] naming the key.
     pub fn validate(self, v: &mut Validator) -> Result<PrometheusProbe, FieldError> {
-        let server = RawServer {
-            url: Some(self.url),
-            bearer_token: self.bearer_token,
-            basic_auth: self.basic_auth,
-            ca_file: self.ca_file,
-            timeout: self.timeout,
-        }
-        .validate(v)?;
+        let server = api::raw_server!(self).validate(v)?;
         let query_keys = [
             ("window", self.window.is_some()),
             ("step", self.step.is_some()),

@@ -415,7 +415,7 @@ impl QueryAsk {
 
 /// A value for people: up to 6 decimals without trailing zeros, or scientific notation below
 /// 0.001 (an error ratio of 0.00002 stays visible).
-fn fmt_value(v: f64) -> String {
+pub fn fmt_value(v: f64) -> String {
     if v != 0.0 && v.abs() < 1e-3 {
         return format!("{v:.3e}");
     }
