@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::effects::{ServiceState, State, Target};
 use super::record::{StepOutcome, StepRecord, kind_of};
-use super::state::{Drill, lock, mark_of};
+use super::state::{Drill, excerpt, lock, mark_of};
 use super::step::actions::{HttpCall, Undo};
 use super::step::{Action, Step};
 use crate::units::{Interpolated, format_duration};
@@ -130,28 +130,16 @@ impl Drill {
 
     /// Send `call`'s request; `Ok` with the status (and what was saved) when it is accepted.
     pub(super) async fn send(&self, call: &HttpCall) -> Result<(String, Vec<u8>), String> {
-        let saved = lock(&self.saved).clone();
-        let (req, shown) = call.request.build(&self.client, &saved, call.timeout)?;
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("{shown}: {}", crate::units::error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("{shown}: reading the body: {e}"))?;
-        let short: String = String::from_utf8_lossy(&body)
-            .trim()
-            .chars()
-            .take(200)
-            .collect();
+        let (shown, answer) = self.exchange(&call.request, call.timeout).await?;
+        let (status, body) =
+            answer.map_err(|e| format!("{shown}: {}", crate::units::error_chain(&e)))?;
         if call.status.accepts(status) {
-            Ok((format!("{shown}: {status}"), body.to_vec()))
+            Ok((format!("{shown}: {status}"), body))
         } else {
             Err(format!(
-                "{shown}: status {status}, expected {}; body: {short}",
-                call.status.describe()
+                "{shown}: status {status}, expected {}; body: {}",
+                call.status.describe(),
+                excerpt(&body, 200)
             ))
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::record::{StepOutcome, StepRecord, kind_of};
-use super::state::{Drill, Mark, Seen, lock};
+use super::state::{Drill, Mark, Seen, excerpt, lock};
 use super::step::expectations::PromCheck;
 use super::step::request::Request;
 use super::step::venue::{JsonList, Venue};
@@ -179,17 +179,11 @@ impl Drill {
         let timeout = deadline
             .saturating_duration_since(Instant::now())
             .clamp(Duration::from_millis(200), Duration::from_secs(5));
-        let saved = lock(&self.saved).clone();
-        let (req, shown) = match request.build(&self.client, &saved, timeout) {
-            Ok(r) => r,
+        let (shown, answer) = match self.exchange(request, timeout).await {
+            Ok(a) => a,
             Err(e) => return Seen::no(e),
         };
-        let answered = async {
-            let resp = req.send().await?;
-            let status = resp.status().as_u16();
-            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
-        };
-        let (status, body) = match answered.await {
+        let (status, body) = match answer {
             Ok(a) => a,
             Err(e) => {
                 return Seen {
@@ -209,10 +203,7 @@ impl Drill {
                 .unwrap_or(Value::Null),
             None => json!(String::from_utf8_lossy(&body).trim()),
         };
-        let short = |b: &[u8]| {
-            let s = String::from_utf8_lossy(b);
-            s.trim().chars().take(120).collect::<String>()
-        };
+        let short = |b: &[u8]| excerpt(b, 120);
         if !expect.status.accepts(status) {
             return Seen {
                 ok: false,

@@ -64,6 +64,15 @@ impl Seen {
     }
 }
 
+/// The first `n` characters of a body, trimmed, for messages.
+pub(super) fn excerpt(body: &[u8], n: usize) -> String {
+    String::from_utf8_lossy(body)
+        .trim()
+        .chars()
+        .take(n)
+        .collect()
+}
+
 /// Lock `m`, also when a thread panicked holding it (the data stays usable).
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -170,6 +179,26 @@ impl Drill {
             *r = Arc::new(next);
         }
         lock(&self.saved).insert(name.to_string(), value);
+    }
+
+    /// Send `request` with the saved values put in, within `timeout`: the request as shown
+    /// and its answer (status and body) or the error that stood for one.
+    ///
+    /// # Errors
+    /// A saved name nothing was saved under (the request was not sent).
+    pub(super) async fn exchange(
+        &self,
+        request: &super::step::request::Request,
+        timeout: Duration,
+    ) -> Result<(String, Result<(u16, Vec<u8>), reqwest::Error>), String> {
+        let saved = lock(&self.saved).clone();
+        let (req, shown) = request.build(&self.client, &saved, timeout)?;
+        let answered = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            Ok((status, resp.bytes().await?.to_vec()))
+        };
+        Ok((shown, answered.await))
     }
 
     /// The probe context with the current redactor (for commands and the output).

@@ -73,36 +73,68 @@ pub fn render<W: Write>(w: &mut W, r: &Report, cx: &Context<'_>) -> io::Result<(
         r.run.checklist.name,
         r.verdict_text()
     );
-    let doc = html! {
+    let generator = format!("prodready {}", r.run.prodready_version);
+    let head = Head {
+        title: &title,
+        style: STYLE,
+        generator: Some(&generator),
+        refresh_s: None,
+    };
+    let doc = document(
+        &head,
+        html! {
+                body {
+                    (page::banner(r))
+                    main {
+                        (page::run_facts(r))
+                        (page::summary(r))
+                        (items::items(r, cx))
+                        (signoff::waivers(r))
+                        (signoff::attestations(r))
+                        (page::services(r))
+                        (signoff::signoff(r, cx))
+                    }
+                    footer {
+                        "Written by prodready " (r.run.prodready_version)
+                        " from report.json; the signed record is report.json, this page only shows it."
+                    }
+                }
+        },
+    );
+    w.write_all(doc.into_string().as_bytes())
+}
+
+/// What goes in a page's `<head>` besides the charset, the viewport and the colour scheme.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    /// The `<title>`.
+    pub title: &'a str,
+    /// The stylesheet, inlined in `<style>`.
+    pub style: &'a str,
+    /// `<meta name="generator">`.
+    pub generator: Option<&'a str>,
+    /// Reload the page every this many seconds (`<meta http-equiv="refresh">`).
+    pub refresh_s: Option<u32>,
+}
+
+/// A whole HTML5 document (`lang="en"`, UTF-8, a responsive viewport, light and dark colour
+/// schemes) with `head` and `body`: the report page and the soak status page share it.
+pub fn document(head: &Head<'_>, body: Markup) -> Markup {
+    html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
-                meta name="generator" content={ "prodready " (r.run.prodready_version) };
-                title { (title) }
-                style { (PreEscaped(STYLE)) }
+                @if let Some(g) = head.generator { meta name="generator" content=(g); }
+                @if let Some(r) = head.refresh_s { meta http-equiv="refresh" content=(r); }
+                title { (head.title) }
+                style { (PreEscaped(head.style)) }
             }
-            body {
-                (page::banner(r))
-                main {
-                    (page::run_facts(r))
-                    (page::summary(r))
-                    (items::items(r, cx))
-                    (signoff::waivers(r))
-                    (signoff::attestations(r))
-                    (page::services(r))
-                    (signoff::signoff(r, cx))
-                }
-                footer {
-                    "Written by prodready " (r.run.prodready_version)
-                    " from report.json; the signed record is report.json, this page only shows it."
-                }
-            }
+            (body)
         }
-    };
-    w.write_all(doc.into_string().as_bytes())
+    }
 }
 
 /// The status as a badge: the word, upper-cased by the stylesheet, coloured by class.

@@ -2,11 +2,12 @@
 //! (the page's Content-Security-Policy forbids both). Status is given by text as well as by
 //! colour; light and dark schemes follow the reader's setting; it refreshes itself.
 
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{Markup, PreEscaped, html};
 use plotters::prelude::*;
 
 use super::{DAYS, DayBar, MonitorStatus, StatusDoc};
 use crate::report::chart::{CAPTION_FONT, render_svg};
+use crate::report::html::{Head, document};
 use crate::store::summary::{fmt_ms, fmt_pct, fmt_time};
 
 /// Seconds between the page's own refreshes.
@@ -35,35 +36,34 @@ vertical-align:middle}.sw.up{background:var(--up)}.sw.down{background:var(--down
 
 /// The whole page for `doc`.
 pub fn page(doc: &StatusDoc) -> String {
-    let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta http-equiv="refresh" content=(REFRESH_S);
-                title { "Soak status" }
-                style { (PreEscaped(STYLE)) }
-            }
-            body {
-                header {
-                    h1 { "Soak status" }
-                    p { (doc.tracker) }
-                    p.muted {
-                        "Read " (fmt_time(doc.now_ms)) "; availability over "
-                        (fmt_ms(doc.window_ms as f64)) ". This page refreshes every "
-                        (REFRESH_S) " s."
-                    }
-                }
-                main {
-                    @if doc.monitors.is_empty() {
-                        p { "No monitor in this store yet." }
-                    }
-                    @for m in &doc.monitors { (monitor(m, doc.now_ms)) }
-                }
-            }
-        }
+    let head = Head {
+        title: "Soak status",
+        style: STYLE,
+        generator: None,
+        refresh_s: Some(REFRESH_S),
     };
+    let markup = document(
+        &head,
+        html! {
+                body {
+                    header {
+                        h1 { "Soak status" }
+                        p { (doc.tracker) }
+                        p.muted {
+                            "Read " (fmt_time(doc.now_ms)) "; availability over "
+                            (fmt_ms(doc.window_ms as f64)) ". This page refreshes every "
+                            (REFRESH_S) " s."
+                        }
+                    }
+                    main {
+                        @if doc.monitors.is_empty() {
+                            p { "No monitor in this store yet." }
+                        }
+                        @for m in &doc.monitors { (monitor(m, doc.now_ms)) }
+                    }
+                }
+        },
+    );
     markup.into_string()
 }
 
