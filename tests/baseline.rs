@@ -15,32 +15,6 @@ mod common;
 
 use common::{PaperBroker, describe, keygen, outcome, report_json, run_in, status_of};
 
-/// One latency item against `${BROKER_ADDR}` with the regression table `regression`: the
-/// checklist file, and so its digest, stays the same whichever broker a run measures.
-fn latency_checklist(regression: &str) -> String {
-    format!(
-        r#"[checklist]
-name = "baseline test"
-system = "paper"
-
-[[item]]
-id = "order-latency"
-section = "Performance"
-title = "Order latency"
-severity = "major"
-timeout = "5m"
-regression = {regression}
-[item.probe]
-kind = "latency"
-url = "http://${{BROKER_ADDR}}/api/v1/orders"
-body = '{{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"{{{{seq}}}}"}}'
-rate = 1000
-duration = "4s"
-connections = 16
-"#
-    )
-}
-
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -69,7 +43,11 @@ fn baseline_then(regression: &str, broker_args: &[&str]) -> (tempfile::TempDir, 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("checklist.toml"),
-        latency_checklist(regression),
+        common::broker_latency_checklist(
+            "baseline test",
+            "4s",
+            &format!("regression = {regression}\n"),
+        ),
     )
     .unwrap();
     let broker = PaperBroker::start(&[]);

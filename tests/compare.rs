@@ -16,27 +16,6 @@ mod common;
 
 use common::{PaperBroker, describe, keygen, run_in};
 
-/// One latency item against `${BROKER_ADDR}`: the checklist file, and so its digest, stays the
-/// same whichever broker a run measures.
-const LATENCY_CHECKLIST: &str = r#"[checklist]
-name = "compare test"
-system = "paper"
-
-[[item]]
-id = "order-latency"
-section = "Performance"
-title = "Order latency"
-severity = "major"
-timeout = "5m"
-[item.probe]
-kind = "latency"
-url = "http://${BROKER_ADDR}/api/v1/orders"
-body = '{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"{{seq}}"}'
-rate = 1000
-duration = "6s"
-connections = 16
-"#;
-
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -77,7 +56,8 @@ fn latency_of<'a>(c: &'a Value, id: &str) -> &'a Value {
 #[test]
 fn unchanged_broker_is_no_regression_and_added_latency_is_flagged_with_its_shift() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("checklist.toml"), LATENCY_CHECKLIST).unwrap();
+    let checklist = common::broker_latency_checklist("compare test", "6s", "");
+    std::fs::write(dir.path().join("checklist.toml"), checklist).unwrap();
     let broker = PaperBroker::start(&[]);
     run_against(dir.path(), "a1", &broker.addr);
     run_against(dir.path(), "a2", &broker.addr);

@@ -142,12 +142,16 @@ pub struct LatencyChange {
     pub svg: Option<String>,
 }
 
-/// The corrected histogram of an item's run, from the `.hlog` its report lists (its SHA-256
-/// checked against the report).
+/// The corrected histogram of an item's run and, when its log has them, the target's part
+/// (`Tag=target`), from the `.hlog` its report lists: read once, its SHA-256 checked against
+/// the report.
 ///
 /// # Errors
 /// A sentence naming the file: not listed, missing, altered, malformed or empty.
-pub fn histogram(side: Place<'_>, item: &ItemReport) -> Result<Histogram<u64>, String> {
+pub fn histograms(
+    side: Place<'_>,
+    item: &ItemReport,
+) -> Result<(Histogram<u64>, Option<Histogram<u64>>), String> {
     use sha2::{Digest, Sha256};
     let Some(ev) = item
         .outcome
@@ -171,9 +175,13 @@ pub fn histogram(side: Place<'_>, item: &ItemReport) -> Result<Histogram<u64>, S
             ev.sha256
         ));
     }
-    let (h, _) = merge_interval_logs(&[(path.display().to_string(), bytes)], None)
-        .map_err(|e| e.to_string())?;
-    Ok(h)
+    let log = [(path.display().to_string(), bytes)];
+    let (corrected, _) = merge_interval_logs(&log, None).map_err(|e| e.to_string())?;
+    // A log written before the tag existed has no target's part: judged on the corrected.
+    let target = merge_interval_logs(&log, Some("target"))
+        .ok()
+        .map(|(h, _)| h);
+    Ok((corrected, target))
 }
 
 /// A histogram's buckets as a weighted sample in milliseconds.
@@ -195,8 +203,8 @@ pub fn compare_latency(
     policy: &Policy,
     notes: &mut Notes,
 ) -> Option<LatencyChange> {
-    let hists = histogram(base, old).and_then(|b| Ok((b, histogram(new, it)?)));
-    let (hb, hn) = match hists {
+    let hists = histograms(base, old).and_then(|b| Ok((b, histograms(new, it)?)));
+    let ((hb, tb), (hn, tn)) = match hists {
         Ok(h) => h,
         Err(e) => {
             notes
@@ -206,7 +214,7 @@ pub fn compare_latency(
         }
     };
     let mut change = analyse(&weighted_ms(&hb), &weighted_ms(&hn), policy);
-    if let (Some(c), Some((tb, tn))) = (change.as_mut(), target_parts(base, new, old, it))
+    if let (Some(c), Some(tb), Some(tn)) = (change.as_mut(), tb, tn)
         && let Some(t) = analyse(&weighted_ms(&tb), &weighted_ms(&tn), policy)
     {
         c.confirm(t);
@@ -287,28 +295,6 @@ pub fn analyse(base: &Weighted, new: &Weighted, policy: &Policy) -> Option<Laten
         chart: None,
         svg: None,
     })
-}
-
-/// Both runs' target-part histograms (`Tag=target`), when both logs have them.
-fn target_parts(
-    base: Place<'_>,
-    new: Place<'_>,
-    old: &ItemReport,
-    it: &ItemReport,
-) -> Option<(Histogram<u64>, Histogram<u64>)> {
-    let read = |side: Place<'_>, item: &ItemReport| -> Option<Histogram<u64>> {
-        let ev = item
-            .outcome
-            .evidence
-            .iter()
-            .find(|e| e.path.ends_with(HLOG))?;
-        // The file was read and its SHA-256 checked for the corrected figures already.
-        let bytes = std::fs::read(side.dir.join(&ev.path)).ok()?;
-        merge_interval_logs(&[(ev.path.clone(), bytes)], Some("target"))
-            .ok()
-            .map(|(h, _)| h)
-    };
-    Some((read(base, old)?, read(new, it)?))
 }
 
 impl LatencyChange {

@@ -541,3 +541,30 @@ pub fn keygen(dir: &Path, name: &str, comment: &str) -> (PathBuf, String) {
             .join(" "),
     )
 }
+
+/// A checklist named `name` with one latency item, `order-latency`, against `${BROKER_ADDR}`
+/// (1 000 orders/s over 16 connections for `duration`), with `extra` lines in the item table
+/// (e.g. a `regression` table). The file, and so its digest, stays the same whichever broker a
+/// run measures.
+pub fn broker_latency_checklist(name: &str, duration: &str, extra: &str) -> String {
+    format!(
+        r#"[checklist]
+name = "{name}"
+system = "paper"
+
+[[item]]
+id = "order-latency"
+section = "Performance"
+title = "Order latency"
+severity = "major"
+timeout = "5m"
+{extra}[item.probe]
+kind = "latency"
+url = "http://${{BROKER_ADDR}}/api/v1/orders"
+body = '{{"symbol":"NIFTY","side":"buy","qty":1,"type":"market","client_order_id":"{{{{seq}}}}"}}'
+rate = 1000
+duration = "{duration}"
+connections = 16
+"#
+    )
+}

@@ -259,21 +259,16 @@ impl Drill {
 
     /// The JSON array at `list`'s URL and pointer.
     async fn json_list(&self, list: &JsonList) -> Result<Vec<Value>, String> {
-        let saved = lock(&self.saved).clone();
-        let (req, shown) = list
-            .request
-            .build(&self.client, &saved, Duration::from_secs(5))?;
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("{shown}: {}", crate::units::error_chain(&e)))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let short: String = text.trim().chars().take(120).collect();
-            return Err(format!("{shown} answered {status}: {short}"));
+        let (shown, answer) = self.exchange(&list.request, Duration::from_secs(5)).await?;
+        let (status, body) =
+            answer.map_err(|e| format!("{shown}: {}", crate::units::error_chain(&e)))?;
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "{shown} answered {status}: {}",
+                excerpt(&body, 120)
+            ));
         }
-        let doc: Value = serde_json::from_str(&text)
+        let doc: Value = serde_json::from_slice(&body)
             .map_err(|e| format!("{shown}: the answer is not JSON ({e})"))?;
         match doc.pointer(&list.pointer) {
             Some(Value::Array(a)) => Ok(a.clone()),
